@@ -1,0 +1,3 @@
+from hhrnet_rt.cli import main
+
+main()

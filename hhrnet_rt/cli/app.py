@@ -1,0 +1,76 @@
+"""The Typer application object and the one place where library errors become exit codes."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from hhrnet_rt import errors
+
+# Diagnostics go to stderr so stdout stays clean for data (tables, JSON) that users pipe.
+console = Console(stderr=True)
+
+app = typer.Typer(
+    name="hhrt",
+    help="Real-time multi-person pose estimation with HigherHRNet.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+# Documented in README.md ("Exit codes"); keep the two in step.
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_INPUT = 2  # same as Typer's own usage errors
+EXIT_WEIGHTS = 3
+EXIT_BACKEND = 4
+EXIT_TENSORRT_MISSING = 5  # build-engine: ONNX written, TensorRT not installed
+EXIT_ENGINE_MISMATCH = 6
+EXIT_CALIBRATION = 7
+EXIT_PIPELINE = 8
+EXIT_INTERRUPTED = 130
+
+_EXIT_CODES: tuple[tuple[type[errors.HhrtError], int], ...] = (
+    (errors.TensorRTUnavailableError, EXIT_TENSORRT_MISSING),
+    (errors.BackendUnavailableError, EXIT_BACKEND),
+    (errors.WeightsError, EXIT_WEIGHTS),
+    (errors.EngineMismatchError, EXIT_ENGINE_MISMATCH),
+    (errors.CalibrationError, EXIT_CALIBRATION),
+    (errors.PipelineError, EXIT_PIPELINE),
+    (errors.InputError, EXIT_INPUT),
+)
+
+
+def exit_code_for(error: errors.HhrtError) -> int:
+    """Exit code for a library error (most specific class first)."""
+    for cls, code in _EXIT_CODES:
+        if isinstance(error, cls):
+            return code
+    return EXIT_INTERNAL
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(fn: F) -> F:
+    """Turn library errors into one red line and an exit code; tracebacks only with HHRT_DEBUG=1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except errors.HhrtError as exc:
+            if os.environ.get("HHRT_DEBUG"):
+                raise
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exit_code_for(exc)) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper  # type: ignore[return-value]

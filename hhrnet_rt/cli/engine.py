@@ -1,0 +1,1 @@
+"""Commands: engine (being written)."""

@@ -1,0 +1,42 @@
+"""Exceptions the library raises. Each message says what went wrong and what to do about it.
+
+Only :mod:`hhrnet_rt.cli` turns these into exit codes; library code never calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+
+class HhrtError(Exception):
+    """Base class of every error meant to reach a user as a plain message (no traceback)."""
+
+
+class InputError(HhrtError, ValueError):
+    """An image, video, camera, size or path the user gave cannot be used as it is."""
+
+
+class WeightsError(HhrtError):
+    """A checkpoint cannot be read, is not a HigherHRNet checkpoint, or does not fit the model."""
+
+
+class DownloadError(WeightsError):
+    """Named weights could not be downloaded or failed their hash check."""
+
+
+class BackendUnavailableError(HhrtError):
+    """The requested inference backend (TensorRT, CUDA, ONNX Runtime provider) is not usable here."""
+
+
+class TensorRTUnavailableError(BackendUnavailableError):
+    """TensorRT is not importable; the ONNX files are still usable."""
+
+
+class EngineMismatchError(HhrtError):
+    """A TensorRT engine was built for another GPU or TensorRT version and must be rebuilt."""
+
+
+class CalibrationError(HhrtError):
+    """INT8 calibration data is missing or unreadable."""
+
+
+class PipelineError(HhrtError):
+    """A stage of the streaming pipeline failed; the message names the stage and the cause."""

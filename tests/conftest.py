@@ -1,0 +1,60 @@
+"""Shared fixtures: the golden reference data beside the checkout, and markers for GPU/TensorRT."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GOLDEN_DIR = (REPO_ROOT / ".." / "shared" / "golden").resolve()
+
+
+def _require_golden() -> Path:
+    if not (GOLDEN_DIR / "README.md").is_file():
+        pytest.fail(
+            f"golden reference data not found at {GOLDEN_DIR}: the tests expect the shared folder "
+            "beside the checkout (../shared/golden relative to the repository root)",
+            pytrace=False,
+        )
+    return GOLDEN_DIR
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    """Path of ../shared/golden; fails (not skips) when it is missing."""
+    return _require_golden()
+
+
+@pytest.fixture(scope="session")
+def golden_npz(golden_dir):
+    """Load a golden .npz by stem, e.g. ``golden_npz("tiny_forward")``; cached per session."""
+    cache: dict[str, dict[str, np.ndarray]] = {}
+
+    def load(stem: str) -> dict[str, np.ndarray]:
+        if stem not in cache:
+            with np.load(golden_dir / f"{stem}.npz") as z:
+                cache[stem] = {k: z[k] for k in z.files}
+        return cache[stem]
+
+    return load
+
+
+def pytest_collection_modifyitems(config, items):
+    has_cuda = False
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # pragma: no cover - torch is a hard dependency
+        pass
+    has_trt = importlib.util.find_spec("tensorrt") is not None
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU; none is visible to torch on this machine")
+    skip_trt = pytest.mark.skip(reason="needs TensorRT (pip install hhrnet-rt[tensorrt]) and a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
+        if "tensorrt" in item.keywords and not (has_trt and has_cuda):
+            item.add_marker(skip_trt)
