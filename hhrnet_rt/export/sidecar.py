@@ -1,0 +1,175 @@
+"""The engine sidecar (``NAME.json``): what an engine or ONNX file was built from and for, and the check
+that an engine still fits the machine that wants to run it.
+
+A serialized TensorRT engine only runs on the TensorRT version that built it and on a GPU of the same
+compute capability; loading it anywhere else fails deep inside TensorRT with a message that does not
+say "rebuild". The sidecar records both so :func:`check_engine_compatible` can say so first. The check is
+a pure function of the sidecar and the running machine's facts, so it is tested without a GPU.
+
+Schema (version 1), every key always present; ``tensorrt`` is ``None`` for an ONNX-only build::
+
+    {"schema": 1, "name": str, "package_version": str, "created_utc": str,
+     "precision": "fp32"|"fp16"|"int8", "input_size": int, "flip": bool, "weights": str,
+     "num_joints": int, "input_name": str, "output_names": [str, ...],
+     "shape_profile": {"min": [N,3,H,W], "opt": [...], "max": [...]},
+     "onnx": {"file": str, "sha256": str}, "calibration": dict|None, "agreement": dict|None,
+     "tensorrt": None | {"version": str, "gpu_name": str, "compute_capability": [major, minor],
+                          "engine_file": str, "inputs": [...], "outputs": [...]}}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hhrnet_rt.errors import EngineMismatchError, InputError
+
+SCHEMA_VERSION = 1
+PRECISIONS = ("fp32", "fp16", "int8")
+_REQUIRED = (
+    "schema", "name", "package_version", "created_utc", "precision", "input_size", "flip", "weights",
+    "num_joints", "input_name", "output_names", "shape_profile", "onnx", "calibration", "agreement",
+    "tensorrt",
+)  # fmt: skip
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks (engines and videos can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Sidecar:
+    """In-memory form of ``NAME.json``; see the module docstring for the schema."""
+
+    name: str
+    precision: str
+    input_size: int
+    flip: bool
+    weights: str
+    num_joints: int
+    shape_profile: dict[str, list[int]]
+    onnx: dict[str, str]
+    input_name: str = "image"
+    output_names: list[str] = field(default_factory=lambda: ["heatmaps", "tags"])
+    calibration: dict[str, Any] | None = None
+    agreement: dict[str, Any] | None = None
+    tensorrt: dict[str, Any] | None = None
+    package_version: str = ""
+    created_utc: str = field(default_factory=utc_now)
+    schema: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if not self.package_version:
+            from hhrnet_rt import __version__
+
+            self.package_version = __version__
+        if self.precision not in PRECISIONS:
+            raise InputError(f"sidecar precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for key in ("min", "opt", "max"):
+            if key not in self.shape_profile or len(self.shape_profile[key]) != 4:
+                raise InputError(f"sidecar shape_profile needs min/opt/max as [N,3,H,W], got {self.shape_profile}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, path: str | Path) -> Path:
+        """Write as pretty JSON (people read these when an engine refuses to load)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+        return path
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Sidecar:
+        missing = [k for k in _REQUIRED if k not in data]
+        if missing:
+            raise EngineMismatchError(
+                f"engine sidecar is missing {missing}; it was not written by this version of hhrnet-rt. "
+                "Rebuild the engine with `hhrt build-engine`."
+            )
+        if data["schema"] != SCHEMA_VERSION:
+            raise EngineMismatchError(
+                f"engine sidecar has schema {data['schema']}, this version reads {SCHEMA_VERSION}. "
+                "Rebuild the engine with `hhrt build-engine`."
+            )
+        return cls(**{k: data[k] for k in _REQUIRED})
+
+    @classmethod
+    def read(cls, path: str | Path) -> Sidecar:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise EngineMismatchError(
+                f"no sidecar {path} next to the engine: without it the engine's GPU and TensorRT version "
+                "are unknown. Rebuild with `hhrt build-engine` (it writes NAME.engine and NAME.json)."
+            ) from None
+        except json.JSONDecodeError as exc:
+            raise EngineMismatchError(f"engine sidecar {path} is not valid JSON ({exc}); rebuild the engine.") from None
+        return cls.from_dict(data)
+
+
+def sidecar_path_for(path: str | Path) -> Path:
+    """``engines/x.engine`` or ``engines/x.onnx`` -> ``engines/x.json``."""
+    return Path(path).with_suffix(".json")
+
+
+def _version_key(version: str) -> tuple[str, ...]:
+    # Engines are tied to the exact TensorRT release (major.minor.patch); the build number may differ.
+    return tuple(version.split(".")[:3])
+
+
+def engine_problems(
+    sidecar: Sidecar,
+    *,
+    gpu_name: str,
+    compute_capability: Sequence[int],
+    trt_version: str,
+) -> list[str]:
+    """Reasons the sidecar's engine cannot run here (empty list when it can). Pure; no GPU needed."""
+    trt = sidecar.tensorrt
+    if not trt:
+        return ["the sidecar records no TensorRT build (it belongs to an ONNX-only build)"]
+    problems = []
+    if _version_key(str(trt["version"])) != _version_key(trt_version):
+        problems.append(f"built with TensorRT {trt['version']}, this machine has TensorRT {trt_version}")
+    if tuple(trt["compute_capability"]) != tuple(compute_capability):
+        cc_b = ".".join(map(str, trt["compute_capability"]))
+        cc_h = ".".join(map(str, compute_capability))
+        problems.append(f"built for compute capability {cc_b}, this GPU is {cc_h}")
+    if str(trt["gpu_name"]) != gpu_name:
+        problems.append(f"built on {trt['gpu_name']!r}, this GPU is {gpu_name!r}")
+    return problems
+
+
+def check_engine_compatible(
+    sidecar: Sidecar,
+    *,
+    gpu_name: str,
+    compute_capability: Sequence[int],
+    trt_version: str,
+) -> None:
+    """Raise :class:`EngineMismatchError` naming every mismatch and the rebuild command."""
+    problems = engine_problems(
+        sidecar, gpu_name=gpu_name, compute_capability=compute_capability, trt_version=trt_version
+    )
+    if problems:
+        raise EngineMismatchError(
+            f"engine {sidecar.name!r} does not fit this machine: " + "; ".join(problems) + ". "
+            f"Rebuild it here with `hhrt build-engine --precision {sidecar.precision} "
+            f"--input-size {sidecar.input_size} --weights {sidecar.weights}`."
+        )
