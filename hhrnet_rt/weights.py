@@ -1,0 +1,243 @@
+"""Load HigherHRNet checkpoints in three steps: read safely -> pure key remap -> strict load.
+
+Accepted: the official ``.pth`` files (plain keys, or the ``1.``-prefixed fp16 form the 640 models were
+saved in by ``network_to_half``), MMPose 0.x files (``{'state_dict', 'meta'}`` with ``backbone.`` /
+``keypoint_head.`` keys), ``module.`` (DataParallel) prefixes, ``.npz`` state dicts, in-memory state
+dicts, and the named weights "w32_512", "w32_640", "w48_512" (downloaded once, hash-checked; see
+:mod:`hhrnet_rt.download`).
+
+Files are read with ``torch.load(weights_only=True)`` only: a checkpoint that needs arbitrary
+unpickling is refused, so code inside a malicious file never runs.
+
+Example:
+    >>> model, spec = build_from_checkpoint("pose_higher_hrnet_w32_512.pth")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hhrnet_rt.errors import WeightsError
+from hhrnet_rt.model import HigherHRNet, ModelSpec, size_from_filename
+from hhrnet_rt.model_infer import describe
+
+Source = str | os.PathLike | Mapping[str, Any]
+
+#: Container keys under which training frameworks nest the state dict (checked in this order).
+_CONTAINER_KEYS = ("state_dict", "model", "net")
+#: Prefixes added by wrappers: DataParallel ("module."), the official FP16 wrapper
+#: nn.Sequential(tofp16(), net, tofp32()) ("1.").
+_WRAPPER_PREFIXES = ("module.", "1.")
+#: MMPose 0.x submodule prefixes; after stripping, the names are the official ones one-to-one.
+_MMPOSE_PREFIXES = ("backbone.", "keypoint_head.")
+_MAX_LISTED = 5
+
+
+def remap_state_dict(obj: Mapping[str, Any]) -> OrderedDict[str, torch.Tensor]:
+    """Turn any accepted checkpoint layout into official key names with fp32 tensors (pure function).
+
+    Unwraps ``{'state_dict': ...}`` containers (other top-level keys such as ``meta`` or ``optimizer``
+    are ignored), strips ``module.``/``1.`` wrapper prefixes and MMPose's ``backbone.``/``keypoint_head.``,
+    converts numpy arrays to tensors and casts floating tensors to float32. Keys that match nothing are
+    kept unchanged so the strict load can report them. The input is not modified.
+    """
+    sd: Any = obj
+    for _ in range(3):  # e.g. {'state_dict': {'model': ...}} in some re-saves
+        nested = next((sd[k] for k in _CONTAINER_KEYS if isinstance(sd.get(k), Mapping)), None)
+        if nested is None:
+            break
+        sd = nested
+    items = [(str(k), v) for k, v in sd.items() if isinstance(v, torch.Tensor | np.ndarray)]
+
+    changed = True
+    while changed and items:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            # Strip a wrapper prefix only when every key has it: a real key never starts with one.
+            if all(k.startswith(prefix) for k, _ in items):
+                items = [(k[len(prefix) :], v) for k, v in items]
+                changed = True
+    if any(k.startswith(_MMPOSE_PREFIXES) for k, _ in items):
+        items = [(_strip_mmpose(k), v) for k, v in items]
+
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for k, v in items:
+        # np.array(copy) keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
+        t = torch.from_numpy(np.array(v, copy=True, order="C")) if isinstance(v, np.ndarray) else v
+        # fp16 checkpoints (official 640 models) are upcast: the network runs in fp32 here.
+        out[k] = t.float() if t.is_floating_point() else t
+    return out
+
+
+def _strip_mmpose(key: str) -> str:
+    for prefix in _MMPOSE_PREFIXES:
+        if key.startswith(prefix):
+            return key[len(prefix) :]
+    return key
+
+
+def _sniff(path: Path) -> str:
+    """What a non-checkpoint file looks like, from its first bytes (for error messages)."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head:
+        return "it is empty"
+    signatures = {
+        b"\xff\xd8\xff": "a JPEG image",
+        b"\x89PNG": "a PNG image",
+        b"GIF8": "a GIF image",
+        b"%PDF": "a PDF document",
+        b"\x1f\x8b": "a gzip archive",
+    }
+    for magic, what in signatures.items():
+        if head.startswith(magic):
+            return f"it is {what}"
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html")):
+        return "it is an HTML page (a download that returned a web page instead of the file?)"
+    try:
+        head.decode("utf-8")
+        return "it is a text file"
+    except UnicodeDecodeError:
+        return "its content is not a known checkpoint format"
+
+
+def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
+    """Read a ``.pth``/``.pt`` (``torch.load(weights_only=True)``) or ``.npz`` (no pickle) file.
+
+    Raises:
+        WeightsError: missing, truncated or foreign file, or one that needs arbitrary unpickling.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"checkpoint file not found: {path}")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+        if names and all(n.endswith(".npy") for n in names):
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    return OrderedDict((k, z[k]) for k in z.files)
+            except ValueError as e:  # object arrays need pickle, which is refused
+                raise WeightsError(f"{path}: the .npz holds arrays that need pickle, refused ({e})") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        msg = str(e)
+        if "Weights only load failed" in msg or "Unsupported global" in msg or "GLOBAL" in msg:
+            first = next((ln.strip() for ln in msg.splitlines() if "Unsupported" in ln), msg.splitlines()[0])
+            raise WeightsError(
+                f"refused to load {path}: it contains Python objects other than tensors and plain containers "
+                f"({first}). Loading it would mean running code stored in the file, so it was not unpickled. "
+                "If you trust its origin, re-save only its state dict (torch.save(model.state_dict(), ...)) "
+                "and pass that file."
+            ) from None
+        raise WeightsError(
+            f"{path} is not a PyTorch checkpoint: {_sniff(path)} ({msg.splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if (
+            zipfile.is_zipfile(path)
+            or isinstance(e, EOFError)
+            or "zip archive" in first
+            or "central directory" in first
+        ):
+            raise WeightsError(
+                f"{path} is truncated or corrupt ({first}); download it again "
+                f"(size now {path.stat().st_size:,} bytes)"
+            ) from None
+        raise WeightsError(f"{path} is not a PyTorch checkpoint: {_sniff(path)} ({first})") from None
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{path} holds a {type(obj).__name__}, not a state dict")
+    return obj
+
+
+def _resolve(source: Source) -> tuple[OrderedDict[str, torch.Tensor], str, ModelSpec | None]:
+    """(official-keyed state dict, a label for messages, the preset a named source stands for)."""
+    if isinstance(source, Mapping):
+        return remap_state_dict(source), "the given state dict", None
+    text = os.fspath(source)
+    path = Path(text)
+    looks_like_name = os.sep not in text and not text.endswith((".pth", ".pt", ".npz", ".pkl"))
+    if not path.exists() and looks_like_name:
+        from hhrnet_rt.download import NAMED_WEIGHTS, fetch_named
+
+        if text in NAMED_WEIGHTS:
+            return (
+                remap_state_dict(read_checkpoint(fetch_named(text))),
+                f"named weights {text!r}",
+                (ModelSpec.preset(text)),
+            )
+        raise WeightsError(
+            f"{text!r} is neither a file nor a named checkpoint; named weights: {', '.join(NAMED_WEIGHTS)}"
+        )
+    return remap_state_dict(read_checkpoint(path)), str(path), None
+
+
+def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], label: str = "checkpoint") -> None:
+    """Raise WeightsError listing missing / unexpected / wrong-shape keys, and what ``sd`` looks like."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [
+        f"{k} {tuple(sd[k].shape)} (model: {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in sd and tuple(sd[k].shape) != tuple(v.shape)
+    ]
+    if not (missing or unexpected or wrong):
+        return
+    parts = []
+    for name, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        if keys:
+            more = f" and {len(keys) - _MAX_LISTED} more" if len(keys) > _MAX_LISTED else ""
+            parts.append(f"{len(keys)} {name}: {', '.join(keys[:_MAX_LISTED])}{more}")
+    spec = getattr(model, "spec", None)
+    want = (
+        f"a W{spec.width} model with {spec.num_joints} joints" if isinstance(spec, ModelSpec) else "the model"
+    )
+    raise WeightsError(
+        f"{label} does not fit {want}: the file looks like {describe(sd)}. " + "; ".join(parts) + ". "
+        "Use build_from_checkpoint(...) to build the architecture the file describes."
+    )
+
+
+def load_weights(model: nn.Module, source: Source) -> nn.Module:
+    """Load ``source`` (path, state dict or named weights) into ``model`` strictly; returns ``model``.
+
+    Raises:
+        WeightsError: unreadable file, or keys/shapes that do not match the model (the message lists them).
+        DownloadError: named weights could not be fetched or failed their hash check.
+    """
+    sd, label, _ = _resolve(source)
+    check_state_dict(model, sd, label)
+    model.load_state_dict(sd, strict=True)
+    return model
+
+
+def build_from_checkpoint(source: Source) -> tuple[HigherHRNet, ModelSpec]:
+    """Build the network a checkpoint describes, load it, and return ``(model in eval(), spec)``.
+
+    The input size comes from the preset for named weights, from "512"/"640" in a file name, else 512.
+    """
+    sd, label, preset = _resolve(source)
+    size = preset.input_size if preset else None
+    if size is None and not isinstance(source, Mapping):
+        size = size_from_filename(Path(os.fspath(source)).name)
+    spec = ModelSpec.from_state_dict(sd, input_size=size or 512)
+    if preset is not None:
+        spec = spec.replace(name=preset.name)
+    model = HigherHRNet(spec)
+    check_state_dict(model, sd, label)
+    model.load_state_dict(sd, strict=True)
+    return model.eval(), spec
