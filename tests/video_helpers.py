@@ -1,0 +1,134 @@
+"""Helpers for the video tests: synthetic videos whose frames carry their own index, a fake estimator.
+
+The fake estimator is only for pipeline mechanics (ordering, errors, interrupts, live policy); the
+end-to-end tests use the real PoseEstimator with the golden tiny model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from hhrnet_rt.poses import Poses
+
+BITS = 8
+LEVELS = (16, 235)  # video-range black and white survive H.264 at any sane quality
+
+
+def index_image(index: int, width: int = 160, height: int = 120) -> np.ndarray:
+    """A BGR picture whose 8 vertical bands spell ``index`` in binary (MSB first)."""
+    image = np.empty((height, width, 3), np.uint8)
+    band = width // BITS
+    for b in range(BITS):
+        bit = (index >> (BITS - 1 - b)) & 1
+        image[:, b * band : (b + 1) * band] = LEVELS[bit]
+    return image
+
+
+def read_index(image: np.ndarray) -> int:
+    """Inverse of :func:`index_image`; the median of each band's centre ignores thin drawn lines."""
+    height, width = image.shape[:2]
+    band = width // BITS
+    value = 0
+    for b in range(BITS):
+        x0 = b * band + band // 4
+        patch = image[height // 8 : height - height // 8, x0 : x0 + band // 2]
+        value = (value << 1) | int(np.median(patch) > 128)
+    return value
+
+
+def make_video(path: Path, n: int, *, width: int = 160, height: int = 120, fps: int = 25,
+               codec: str = "libx264") -> Path:
+    """Write ``n`` index frames with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(index_image(i, width, height), format="bgr24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def make_video_with_bad_packets(path: Path, n: int, bad: set[int], *, fps: int = 25) -> Path:
+    """MJPEG in Matroska where the packets of frames in ``bad`` are replaced by garbage bytes."""
+    import av
+
+    rng = np.random.default_rng(7)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuvj420p"
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(index_image(i), format="bgr24")
+            for packet in stream.encode(frame):
+                if i in bad:
+                    junk = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+                    junk.pts, junk.dts, junk.time_base = packet.pts, packet.dts, packet.time_base
+                    junk.stream = stream
+                    packet = junk
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def read_video(path: Path) -> tuple[list[np.ndarray], Fraction | None]:
+    """Every frame of a video (BGR) and its average rate."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
+        return frames, stream.average_rate
+
+
+class FakeEstimator:
+    """prepare/infer/decode with optional delays and a stage that raises; one person per frame.
+
+    The person's nose x encodes the frame's own index (read from the picture), so tests can check that
+    poses stay attached to the right frame.
+    """
+
+    num_joints = 17
+
+    def __init__(self, *, delays: dict[str, float] | None = None, fail: dict[str, int] | None = None,
+                 block: threading.Event | None = None) -> None:
+        self.delays = delays or {}
+        self.fail = fail or {}  # stage name -> call number at which it raises
+        self.calls = {"prepare": 0, "infer": 0, "decode": 0}
+        self.block = block  # infer waits on this event (to simulate a stuck backend)
+
+    def _step(self, stage: str) -> None:
+        n = self.calls[stage]
+        self.calls[stage] = n + 1
+        if self.delays.get(stage):
+            time.sleep(self.delays[stage])
+        if self.fail.get(stage) == n:
+            raise RuntimeError(f"boom in {stage}")
+
+    def prepare(self, image):
+        self._step("prepare")
+        return {"index": read_index(image), "shape": image.shape}
+
+    def infer(self, prepared):
+        self._step("infer")
+        if self.block is not None:
+            self.block.wait()
+        return {"maps": prepared["index"]}
+
+    def decode(self, maps, prepared) -> Poses:
+        self._step("decode")
+        kp = np.zeros((1, 17, 3), np.float32)
+        kp[0, :, 0] = float(prepared["index"])
+        kp[0, :, 1] = 5.0
+        kp[0, :, 2] = 0.05  # below the default drawing threshold: the index bands stay clean
+        return Poses(kp, np.array([0.5], np.float32))
