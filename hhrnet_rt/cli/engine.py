@@ -1,1 +1,145 @@
-"""Commands: engine (being written)."""
+"""Command: ``hhrt build-engine`` -- precision-baked ONNX, agreement report and (where TensorRT is) an engine."""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from hhrnet_rt.cli.app import app, console, handle_errors
+from hhrnet_rt.errors import InputError
+
+
+class Precision(StrEnum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
+class CalibMethod(StrEnum):
+    entropy = "entropy"
+    percentile = "percentile"
+    minmax = "minmax"
+
+
+def _parse_shapes(value: str | None) -> Any:
+    if value is None:
+        return None
+    from hhrnet_rt.export.tensorrt_build import parse_shapes
+
+    try:
+        return parse_shapes(value)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def agreement_table(precision: str, report: dict[str, Any]) -> Table:
+    """The agreement report as a Rich table (one row per figure)."""
+
+    def fmt(v: Any) -> str:
+        if v is None:
+            return "n/a"
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1 else f"{v:.3f}"
+        return str(v)
+
+    table = Table(title=f"{precision} vs fp32 (ONNX Runtime, CPU)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("images", "images"),
+        ("heatmap max |err|", "heatmap_max_abs"),
+        ("heatmap mean |err|", "heatmap_mean_abs"),
+        ("tags max |err|", "tags_max_abs"),
+        ("tags mean |err|", "tags_mean_abs"),
+        ("fp32 peaks", "peaks_fp32"),
+        ("peak agreement", "peak_agreement"),
+        ("people fp32 / other", None),
+        (f"people agreement (<= {report.get('tol_px', 2)} px)", "people_agreement"),
+        (f"keypoint agreement (<= {report.get('tol_px', 2)} px)", "keypoint_agreement"),
+    ]
+    for label, key in rows:
+        if key is None:
+            value = f"{report.get('people_fp32', 'n/a')} / {report.get('people_other', 'n/a')}"
+        else:
+            value = fmt(report.get(key))
+        table.add_row(label, value)
+    table.caption = report.get("images_from", "")
+    if report.get("weights_note"):
+        table.caption += f"; {report['weights_note']}"
+    return table
+
+
+@app.command("build-engine")
+@handle_errors
+def build_engine_cmd(
+    weights: Annotated[str, typer.Option(help="Checkpoint name (w32_512, ...), path, or 'random'.")],
+    precision: Annotated[
+        Precision, typer.Option(case_sensitive=False, help="Precision baked into the ONNX file.")
+    ] = Precision.fp16,
+    input_size: Annotated[int, typer.Option(help="Short side of the network input (multiple of 64).")] = 512,
+    shapes: Annotated[
+        str | None,
+        typer.Option(help="Profile MIN:OPT:MAX, each S, HxW or NxHxW (default: from --input-size)."),
+    ] = None,
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Bake the flip test into the graph.")] = True,
+    calib: Annotated[
+        Path | None,
+        typer.Option(help="INT8 calibration images: a folder or a video (default: calibration/)."),
+    ] = None,
+    calib_count: Annotated[int, typer.Option(min=1, help="Number of calibration images/frames.")] = 200,
+    calib_method: Annotated[CalibMethod, typer.Option(case_sensitive=False)] = CalibMethod.entropy,
+    out: Annotated[Path, typer.Option(help="Output folder for NAME.onnx, NAME.engine, NAME.json.")] = Path(
+        "engines"
+    ),
+    name: Annotated[
+        str | None, typer.Option(help="Base file name (default: from weights, size, precision).")
+    ] = None,
+    workspace_gib: Annotated[
+        float, typer.Option(min=0.25, help="TensorRT builder workspace limit, GiB.")
+    ] = 4.0,
+) -> None:
+    """Export the pose graph to ONNX at the chosen precision, report its agreement with fp32, and build a
+    TensorRT engine where TensorRT is installed (otherwise stop after the ONNX, exit code 5)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hhrnet_rt.export.build import DEFAULT_CALIB_DIR, build_onnx_files, build_tensorrt_engine
+
+    profile = _parse_shapes(shapes)
+    logging.getLogger("hhrnet_rt").setLevel(logging.INFO)
+
+    def step(msg: str) -> None:
+        console.print(f"[cyan]•[/] {msg}", highlight=False)
+
+    result = build_onnx_files(
+        weights,
+        precision.value,
+        input_size=input_size,
+        profile=profile,
+        flip=flip,
+        calib=calib,
+        calib_count=calib_count,
+        calib_method=calib_method.value,
+        out_dir=out,
+        name=name,
+        calib_cache_dir=DEFAULT_CALIB_DIR,
+        on_step=step,
+    )
+    if result.sidecar.agreement:
+        console.print(agreement_table(precision.value, result.sidecar.agreement))
+    console.print(
+        f"[green]ONNX[/] {result.onnx_path}\n[green]sidecar[/] {result.sidecar_path}", highlight=False
+    )
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console)
+    with progress:
+        # Raises TensorRTUnavailableError (exit 5) where TensorRT is missing; the ONNX files are kept.
+        build_tensorrt_engine(result, workspace_gib=workspace_gib, progress=progress, on_step=step)
+    for row in (result.sidecar.tensorrt or {}).get("io", []):
+        console.print(
+            f"  {row['mode']:<6} {row['name']:<9} {row['dtype']:<7} {row['shape']}", highlight=False
+        )
+    console.print(f"[green]engine[/] {result.engine_path}", highlight=False)

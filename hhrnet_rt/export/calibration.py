@@ -85,7 +85,9 @@ class CalibrationSource:
             for i in which:
                 img = cv2.imread(str(self.items[i]), cv2.IMREAD_COLOR)
                 if img is None:
-                    raise CalibrationError(f"cannot read calibration image {self.items[i]}; remove or replace it")
+                    raise CalibrationError(
+                        f"cannot read calibration image {self.items[i]}; remove or replace it"
+                    )
                 yield img
         else:
             yield from _read_frames(self.path, [self.items[i] for i in which])
@@ -98,11 +100,15 @@ def _read_frames(video: Path, frame_indices: Sequence[int]) -> Iterator[np.ndarr
     cap = cv2.VideoCapture(str(video))
     try:
         if not cap.isOpened():
-            raise CalibrationError(f"cannot open calibration video {video}; is it a video file OpenCV can read?")
+            raise CalibrationError(
+                f"cannot open calibration video {video}; is it a video file OpenCV can read?"
+            )
         index, pos = 0, 0
         while pos < len(wanted):
             if not cap.grab():
-                raise CalibrationError(f"calibration video {video} ended at frame {index}, before frame {wanted[pos]}")
+                raise CalibrationError(
+                    f"calibration video {video} ended at frame {index}, before frame {wanted[pos]}"
+                )
             if index == wanted[pos]:
                 ok, frame = cap.retrieve()
                 if not ok:
@@ -118,7 +124,9 @@ def _count_frames(video: Path) -> int:
     cap = cv2.VideoCapture(str(video))
     try:
         if not cap.isOpened():
-            raise CalibrationError(f"cannot open calibration video {video}; is it a video file OpenCV can read?")
+            raise CalibrationError(
+                f"cannot open calibration video {video}; is it a video file OpenCV can read?"
+            )
         # The container's frame count is an estimate for some formats; count by grabbing to be exact.
         n = 0
         while cap.grab():
@@ -130,7 +138,9 @@ def _count_frames(video: Path) -> int:
     return n
 
 
-def open_calibration_source(path: str | Path, count: int = 200, holdout: int = DEFAULT_HOLDOUT) -> CalibrationSource:
+def open_calibration_source(
+    path: str | Path, count: int = 200, holdout: int = DEFAULT_HOLDOUT
+) -> CalibrationSource:
     """Open a folder of images or a video and choose ``count`` calibration items plus ``holdout`` others.
 
     Raises:

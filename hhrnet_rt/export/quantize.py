@@ -168,7 +168,9 @@ def quantize_int8(
             )
         except (ValueError, IndexError) as exc:
             if reader is not None and reader.count == 0:
-                raise CalibrationError("no calibration images were produced, so INT8 ranges cannot be computed") from exc
+                raise CalibrationError(
+                    "no calibration images were produced, so INT8 ranges cannot be computed"
+                ) from exc
             raise
     if reader is not None and reader.count == 0:
         raise CalibrationError("no calibration images were produced, so INT8 ranges cannot be computed")

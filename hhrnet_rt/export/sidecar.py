@@ -14,7 +14,7 @@ Schema (version 1), every key always present; ``tensorrt`` is ``None`` for an ON
      "shape_profile": {"min": [N,3,H,W], "opt": [...], "max": [...]},
      "onnx": {"file": str, "sha256": str}, "calibration": dict|None, "agreement": dict|None,
      "tensorrt": None | {"version": str, "gpu_name": str, "compute_capability": [major, minor],
-                          "engine_file": str, "inputs": [...], "outputs": [...]}}
+                          "engine_file": str, "workspace_gib": float, "io": [...]}}
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ class Sidecar:
             raise InputError(f"sidecar precision must be one of {PRECISIONS}, got {self.precision!r}")
         for key in ("min", "opt", "max"):
             if key not in self.shape_profile or len(self.shape_profile[key]) != 4:
-                raise InputError(f"sidecar shape_profile needs min/opt/max as [N,3,H,W], got {self.shape_profile}")
+                raise InputError(
+                    f"sidecar shape_profile needs min/opt/max as [N,3,H,W], got {self.shape_profile}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,7 +121,9 @@ class Sidecar:
                 "are unknown. Rebuild with `hhrt build-engine` (it writes NAME.engine and NAME.json)."
             ) from None
         except json.JSONDecodeError as exc:
-            raise EngineMismatchError(f"engine sidecar {path} is not valid JSON ({exc}); rebuild the engine.") from None
+            raise EngineMismatchError(
+                f"engine sidecar {path} is not valid JSON ({exc}); rebuild the engine."
+            ) from None
         return cls.from_dict(data)
 
 

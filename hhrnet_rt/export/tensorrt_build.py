@@ -43,6 +43,11 @@ class ShapeProfile:
         return all(lo <= s <= hi for lo, s, hi in zip(self.min, shape, self.max, strict=True))
 
 
+def profile_from_dict(data: dict[str, list[int]]) -> ShapeProfile:
+    """Inverse of :meth:`ShapeProfile.as_dict` (the sidecar stores profiles as lists)."""
+    return ShapeProfile(*(tuple(int(v) for v in data[k]) for k in ("min", "opt", "max")))  # type: ignore[arg-type]
+
+
 def _round_up(value: float, multiple: int = SIZE_MULTIPLE) -> int:
     return int(math.ceil(value / multiple) * multiple)
 

@@ -1,0 +1,195 @@
+"""torch CUDA backend: fp16, channels_last, cudnn.benchmark, CUDA graphs, and preprocessing on the GPU.
+
+* fp16: the pose graph runs in half precision (weights ``.half()``); inputs arrive as float32 and the
+  outputs are returned as float32, like the fp16 ONNX graph.
+* CUDA graphs: the graph is captured once per input shape and replayed (re-captured when the frame size
+  changes), which removes the per-kernel launch overhead that dominates at batch 1.
+* GPU preprocessing (:func:`warp_affine_torch`, :func:`prepare_on_gpu`): the frame is uploaded as uint8
+  (3x fewer bytes than float), warped with ``grid_sample`` and normalised on the GPU.
+
+``warp_affine_torch`` equals ``cv2.warpAffine(INTER_LINEAR, BORDER_CONSTANT=0)`` up to OpenCV's
+fixed-point arithmetic: OpenCV rounds source coordinates to 1/32 pixel and the bilinear weights to
+1/2**15 (``INTER_TAB_SIZE``, ``INTER_REMAP_COEF_BITS``), while ``grid_sample`` uses exact float
+coordinates. After rounding to uint8 most pixels are equal; where the image has strong edges they differ
+by a few levels (bounded by 1/64 px x the local gradient). tests/test_torch_cuda.py measures this on CPU
+and bounds it, so the GPU path is not bit-exact with the CPU path (documented, not a bug).
+
+All of it is importable and the warp testable without a GPU; the CUDA parts are tested where one exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hhrnet_rt.errors import BackendUnavailableError, InputError
+
+# ImageNet statistics as used by the official ToTensor + Normalize (RGB order).
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+def warp_affine_torch(image: Any, forward: np.ndarray, size: tuple[int, int]) -> Any:
+    """Bilinear affine warp of ``image (H, W, C) uint8`` (any device) like ``cv2.warpAffine``.
+
+    Args:
+        image: torch uint8 tensor (H, W, C).
+        forward: (2, 3) image -> output matrix (what ``cv2.warpAffine`` takes).
+        size: output (w, h).
+
+    Returns:
+        (1, C, h, w) float32 tensor with values rounded to integers 0..255 (like OpenCV's uint8 output).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    h_in, w_in = image.shape[:2]
+    w_out, h_out = int(size[0]), int(size[1])
+    m = np.vstack([np.asarray(forward, np.float64), [0.0, 0.0, 1.0]])
+    inv = np.linalg.inv(m)[:2]  # output pixel -> source pixel, as OpenCV does internally
+    # Fold "source pixel -> grid_sample's [-1, 1] (align_corners=True)" into the matrix, in float64.
+    to_norm = np.array([[2.0 / max(w_in - 1, 1), 0, -1.0], [0, 2.0 / max(h_in - 1, 1), -1.0], [0, 0, 1.0]])
+    theta = (to_norm @ np.vstack([inv, [0, 0, 1.0]]))[:2]
+    ys, xs = np.meshgrid(
+        np.arange(h_out, dtype=np.float64), np.arange(w_out, dtype=np.float64), indexing="ij"
+    )
+    grid = np.stack(
+        [
+            theta[0, 0] * xs + theta[0, 1] * ys + theta[0, 2],
+            theta[1, 0] * xs + theta[1, 1] * ys + theta[1, 2],
+        ],
+        axis=-1,
+    )
+    grid_t = torch.from_numpy(grid.astype(np.float32))[None].to(image.device)
+    src = image.permute(2, 0, 1)[None].float()
+    out = F.grid_sample(src, grid_t, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out.round_().clamp_(0, 255)
+
+
+def normalize_torch(warped: Any, *, bgr: bool = True) -> Any:
+    """(1, 3, h, w) 0..255 float -> RGB ImageNet-normalised float32 (the official /255, -mean, /std)."""
+    import torch
+
+    x = warped[:, [2, 1, 0]] if bgr else warped
+    mean = torch.tensor(_MEAN, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(_STD, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    return ((x / 255.0) - mean) / std
+
+
+def prepare_on_gpu(image_bgr: np.ndarray, input_size: int, *, device: str = "cuda:0") -> tuple[Any, Any]:
+    """Upload a BGR uint8 frame, warp and normalise it on ``device``; returns ``(x (1,3,h,w), Affine)``."""
+    import torch
+
+    from hhrnet_rt.preprocess import Affine, multi_scale_size
+
+    if image_bgr.dtype != np.uint8 or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise InputError(
+            f"prepare_on_gpu expects an (H, W, 3) uint8 BGR frame, got {image_bgr.shape} {image_bgr.dtype}"
+        )
+    size, center, scale = multi_scale_size(image_bgr.shape[:2], input_size, 1.0, 1.0)
+    affine = Affine.build(center, scale, size)
+    frame = (
+        torch.from_numpy(image_bgr).pin_memory() if device.startswith("cuda") else torch.from_numpy(image_bgr)
+    )
+    frame = frame.to(device, non_blocking=True)
+    return normalize_torch(warp_affine_torch(frame, affine.forward, affine.size)), affine
+
+
+class TorchCudaBackend:
+    """Backend protocol implementation: a pose graph (``PoseGraph``) on a CUDA device.
+
+    Args:
+        graph: the ``PoseGraph`` (network + flip + aggregation) in eval mode.
+        device: CUDA device.
+        precision: ``fp16`` (default) or ``fp32``.
+        cuda_graphs: capture/replay a CUDA graph per input shape.
+        channels_last: NHWC memory format (faster convolutions on tensor cores).
+
+    Raises:
+        BackendUnavailableError: no CUDA device is visible to torch.
+    """
+
+    name = "torch"
+
+    def __init__(
+        self,
+        graph: Any,
+        *,
+        device: str = "cuda:0",
+        precision: str = "fp16",
+        cuda_graphs: bool = True,
+        channels_last: bool = True,
+    ) -> None:
+        import torch
+
+        if precision not in ("fp16", "fp32"):
+            raise InputError(
+                f"the torch CUDA backend runs fp16 or fp32, not {precision!r} (int8 needs TensorRT)"
+            )
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError(
+                "no CUDA GPU is visible to torch (CPU-only build or no driver); use --device cpu or "
+                "--backend onnxruntime"
+            )
+        torch.backends.cudnn.benchmark = True  # fixed input sizes per stream: let cuDNN pick the fastest algo
+        self._torch = torch
+        self._device = torch.device(device)
+        self.device = str(self._device)
+        self.precision = precision
+        self._dtype = torch.float16 if precision == "fp16" else torch.float32
+        self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self._graph = graph.eval().to(self._device, dtype=self._dtype, memory_format=self._memory_format)
+        self._use_cuda_graphs = cuda_graphs
+        self._captured: dict[tuple[int, ...], tuple[Any, Any, Any]] = {}
+
+    def _forward(self, x: Any) -> tuple[Any, Any]:
+        x = x.to(self._dtype).contiguous(memory_format=self._memory_format)
+        heatmaps, tags = self._graph(x)
+        return heatmaps.float(), tags.float()
+
+    def _capture(self, shape: tuple[int, ...]) -> tuple[Any, Any, Any]:
+        torch = self._torch
+        self._captured.clear()  # one size at a time: a new frame size replaces the old graph (and memory)
+        static_in = torch.zeros(shape, dtype=torch.float32, device=self._device)
+        side = torch.cuda.Stream(self._device)
+        side.wait_stream(torch.cuda.current_stream(self._device))
+        with torch.cuda.stream(side), torch.inference_mode():
+            for _ in range(3):  # warm-up outside the graph: cuDNN autotuning and lazy inits
+                self._forward(static_in)
+        torch.cuda.current_stream(self._device).wait_stream(side)
+        cuda_graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(cuda_graph), torch.inference_mode():
+            static_out = self._forward(static_in)
+        self._captured[shape] = (cuda_graph, static_in, static_out)
+        return self._captured[shape]
+
+    def run_torch(self, x: Any) -> tuple[Any, Any]:
+        """CUDA ``(N, 3, h, w)`` float32 in, CUDA float32 ``(heatmaps, tags)`` out (on the current stream)."""
+        torch = self._torch
+        if not self._use_cuda_graphs:
+            with torch.inference_mode():
+                return self._forward(x.to(self._device))
+        shape = tuple(x.shape)
+        cuda_graph, static_in, (hm, tags) = self._captured.get(shape) or self._capture(shape)
+        static_in.copy_(x)
+        cuda_graph.replay()
+        # Clones: the static outputs are overwritten by the next replay, callers may keep these.
+        return hm.clone(), tags.clone()
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xt = self._torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(
+            self._device, non_blocking=True
+        )
+        heatmaps, tags = self.run_torch(xt)
+        return heatmaps.cpu().numpy(), tags.cpu().numpy()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "device": self.device,
+            "precision": self.precision,
+            "gpu": self._torch.cuda.get_device_name(self._device),
+            "cuda_graphs": self._use_cuda_graphs,
+            "channels_last": self._memory_format is self._torch.channels_last,
+        }

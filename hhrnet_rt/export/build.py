@@ -1,0 +1,263 @@
+"""The steps behind ``hhrt build-engine``: export -> bake precision -> agreement report -> TensorRT.
+
+Everything up to the TensorRT build runs on any machine (ONNX Runtime on the CPU), so the ONNX files and
+the sidecar with the agreement report exist even where TensorRT does not; then
+:class:`TensorRTUnavailableError` says how to finish the job.
+
+Example:
+    >>> result = build_onnx_files("random", "fp16", input_size=256, out_dir="engines")  # doctest: +SKIP
+    >>> build_tensorrt_engine(result)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hhrnet_rt.errors import CalibrationError, InputError
+from hhrnet_rt.export.sidecar import Sidecar, sha256_file
+from hhrnet_rt.export.tensorrt_build import ShapeProfile, default_profile
+
+log = logging.getLogger(__name__)
+
+IO_NAMES = {"input": "image", "outputs": ("heatmaps", "tags")}
+DYNAMIC_AXES = {
+    "image": {0: "batch", 2: "height", 3: "width"},
+    "heatmaps": {0: "batch", 2: "height", 3: "width"},
+    "tags": {0: "batch", 2: "height", 3: "width"},
+}
+DEFAULT_CALIB_DIR = Path("calibration")
+
+
+@dataclass
+class BuildResult:
+    """Paths written and the sidecar describing them."""
+
+    onnx_path: Path
+    fp32_onnx_path: Path
+    sidecar_path: Path
+    engine_path: Path | None
+    sidecar: Sidecar
+
+
+def load_network(weights: str | Path, *, seed: int = 0) -> Any:
+    """A HigherHRNet in eval mode: ``"random"`` = random-init W32-512 (seeded, so rebuilds agree)."""
+    import torch
+
+    if str(weights) == "random":
+        from hhrnet_rt.model import HigherHRNet, ModelSpec
+
+        torch.manual_seed(seed)
+        return HigherHRNet(ModelSpec.preset("w32_512")).eval()
+    from hhrnet_rt.weights import build_from_checkpoint
+
+    model, _spec = build_from_checkpoint(weights)
+    return model.eval()
+
+
+def model_hash(module: Any) -> str:
+    """sha256 over the state dict (names, shapes and bytes), independent of ONNX export details."""
+    h = hashlib.sha256()
+    for key, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(key.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def export_graph(network: Any, path: Path, *, flip: bool, input_size: int, fp16: bool = False) -> Path:
+    """Export ``PoseGraph(network, flip=flip)`` with dynamic batch, H and W."""
+    import torch
+    from hhrnet_rt.export.onnx import export_onnx
+
+    from hhrnet_rt.graph import PoseGraph
+
+    graph = PoseGraph(network, flip=flip).eval()
+    example = torch.zeros(1, 3, input_size, input_size)
+    return export_onnx(
+        graph,
+        path,
+        example_input=example,
+        input_names=[IO_NAMES["input"]],
+        output_names=list(IO_NAMES["outputs"]),
+        dynamic_axes=DYNAMIC_AXES,
+        fp16=fp16,
+    )
+
+
+def preprocess_bgr(image_bgr: np.ndarray, input_size: int) -> np.ndarray:
+    """Exactly the inference preprocessing: official resize_align + normalisation, (1, 3, h, w) float32."""
+    from hhrnet_rt.preprocess import normalize, resize_align
+
+    resized, _affine = resize_align(image_bgr, input_size)
+    return normalize(resized, bgr=True)
+
+
+def synthetic_images(n: int = 2, shape: tuple[int, int] = (360, 480), seed: int = 0) -> list[np.ndarray]:
+    """Smooth random BGR images, for agreement figures when no real images are available."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        small = rng.integers(0, 256, (shape[0] // 8, shape[1] // 8, 3), dtype=np.uint8)
+        out.append(cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC))
+    return out
+
+
+def default_name(weights: str | Path, precision: str, input_size: int, flip: bool) -> str:
+    stem = Path(str(weights)).stem if str(weights) != "random" else "random_w32"
+    return f"{stem}-{input_size}-{precision}" + ("" if flip else "-noflip")
+
+
+def build_onnx_files(
+    weights: str | Path,
+    precision: str,
+    *,
+    input_size: int = 512,
+    profile: ShapeProfile | None = None,
+    flip: bool = True,
+    calib: str | Path | None = None,
+    calib_count: int = 200,
+    calib_method: str = "entropy",
+    out_dir: str | Path = "engines",
+    name: str | None = None,
+    calib_cache_dir: str | Path = DEFAULT_CALIB_DIR,
+    on_step: Callable[[str], None] = lambda msg: None,
+) -> BuildResult:
+    """Export, bake precision, measure agreement and write ``NAME.onnx`` + ``NAME.json`` (no TensorRT).
+
+    ``calib`` defaults to ``calib_cache_dir`` (``calibration/``), which also keeps the range caches.
+    Follow with :func:`build_tensorrt_engine`.
+
+    Raises:
+        InputError: bad precision or input size.
+        CalibrationError: INT8 without readable calibration images.
+    """
+    from hhrnet_rt.export.agreement import onnx_agreement
+    from hhrnet_rt.export.calibration import CalibrationSource, open_calibration_source
+    from hhrnet_rt.export.quantize import calibration_cache_key, quantize_int8
+
+    if precision not in ("fp32", "fp16", "int8"):
+        raise InputError(f"--precision must be fp32, fp16 or int8, got {precision!r}")
+    if input_size < 64 or input_size % 64:
+        raise InputError(f"--input-size must be a multiple of 64 (e.g. 512), got {input_size}")
+    profile = profile or default_profile(input_size)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = name or default_name(weights, precision, input_size, flip)
+
+    # Calibration images first: a missing folder should fail before minutes of export work.
+    source: CalibrationSource | None = None
+    calib_dir = Path(calib) if calib is not None else Path(calib_cache_dir)
+    if precision == "int8":
+        source = open_calibration_source(calib_dir, calib_count)
+    elif calib is not None:
+        source = open_calibration_source(calib_dir, 1)  # fp16/fp32: only its held-out images are used
+    else:
+        try:  # the default folder is optional for fp16: synthetic images stand in when it is empty
+            source = open_calibration_source(calib_dir, 1)
+        except CalibrationError:
+            source = None
+
+    on_step("loading weights")
+    network = load_network(weights)
+    fp32_path = out_dir / (f"{name}.onnx" if precision == "fp32" else f"{name}.fp32.onnx")
+    on_step(f"exporting fp32 ONNX -> {fp32_path}")
+    export_graph(network, fp32_path, flip=flip, input_size=input_size)
+    onnx_path = out_dir / f"{name}.onnx"
+    calibration: dict[str, Any] | None = None
+
+    if precision == "fp16":
+        on_step(f"exporting fp16 ONNX -> {onnx_path}")
+        export_graph(network, onnx_path, flip=flip, input_size=input_size, fp16=True)
+    elif precision == "int8":
+        assert source is not None
+        key = calibration_cache_key(
+            model=model_hash(network), input_size=input_size, flip=flip, method=calib_method,
+            images=source.fingerprint(),
+        )  # fmt: skip
+        cache_path = Path(calib_cache_dir) / f"{key}.calib.json"
+
+        def calibration_inputs() -> Iterator[np.ndarray]:
+            on_step(f"calibrating on {len(source.calib)} images from {source.path} ({calib_method})")
+            return (preprocess_bgr(img, input_size) for img in source.iter_images(source.calib))
+
+        on_step(f"quantising to INT8 (Q/DQ) -> {onnx_path}")
+        calibration = quantize_int8(
+            fp32_path,
+            onnx_path,
+            calibration_inputs=calibration_inputs,
+            method=calib_method,
+            cache_path=cache_path,
+        )
+        calibration.update(source=str(source.path), kind=source.kind, count=len(source.calib))
+
+    agreement = None
+    if precision != "fp32":
+        if source is not None and source.holdout:
+            images, origin = list(source.iter_images(source.holdout)), f"held-out images from {source.path}"
+        else:
+            images, origin = synthetic_images(), "synthetic images (no held-out calibration images available)"
+        on_step(f"agreement {precision} vs fp32 on {len(images)} {origin}")
+        inputs = [preprocess_bgr(img, input_size) for img in images]
+        agreement = onnx_agreement(fp32_path, onnx_path, inputs)
+        agreement["images_from"] = origin
+        agreement["weights_note"] = (
+            "random weights: agreement is not representative of trained weights"
+            if str(weights) == "random"
+            else ""
+        )
+
+    sidecar = Sidecar(
+        name=name,
+        precision=precision,
+        input_size=input_size,
+        flip=flip,
+        weights=str(weights),
+        num_joints=int(network.spec.num_joints),
+        shape_profile=profile.as_dict(),
+        onnx={"file": onnx_path.name, "sha256": sha256_file(onnx_path)},
+        calibration=calibration,
+        agreement=agreement,
+    )
+    sidecar_path = sidecar.write(out_dir / f"{name}.json")
+    return BuildResult(onnx_path, fp32_path, sidecar_path, None, sidecar)
+
+
+def build_tensorrt_engine(
+    result: BuildResult,
+    *,
+    workspace_gib: float = 4.0,
+    progress: Any = None,
+    on_step: Callable[[str], None] = lambda msg: None,
+) -> BuildResult:
+    """Build ``NAME.engine`` from ``result.onnx_path`` and add the TensorRT facts to the sidecar.
+
+    Raises:
+        TensorRTUnavailableError: ``tensorrt`` is not importable (the ONNX files and sidecar are kept).
+    """
+    from hhrnet_rt.export.tensorrt_build import build_engine, import_tensorrt, profile_from_dict
+
+    import_tensorrt(result.onnx_path)
+    out_dir = result.onnx_path.parent
+    engine_path = out_dir / f"{result.sidecar.name}.engine"
+    on_step(f"building TensorRT engine -> {engine_path}")
+    result.sidecar.tensorrt = build_engine(
+        result.onnx_path,
+        engine_path,
+        profile_from_dict(result.sidecar.shape_profile),
+        workspace_gib=workspace_gib,
+        timing_cache=out_dir / "timing.cache",
+        progress=progress,
+    )
+    result.sidecar.write(result.sidecar_path)
+    result.engine_path = engine_path
+    return result
