@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -98,6 +99,8 @@ def _sniff(path: Path) -> str:
         b"GIF8": "a GIF image",
         b"%PDF": "a PDF document",
         b"\x1f\x8b": "a gzip archive",
+        b"\x80\x02\x8a\x0a": "a legacy-format torch file that could not be read to the end",
+        b"\x80": "a plain Python pickle, not a torch.save file",
     }
     for magic, what in signatures.items():
         if head.startswith(magic):
@@ -121,6 +124,8 @@ def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"checkpoint file not found: {path}")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path} is not a PyTorch checkpoint: it is empty (0 bytes; an interrupted copy?)")
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -134,30 +139,31 @@ def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         msg = str(e)
-        if "Weights only load failed" in msg or "Unsupported global" in msg or "GLOBAL" in msg:
-            first = next((ln.strip() for ln in msg.splitlines() if "Unsupported" in ln), msg.splitlines()[0])
+        found = re.search(r"GLOBAL ([\w.]+)", msg)
+        if "Unsupported global" in msg or found:
+            what = f"a reference to the Python callable {found.group(1)}" if found else "a non-tensor object"
             raise WeightsError(
-                f"refused to load {path}: it contains Python objects other than tensors and plain containers "
-                f"({first}). Loading it would mean running code stored in the file, so it was not unpickled. "
-                "If you trust its origin, re-save only its state dict (torch.save(model.state_dict(), ...)) "
-                "and pass that file."
+                f"refused to load {path}: besides tensors it contains {what}, and unpickling it would run "
+                "code stored in the file, so it was not unpickled (torch.load(weights_only=True)). If you "
+                "trust its origin, re-save just the state dict (torch.save(model.state_dict(), path)) and "
+                "pass that file."
             ) from None
-        raise WeightsError(
-            f"{path} is not a PyTorch checkpoint: {_sniff(path)} ({msg.splitlines()[0]})"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if (
-            zipfile.is_zipfile(path)
-            or isinstance(e, EOFError)
-            or "zip archive" in first
-            or "central directory" in first
-        ):
+        # Not torch's first line: it suggests weights_only=False, which is not what a foreign file needs.
+        detail = next((ln.strip() for ln in msg.splitlines() if "Unsupported operand" in ln), "")
+        detail = f" ({detail.removeprefix('WeightsUnpickler error: ')})" if detail else ""
+        raise WeightsError(f"{path} is not a PyTorch checkpoint: {_sniff(path)}{detail}") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many types for foreign bytes (KeyError, RuntimeError...)
+        # torch's messages run to several sentences; the first one names the problem.
+        first = (str(e).splitlines() or [type(e).__name__])[0].split(". ")[0] or type(e).__name__
+        damaged_zip = zipfile.is_zipfile(path) or "zip archive" in first or "central directory" in first
+        if damaged_zip or isinstance(e, EOFError):
             raise WeightsError(
                 f"{path} is truncated or corrupt ({first}); download it again "
                 f"(size now {path.stat().st_size:,} bytes)"
             ) from None
-        raise WeightsError(f"{path} is not a PyTorch checkpoint: {_sniff(path)} ({first})") from None
+        raise WeightsError(
+            f"{path} is not a PyTorch checkpoint: {_sniff(path)} ({type(e).__name__}: {first})"
+        ) from None
     if not isinstance(obj, Mapping):
         raise WeightsError(f"{path} holds a {type(obj).__name__}, not a state dict")
     return obj
