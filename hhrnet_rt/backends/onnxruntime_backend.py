@@ -1,0 +1,177 @@
+"""ONNX Runtime backend (CPU): runs a given .onnx, or exports the PoseGraph once into a cache.
+
+The cache key covers everything the exported file depends on (weights bytes, flip, flip index,
+projection mode, example size, torch version), so a cached file is never stale and re-exports happen
+only when something changed. ``onnxruntime`` is imported here only, so ``import hhrnet_rt`` stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from hhrnet_rt.backends.base import check_batch
+from hhrnet_rt.errors import BackendUnavailableError, InputError
+
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("heatmaps", "tags")
+
+
+def default_cache_dir() -> Path:
+    """``$HHRT_CACHE_DIR``, else ``$XDG_CACHE_HOME/hhrnet-rt``, else ``~/.cache/hhrnet-rt``; plus ``/onnx``."""
+    root = os.environ.get("HHRT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hhrnet-rt"
+    )
+    return Path(root) / "onnx"
+
+
+def graph_cache_key(graph, example_hw: tuple[int, int]) -> str:
+    """Hex digest identifying the ONNX export of ``graph`` (a PoseGraph) at an example size."""
+    import torch
+
+    h = hashlib.sha256()
+    for key, tensor in graph.network.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(key.encode())
+        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    flip_index = None if graph.flip_index is None else graph.flip_index.tolist()
+    h.update(repr((graph.flip, flip_index, graph.project, tuple(example_hw), torch.__version__)).encode())
+    return h.hexdigest()
+
+
+def dynamic_axes(project: bool) -> dict[str, dict[int, str]]:
+    """Dynamic N, h, w for the PoseGraph ONNX input and outputs (h/2, w/2 outputs without projection)."""
+    out_h, out_w = ("height", "width") if project else ("half_height", "half_width")
+    return {
+        INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+        OUTPUT_NAMES[0]: {0: "batch", 2: out_h, 3: out_w},
+        OUTPUT_NAMES[1]: {0: "batch", 2: out_h, 3: out_w},
+    }
+
+
+def export_cached(graph, *, example_hw: tuple[int, int], cache_dir: str | os.PathLike | None = None) -> Path:
+    """Export ``graph`` (a PoseGraph) to ONNX unless the cache already holds it; returns the file path."""
+    import torch
+
+    from hhrnet_rt.export.onnx import export_onnx
+
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    k = graph.num_joints if graph.num_joints is not None else "k"
+    name = f"posegraph_k{k}_{'flip' if graph.flip else 'noflip'}_{'proj' if graph.project else 'half'}"
+    path = cache / f"{name}_{example_hw[0]}x{example_hw[1]}_{graph_cache_key(graph, example_hw)[:16]}.onnx"
+    if path.is_file():
+        return path
+    # Export to a temporary name and rename: another process may be exporting the same file right now.
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=cache)
+    os.close(fd)
+    try:
+        graph = graph.eval()
+        export_onnx(
+            graph,
+            tmp,
+            example_input=torch.zeros(1, 3, *example_hw),
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes=dynamic_axes(graph.project),
+        )
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _precision_of(path: Path) -> str:
+    # Precision lives in the ONNX file (fp16 initialisers, or Q/DQ nodes for int8); look, don't guess.
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return "unknown"
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
+        return "int8"
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+class OnnxRuntimeBackend:
+    """ONNX Runtime inference session on the CPU.
+
+    Args:
+        onnx_path: the model file; input "image" (N, 3, h, w) float32, outputs "heatmaps" and "tags".
+        threads: intra-op threads (``None``: ONNX Runtime's default, one per physical core).
+
+    ``InferenceSession.run`` is thread-safe, so ``run`` can be called from any thread.
+
+    Example:
+        >>> backend = OnnxRuntimeBackend.from_graph(PoseGraph(net), example_hw=(512, 512))  # doctest: +SKIP
+        >>> heatmaps, tags = backend.run(x)
+    """
+
+    name = "onnxruntime"
+    device = "cpu"
+
+    def __init__(self, onnx_path: str | os.PathLike, *, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                f"onnxruntime is not importable ({exc}); pip install onnxruntime, or use --backend torch"
+            ) from None
+        self.onnx_path = Path(onnx_path)
+        if not self.onnx_path.is_file():
+            raise InputError(f"ONNX file not found: {self.onnx_path}")
+        if threads is not None and threads < 1:
+            raise InputError(f"onnx threads must be >= 1, got {threads}")
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        self.threads = threads
+        self.session = ort.InferenceSession(
+            str(self.onnx_path), options, providers=["CPUExecutionProvider"]
+        )
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if inputs != [INPUT_NAME] or outputs != list(OUTPUT_NAMES):
+            raise InputError(
+                f"{self.onnx_path} has inputs {inputs} and outputs {outputs}; expected ['image'] and "
+                "['heatmaps', 'tags'] (a PoseGraph export, e.g. from `hhrt build-engine`)"
+            )
+        self.precision = _precision_of(self.onnx_path)
+        self.ort_version = ort.__version__
+
+    @classmethod
+    def from_graph(
+        cls,
+        graph,
+        *,
+        example_hw: tuple[int, int] = (512, 512),
+        cache_dir: str | os.PathLike | None = None,
+        threads: int | None = None,
+    ) -> OnnxRuntimeBackend:
+        """Export ``graph`` (a PoseGraph) into the cache (once) and open it."""
+        return cls(export_cached(graph, example_hw=example_hw, cache_dir=cache_dir), threads=threads)
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = check_batch(x)
+        heatmaps, tags = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
+        return heatmaps, tags
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "device": self.device,
+            "precision": self.precision,
+            "onnx": str(self.onnx_path),
+            "threads": self.threads,
+            "onnxruntime": self.ort_version,
+        }

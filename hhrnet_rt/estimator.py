@@ -1,0 +1,258 @@
+"""PoseEstimator: image -> preprocess -> backend (PoseGraph) -> decode -> back-projection -> Poses.
+
+The three stages are separate methods so the video pipeline can run each in its own thread:
+``prepare`` (validation, resize, normalise; cheap numpy/OpenCV), ``infer`` (the backend; torch, ONNX
+Runtime and TensorRT release the GIL) and ``decode`` (Numba, ``nogil``). None of them mutates the
+estimator, so they may be called concurrently from different threads.
+
+Example:
+    >>> est = PoseEstimator("w32_512", backend="auto")                  # doctest: +SKIP
+    >>> poses = est.predict(cv2.imread("people.jpg"))                   # doctest: +SKIP
+    >>> poses.keypoints.shape                                            # (P, 17, 3): x, y, score
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hhrnet_rt.config import DecodeParams
+from hhrnet_rt.errors import InputError
+from hhrnet_rt.poses import Poses
+from hhrnet_rt.preprocess import Affine, as_bgr_u8, multi_scale_size, normalize, resize_align
+
+# The official preprocessing pads both sides to multiples of 64 (and the network needs multiples of 32).
+SIZE_MULTIPLE = 64
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """One image ready for the network.
+
+    Attributes:
+        inputs: ``(scale, x (1, 3, h, w) float32)`` per test scale, in the official processing order
+            (descending scale).
+        affine: the way back from map pixels to original-image pixels (map size = ``affine.size``).
+        image_hw: (H, W) of the original image.
+    """
+
+    inputs: tuple[tuple[float, np.ndarray], ...]
+    affine: Affine
+    image_hw: tuple[int, int]
+
+
+@dataclass(frozen=True, eq=False)
+class Maps:
+    """Aggregated network output for one image: ``heatmaps (K, H, W)`` and ``tags (K, H, W, L)`` float32."""
+
+    heatmaps: np.ndarray
+    tags: np.ndarray
+
+
+def check_input_size(input_size: int) -> int:
+    """Return ``input_size`` as an int, or raise InputError naming the nearest valid sizes."""
+    try:
+        n = int(input_size)
+    except (TypeError, ValueError):
+        raise InputError(f"input size must be an integer, got {input_size!r}") from None
+    if n != input_size or n < SIZE_MULTIPLE or n % SIZE_MULTIPLE:
+        low = max(SIZE_MULTIPLE, n // SIZE_MULTIPLE * SIZE_MULTIPLE)
+        high = max(SIZE_MULTIPLE, -(-n // SIZE_MULTIPLE) * SIZE_MULTIPLE)
+        near = f"{low}" if low == high else f"{low} or {high}"
+        raise InputError(
+            f"input size must be a positive multiple of {SIZE_MULTIPLE} (the official preprocessing pads "
+            f"to multiples of 64), got {input_size!r}; nearest valid sizes: {near}"
+        )
+    return n
+
+
+def _check_scales(scales: Sequence[float]) -> tuple[float, ...]:
+    try:
+        out = tuple(float(s) for s in scales)
+    except (TypeError, ValueError):
+        raise InputError(f"scales must be a sequence of numbers, got {scales!r}") from None
+    if not out or any(not np.isfinite(s) or s <= 0 for s in out):
+        raise InputError(f"scales must be positive numbers, got {scales!r}")
+    if len(set(out)) != len(out):
+        raise InputError(f"scales contain duplicates: {scales!r}")
+    if len(out) > 1 and 1.0 not in out:
+        raise InputError(
+            f"with several scales, 1.0 must be one of them (the official code takes the tags from scale "
+            f"1.0 only), got {scales!r}"
+        )
+    return tuple(sorted(out, reverse=True))
+
+
+def _build_network(weights):
+    """(network in eval mode, label for describe())."""
+    from torch import nn
+
+    if isinstance(weights, nn.Module):
+        return weights.eval(), f"{type(weights).__name__} module"
+    if isinstance(weights, str) and weights == "random":
+        from hhrnet_rt.model import HigherHRNet, ModelSpec
+
+        return HigherHRNet(ModelSpec.preset("w32_512")).eval(), "random-init W32-512 (untrained, for testing)"
+    from hhrnet_rt.weights import build_from_checkpoint
+
+    model, _spec = build_from_checkpoint(weights)
+    label = "state dict" if isinstance(weights, Mapping) else os.fspath(weights)
+    return model.eval(), label
+
+
+class PoseEstimator:
+    """Multi-person 2D pose estimation with HigherHRNet and the official test-time pipeline.
+
+    Args:
+        weights: named weights ("w32_512", ...), a checkpoint path, a state dict, an ``nn.Module``
+            (e.g. :class:`~hhrnet_rt.model.HigherHRNet`), or "random" (random-init W32-512).
+        input_size: short side of the network input; a multiple of 64.
+        flip: official flip test (mirrored second pass, 2-D tags).
+        scales: test scales (official TEST.SCALE_FACTOR); several scales need 1.0 among them.
+        adjust, refine: official decoding steps.
+        backend: "torch", "onnxruntime", "tensorrt" or "auto" (see :func:`~hhrnet_rt.backends.choose_backend`).
+        device: "cpu", "cuda", "cuda:N" or ``None`` (the backend chooses).
+        engine: TensorRT engine file (tensorrt/auto), or an ``.onnx`` file to run with ONNX Runtime.
+        decode_params: :class:`~hhrnet_rt.config.DecodeParams` (official values by default).
+        onnx_threads: ONNX Runtime intra-op threads (``None``: its default).
+        onnx_cache_dir: where the ONNX Runtime backend caches exported graphs.
+    """
+
+    def __init__(
+        self,
+        weights,
+        *,
+        input_size: int = 512,
+        flip: bool = True,
+        scales: Sequence[float] = (1.0,),
+        adjust: bool = True,
+        refine: bool = True,
+        backend: str = "torch",
+        device: str | None = "cpu",
+        engine: str | os.PathLike | None = None,
+        decode_params: DecodeParams | None = None,
+        onnx_threads: int | None = None,
+        onnx_cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        from hhrnet_rt.backends import choose_backend, create_backend
+        from hhrnet_rt.graph import PoseGraph
+
+        self.input_size = check_input_size(input_size)
+        self.scales = _check_scales(scales)
+        self.flip = bool(flip)
+        self.adjust = bool(adjust)
+        self.refine = bool(refine)
+        self.decode_params = decode_params or DecodeParams()
+        name, dev, self.backend_reason = choose_backend(backend, engine=engine, device=device)
+        single = self.scales == (1.0,)
+        if name == "tensorrt" and not single:
+            raise InputError("several test scales are supported on the torch and onnxruntime backends only")
+        network, self.weights_label = _build_network(weights)
+        num_joints = getattr(getattr(network, "spec", None), "num_joints", None)
+        # The graph projects to the input size itself only for the plain single-scale case; otherwise
+        # it returns 1/2-resolution maps and project_and_aggregate projects them to the base size.
+        self.graph = PoseGraph(network, flip=self.flip, project=single, num_joints=num_joints).eval()
+        if num_joints is None:
+            num_joints = self._probe_num_joints()
+        self.num_joints = int(num_joints)
+        self.backend = create_backend(
+            name,
+            self.graph,
+            device=dev,
+            engine=engine,
+            onnx_threads=onnx_threads,
+            example_hw=(self.input_size, self.input_size),
+            cache_dir=onnx_cache_dir,
+        )
+        from hhrnet_rt import decode
+
+        self._parse = decode.parse
+        decode.warmup()
+
+    def _probe_num_joints(self) -> int:
+        import torch
+
+        with torch.inference_mode():
+            _, out1 = self.graph.network(torch.zeros(1, 3, 64, 64))
+        if self.flip and self.graph.flip_index is None:
+            raise InputError("flip test needs a network with .spec.num_joints; pass flip=False")
+        return int(out1.shape[1])
+
+    # -- stages --------------------------------------------------------------------------------------
+
+    def prepare(self, image_bgr: np.ndarray) -> Prepared:
+        """Validate and convert the image, resize-align and normalise it (one warp + one lookup per scale)."""
+        image = as_bgr_u8(image_bgr)
+        hw = (int(image.shape[0]), int(image.shape[1]))
+        if self.scales == (1.0,):
+            resized, affine = resize_align(image, self.input_size)
+            return Prepared(((1.0, normalize(resized, bgr=True)),), affine, hw)
+        min_scale = min(self.scales)
+        base_size, _, _ = multi_scale_size(hw, self.input_size, 1.0, min_scale)
+        inputs = []
+        for s in self.scales:
+            resized, affine_s = resize_align(image, self.input_size, s, min_scale)
+            inputs.append((s, normalize(resized, bgr=True)))
+        # Official get_final_preds uses center/scale of the *last* resize (smallest scale) with the size
+        # of the aggregated maps (the scale-1.0 base size).
+        affine = Affine.build(affine_s.center, affine_s.scale, base_size)
+        return Prepared(tuple(inputs), affine, hw)
+
+    def infer(self, prepared: Prepared) -> Maps:
+        """Run the backend (and, for several scales, the official cross-scale aggregation)."""
+        if len(prepared.inputs) == 1 and self.graph.project:
+            heatmaps, tags = self.backend.run(prepared.inputs[0][1])
+            return Maps(heatmaps[0], tags[0])
+        import torch
+
+        from hhrnet_rt.graph import project_and_aggregate
+
+        per_scale = []
+        for s, x in prepared.inputs:
+            heatmaps, tags = self.backend.run(x)
+            per_scale.append((s, torch.from_numpy(heatmaps), torch.from_numpy(tags)))
+        w, h = prepared.affine.size
+        with torch.inference_mode():
+            heatmaps, tags = project_and_aggregate(per_scale, (h, w))
+        return Maps(heatmaps[0].numpy(), tags[0].numpy())
+
+    def decode(self, maps: Maps, prepared: Prepared) -> Poses:
+        """Group joints into people and map them back to original-image pixels."""
+        grouped, scores = self._parse(
+            maps.heatmaps, maps.tags, params=self.decode_params, adjust=self.adjust, refine=self.refine
+        )
+        k = maps.heatmaps.shape[0]
+        grouped = np.asarray(grouped, np.float32)
+        if grouped.ndim != 3:  # an official-style empty result has shape (0,)
+            grouped = grouped.reshape(0, k, 3)
+        keypoints = np.empty((grouped.shape[0], k, 3), np.float32)
+        # Official get_final_preds: inverse affine on x, y; the score column is carried through.
+        keypoints[..., :2] = prepared.affine.to_image(grouped[..., :2])
+        keypoints[..., 2] = grouped[..., 2]
+        return Poses(keypoints=keypoints, scores=np.asarray(scores, np.float32).reshape(-1))
+
+    def predict(self, image_bgr: np.ndarray) -> Poses:
+        """Poses of everyone in one BGR image (as ``cv2.imread`` gives it)."""
+        prepared = self.prepare(image_bgr)
+        return self.decode(self.infer(prepared), prepared)
+
+    def describe(self) -> dict:
+        """Backend, device, precision, sizes and settings, and why this backend was chosen."""
+        info = self.backend.describe()
+        return {
+            "backend": self.backend.name,
+            "device": self.backend.device,
+            "precision": self.backend.precision,
+            "reason": self.backend_reason,
+            "weights": self.weights_label,
+            "input_size": self.input_size,
+            "flip": self.flip,
+            "scales": list(self.scales),
+            "adjust": self.adjust,
+            "refine": self.refine,
+            "num_joints": self.num_joints,
+            "backend_details": info,
+        }
