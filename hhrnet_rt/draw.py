@@ -79,7 +79,9 @@ class PoseAnnotator:
             pts = np.round(xy * _ONE).astype(np.int64)
             for a, b in edges:
                 if visible[a] and visible[b]:
-                    cv2.line(frame_bgr, _pt(pts[a]), _pt(pts[b]), color, style.line_thickness, cv2.LINE_AA, _SHIFT)
+                    cv2.line(
+                        frame_bgr, _pt(pts[a]), _pt(pts[b]), color, style.line_thickness, cv2.LINE_AA, _SHIFT
+                    )
             for j in np.flatnonzero(visible):
                 cv2.circle(frame_bgr, _pt(pts[j]), style.joint_radius * _ONE, color, -1, cv2.LINE_AA, _SHIFT)
             if style.show_person_score and visible.any():

@@ -41,8 +41,9 @@ def read_index(image: np.ndarray) -> int:
     return value
 
 
-def make_video(path: Path, n: int, *, width: int = 160, height: int = 120, fps: int = 25,
-               codec: str = "libx264") -> Path:
+def make_video(
+    path: Path, n: int, *, width: int = 160, height: int = 120, fps: int = 25, codec: str = "libx264"
+) -> Path:
     """Write ``n`` index frames with PyAV."""
     import av
 
@@ -100,8 +101,13 @@ class FakeEstimator:
 
     num_joints = 17
 
-    def __init__(self, *, delays: dict[str, float] | None = None, fail: dict[str, int] | None = None,
-                 block: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        delays: dict[str, float] | None = None,
+        fail: dict[str, int] | None = None,
+        block: threading.Event | None = None,
+    ) -> None:
         self.delays = delays or {}
         self.fail = fail or {}  # stage name -> call number at which it raises
         self.calls = {"prepare": 0, "infer": 0, "decode": 0}
@@ -132,3 +138,54 @@ class FakeEstimator:
         kp[0, :, 1] = 5.0
         kp[0, :, 2] = 0.05  # below the default drawing threshold: the index bands stay clean
         return Poses(kp, np.array([0.5], np.float32))
+
+
+class PacedSource:
+    """A synthetic source that yields index frames at a fixed rate (like a camera); raises on request."""
+
+    def __init__(self, n: int, *, fps: float = 200.0, live: bool = True, fail_at: int | None = None) -> None:
+        self.n, self.fps, self.live, self.fail_at = n, fps, live, fail_at
+        self.rate = None
+        self.frame_count = n
+        self.decode_failures = 0
+        self.description = "paced"
+        self.closed = False
+        self._i = 0
+        self._t0 = time.perf_counter()
+
+    def read(self):
+        from hhrnet_rt.video import Frame
+
+        if self._i == self.fail_at:
+            raise RuntimeError("camera unplugged")
+        if self._i >= self.n:
+            return None
+        delay = self._t0 + self._i / self.fps - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        now = time.perf_counter()
+        frame = Frame(self._i, now - self._t0, index_image(self._i), now)
+        self._i += 1
+        return frame
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def run_in_thread(fn, timeout: float = 20.0):
+    """Run ``fn`` in a thread; fail the test (instead of hanging) if it has not returned in ``timeout``."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"did not return within {timeout} s (hang)"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

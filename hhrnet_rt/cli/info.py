@@ -1,1 +1,118 @@
-"""Commands: info (being written)."""
+"""Command: ``hhrt info`` — versions, devices, usable backends and caches, all without network access."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import platform
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from hhrnet_rt.cli.app import app, handle_errors
+
+stdout = Console()
+
+# (label, import name, distribution names to ask importlib.metadata, first found wins)
+_PACKAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("hhrnet-rt", "hhrnet_rt", ("hhrnet-rt",)),
+    ("torch", "torch", ("torch",)),
+    ("numpy", "numpy", ("numpy",)),
+    ("opencv", "cv2", ("opencv-python", "opencv-python-headless", "opencv-contrib-python")),
+    ("numba", "numba", ("numba",)),
+    ("onnxruntime", "onnxruntime", ("onnxruntime", "onnxruntime-gpu")),
+    ("av (PyAV)", "av", ("av",)),
+    ("tensorrt", "tensorrt", ("tensorrt", "tensorrt-cu12", "tensorrt-cu13")),
+)
+
+
+def package_version(module: str, distributions: tuple[str, ...]) -> str:
+    """Installed version of a package, or ``"not installed"`` (never imports it)."""
+    if importlib.util.find_spec(module) is None:
+        return "not installed"
+    for dist in distributions:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "installed (version unknown)"
+
+
+def collect() -> dict:
+    """Everything ``hhrt info`` shows, as a JSON-ready dict."""
+    versions = {"python": platform.python_version()}
+    versions.update({label: package_version(mod, dists) for label, mod, dists in _PACKAGES})
+
+    import torch
+
+    gpus = [
+        {"index": i, "name": torch.cuda.get_device_name(i), "capability": ".".join(map(str, torch.cuda.get_device_capability(i)))}
+        for i in range(torch.cuda.device_count())
+    ] if torch.cuda.is_available() else []  # fmt: skip
+
+    backends: dict[str, str] = {"torch (CPU)": "available"}
+    backends["torch (CUDA)"] = "available" if gpus else "no CUDA GPU visible to torch"
+    if versions["tensorrt"] == "not installed":
+        backends["TensorRT"] = "not installed (pip install hhrnet-rt[tensorrt])"
+    else:
+        backends["TensorRT"] = "available" if gpus else "installed, but no CUDA GPU"
+    try:
+        import onnxruntime
+
+        backends["ONNX Runtime"] = ", ".join(onnxruntime.get_available_providers())
+    except ImportError:
+        backends["ONNX Runtime"] = "not installed"
+
+    from hhrnet_rt.download import NAMED_WEIGHTS, cache_dir
+
+    cache = cache_dir()
+    weights = {name: (cache / entry.filename).is_file() for name, entry in NAMED_WEIGHTS.items()}
+
+    import numba
+
+    numba_cache = os.environ.get("NUMBA_CACHE_DIR") or numba.config.CACHE_DIR
+    return {
+        "versions": versions,
+        "gpus": gpus,
+        "backends": backends,
+        "weights_cache": {"dir": str(cache), "cached": weights},
+        "numba_cache_dir": numba_cache
+        or "beside the package sources (__pycache__); set NUMBA_CACHE_DIR to move it",
+    }
+
+
+@app.command()
+@handle_errors
+def info(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the same facts as JSON.")] = False,
+) -> None:
+    """Versions, GPUs, usable backends, and where weights and compiled code are cached."""
+    facts = collect()
+    if as_json:
+        import json
+
+        stdout.print_json(json.dumps(facts))
+        return
+    table = Table("", "", show_header=False, title="hhrnet-rt")
+    for label, version in facts["versions"].items():
+        table.add_row(label, version)
+    table.add_section()
+    if facts["gpus"]:
+        for gpu in facts["gpus"]:
+            table.add_row(f"cuda:{gpu['index']}", f"{gpu['name']} (sm {gpu['capability']})")
+    else:
+        table.add_row("GPUs", "none visible to torch (CPU only)")
+    table.add_section()
+    for name, state in facts["backends"].items():
+        table.add_row(f"backend {name}", escape(state))
+    table.add_section()
+    cache = facts["weights_cache"]
+    table.add_row("weights cache", cache["dir"])
+    for name, present in cache["cached"].items():
+        table.add_row(f"  {name}", "cached" if present else "not downloaded")
+    table.add_row("numba cache", facts["numba_cache_dir"])
+    stdout.print(table)

@@ -18,7 +18,9 @@ _QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
 
 def gui_problem() -> str | None:
     """Why a window cannot be opened here, or ``None`` when it can."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
         return "no display is available (neither DISPLAY nor WAYLAND_DISPLAY is set)"
     import cv2
 

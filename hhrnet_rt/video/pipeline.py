@@ -219,7 +219,9 @@ class _Runner:
         live = bool(getattr(stages.source, "live", False))
         self.live = live
         sizes = (1 if live else queue_size, max(1, queue_size // 2), max(1, queue_size // 2))
-        self.channels = [_Channel(n, self.stop, self.waits[name]) for n, name in zip(sizes, QUEUE_NAMES, strict=True)]
+        self.channels = [
+            _Channel(n, self.stop, self.waits[name]) for n, name in zip(sizes, QUEUE_NAMES, strict=True)
+        ]
         self.latest = _LatestImage()
         self.t_end: float | None = None
 

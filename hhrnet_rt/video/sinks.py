@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -57,9 +56,40 @@ def check_output_path(path: str | Path, suffixes: tuple[str, ...], what: str) ->
         raise InputError(f"{what} {path}: directory {parent} does not exist; create it first")
     if path.is_dir():
         raise InputError(f"{what} {path} is a directory; give a file name")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise InputError(f"{what} {path}: no permission to write there; choose another location")
+    # Try it rather than ask os.access: that says yes to root even on read-only file systems.
+    existed = path.exists()
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"{what} {path}: cannot write there ({exc.strerror or exc}); choose another location"
+        ) from None
+    if not existed:
+        path.unlink(missing_ok=True)
     return path
+
+
+def check_output_dir(directory: str | Path) -> Path:
+    """Create ``directory`` (and parents) if needed and make sure files can be written in it.
+
+    Raises:
+        InputError: it cannot be created, is a file, or is not writable.
+    """
+    import tempfile
+
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except FileExistsError:
+        raise InputError(f"output directory {directory} is an existing file; give a directory") from None
+    except OSError as exc:
+        raise InputError(
+            f"output directory {directory} cannot be used ({exc.strerror or exc}); choose another one"
+        ) from None
+    return directory
 
 
 def _even(image: np.ndarray) -> np.ndarray:

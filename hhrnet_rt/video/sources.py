@@ -67,11 +67,20 @@ class FileSource:
             raise InputError(f"video file not found: {self.path}")
         try:
             self._container = av.open(str(self.path))
+        except av.error.EOFError:
+            raise InputError(
+                f"{self.path} contains no video frames (the file ends before the first one)"
+            ) from None
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            if self.path.stat().st_size == 0:
+                raise InputError(f"{self.path} is empty (0 bytes), not a video") from None
             raise InputError(f"{self.path} is not a video file that FFmpeg can read ({exc})") from None
         if not self._container.streams.video:
+            kinds = sorted({s.type for s in self._container.streams})
             self._container.close()
-            raise InputError(f"{self.path} has no video stream")
+            if not kinds:  # e.g. an mp4 whose only track never received a sample
+                raise InputError(f"{self.path} contains no video frames")
+            raise InputError(f"{self.path} has no video stream (only {', '.join(kinds)})")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"  # frame threads in the decoder: capture keeps up with 1080p
         rate = self._stream.average_rate or self._stream.guessed_rate
@@ -172,7 +181,10 @@ class CameraSource:
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 1.0 <= fps <= 1000.0 else DEFAULT_FPS
         self.rate = None
-        self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        self.size = (
+            int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
         self.frame_count: int | None = None
         self.decode_failures = 0
         self.description = f"camera {spec}" if isinstance(spec, int) else str(spec)

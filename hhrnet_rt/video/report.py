@@ -1,0 +1,31 @@
+"""Human-readable summaries of a :class:`~hhrnet_rt.video.pipeline.PipelineResult` (Rich tables)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from hhrnet_rt.video.pipeline import PipelineResult
+
+
+def summary_table(result: PipelineResult, title: str = "pipeline") -> Table:
+    """Counts, wall time, end-to-end FPS, per-stage p50/p95 latency and the time spent waiting on queues."""
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_column("p50 ms", justify="right")
+    table.add_column("p95 ms", justify="right")
+    frames = f"{result.frames_written} written / {result.frames_read} read"
+    if result.frames_dropped:
+        frames += f" / {result.frames_dropped} dropped"
+    if result.decode_failures:
+        frames += f" / {result.decode_failures} undecodable"
+    table.add_row("frames", frames, "", "")
+    table.add_row("wall time", f"{result.wall_s:.2f} s", "", "")
+    table.add_row("end-to-end FPS", f"{result.fps:.2f}", "", "")
+    for name, stats in result.stages.items():
+        table.add_row(f"  {name}", f"{stats.count} calls", f"{stats.p50_ms:.1f}", f"{stats.p95_ms:.1f}")
+    lat = result.latency
+    table.add_row("latency (capture→drawn)", "", f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}")
+    for name, wait in result.queue_waits.items():
+        table.add_row(f"queue {name}", f"put {wait.put_s:.2f} s / get {wait.get_s:.2f} s", "", "")
+    return table
