@@ -109,7 +109,11 @@ def _auto(engine, device) -> tuple[str, str, str]:
         )
     dev = str(device) if device is not None else "cuda"
     if engine is not None and has_cuda and tensorrt_available():
-        return "tensorrt", dev, f"engine {os.fspath(engine)} given, CUDA GPU and TensorRT present; using TensorRT"
+        return (
+            "tensorrt",
+            dev,
+            f"engine {os.fspath(engine)} given, CUDA GPU and TensorRT present; using TensorRT",
+        )
     if has_cuda:
         why = ""
         if engine is not None:
