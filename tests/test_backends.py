@@ -1,0 +1,144 @@
+"""Backend choice (this CPU machine and monkeypatched availability), torch and ONNX Runtime backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hhrnet_rt.backends import Backend, choose_backend, create_backend, select
+from hhrnet_rt.errors import BackendUnavailableError, InputError, TensorRTUnavailableError
+
+
+def _flags(monkeypatch, *, cuda: bool, trt: bool, ort: bool = True) -> None:
+    monkeypatch.setattr(select, "cuda_available", lambda: cuda)
+    monkeypatch.setattr(select, "tensorrt_available", lambda: trt)
+    monkeypatch.setattr(select, "onnxruntime_available", lambda: ort)
+
+
+# -- choose_backend on this machine (no GPU, no TensorRT, onnxruntime installed) ----------------------
+
+
+def test_auto_on_this_cpu_machine():
+    assert not torch.cuda.is_available()
+    name, device, reason = choose_backend("auto")
+    assert (name, device) == ("onnxruntime", "cpu")
+    assert reason == "no CUDA GPU visible to torch; using ONNX Runtime on the CPU"
+
+
+def test_auto_with_engine_but_no_gpu_says_so():
+    name, device, reason = choose_backend("auto", engine="x.engine")
+    assert (name, device) == ("onnxruntime", "cpu")
+    assert "no CUDA GPU" in reason and "engine" in reason
+
+
+def test_explicit_backends_on_this_machine():
+    assert choose_backend("torch")[:2] == ("torch", "cpu")
+    assert choose_backend("torch", device="cpu")[:2] == ("torch", "cpu")
+    assert choose_backend("onnxruntime")[:2] == ("onnxruntime", "cpu")
+    assert choose_backend("ONNXRuntime")[:2] == ("onnxruntime", "cpu")
+    with pytest.raises(BackendUnavailableError, match="no CUDA GPU"):
+        choose_backend("torch", device="cuda")
+    with pytest.raises(TensorRTUnavailableError, match="pip install"):
+        choose_backend("tensorrt", engine="x.engine")
+
+
+def test_bad_requests():
+    with pytest.raises(InputError, match="unknown backend"):
+        choose_backend("tflite")
+    with pytest.raises(InputError, match="unknown device"):
+        choose_backend("torch", device="tpu")
+    with pytest.raises(InputError, match="CPU only"):
+        choose_backend("onnxruntime", device="cuda")
+
+
+# -- other machines, simulated --------------------------------------------------------------------------
+
+
+def test_auto_prefers_tensorrt_with_engine_gpu_and_package(monkeypatch):
+    _flags(monkeypatch, cuda=True, trt=True)
+    name, device, reason = choose_backend("auto", engine="m.engine")
+    assert (name, device) == ("tensorrt", "cuda")
+    assert "TensorRT" in reason
+
+
+def test_auto_without_engine_uses_torch_cuda(monkeypatch):
+    _flags(monkeypatch, cuda=True, trt=True)
+    assert choose_backend("auto")[:2] == ("torch", "cuda")
+    assert choose_backend("auto", device="cuda:1")[:2] == ("torch", "cuda:1")
+
+
+def test_auto_with_engine_but_no_tensorrt_uses_torch_cuda(monkeypatch):
+    _flags(monkeypatch, cuda=True, trt=False)
+    name, device, reason = choose_backend("auto", engine="m.engine")
+    assert (name, device) == ("torch", "cuda")
+    assert "tensorrt package is not installed" in reason
+
+
+def test_auto_cpu_requested_on_gpu_machine(monkeypatch):
+    _flags(monkeypatch, cuda=True, trt=True)
+    assert choose_backend("auto", engine="m.engine", device="cpu")[:2] == ("onnxruntime", "cpu")
+
+
+def test_auto_without_onnxruntime_falls_back_to_torch_cpu(monkeypatch):
+    _flags(monkeypatch, cuda=False, trt=False, ort=False)
+    name, device, reason = choose_backend("auto")
+    assert (name, device) == ("torch", "cpu")
+    assert "onnxruntime is not installed" in reason
+    with pytest.raises(BackendUnavailableError, match="onnxruntime"):
+        choose_backend("onnxruntime")
+
+
+def test_tensorrt_requests(monkeypatch):
+    _flags(monkeypatch, cuda=True, trt=True)
+    assert choose_backend("tensorrt", engine="m.engine")[:2] == ("tensorrt", "cuda")
+    with pytest.raises(BackendUnavailableError, match="engine file"):
+        choose_backend("tensorrt")
+    with pytest.raises(InputError, match="CUDA GPU only"):
+        choose_backend("tensorrt", engine="m.engine", device="cpu")
+    _flags(monkeypatch, cuda=False, trt=True)
+    with pytest.raises(BackendUnavailableError, match="CUDA GPU"):
+        choose_backend("tensorrt", engine="m.engine")
+
+
+def test_torch_cuda_request_on_gpu_machine(monkeypatch):
+    _flags(monkeypatch, cuda=True, trt=False)
+    assert choose_backend("torch", device="cuda:0")[:2] == ("torch", "cuda:0")
+
+
+# -- the backends themselves ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_graph(golden_dir):
+    from hhrnet_rt.graph import PoseGraph
+    from hhrnet_rt.weights import build_from_checkpoint
+
+    model, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
+    return PoseGraph(model).eval()
+
+
+def test_torch_backend_matches_golden(tiny_graph, golden_npz):
+    z = golden_npz("pipeline_case")
+    backend = create_backend("torch", tiny_graph, device="cpu")
+    assert isinstance(backend, Backend)
+    heatmaps, tags = backend.run(z["s128_input"])
+    assert heatmaps.dtype == np.float32 and tags.shape == (1, 17, 128, 192, 2)
+    final = (z["s128_heatmaps_orig"] + z["s128_heatmaps_flip"]) / np.float32(2.0)
+    # Golden made with 2 torch threads; another thread count moves model outputs by ~5e-6 at most.
+    np.testing.assert_allclose(heatmaps, final, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(tags, z["s128_flip_tags"], rtol=0, atol=1e-5)
+    assert backend.describe()["device"] == "cpu"
+
+
+def test_backend_input_checks(tiny_graph):
+    backend = create_backend("torch", tiny_graph, device="cpu")
+    with pytest.raises(InputError, match="float32"):
+        backend.run(np.zeros((1, 3, 64, 64), np.float64))
+    with pytest.raises(InputError, match="N, 3, h, w"):
+        backend.run(np.zeros((3, 64, 64), np.float32))
+
+
+def test_unknown_backend_name(tiny_graph):
+    with pytest.raises(BackendUnavailableError, match="unknown backend"):
+        create_backend("tflite", tiny_graph)
