@@ -1,0 +1,54 @@
+"""``hhrt info``: versions, devices, backends and caches, offline."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import torch
+from typer.testing import CliRunner
+
+from hhrnet_rt.cli import app
+from hhrnet_rt.download import NAMED_WEIGHTS
+
+runner = CliRunner()
+
+
+def test_info_table(monkeypatch, tmp_path):
+    monkeypatch.setenv("HHRT_CACHE_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for label, version in (("torch", torch.__version__), ("numpy", np.__version__), ("python", None)):
+        assert label in out
+        if version:
+            assert version in out
+    for name in ("opencv", "numba", "onnxruntime", "PyAV", "tensorrt", "ONNX Runtime", "TensorRT"):
+        assert name in out
+    if importlib.util.find_spec("tensorrt") is None:
+        assert "not installed" in out and "hhrnet-rt[tensorrt]" in out
+    if not torch.cuda.is_available():
+        assert "CPU only" in out
+    assert "weights cache" in out and "numba cache" in out  # the paths themselves: see the JSON test
+    assert "not downloaded" in out
+
+
+def test_info_json_reports_cached_weights(monkeypatch, tmp_path):
+    cache = tmp_path / "weights"
+    cache.mkdir()
+    (cache / NAMED_WEIGHTS["w32_512"].filename).write_bytes(b"x")
+    monkeypatch.setenv("HHRT_CACHE_DIR", str(cache))
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    result = runner.invoke(app, ["info", "--json"])
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.stdout)
+    assert facts["weights_cache"]["dir"] == str(cache)
+    cached = facts["weights_cache"]["cached"]
+    assert cached["w32_512"] is True and all(v is False for k, v in cached.items() if k != "w32_512")
+    assert facts["numba_cache_dir"] == str(tmp_path / "numba")
+    assert facts["versions"]["torch"] == torch.__version__
+    assert len(facts["gpus"]) == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if importlib.util.find_spec("onnxruntime") is not None:
+        assert "CPUExecutionProvider" in facts["backends"]["ONNX Runtime"]
