@@ -1,8 +1,9 @@
 """ONNX Runtime backend (CPU): runs a given .onnx, or exports the PoseGraph once into a cache.
 
-The cache key covers everything the exported file depends on (weights bytes, flip, flip index,
-projection mode, example size, torch version), so a cached file is never stale and re-exports happen
-only when something changed. ``onnxruntime`` is imported here only, so ``import hhrnet_rt`` stays light.
+The cache key covers everything the exported file depends on (weights bytes and shapes, flip, flip
+index, projection mode, torch version), so a cached file is never stale and re-exports happen only when
+something changed. The example input size is deliberately not part of it: batch, height and width are
+dynamic axes, so one file serves every input size (tests run files exported at one size on others). ``onnxruntime`` is imported here only, so ``import hhrnet_rt`` stays light.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def default_cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
-def graph_cache_key(graph, example_hw: tuple[int, int]) -> str:
-    """Hex digest identifying the ONNX export of ``graph`` (a PoseGraph) at an example size."""
+def graph_cache_key(graph) -> str:
+    """Hex digest identifying the ONNX export of ``graph`` (a PoseGraph)."""
     import torch
 
     h = hashlib.sha256()
@@ -40,7 +41,7 @@ def graph_cache_key(graph, example_hw: tuple[int, int]) -> str:
         h.update(f"{tuple(t.shape)}{t.dtype}".encode())
         h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
     flip_index = None if graph.flip_index is None else graph.flip_index.tolist()
-    h.update(repr((graph.flip, flip_index, graph.project, tuple(example_hw), torch.__version__)).encode())
+    h.update(repr((graph.flip, flip_index, graph.project, torch.__version__)).encode())
     return h.hexdigest()
 
 
@@ -64,7 +65,7 @@ def export_cached(graph, *, example_hw: tuple[int, int], cache_dir: str | os.Pat
     cache.mkdir(parents=True, exist_ok=True)
     k = graph.num_joints if graph.num_joints is not None else "k"
     name = f"posegraph_k{k}_{'flip' if graph.flip else 'noflip'}_{'proj' if graph.project else 'half'}"
-    path = cache / f"{name}_{example_hw[0]}x{example_hw[1]}_{graph_cache_key(graph, example_hw)[:16]}.onnx"
+    path = cache / f"{name}_{graph_cache_key(graph)[:16]}.onnx"
     if path.is_file():
         return path
     # Export to a temporary name and rename: another process may be exporting the same file right now.
