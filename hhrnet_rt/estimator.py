@@ -54,10 +54,10 @@ class Maps:
 
 def check_input_size(input_size: int) -> int:
     """Return ``input_size`` as an int, or raise InputError naming the nearest valid sizes."""
-    try:
-        n = int(input_size)
-    except (TypeError, ValueError):
-        raise InputError(f"input size must be an integer, got {input_size!r}") from None
+    numeric = isinstance(input_size, int | float | np.integer | np.floating)
+    if isinstance(input_size, bool) or not numeric or not np.isfinite(input_size):
+        raise InputError(f"input size must be an integer, got {input_size!r}")
+    n = int(input_size)
     if n != input_size or n < SIZE_MULTIPLE or n % SIZE_MULTIPLE:
         low = max(SIZE_MULTIPLE, n // SIZE_MULTIPLE * SIZE_MULTIPLE)
         high = max(SIZE_MULTIPLE, -(-n // SIZE_MULTIPLE) * SIZE_MULTIPLE)

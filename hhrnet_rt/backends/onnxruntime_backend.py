@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -68,24 +67,16 @@ def export_cached(graph, *, example_hw: tuple[int, int], cache_dir: str | os.Pat
     path = cache / f"{name}_{graph_cache_key(graph)[:16]}.onnx"
     if path.is_file():
         return path
-    # Export to a temporary name and rename: another process may be exporting the same file right now.
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=cache)
-    os.close(fd)
-    try:
-        graph = graph.eval()
-        export_onnx(
-            graph,
-            tmp,
-            example_input=torch.zeros(1, 3, *example_hw),
-            input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes=dynamic_axes(graph.project),
-        )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    # export_onnx writes a temporary file and renames it, so a concurrent exporter of the same graph
+    # (another process) never leaves a half-written file at ``path``.
+    return export_onnx(
+        graph.eval(),
+        path,
+        example_input=torch.zeros(1, 3, *example_hw),
+        input_names=[INPUT_NAME],
+        output_names=list(OUTPUT_NAMES),
+        dynamic_axes=dynamic_axes(graph.project),
+    )
 
 
 def _precision_of(path: Path) -> str:

@@ -1,0 +1,173 @@
+"""PoseEstimator end to end on the golden pipeline and multi-scale cases, on torch CPU and ONNX Runtime."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from hhrnet_rt.errors import InputError
+from hhrnet_rt.estimator import PoseEstimator, check_input_size
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory):
+    # One cache for the module: each (flip, projection) graph is exported once and shared by both sizes.
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(golden_dir):
+    return golden_dir / "tiny_model.npz"
+
+
+@pytest.fixture(scope="module")
+def estimators(tiny_weights, onnx_cache):
+    built = {}
+
+    def get(backend, size, flip=True, scales=(1.0,)):
+        key = (backend, size, flip, scales)
+        if key not in built:
+            built[key] = PoseEstimator(
+                tiny_weights,
+                input_size=size,
+                flip=flip,
+                scales=scales,
+                backend=backend,
+                onnx_cache_dir=onnx_cache,
+            )
+        return built[key]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def golden_bgr(golden_npz):
+    # The golden image is RGB (as valid.py sees it after cvtColor); predict() takes BGR.
+    return np.ascontiguousarray(golden_npz("pipeline_case")["image_rgb_uint8"][:, :, ::-1])
+
+
+def _assert_matches(poses, final_preds, scores, *, score_atol):
+    assert len(poses) == len(final_preds)
+    np.testing.assert_allclose(poses.keypoints[..., :2], final_preds[..., :2], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(poses.keypoints[..., 2], final_preds[..., 2], rtol=1e-5, atol=score_atol)
+    np.testing.assert_allclose(poses.scores, scores, rtol=1e-5, atol=score_atol)
+
+
+# ONNX Runtime's convolutions and Resize differ from torch by ~2e-6 on these maps; joint values are
+# copied from the maps, so their absolute error is of that size (rtol 1e-5 alone fails on values ~0.1).
+SCORE_ATOL = {"torch": 0.0, "onnxruntime": 1e-5}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("size", [128, 256])
+@pytest.mark.parametrize("flip", [True, False], ids=["flip", "noflip"])
+def test_pipeline_parity(estimators, golden_npz, golden_bgr, backend, size, flip):
+    z = golden_npz("pipeline_case")
+    name = f"s{size}_{'flip' if flip else 'noflip'}"
+    poses = estimators(backend, size, flip).predict(golden_bgr)
+    assert poses.keypoints.shape[1:] == (17, 3)
+    _assert_matches(poses, z[f"{name}_final_preds"], z[f"{name}_scores"], score_atol=SCORE_ATOL[backend])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_multiscale_parity(estimators, golden_npz, golden_bgr, backend):
+    m = golden_npz("multiscale_case")
+    est = estimators(backend, 128, True, (0.5, 1.0, 2.0))
+    prepared = est.prepare(golden_bgr)
+    assert [s for s, _ in prepared.inputs] == [2.0, 1.0, 0.5]
+    assert prepared.affine.size == (256, 128)
+    np.testing.assert_array_equal(prepared.affine.scale, m["scale"])
+    maps = est.infer(prepared)
+    np.testing.assert_allclose(maps.heatmaps, m["final_heatmaps"][0], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(maps.tags, m["tags"][0], rtol=0, atol=1e-5)
+    _assert_matches(est.decode(maps, prepared), m["final_preds"], m["scores"], score_atol=SCORE_ATOL[backend])
+
+
+def test_stage_split_equals_predict_and_runs_in_threads(estimators, golden_bgr):
+    est = estimators("torch", 128)
+    expected = est.predict(golden_bgr)
+    results = {}
+
+    def work(i):
+        prepared = est.prepare(golden_bgr)
+        results[i] = est.decode(est.infer(prepared), prepared)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results) == [0, 1, 2]
+    for poses in results.values():
+        np.testing.assert_array_equal(poses.keypoints, expected.keypoints)
+        np.testing.assert_array_equal(poses.scores, expected.scores)
+
+
+def test_describe(estimators):
+    info = estimators("onnxruntime", 128).describe()
+    assert info["backend"] == "onnxruntime" and info["device"] == "cpu"
+    assert info["precision"] == "fp32" and info["input_size"] == 128 and info["flip"] is True
+    assert info["num_joints"] == 17 and "tiny_model.npz" in info["weights"]
+    assert "as requested" in info["reason"]
+
+
+def test_prepare_accepts_odd_images(estimators):
+    est = estimators("torch", 128)
+    gray = np.full((60, 80), 128, np.uint8)
+    prepared = est.prepare(gray)
+    assert prepared.inputs[0][1].shape == (1, 3, 128, 192) and prepared.image_hw == (60, 80)
+    with pytest.raises(InputError):
+        est.prepare(None)
+    with pytest.raises(InputError):
+        est.prepare(np.zeros((2, 60, 80, 3), np.uint8))
+
+
+def test_nobody_found_gives_empty_poses(estimators):
+    est = estimators("torch", 128)
+    prepared = est.prepare(np.zeros((64, 64, 3), np.uint8))
+    k, h, w = 17, 128, 128
+    from hhrnet_rt.estimator import Maps
+
+    poses = est.decode(Maps(np.zeros((k, h, w), np.float32), np.zeros((k, h, w, 2), np.float32)), prepared)
+    assert len(poses) == 0 and poses.keypoints.shape == (0, 17, 3)
+
+
+@pytest.mark.parametrize("bad", [100, 0, -64, 513, 512.5])
+def test_input_size_must_be_a_multiple_of_64(bad):
+    with pytest.raises(InputError, match="multiple of 64"):
+        check_input_size(bad)
+
+
+@pytest.mark.parametrize("bad", ["512", None, True])
+def test_input_size_must_be_a_number(bad):
+    with pytest.raises(InputError, match="integer"):
+        check_input_size(bad)
+
+
+def test_input_size_error_names_nearest_sizes():
+    with pytest.raises(InputError, match="512 or 576"):
+        check_input_size(530)
+    assert check_input_size(640) == 640
+
+
+def test_bad_scales(tiny_weights):
+    with pytest.raises(InputError, match="1.0"):
+        PoseEstimator(tiny_weights, scales=(0.5, 2.0))
+    with pytest.raises(InputError, match="positive"):
+        PoseEstimator(tiny_weights, scales=(0.0,))
+
+
+def test_module_and_random_weights(golden_dir):
+    from hhrnet_rt.weights import build_from_checkpoint
+
+    model, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
+    est = PoseEstimator(model, input_size=64, backend="torch")
+    assert est.num_joints == 17 and "HigherHRNet" in est.describe()["weights"]
+    torch.manual_seed(0)
+    rnd = PoseEstimator("random", input_size=64, backend="torch")
+    assert "random" in rnd.describe()["weights"] and rnd.num_joints == 17
