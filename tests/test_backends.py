@@ -142,3 +142,74 @@ def test_backend_input_checks(tiny_graph):
 def test_unknown_backend_name(tiny_graph):
     with pytest.raises(BackendUnavailableError, match="unknown backend"):
         create_backend("tflite", tiny_graph)
+
+
+@pytest.fixture(scope="module")
+def noflip_onnx(tiny_graph, tmp_path_factory):
+    from hhrnet_rt.backends.onnxruntime_backend import export_cached
+    from hhrnet_rt.graph import PoseGraph
+
+    graph = PoseGraph(tiny_graph.network, flip=False).eval()
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    return graph, cache, export_cached(graph, example_hw=(64, 64), cache_dir=cache)
+
+
+def test_onnxruntime_export_cache_and_parity(noflip_onnx, golden_npz):
+    from hhrnet_rt.backends.onnxruntime_backend import OnnxRuntimeBackend, export_cached
+
+    graph, cache, path = noflip_onnx
+    mtime = path.stat().st_mtime_ns
+    # Same graph again (even at another example size): the cached file is reused, not re-exported.
+    assert export_cached(graph, example_hw=(128, 128), cache_dir=cache) == path
+    assert path.stat().st_mtime_ns == mtime
+    backend = OnnxRuntimeBackend.from_graph(graph, cache_dir=cache, threads=1)
+    assert backend.onnx_path == path and isinstance(backend, Backend)
+    assert backend.describe()["threads"] == 1 and backend.precision == "fp32"
+    z = golden_npz("pipeline_case")
+    heatmaps, tags = backend.run(z["s128_input"])  # exported at 64x64, run at 128x192
+    # ONNX Runtime vs torch on the same graph: ~2e-6 (different conv/resize kernels), atol 1e-5.
+    np.testing.assert_allclose(heatmaps, z["s128_heatmaps_orig"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(tags, z["s128_flip_tags"][..., :1], rtol=0, atol=1e-5)
+
+
+def test_onnxruntime_cache_key_separates_graphs(noflip_onnx):
+    from hhrnet_rt.backends.onnxruntime_backend import graph_cache_key
+    from hhrnet_rt.graph import PoseGraph
+
+    graph, _, _ = noflip_onnx
+    keys = {
+        graph_cache_key(graph),
+        graph_cache_key(PoseGraph(graph.network, flip=True)),
+        graph_cache_key(PoseGraph(graph.network, flip=False, project=False)),
+    }
+    assert len(keys) == 3
+
+
+def test_onnxruntime_runs_a_given_file_through_create_backend(noflip_onnx):
+    _, _, path = noflip_onnx
+    backend = create_backend("onnxruntime", None, engine=path, onnx_threads=2)
+    heatmaps, tags = backend.run(np.zeros((2, 3, 64, 128), np.float32))
+    assert heatmaps.shape == (2, 17, 64, 128) and tags.shape == (2, 17, 64, 128, 1)
+
+
+def test_onnxruntime_refuses_foreign_files(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from hhrnet_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    with pytest.raises(InputError, match="expected \\['image'\\]"):
+        OnnxRuntimeBackend(path)
+    with pytest.raises(InputError, match="not found"):
+        OnnxRuntimeBackend(tmp_path / "missing.onnx")
+    with pytest.raises(InputError, match=">= 1"):
+        OnnxRuntimeBackend(path, threads=0)
