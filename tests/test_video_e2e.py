@@ -6,11 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from video_helpers import make_video, read_index, read_video, run_in_thread
+from video_helpers import assert_output_frames, decoded_frames, make_video, read_video, run_in_thread
 
 from hhrnet_rt.video import CocoSink, FileSource, JsonLinesSink, Mp4Sink, run_pipeline
 
-INPUT_SIZE = 128
+INPUT_SIZE = 64  # the smallest valid size: fast, and the tiny model still finds people
+N = 6
 
 
 @pytest.fixture(scope="module")
@@ -22,29 +23,25 @@ def estimator(golden_dir):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    return make_video(tmp_path_factory.mktemp("e2e") / "clip.mp4", 10, width=256, height=192)
+    return make_video(tmp_path_factory.mktemp("e2e") / "clip.mp4", N, width=256, height=192)
 
 
-@pytest.mark.parametrize("threaded", [True, False])
-def test_pipeline_matches_predict_frame_by_frame(tmp_path, estimator, clip, threaded):
+def test_pipeline_matches_predict_frame_by_frame(tmp_path, estimator, clip):
     source = FileSource(clip)
     sinks = [
         Mp4Sink(tmp_path / "o.mp4", source.fps, rate=source.rate),
         JsonLinesSink(tmp_path / "o.jsonl"),
         CocoSink(tmp_path / "o.json"),
     ]
-    result = run_in_thread(lambda: run_pipeline(source, estimator, sinks, threaded=threaded), timeout=120)
-    assert result.frames_written == 10 and result.frames_read == 10
+    result = run_in_thread(lambda: run_pipeline(source, estimator, sinks), timeout=300)
+    assert result.frames_written == N and result.frames_read == N
 
     # Reference: the same decoded frames through predict(), one at a time, in this thread.
-    reference_source = FileSource(clip)
-    expected = []
-    while (frame := reference_source.read()) is not None:
-        expected.append(estimator.predict(frame.image))
-    reference_source.close()
+    inputs = decoded_frames(clip)
+    expected = [estimator.predict(image) for image in inputs]
 
     records = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
-    assert [r["frame"] for r in records] == list(range(10))
+    assert [r["frame"] for r in records] == list(range(N))
     people_seen = 0
     for record, poses in zip(records, expected, strict=True):
         assert len(record["people"]) == len(poses)
@@ -57,7 +54,7 @@ def test_pipeline_matches_predict_frame_by_frame(tmp_path, estimator, clip, thre
     assert len(coco) == people_seen
     assert all(len(c["keypoints"]) == 3 * 17 and c["category_id"] == 1 for c in coco)
 
+    assert people_seen > 0, "the tiny model should find someone: otherwise nothing above was compared"
     frames, _ = read_video(tmp_path / "o.mp4")
-    assert len(frames) == 10 and frames[0].shape == (192, 256, 3)
-    # Drawn skeleton lines are thin; the band medians still give each frame's own index back.
-    assert [read_index(f) for f in frames] == list(range(10))
+    assert frames[0].shape == (192, 256, 3)
+    assert_output_frames(frames, inputs, records)

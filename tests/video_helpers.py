@@ -189,3 +189,53 @@ def run_in_thread(fn, timeout: float = 20.0):
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def poses_from_record(record: dict, num_joints: int = 17) -> Poses:
+    """The Poses a JSON lines record describes (exact: the file holds the float32 values)."""
+    if not record["people"]:
+        return Poses.empty(num_joints)
+    keypoints = np.array([p["keypoints"] for p in record["people"]], np.float32)
+    return Poses(keypoints, np.array([p["score"] for p in record["people"]], np.float32))
+
+
+def assert_output_frames(
+    out_frames: list[np.ndarray], in_frames: list[np.ndarray], records: list[dict], *, skip_hud: bool = False
+) -> None:
+    """Output frame i must be input frame ``records[i]["frame"]`` with record i's people drawn on it.
+
+    Redrawing from the JSON avoids a second inference; matching by nearest picture (not exact equality)
+    absorbs H.264 loss, and checking that frame i is nearest to expectation i (not i-1 or i+1) checks order.
+    """
+    from hhrnet_rt.draw import PoseAnnotator
+
+    assert len(out_frames) == len(records)
+    annotator = PoseAnnotator()
+    expected = [
+        annotator.annotate(in_frames[r["frame"]].copy(), poses_from_record(r)).astype(np.float32)
+        for r in records
+    ]
+    keep = np.ones(expected[0].shape[:2], bool) if expected else None
+    if skip_hud:  # the HUD text changes every frame: leave out the top-left box (generously)
+        h, w = keep.shape
+        keep[: h // 3, : w // 2] = False
+    for i, frame in enumerate(out_frames):
+        errors = [float(np.mean((frame.astype(np.float32) - e)[keep] ** 2)) for e in expected]
+        assert int(np.argmin(errors)) == i, (
+            f"output frame {i} looks like expected frame {int(np.argmin(errors))}"
+        )
+        psnr = 10 * np.log10(255.0**2 / max(errors[i], 1e-9))
+        # yuv420p halves the chroma resolution of the coloured 2-px skeleton lines, so a correct frame scores
+        # only about 22-25 dB here; any other frame of these clips scores about 7-11 dB.
+        assert psnr > 18, f"output frame {i}: PSNR {psnr:.1f} dB against its expected picture"
+
+
+def decoded_frames(path: Path) -> list[np.ndarray]:
+    """Input frames as the pipeline sees them (FileSource: undecodable packets skipped)."""
+    from hhrnet_rt.video import FileSource
+
+    source = FileSource(path)
+    try:
+        return [frame.image for frame in iter(source.read, None)]
+    finally:
+        source.close()

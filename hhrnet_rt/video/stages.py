@@ -105,7 +105,8 @@ class Stages:
             lines = [f"{self.rolling.fps:5.1f} FPS  {1e3 * latency:4.0f} ms", f"people {len(poses)}"]
             if self.dropped:
                 lines.append(f"dropped {self.dropped}")
-            image = draw_hud(image, lines)
+            # Text size follows the frame width so the box covers about the same share of any frame.
+            image = draw_hud(image, lines, scale=min(1.0, max(0.3, image.shape[1] / 1280)))
         return FrameResult(frame, poses, image, latency)
 
     def _write(self, result: FrameResult) -> None:
