@@ -99,5 +99,5 @@ def describe(state_dict: Mapping[str, Any]) -> str:
 
         spec = ModelSpec.from_state_dict(state_dict)
     except WeightsError as e:
-        return str(e)
+        return f"something other than a HigherHRNet checkpoint ({e})"
     return f"a W{spec.width} HigherHRNet checkpoint with {spec.num_joints} joints"

@@ -136,7 +136,7 @@ def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
             except ValueError as e:  # object arrays need pickle, which is refused
                 raise WeightsError(f"{path}: the .npz holds arrays that need pickle, refused ({e})") from None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = _torch_load_data_only(path)
     except pickle.UnpicklingError as e:
         msg = str(e)
         found = re.search(r"GLOBAL ([\w.]+)", msg)
@@ -167,6 +167,43 @@ def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
     if not isinstance(obj, Mapping):
         raise WeightsError(f"{path} holds a {type(obj).__name__}, not a state dict")
     return obj
+
+
+def _numpy_data_globals() -> dict[str, Any]:
+    """numpy's array/scalar/dtype rebuilders by pickle name: they rebuild data and call nothing else."""
+    import numpy._core.multiarray as ma
+
+    found = {
+        "numpy._core.multiarray._reconstruct": ma._reconstruct,
+        "numpy._core.multiarray.scalar": ma.scalar,
+        "numpy.ndarray": np.ndarray,
+        "numpy.dtype": np.dtype,
+    }
+    for name in dir(np.dtypes):  # numpy >= 1.25 pickles dtypes as numpy.dtypes.<Name>DType
+        if name.endswith("DType"):
+            found[f"numpy.dtypes.{name}"] = getattr(np.dtypes, name)
+    return found
+
+
+def _torch_load_data_only(path: Path) -> Any:
+    """``torch.load(weights_only=True)``, also accepting numpy arrays/scalars (e.g. in a ``meta`` dict).
+
+    Some training frameworks store numpy values next to the weights; those need numpy's rebuild
+    functions, which create arrays and cannot run other code, so they are allowed and nothing else is.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as refusal:
+        try:
+            unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        except Exception:  # noqa: BLE001 - not a zip checkpoint: report the original refusal
+            raise refusal from None
+        allowed = _numpy_data_globals()
+        if not unsafe or not unsafe <= set(allowed):
+            raise
+        # All of them, not only `unsafe`: dtype classes (numpy.dtypes.*DType) are needed but not listed.
+        with torch.serialization.safe_globals(list(allowed.values())):
+            return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _resolve(source: Source) -> tuple[OrderedDict[str, torch.Tensor], str, ModelSpec | None]:

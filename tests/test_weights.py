@@ -240,3 +240,17 @@ def test_missing_and_unexpected_keys_are_listed(tiny_sd):
         load_weights(HigherHRNet(ModelSpec.from_state_dict(tiny_sd)), sd)
     msg = str(info.value)
     assert "1 missing: conv1.weight" in msg and "1 unexpected: extra.weight" in msg
+
+
+def test_numpy_values_in_meta_are_data_not_code(tmp_path, tiny_sd):
+    # Frameworks keep numpy scalars/arrays in 'meta'; numpy's rebuild functions only create arrays.
+    meta = {"seed": np.int64(3), "mean": np.arange(3.0), "dtype": np.dtype("float32")}
+    torch.save({"meta": meta, "state_dict": tiny_sd}, tmp_path / "np_meta.pth")
+    model, spec = build_from_checkpoint(tmp_path / "np_meta.pth")
+    assert spec.width == 8
+    # ... but numpy values do not open the door for anything else.
+    marker = tmp_path / "code_ran"
+    torch.save({"meta": meta, "state_dict": tiny_sd, "x": _Payload(marker)}, tmp_path / "mixed.pth")
+    with pytest.raises(WeightsError, match="refused"):
+        read_checkpoint(tmp_path / "mixed.pth")
+    assert not marker.exists()
