@@ -249,9 +249,14 @@ def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], label: st
     want = (
         f"a W{spec.width} model with {spec.num_joints} joints" if isinstance(spec, ModelSpec) else "the model"
     )
+    looks = describe(sd)
+    hint = (
+        "Pass a HigherHRNet checkpoint (official or MMPose)."
+        if looks.startswith("something other")
+        else "Use build_from_checkpoint(...) to build the architecture the file describes."
+    )
     raise WeightsError(
-        f"{label} does not fit {want}: the file looks like {describe(sd)}. " + "; ".join(parts) + ". "
-        "Use build_from_checkpoint(...) to build the architecture the file describes."
+        f"{label} does not fit {want}: the file looks like {looks}. " + "; ".join(parts) + f". {hint}"
     )
 
 
