@@ -14,6 +14,16 @@ from hhrnet_rt.estimator import PoseEstimator, check_input_size
 BACKENDS = ("torch", "onnxruntime")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # On a loaded 2-core machine torch's OpenMP workers spin against each other (measured here: 14 s vs
+    # 0.15 s per tiny-model call); one thread keeps this module fast. Restored afterwards.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def onnx_cache(tmp_path_factory):
     # One cache for the module: each (flip, projection) graph is exported once and shared by both sizes.
@@ -39,6 +49,7 @@ def estimators(tiny_weights, onnx_cache):
                 scales=scales,
                 backend=backend,
                 onnx_cache_dir=onnx_cache,
+                onnx_threads=1,
             )
         return built[key]
 
@@ -58,9 +69,11 @@ def _assert_matches(poses, final_preds, scores, *, score_atol):
     np.testing.assert_allclose(poses.scores, scores, rtol=1e-5, atol=score_atol)
 
 
-# ONNX Runtime's convolutions and Resize differ from torch by ~2e-6 on these maps; joint values are
-# copied from the maps, so their absolute error is of that size (rtol 1e-5 alone fails on values ~0.1).
-SCORE_ATOL = {"torch": 0.0, "onnxruntime": 1e-5}
+# Joint values are read from the maps, so their error is the maps' absolute error, and rtol 1e-5 alone is
+# too strict for small values. torch: the golden run used 2 threads, these tests 1 (golden README: score
+# column moves by up to 1.2e-6). ONNX Runtime: its convolutions and Resize differ from torch by ~2e-6
+# (measured: joint scores 1.7e-6, person scores 3e-7). x, y and people counts must still match.
+SCORE_ATOL = {"torch": 1e-5, "onnxruntime": 1e-5}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
