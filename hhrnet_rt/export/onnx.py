@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import os
@@ -139,13 +138,8 @@ def _run_exporter(module, args, path: Path, input_names, output_names, dynamic_a
     )
     try:
         if use_dynamo:
-            # external_data=False keeps one self-contained file (our models are far below 2 GB), and the
-            # exporter's working directory is a temporary one: it can drop scratch files into the cwd.
-            with (
-                tempfile.TemporaryDirectory() as scratch,
-                contextlib.chdir(scratch),
-                warnings.catch_warnings(),
-            ):
+            # external_data=False keeps one self-contained file (our models are far below 2 GB).
+            with warnings.catch_warnings():
                 # dynamic_axes -> dynamic_shapes conversion warnings: the conversion is what we want here.
                 warnings.filterwarnings("ignore", message=".*dynamic_axes.*")
                 warnings.filterwarnings("ignore", category=DeprecationWarning)
