@@ -149,7 +149,6 @@ def _run_exporter(module, args, path: Path, input_names, output_names, dynamic_a
         else:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=DeprecationWarning)  # see the module docstring
-                warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
                 torch.onnx.export(module, args, str(path), dynamo=False, do_constant_folding=True, **kwargs)
     except HhrtError:
         raise
