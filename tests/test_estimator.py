@@ -181,6 +181,14 @@ def test_module_and_random_weights(golden_dir):
     model, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
     est = PoseEstimator(model, input_size=64, backend="torch")
     assert est.num_joints == 17 and "HigherHRNet" in est.describe()["weights"]
-    torch.manual_seed(0)
+    state = torch.random.get_rng_state()
     rnd = PoseEstimator("random", input_size=64, backend="torch")
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is left alone
     assert "random" in rnd.describe()["weights"] and rnd.num_joints == 17
+    from hhrnet_rt.export.build import load_network
+
+    # Same weights as the engine builder's "random" network, so engines and torch agree.
+    with torch.random.fork_rng(devices=[]):  # load_network seeds the global RNG
+        ref = load_network("random").state_dict()
+    for key, value in rnd.graph.network.state_dict().items():
+        assert torch.equal(value, ref[key]), key
