@@ -125,7 +125,16 @@ class ModelSpec:
 
         ``WITH_AE_LOSS`` lives in the official ``LOSS`` section, hence the separate argument (the
         default is every released config's value). STEM_INPLANES/STAGE1 are ignored, as officially.
+        A whole config (with ``MODEL``, ``LOSS`` and ``DATASET`` sections) is accepted too; then
+        ``LOSS.WITH_AE_LOSS`` and ``DATASET.INPUT_SIZE`` are read from it.
         """
+        if "EXTRA" not in model_cfg and "MODEL" in model_cfg:
+            whole = model_cfg
+            model_cfg = whole["MODEL"]
+            with_ae_loss = tuple(whole.get("LOSS", {}).get("WITH_AE_LOSS", with_ae_loss))
+            input_size = int(whole.get("DATASET", {}).get("INPUT_SIZE", input_size))
+        if "EXTRA" not in model_cfg:
+            raise ValueError("not an official MODEL config section: it has no EXTRA (STAGE2..4, DECONV)")
         extra = model_cfg["EXTRA"]
         stages = [extra[f"STAGE{s}"] for s in (2, 3, 4)]
         for s, st in zip((2, 3, 4), stages, strict=True):

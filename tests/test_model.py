@@ -120,3 +120,17 @@ def test_nearest_valid_sizes():
 def test_from_state_dict_rejects_foreign_dicts():
     with pytest.raises(WeightsError, match="not a HigherHRNet state dict"):
         ModelSpec.from_state_dict({"fc.weight": torch.zeros(3, 3)})
+
+
+def test_from_official_accepts_a_whole_config(tiny_cfg):
+    whole = {
+        "MODEL": tiny_cfg["MODEL"],
+        "LOSS": {"WITH_AE_LOSS": [True, False]},
+        "DATASET": {"INPUT_SIZE": 640},
+    }
+    spec = ModelSpec.from_official(whole)
+    assert spec == ModelSpec.from_official(tiny_cfg["MODEL"], input_size=640)
+    whole["LOSS"] = {"WITH_AE_LOSS": [False, False]}
+    assert ModelSpec.from_official(whole).head_channels(0) == 17
+    with pytest.raises(ValueError, match="EXTRA"):
+        ModelSpec.from_official({"NUM_JOINTS": 17})
