@@ -222,8 +222,15 @@ def _resolve(source: Source) -> tuple[OrderedDict[str, torch.Tensor], str, Model
                 f"named weights {text!r}",
                 (ModelSpec.preset(text)),
             )
+        extra = ""
+        if text.startswith("w") and text[1:3].isdigit():
+            # e.g. "w48_640": the official checkpoints sit on Google Drive/OneDrive, not downloadable here.
+            extra = (
+                " The official HigherHRNet checkpoints (pose_higher_hrnet_w32_512/w32_640/w48_640.pth) are"
+                " not downloaded automatically: get them from the official repository and pass the file path."
+            )
         raise WeightsError(
-            f"{text!r} is neither a file nor a named checkpoint; named weights: {', '.join(NAMED_WEIGHTS)}"
+            f"{text!r} is neither a file nor a named checkpoint; named weights: {', '.join(NAMED_WEIGHTS)}.{extra}"
         )
     return remap_state_dict(read_checkpoint(path)), str(path), None
 

@@ -205,8 +205,9 @@ def test_missing_file():
 
 
 def test_unknown_name_lists_named_weights():
-    with pytest.raises(WeightsError, match="w32_512"):
-        build_from_checkpoint("w99_1024")
+    with pytest.raises(WeightsError, match="named weights: w32_512, w32_640, w48_512") as info:
+        build_from_checkpoint("w48_640")
+    assert "official repository" in str(info.value)
 
 
 def test_wrong_architecture_is_described(tiny_pth):
