@@ -301,3 +301,20 @@ def test_sink_rejects_unwritable_dir(tmp_path):
             JsonLinesSink(target)
     finally:
         locked.chmod(0o755)
+
+
+def test_live_mp4_keeps_capture_timing(tmp_path):
+    import av
+
+    from hhrnet_rt.poses import Poses
+    from hhrnet_rt.video import Frame, FrameResult
+
+    sink = Mp4Sink(tmp_path / "o.mp4", 30, timestamps="capture")
+    times = [0.5, 0.533, 0.7, 1.25]  # a camera that dropped frames: gaps stay gaps in the file
+    for i, t in enumerate(times):
+        image = index_image(i)
+        sink.write(FrameResult(Frame(i, t, image, 0.0), Poses.empty(17), image, 0.0))
+    sink.close()
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        got = [f.time for f in c.decode(c.streams.video[0])]
+    assert got == pytest.approx([t - times[0] for t in times], abs=1e-3)

@@ -56,7 +56,8 @@ Device = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default
 InputSize = Annotated[
     int | None,
     typer.Option(
-        callback=check_input_size, help="Network input size (multiple of 64; default: the model's)."
+        callback=check_input_size,
+        help="Network input size, a multiple of 64 (default: 640 for *_640 weights, else 512).",
     ),
 ]
 Flip = Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test (official default: on).")]
@@ -75,8 +76,7 @@ def make_estimator(weights, backend, engine, device, input_size, flip, refine):
     console.print(f"backend: [bold]{name}[/] on {chosen_device} ({reason})", highlight=False)
     source = Path(weights) if Path(weights).is_file() else weights
     kwargs = {"flip": flip, "refine": refine, "backend": name, "device": chosen_device, "engine": engine}
-    if input_size is not None:
-        kwargs["input_size"] = input_size
+    kwargs["input_size"] = input_size or _preset_input_size(weights)
     with console.status("loading the model..."):
         estimator = PoseEstimator(source, **kwargs)
     facts = estimator.describe()
@@ -84,6 +84,16 @@ def make_estimator(weights, backend, engine, device, input_size, flip, refine):
     if shown:
         console.print(f"model: {shown}", highlight=False)
     return estimator
+
+
+def _preset_input_size(weights: str) -> int:
+    """640 for the *_640 named weights, 512 for everything else (the released models' test sizes)."""
+    from hhrnet_rt.model import ModelSpec
+
+    try:
+        return ModelSpec.preset(weights).input_size
+    except ValueError:
+        return 512
 
 
 def _progress() -> Progress:
@@ -145,8 +155,11 @@ def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | N
         task = progress.add_task(title, total=total, fps=0.0)
         t0 = time.perf_counter()
 
-        def on_frame(result) -> None:
-            done = progress.tasks[task].completed + 1
+        done = 0
+
+        def on_frame(result) -> None:  # runs in the pipeline's output thread; Progress is thread-safe
+            nonlocal done
+            done += 1
             progress.update(task, advance=1, fps=done / max(time.perf_counter() - t0, 1e-9))
 
         result = run_pipeline(

@@ -137,6 +137,7 @@ class Mp4Sink:
         self._size: tuple[int, int] | None = None
         self._container = self._stream = self._cv_writer = None
         self._last_pts = -1
+        self._t0: float | None = None
         self._options = {"crf": str(crf), "preset": preset}
         try:
             av.codec.Codec(codec, "w")
@@ -186,7 +187,11 @@ class Mp4Sink:
 
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
         if self.timestamps == "capture":
-            pts = max(round(result.frame.timestamp * 1000), self._last_pts + 1)  # must strictly increase
+            if self._t0 is None:
+                self._t0 = result.frame.timestamp  # the file starts at 0 even if the camera took a while
+            pts = max(
+                round((result.frame.timestamp - self._t0) * 1000), self._last_pts + 1
+            )  # strictly increasing
             frame.time_base = Fraction(1, 1000)
         else:
             pts = self.written
