@@ -217,11 +217,13 @@ def _resolve(source: Source) -> tuple[OrderedDict[str, torch.Tensor], str, Model
         from hhrnet_rt.download import NAMED_WEIGHTS, fetch_named
 
         if text in NAMED_WEIGHTS:
-            return (
-                remap_state_dict(read_checkpoint(fetch_named(text))),
-                f"named weights {text!r}",
-                (ModelSpec.preset(text)),
-            )
+            cached = fetch_named(text)
+            try:
+                raw = read_checkpoint(cached)
+            except WeightsError as e:
+                # Only a verified download is renamed into the cache, so this file was changed later.
+                raise WeightsError(f"{e}. Delete the cached file {cached} to download it again.") from None
+            return remap_state_dict(raw), f"named weights {text!r}", ModelSpec.preset(text)
         extra = ""
         if text.startswith("w") and text[1:3].isdigit():
             # e.g. "w48_640": the official checkpoints sit on Google Drive/OneDrive, not downloadable here.

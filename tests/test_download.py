@@ -117,3 +117,12 @@ def test_server_down_gives_url_and_local_file_hint(cache, monkeypatch):
 def test_unknown_name():
     with pytest.raises(DownloadError, match="available: w32_512, w32_640, w48_512"):
         fetch_named("w64_1024")
+
+
+def test_damaged_cache_file_names_the_file_to_delete(cache, monkeypatch):
+    entry = NamedWeights("http://127.0.0.1:9/never-used-12345678.pth", "12345678")
+    monkeypatch.setitem(NAMED_WEIGHTS, "w32_512", entry)
+    cache.mkdir(parents=True)
+    (cache / entry.filename).write_text("not weights")
+    with pytest.raises(WeightsError, match="Delete the cached file .*never-used-12345678.pth"):
+        build_from_checkpoint("w32_512")
