@@ -51,6 +51,8 @@ def test_explicit_backends_on_this_machine():
         choose_backend("torch", device="cuda")
     with pytest.raises(TensorRTUnavailableError, match="pip install"):
         choose_backend("tensorrt", engine="x.engine")
+    with pytest.raises(BackendUnavailableError, match="no CUDA GPU"):
+        choose_backend("auto", device="cuda")
 
 
 def test_bad_requests():
