@@ -9,10 +9,7 @@
   at ``+0.5 +-0.25`` with tag columns left 0. The official code also computes it for present joints
   and throws it away; skipping them gives the same result.
 
-The refine argmax is exact but not a full scan: the map is cut into tiles whose maxima of ``det`` bound
-``det - round(tt) <= det`` (``round(tt) >= 0``), tiles are visited from the largest maximum down, and
-the search stops once no remaining tile can reach the best value; equal values are resolved by flat
-index, which is what "first occurrence" means.
+The refine pick is exact but rarely a full-map scan (see :mod:`.argmax`).
 
 Non-finite values: NaN pixels of ``det - round(tt)`` are skipped (numpy's argmax would pick the first
 NaN); if every pixel is NaN the joint is not filled. A person whose joints all have ``val <= 0`` (only
@@ -23,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hhrnet_rt.decode.argmax import positive_tiles, refine_pick
 from hhrnet_rt.decode.cache import kernel
 from hhrnet_rt.decode.npsum import mean_rows_f32, pairwise_sum_f32
 
@@ -67,55 +65,6 @@ def scores(people):
 
 
 @kernel
-def tile_maxima(hm, tile):
-    """Max of each tile of ``hm`` (NaN ignored; -inf for an all-NaN tile), and tile order by max desc."""
-    H, W = hm.shape
-    ty_n = (H + tile - 1) // tile
-    tx_n = (W + tile - 1) // tile
-    tmax = np.full(ty_n * tx_n, -np.inf, np.float32)
-    for y in range(H):
-        base = (y // tile) * tx_n
-        for x in range(W):
-            v = hm[y, x]
-            t = base + x // tile
-            if v > tmax[t]:
-                tmax[t] = v
-    # Stable: equal maxima stay in tile order, so ties tend to be met in flat-index order first.
-    order = np.argsort(-tmax, kind="mergesort")
-    return tmax, order
-
-
-@kernel
-def _refine_argmax(hm, tg, prev_tag, tmax, order, tile):
-    """First-occurrence argmax of ``hm - rint(||tg - prev_tag||)`` (float32), NaN skipped; -1 if none."""
-    H, W = hm.shape
-    L = tg.shape[2]
-    tx_n = (W + tile - 1) // tile
-    best = np.float32(-np.inf)
-    best_i = -1
-    for o in range(order.shape[0]):
-        t = order[o]
-        if tmax[t] < best:
-            break  # every remaining tile has det < best, hence det - round(tt) < best
-        ty0 = (t // tx_n) * tile
-        tx0 = (t % tx_n) * tile
-        if tmax[t] == best and ty0 * W + tx0 > best_i:
-            continue  # can at best tie, and only at larger flat indices
-        for y in range(ty0, min(ty0 + tile, H)):
-            for x in range(tx0, min(tx0 + tile, W)):
-                s = np.float32(0.0)
-                for d in range(L):
-                    diff = tg[y, x, d] - prev_tag[d]
-                    s = s + diff * diff
-                v = hm[y, x] - np.rint(np.sqrt(s))
-                i = y * W + x
-                if v > best or (v == best and (best_i < 0 or i < best_i)):
-                    best = v
-                    best_i = i
-    return best_i
-
-
-@kernel
 def refine(people, heatmaps, tags, tile=TILE):
     """In place on (P, K, 3+L) float32 people: fill missing joints as the official ``refine`` does."""
     P, K, _ = people.shape
@@ -123,9 +72,16 @@ def refine(people, heatmaps, tags, tile=TILE):
     n_tiles = ((H + tile - 1) // tile) * ((W + tile - 1) // tile)
     tmax = np.zeros((K, n_tiles), np.float32)
     order = np.zeros((K, n_tiles), np.int64)
+    n_order = np.zeros(K, np.int64)
     have = np.zeros(K, np.bool_)
+    # Tag bounding boxes per tile, made on first use and shared by all people (see .argmax).
+    box_lo = np.zeros((K, n_tiles, L), np.float32)
+    box_hi = np.zeros((K, n_tiles, L), np.float32)
+    box_have = np.zeros((K, n_tiles), np.bool_)
     found = np.zeros((K, L), np.float32)
     prev = np.zeros(L, np.float32)
+    hint_y = np.zeros(K, np.int64)
+    hint_x = np.zeros(K, np.int64)
     half = np.float32(0.5)
     for p in range(P):
         n = 0
@@ -135,6 +91,8 @@ def refine(people, heatmaps, tags, tile=TILE):
                 y = int(people[p, j, 1])
                 for d in range(L):
                     found[n, d] = tags[j, y, x, d]
+                hint_y[n] = min(max(y, 0), H - 1)
+                hint_x[n] = min(max(x, 0), W - 1)
                 n += 1
         if n == 0:
             continue
@@ -143,15 +101,30 @@ def refine(people, heatmaps, tags, tile=TILE):
             if people[p, j, 2] != 0:
                 continue
             if not have[j]:
-                tmax[j], order[j] = tile_maxima(heatmaps[j], tile)
+                # Computed once per joint type, only for joint types some person is missing.
+                tm, od = positive_tiles(heatmaps[j], tile)
+                tmax[j] = tm
+                order[j, : od.shape[0]] = od
+                n_order[j] = od.shape[0]
                 have[j] = True
-            i = _refine_argmax(heatmaps[j], tags[j], prev, tmax[j], order[j], tile)
-            if i < 0:
-                continue
-            y = i // W
-            x = i - y * W
-            val = heatmaps[j, y, x]
-            if val > 0:
+            i = refine_pick(
+                heatmaps[j],
+                tags[j],
+                prev,
+                tmax[j],
+                order[j, : n_order[j]],
+                box_lo[j],
+                box_hi[j],
+                box_have[j],
+                tile,
+                hint_y,
+                hint_x,
+                n,
+            )
+            if i >= 0:
+                y = i // W
+                x = i - y * W
+                val = heatmaps[j, y, x]
                 dx, dy = _quarter(heatmaps[j], y, x)
                 people[p, j, 0] = (np.float32(x) + half) + dx
                 people[p, j, 1] = (np.float32(y) + half) + dy
