@@ -1,1 +1,124 @@
-"""Commands: bench (being written)."""
+"""Command: ``hhrt bench`` -- model-only and end-to-end FPS, per-stage latency, memory, the machine."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hhrnet_rt.cli.app import app, console, handle_errors
+
+
+class BackendName(StrEnum):
+    auto = "auto"
+    tensorrt = "tensorrt"
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+
+
+class Precision(StrEnum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
+def report_tables(report: dict[str, Any]) -> list[Table]:
+    """The bench report as Rich tables: summary and per-stage latency."""
+    summary = Table(title="hhrt bench", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value")
+    b, m, mo, e2e = report["backend"], report["machine"], report["model_only"], report["end_to_end"]
+    cfg = report["config"]
+    summary.add_row("backend", f"{b['name']} on {b['device']} ({b['precision']})")
+    summary.add_row("why", b["reason"])
+    summary.add_row("weights", f"{cfg['weights']} {report['weights_note']}".strip())
+    summary.add_row("input", f"{tuple(mo['input_shape'])}, flip={cfg['flip']}")
+    summary.add_row(
+        "model-only", f"{mo['fps']:.1f} FPS  (p50 {mo['p50_ms']:.2f} ms, p95 {mo['p95_ms']:.2f} ms)"
+    )
+    if e2e:
+        lat = e2e["latency"]
+        summary.add_row(
+            "end-to-end",
+            f"{e2e['fps']:.1f} FPS over {e2e['frames']} frames (latency p50 {lat['p50_ms']:.1f} ms, "
+            f"p95 {lat['p95_ms']:.1f} ms)",
+        )
+    mem = report["memory"]
+    gpu_mem = (
+        f", GPU max allocated {mem['gpu_max_allocated_mib']:.0f} MiB"
+        if "gpu_max_allocated_mib" in mem
+        else ""
+    )
+    summary.add_row("memory", f"peak RSS {mem['peak_rss_mib']:.0f} MiB{gpu_mem}")
+    summary.add_row("cpu", f"{m['cpu']} ({m['cores']} cores)")
+    summary.add_row(
+        "gpu", f"{m['gpu']} (cc {m['gpu_capability']}, driver {m['driver']})" if m["gpu"] else "none"
+    )
+    versions = ", ".join(f"{k} {m[k]}" for k in ("torch", "onnxruntime", "tensorrt") if m.get(k))
+    summary.add_row("versions", versions)
+    tables = [summary]
+    if e2e and e2e["stages"]:
+        stages = Table(title="per-stage latency (end-to-end run)")
+        for col in ("stage", "p50 ms", "p95 ms"):
+            stages.add_column(col, justify="right" if col != "stage" else "left")
+        for name, st in e2e["stages"].items():
+            stages.add_row(name, f"{st['p50_ms']:.2f}", f"{st['p95_ms']:.2f}")
+        tables.append(stages)
+    return tables
+
+
+@app.command("bench")
+@handle_errors
+def bench_cmd(
+    backend: Annotated[
+        BackendName, typer.Option(case_sensitive=False, help="Backend to measure.")
+    ] = BackendName.auto,
+    precision: Annotated[Precision, typer.Option(case_sensitive=False)] = Precision.fp32,
+    weights: Annotated[
+        str, typer.Option(help="'random' (default; speed only), a name or a path.")
+    ] = "random",
+    input_size: Annotated[int, typer.Option(help="Short side of the network input (multiple of 64).")] = 512,
+    batch: Annotated[int, typer.Option(min=1, help="Batch size of the model-only runs.")] = 1,
+    frames: Annotated[int, typer.Option(min=1, help="Timed runs / frames.")] = 100,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs / frames.")] = 10,
+    engine: Annotated[
+        Path | None, typer.Option(help="TensorRT engine, or an .onnx file for ONNX Runtime.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: the backend's).")] = None,
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Official flip test in the graph.")] = True,
+    end_to_end: Annotated[
+        bool, typer.Option("--e2e/--no-e2e", help="Also run the threaded pipeline.")
+    ] = True,
+    threads: Annotated[int | None, typer.Option(help="ONNX Runtime intra-op threads.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
+) -> None:
+    """Measure model-only and end-to-end speed of a backend and describe the machine."""
+    from hhrnet_rt.bench import BenchConfig, run_bench
+
+    cfg = BenchConfig(
+        backend=backend.value,
+        precision=precision.value,
+        weights=weights,
+        input_size=input_size,
+        batch=batch,
+        frames=frames,
+        warmup=warmup,
+        engine=str(engine) if engine is not None else None,
+        device=device,
+        flip=flip,
+        end_to_end=end_to_end,
+        threads=threads,
+    )
+    report = run_bench(cfg, on_step=lambda msg: console.print(f"[cyan]•[/] {msg}", highlight=False))
+    out = Console()  # tables on stdout: they are the command's result
+    for table in report_tables(report):
+        out.print(table)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"[green]report[/] {json_out}", highlight=False)

@@ -75,8 +75,8 @@ def model_hash(module: Any) -> str:
 def export_graph(network: Any, path: Path, *, flip: bool, input_size: int, fp16: bool = False) -> Path:
     """Export ``PoseGraph(network, flip=flip)`` with dynamic batch, H and W."""
     import torch
-    from hhrnet_rt.export.onnx import export_onnx
 
+    from hhrnet_rt.export.onnx import export_onnx
     from hhrnet_rt.graph import PoseGraph
 
     graph = PoseGraph(network, flip=flip).eval()
