@@ -110,6 +110,15 @@ def _build_network(weights):
     return model.eval(), label
 
 
+def _probe_num_joints(network) -> int:
+    """Joint count of a network without ``.spec``: the channels of its 1/2-resolution output."""
+    import torch
+
+    with torch.inference_mode():
+        outputs = network(torch.zeros(1, 3, 64, 64))
+    return int(outputs[-1].shape[1])
+
+
 class PoseEstimator:
     """Multi-person 2D pose estimation with HigherHRNet and the official test-time pipeline.
 
@@ -159,12 +168,14 @@ class PoseEstimator:
             raise InputError("several test scales are supported on the torch and onnxruntime backends only")
         network, self.weights_label = _build_network(weights)
         num_joints = getattr(getattr(network, "spec", None), "num_joints", None)
+        self.num_joints = int(num_joints) if num_joints is not None else _probe_num_joints(network)
         # The graph projects to the input size itself only for the plain single-scale case; otherwise
         # it returns 1/2-resolution maps and project_and_aggregate projects them to the base size.
-        self.graph = PoseGraph(network, flip=self.flip, project=single, num_joints=num_joints).eval()
-        if num_joints is None:
-            num_joints = self._probe_num_joints()
-        self.num_joints = int(num_joints)
+        try:
+            self.graph = PoseGraph(network, flip=self.flip, project=single, num_joints=self.num_joints)
+        except ValueError as exc:  # e.g. no known flip permutation for this joint count
+            raise InputError(str(exc)) from None
+        self.graph.eval()
         self.backend = create_backend(
             name,
             self.graph,
@@ -178,15 +189,6 @@ class PoseEstimator:
 
         self._parse = decode.parse
         decode.warmup()
-
-    def _probe_num_joints(self) -> int:
-        import torch
-
-        with torch.inference_mode():
-            _, out1 = self.graph.network(torch.zeros(1, 3, 64, 64))
-        if self.flip and self.graph.flip_index is None:
-            raise InputError("flip test needs a network with .spec.num_joints; pass flip=False")
-        return int(out1.shape[1])
 
     # -- stages --------------------------------------------------------------------------------------
 

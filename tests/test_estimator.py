@@ -192,3 +192,23 @@ def test_module_and_random_weights(golden_dir):
         ref = load_network("random").state_dict()
     for key, value in rnd.graph.network.state_dict().items():
         assert torch.equal(value, ref[key]), key
+
+
+def test_module_without_spec():
+    from torch import nn
+
+    class Bare(nn.Module):  # no .spec: the joint count comes from the output channels
+        def __init__(self, k):
+            super().__init__()
+            self.k = k
+
+        def forward(self, x):
+            n, _, h, w = x.shape
+            return torch.zeros(n, 2 * self.k, h // 4, w // 4), torch.zeros(n, self.k, h // 2, w // 2)
+
+    est = PoseEstimator(Bare(14), input_size=64, backend="torch")  # CrowdPose: known flip permutation
+    assert est.num_joints == 14
+    assert len(est.predict(np.zeros((50, 70, 3), np.uint8))) == 0
+    with pytest.raises(InputError, match="flip"):
+        PoseEstimator(Bare(5), input_size=64, backend="torch")
+    assert PoseEstimator(Bare(5), input_size=64, flip=False, backend="torch").num_joints == 5
