@@ -10,8 +10,8 @@ For each model, on a generated 640x480 video, with the same sinks as ``hhrt vide
 Target: threaded FPS >= 0.9 x the slowest stage's own FPS (the stages overlap almost perfectly).
 
 Usage:
-    python benchmarks/bench_pipeline.py                       # tiny (60 frames) and W32-512 (4 frames)
-    python benchmarks/bench_pipeline.py --models tiny --frames-tiny 120 --backend onnxruntime
+    python benchmarks/bench_pipeline.py                       # tiny (20 frames) and W32-512 (3 frames)
+    python benchmarks/bench_pipeline.py --models tiny --frames-tiny 60 --backend onnxruntime
 
 W32-512 is random-init (no download) and takes seconds per frame on a 2-core CPU, hence few frames.
 """
@@ -23,6 +23,7 @@ import datetime
 import platform
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -60,20 +61,34 @@ def make_clip(path: Path, frames: int, width: int = 640, height: int = 480, fps:
 
 
 def run_once(clip: Path, estimator, out_dir: Path, *, threaded: bool):
+    """One run. Both kinds are started from a worker thread, never the main thread: on an oversubscribed
+    CPU, torch's OpenMP team in the main thread was measured 3-8x slower than in any other thread (active
+    spin-waiting; OMP_WAIT_POLICY=PASSIVE removes the gap), which would flatter the threaded pipeline."""
     source = FileSource(clip)
     tag = "threaded" if threaded else "sequential"
     sinks = [
         Mp4Sink(out_dir / f"{tag}.mp4", source.fps, rate=source.rate),
         JsonLinesSink(out_dir / f"{tag}.jsonl"),
     ]
-    return run_pipeline(source, estimator, sinks, threaded=threaded)
+    box = {}
+    worker = threading.Thread(
+        target=lambda: box.setdefault("r", run_pipeline(source, estimator, sinks, threaded=threaded))
+    )
+    worker.start()
+    worker.join()
+    if "r" not in box:
+        raise SystemExit(f"the {tag} run failed (see the traceback above)")
+    return box["r"]
 
 
 def bench_model(name: str, weights, frames: int, args, work: Path) -> dict:
     clip = make_clip(work / f"clip_{frames}.mp4", frames)
     estimator = PoseEstimator(weights, input_size=args.input_size, backend=args.backend, device="cpu")
     warm = FileSource(clip)
-    estimator.predict(warm.read().image)  # compile/warm up (Numba cache, torch allocator, ORT session)
+    image = warm.read().image
+    warmup = threading.Thread(target=estimator.predict, args=(image,))  # Numba cache, allocator, ORT session
+    warmup.start()
+    warmup.join()
     warm.close()
     seq = run_once(clip, estimator, work, threaded=False)
     thr = run_once(clip, estimator, work, threaded=True)
@@ -108,8 +123,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--models", default="tiny,w32", help="comma list of tiny, w32")
-    parser.add_argument("--frames-tiny", type=int, default=60)
-    parser.add_argument("--frames-w32", type=int, default=4)
+    parser.add_argument("--frames-tiny", type=int, default=20)
+    parser.add_argument("--frames-w32", type=int, default=3)
     parser.add_argument("--input-size", type=int, default=512)
     parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
     args = parser.parse_args()

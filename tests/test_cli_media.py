@@ -242,3 +242,19 @@ def test_image_that_is_not_an_image(tmp_path, tiny):
     fake.write_text("nope")
     result = _invoke(["image", str(fake), "--out", str(tmp_path / "out"), *tiny])
     assert result.exit_code == EXIT_INPUT and "not an image" in result.output
+
+
+def test_stage_failure_is_one_clear_message(tmp_path, tiny, clip, monkeypatch):
+    from hhrnet_rt.cli.app import EXIT_PIPELINE
+    from hhrnet_rt.estimator import PoseEstimator
+
+    def broken(self, maps, prepared):
+        raise MemoryError("out of memory in the decoder")
+
+    monkeypatch.setattr(PoseEstimator, "decode", broken)
+    out, js = tmp_path / "o.mp4", tmp_path / "o.jsonl"
+    result = _invoke(["video", str(clip), "--out", str(out), "--json", str(js), *tiny])
+    assert result.exit_code == EXIT_PIPELINE
+    assert "the decode stage failed on frame 0: MemoryError: out of memory in the decoder" in result.output
+    assert js.read_text() == ""  # closed, valid (empty) JSON lines; no mp4 without frames
+    assert not out.exists()
