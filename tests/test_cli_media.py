@@ -258,3 +258,10 @@ def test_stage_failure_is_one_clear_message(tmp_path, tiny, clip, monkeypatch):
     assert "the decode stage failed on frame 0: MemoryError: out of memory in the decoder" in result.output
     assert js.read_text() == ""  # closed, valid (empty) JSON lines; no mp4 without frames
     assert not out.exists()
+
+
+def test_video_show_without_display(tmp_path, tiny, clip, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    result = _invoke(["video", str(clip), "--out", str(tmp_path / "o.mp4"), "--show", *tiny])
+    assert result.exit_code == EXIT_INPUT and "cannot open a window" in result.output
