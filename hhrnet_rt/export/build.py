@@ -126,7 +126,7 @@ def build_onnx_files(
     flip: bool = True,
     calib: str | Path | None = None,
     calib_count: int = 200,
-    calib_method: str = "entropy",
+    calib_method: str = "percentile",
     out_dir: str | Path = "engines",
     name: str | None = None,
     calib_cache_dir: str | Path = DEFAULT_CALIB_DIR,

@@ -158,6 +158,9 @@ def open_calibration_source(
         kind, items = "video", list(range(_count_frames(path)))
     else:
         raise CalibrationError(f"calibration source {path} does not exist: {_FILL_HINT}")
+    # Calibration gets its `count` first; the held-out set gets what is left (at least one image when
+    # there are two or more, so the agreement report is never measured on calibration images).
+    holdout = min(holdout, max(len(items) - count, 1 if len(items) >= 2 else 0))
     chosen = evenly_spaced(len(items), count + holdout)
     calib, hold = _split(chosen, holdout)
     return CalibrationSource(path=path, kind=kind, items=items, calib=calib, holdout=hold)
