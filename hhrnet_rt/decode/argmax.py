@@ -5,15 +5,16 @@ The official refine takes, for a missing joint j of a person, the first (row-maj
 ``det > 0`` there. Only two things matter: whether the first argmax has ``det > 0`` and, if so, where
 it is. So:
 
-1. the best pixel among those with ``det > 0`` is found with 16x16 tiles visited by decreasing
-   maximum of ``det``, stopping once a tile's maximum is below the best value (``round(tt) >= 0``
-   makes ``target <= det``); equal values go to the smaller flat index ("first occurrence");
-2. if that value is > 0, no pixel with ``det <= 0`` can beat it: fill there;
-3. otherwise one pixel with ``det <= 0`` that beats it (greater, or equal at a smaller index) rules
-   the fill out. It is looked for first in the tiles at the person's own joints (their tags are the
-   person's, so such a pixel is usually there), then everywhere.
+1. all pixels of the 16x16 tiles at the person's own joints are evaluated first (their tags are the
+   person's, so this gives a high starting value, often 0 at an empty pixel);
+2. then the pixels with ``det > 0`` anywhere, tiles visited by decreasing maximum of ``det``, which
+   bounds ``target <= det`` (``round(tt) >= 0``); equal values go to the smaller flat index ("first
+   occurrence"). If the best so far is a ``det <= 0`` pixel and no ``det > 0`` pixel beats it, the
+   pick has ``det <= 0``: no fill, wherever exactly it is;
+3. if the best is a ``det > 0`` pixel with value > 0, no ``det <= 0`` pixel can beat it: fill there;
+   if its value is <= 0, one ``det <= 0`` pixel anywhere that beats it rules the fill out.
 
-Both searches also skip tiles whose tag bounding box is too far from ``prev_tag``: ``round(tt)`` is at
+Steps 2 and 3 skip tiles whose tag bounding box is too far from ``prev_tag``: ``round(tt)`` is at
 least the rounded distance to the box. The boxes are made per tile on first use and shared by all
 people of the frame, so a tile's tags are read about once per joint type.
 
@@ -26,6 +27,9 @@ from __future__ import annotations
 import numpy as np
 
 from hhrnet_rt.decode.cache import kernel
+
+# Distinct tiles at the person's joints scanned first for a starting value (see refine_pick).
+_HINT_TILES = 3
 
 
 @kernel
@@ -64,14 +68,16 @@ def _tile_box(tg, lo, hi, have, t, tile, tx_n):
     ty0 = (t // tx_n) * tile
     tx0 = (t % tx_n) * tile
     for d in range(L):
-        lo[t, d] = np.inf
-        hi[t, d] = -np.inf
-    for y in range(ty0, min(ty0 + tile, H)):
-        for x in range(tx0, min(tx0 + tile, W)):
-            for d in range(L):
+        # Register accumulators, one tag dimension at a time (the 2-D stores per pixel were 4x slower).
+        a = np.float32(np.inf)
+        b = np.float32(-np.inf)
+        for y in range(ty0, min(ty0 + tile, H)):
+            for x in range(tx0, min(tx0 + tile, W)):
                 v = tg[y, x, d]
-                lo[t, d] = v if v < lo[t, d] else lo[t, d]
-                hi[t, d] = v if v > hi[t, d] else hi[t, d]
+                a = v if v < a else a
+                b = v if v > b else b
+        lo[t, d] = a
+        hi[t, d] = b
     have[t] = True
 
 
@@ -106,21 +112,25 @@ def _target(hm, tg, prev_tag, y, x):
 
 
 @kernel
-def _scan_positive(hm, tg, prev_tag, best, best_i, y0, x0, y1, x1):
-    """Update (best, best_i) with the pixels of [y0, y1) x [x0, x1) that have ``det > 0``."""
+def _scan(hm, tg, prev_tag, best, best_i, best_pos, y0, x0, y1, x1, positive_only):
+    """Update the running first-occurrence max (best, best_i, best_pos = det > 0 there) with the
+    pixels of [y0, y1) x [x0, x1) (only those with ``det > 0`` if ``positive_only``)."""
     W = hm.shape[1]
     for y in range(y0, y1):
         for x in range(x0, x1):
             d = hm[y, x]
-            # target <= det: a pixel below best cannot win (equal may, at a smaller index).
-            if not (d > 0) or (best_i >= 0 and d < best):
+            if positive_only and not (d > 0):
+                continue
+            # target <= det: a pixel below best cannot win (an equal one may, at a smaller index).
+            if best_i >= 0 and d < best:
                 continue
             v = _target(hm, tg, prev_tag, y, x)
             i = y * W + x
             if v > best or (v == best and (best_i < 0 or i < best_i)):
                 best = v
                 best_i = i
-    return best, best_i
+                best_pos = d > 0
+    return best, best_i, best_pos
 
 
 @kernel
@@ -153,37 +163,49 @@ def refine_pick(hm, tg, prev_tag, tmax, order, lo, hi, have, tile, hint_y, hint_
     tx_n = (W + tile - 1) // tile
     best = np.float32(-np.inf)
     best_i = -1
-    # 1. Best among det > 0. The person's own joints' tiles first: a good early value prunes more.
+    best_pos = False
+    # 1. Every pixel of the person's own joints' tiles: their tags are the person's, so this gives a
+    #    high first value (often 0 at an empty pixel) that lets the bounds prune nearly everything.
+    #    A few distinct tiles are enough for that; each costs a full tile of tag distances.
+    seen = np.full(_HINT_TILES, -1, np.int64)
+    n_seen = 0
     for h in range(n_hint):
-        ty0 = (hint_y[h] // tile) * tile
-        tx0 = (hint_x[h] // tile) * tile
-        best, best_i = _scan_positive(
-            hm, tg, prev_tag, best, best_i, ty0, tx0, min(ty0 + tile, H), min(tx0 + tile, W)
+        if n_seen == _HINT_TILES:
+            break
+        t = (hint_y[h] // tile) * tx_n + hint_x[h] // tile
+        dup = False
+        for k in range(n_seen):
+            dup = dup or seen[k] == t
+        if dup:
+            continue
+        seen[n_seen] = t
+        n_seen += 1
+        ty0 = (t // tx_n) * tile
+        tx0 = (t % tx_n) * tile
+        best, best_i, best_pos = _scan(
+            hm, tg, prev_tag, best, best_i, best_pos, ty0, tx0, min(ty0 + tile, H), min(tx0 + tile, W), False
         )
+    # 2. Pixels with det > 0 anywhere, tiles by decreasing maximum.
     for o in range(order.shape[0]):
         t = order[o]
         if best_i >= 0 and tmax[t] < best:
-            break  # tiles come by decreasing maximum: every remaining pixel has target < best
+            break  # every remaining pixel with det > 0 has target <= det < best
         ty0 = (t // tx_n) * tile
         tx0 = (t % tx_n) * tile
         if best_i >= 0:
             ub = tmax[t] - _tag_floor(tg, lo, hi, have, t, tile, tx_n, prev_tag)
             if ub < best or (ub == best and ty0 * W + tx0 > best_i):
                 continue  # below best, or equal only at larger flat indices
-        best, best_i = _scan_positive(
-            hm, tg, prev_tag, best, best_i, ty0, tx0, min(ty0 + tile, H), min(tx0 + tile, W)
+        best, best_i, best_pos = _scan(
+            hm, tg, prev_tag, best, best_i, best_pos, ty0, tx0, min(ty0 + tile, H), min(tx0 + tile, W), True
         )
-    if best_i < 0:
-        return -1  # no positive pixel: whatever wins has det <= 0 (or everything is NaN)
+    if best_i < 0 or not best_pos:
+        # No det > 0 pixel beats the best found (or there is none): the pick has det <= 0, no fill.
+        return -1
     if best > 0:
         return best_i  # a det <= 0 pixel has target <= 0 < best
-    # 2. Is there a det <= 0 pixel that beats it? Then the pick has det <= 0: no fill.
-    for h in range(n_hint):
-        ty0 = (hint_y[h] // tile) * tile
-        tx0 = (hint_x[h] // tile) * tile
-        if _beaten_in(hm, tg, prev_tag, best, best_i, ty0, tx0, min(ty0 + tile, H), min(tx0 + tile, W)):
-            return -1
-    # A tie (best == 0) can only be lost to smaller flat indices: tiles up to best's row suffice.
+    # 3. best <= 0 at a det > 0 pixel: a det <= 0 pixel beating it anywhere means no fill.
+    #    A tie (best == 0) can only be lost to smaller flat indices: tiles up to best's row suffice.
     ty_end = H if best < 0 else best_i // W + 1
     for ty0 in range(0, ty_end, tile):
         for tx0 in range(0, W, tile):
