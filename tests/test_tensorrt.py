@@ -1,0 +1,183 @@
+"""TensorRT: the CPU-side logic (shape profiles, dtype table, refusals before TensorRT is touched) runs
+everywhere; building and running a real engine is marked ``tensorrt`` and skipped without TensorRT + GPU."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from hhrnet_rt.backends.tensorrt_backend import TensorRTBackend, check_input_shape, torch_dtype_name
+from hhrnet_rt.errors import (
+    BackendUnavailableError,
+    EngineMismatchError,
+    InputError,
+    TensorRTUnavailableError,
+)
+from hhrnet_rt.export.sidecar import Sidecar
+from hhrnet_rt.export.tensorrt_build import (
+    ShapeProfile,
+    build_engine,
+    default_profile,
+    parse_shapes,
+    profile_from_dict,
+)
+
+
+def test_parse_shapes_forms():
+    p = parse_shapes("512:512x960:2x1024x1024")
+    assert p == ShapeProfile((1, 3, 512, 512), (1, 3, 512, 960), (2, 3, 1024, 1024))
+    assert profile_from_dict(p.as_dict()) == p
+    assert parse_shapes(" 256 : 256 : 256 ").opt == (1, 3, 256, 256)
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("512", "MIN:OPT:MAX"),
+        ("512:512:512:512", "MIN:OPT:MAX"),
+        ("512:x:1024", "integers"),
+        ("512:1x2x3x4:1024", "S, HxW or NxHxW"),
+        ("32:64:128", "H, W >= 64"),
+        ("0x512:512:512", "H, W >= 64"),
+        ("512:500:1024", "multiples of 64"),
+        ("1024:512:2048", "MIN <= OPT <= MAX"),
+        ("512:2x512x512:1x1024x1024", "MIN <= OPT <= MAX"),
+    ],
+)
+def test_parse_shapes_refusals(spec, needle):
+    with pytest.raises(InputError, match=needle.replace("(", r"\(")):
+        parse_shapes(spec)
+
+
+def test_default_profile_covers_resize_align_outputs():
+    from hhrnet_rt.preprocess import multi_scale_size
+
+    for size in (256, 512, 640):
+        profile = default_profile(size)
+        for hw in ((720, 1280), (1080, 1920), (1280, 720), (480, 640), (512, 512)):
+            (w, h), _c, _s = multi_scale_size(hw, size)
+            assert profile.contains((1, 3, h, w)), (size, hw, (h, w))
+        assert profile.opt == (1, 3, size, profile.opt[3]) and profile.opt[3] % 64 == 0
+
+
+def test_check_input_shape():
+    profile = parse_shapes("256:256x448:512")
+    check_input_shape((1, 3, 256, 448), profile)
+    with pytest.raises(InputError, match="outside the engine's shape profile"):
+        check_input_shape((1, 3, 256, 576), profile)
+    with pytest.raises(InputError, match=r"\(N, 3, H, W\)"):
+        check_input_shape((1, 256, 256), profile)
+
+
+def test_dtype_table():
+    class FakeDType:
+        def __init__(self, name):
+            self.name = name
+
+    assert torch_dtype_name(FakeDType("FLOAT")) == "float32"
+    assert torch_dtype_name(FakeDType("HALF")) == "float16"
+    assert torch_dtype_name("DataType.INT8") == "int8"
+    with pytest.raises(BackendUnavailableError, match="FP4"):
+        torch_dtype_name(FakeDType("FP4"))
+
+
+def _sidecar(tmp_path, name="m") -> Sidecar:
+    sc = Sidecar(
+        name=name,
+        precision="fp16",
+        input_size=256,
+        flip=True,
+        weights="random",
+        num_joints=17,
+        shape_profile=default_profile(256).as_dict(),
+        onnx={"file": f"{name}.onnx", "sha256": "0" * 64},
+        tensorrt={
+            "version": "10.12.0",
+            "gpu_name": "G",
+            "compute_capability": [9, 0],
+            "engine_file": f"{name}.engine",
+        },
+    )
+    sc.write(tmp_path / f"{name}.json")
+    return sc
+
+
+def test_backend_refusals_before_tensorrt(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(InputError, match="does not exist"):
+        TensorRTBackend(tmp_path / "absent.engine")
+    (tmp_path / "m.engine").write_bytes(b"not really an engine")
+    with pytest.raises(EngineMismatchError, match="no sidecar"):
+        TensorRTBackend(tmp_path / "m.engine")
+    _sidecar(tmp_path)
+    with pytest.raises(TensorRTUnavailableError, match="pip install"):
+        TensorRTBackend(tmp_path / "m.engine")
+
+
+def test_build_engine_without_tensorrt_names_the_onnx(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(TensorRTUnavailableError, match="m.onnx"):
+        build_engine(tmp_path / "m.onnx", tmp_path / "m.engine", default_profile(256))
+
+
+# --- real TensorRT (skipped here: no GPU, no TensorRT) ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def built_engine(tmp_path_factory, golden_dir):
+    from hhrnet_rt.export.build import build_onnx_files, build_tensorrt_engine
+
+    out = tmp_path_factory.mktemp("trt")
+    result = build_onnx_files(
+        golden_dir / "tiny_model.npz",
+        "fp16",
+        input_size=128,
+        profile=parse_shapes("128:128x256:256"),
+        out_dir=out,
+        name="tiny",
+        calib_cache_dir=out / "calibration",
+    )
+    return build_tensorrt_engine(result, workspace_gib=1.0)
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
+def test_engine_matches_onnx_runtime(built_engine):
+    import onnxruntime as ort
+
+    backend = TensorRTBackend(built_engine.engine_path)
+    assert backend.precision == "fp16" and backend.describe()["tensorrt"]
+    x = np.random.default_rng(0).standard_normal((1, 3, 128, 192)).astype(np.float32)
+    heatmaps, tags = backend.run(x)
+    ref_h, ref_t = ort.InferenceSession(str(built_engine.fp32_onnx_path)).run(None, {"image": x})
+    assert heatmaps.shape == ref_h.shape and tags.shape == ref_t.shape
+    # fp16 engine vs fp32 ORT: same bound as the fp16 ONNX file in test_quantize (0.0018 measured there).
+    assert np.abs(heatmaps - ref_h).max() < 0.01
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
+def test_run_torch_is_zero_copy_and_checks_profile(built_engine):
+    import torch
+
+    backend = TensorRTBackend(built_engine.engine_path)
+    x = torch.randn(1, 3, 128, 256, device="cuda")
+    heatmaps, tags = backend.run_torch(x)
+    assert heatmaps.is_cuda and heatmaps.shape[-2:] == (128, 256) and tags.shape[-1] == 2
+    with pytest.raises(InputError, match="outside"):
+        backend.run_torch(torch.randn(1, 3, 128, 512, device="cuda"))
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
+def test_engine_from_other_gpu_is_refused(built_engine):
+    sc = Sidecar.read(built_engine.sidecar_path)
+    sc.tensorrt["compute_capability"] = [1, 0]
+    sc.write(built_engine.sidecar_path)
+    try:
+        with pytest.raises(EngineMismatchError, match="compute capability 1.0"):
+            TensorRTBackend(built_engine.engine_path)
+    finally:
+        built_engine.sidecar.write(built_engine.sidecar_path)
