@@ -20,7 +20,7 @@ def reference_top_k(det: np.ndarray, tag: np.ndarray, k: int = 30):
     maxm = torch.nn.functional.max_pool2d(d, 5, 1, 2)
     d = d * (maxm == d).float()
     K, H, W = det.shape
-    val_k, ind = d.view(1, K, -1).topk(k, dim=2)
+    val_k, ind = d.view(1, K, -1).topk(min(k, H * W), dim=2)  # the official code needs H*W >= k
     t = torch.from_numpy(tag)[None].reshape(1, K, H * W, -1)
     tag_k = torch.stack([torch.gather(t[:, :, :, i], 2, ind) for i in range(t.shape[3])], dim=3)
     x = ind % W
@@ -28,7 +28,17 @@ def reference_top_k(det: np.ndarray, tag: np.ndarray, k: int = 30):
     return tag_k[0].numpy(), torch.stack((x, y), dim=3)[0].numpy(), val_k[0].numpy()
 
 
-def reference_match(tag_k, loc_k, val_k, order, threshold=0.1, tag_threshold=1.0, max_people=30):
+def reference_match(
+    tag_k,
+    loc_k,
+    val_k,
+    order,
+    threshold=0.1,
+    tag_threshold=1.0,
+    max_people=30,
+    use_detection_val=True,
+    ignore_too_much=False,
+):
     K = tag_k.shape[0]
     default = np.zeros((K, 3 + tag_k.shape[2]))
     joint_dict: dict = {}
@@ -50,10 +60,12 @@ def reference_match(tag_k, loc_k, val_k, order, threshold=0.1, tag_threshold=1.0
             continue
         grouped_keys = list(joint_dict.keys())[:max_people]
         grouped_tags = [np.mean(tag_dict[key], axis=0) for key in grouped_keys]
+        if ignore_too_much and len(grouped_keys) == max_people:
+            continue
         diff = joints[:, None, 3:] - np.array(grouped_tags)[None, :, :]
         dist = np.linalg.norm(diff, ord=2, axis=2)
         saved = np.copy(dist)
-        cost = np.round(dist) * 100 - joints[:, 2:3]
+        cost = np.round(dist) * 100 - joints[:, 2:3] if use_detection_val else dist
         n_added, n_grouped = diff.shape[0], diff.shape[1]
         if n_added > n_grouped:
             cost = np.concatenate((cost, np.zeros((n_added, n_added - n_grouped)) + 1e10), axis=1)
@@ -111,11 +123,25 @@ def reference_refine(det, tag, keypoints):
     return keypoints
 
 
-def reference_parse(det, tag, order=None, adjust=True, refine=True, threshold=0.1):
-    """(grouped (P, K, 3+L) f32, scores (P,) f32) as the official parse; (0, K, 3+L) when empty."""
+def reference_parse(det, tag, params=None, adjust=True, refine=True):
+    """(grouped (P, K, 3+L) f32, scores (P,) f32) as the official parse; (0, K, 3+L) when empty.
+
+    ``params`` is a ``DecodeParams`` (None = defaults); nms_kernel must be 5.
+    """
+    from hhrnet_rt.config import DecodeParams
+
+    params = params or DecodeParams()
+    assert params.nms_kernel == 5
     K = det.shape[0]
-    order = order if order is not None else (JOINT_ORDER_17 if K == 17 else list(range(K)))
-    ans = reference_match(*reference_top_k(det, tag), order, threshold=threshold)
+    ans = reference_match(
+        *reference_top_k(det, tag, params.max_num_people),
+        list(params.order_for(K)),
+        threshold=params.detection_threshold,
+        tag_threshold=params.tag_threshold,
+        max_people=params.max_num_people,
+        use_detection_val=params.use_detection_val,
+        ignore_too_much=params.ignore_too_much,
+    )
     if ans.size == 0:
         return np.zeros((0, K, 3 + tag.shape[3]), np.float32), np.zeros(0, np.float32)
     if adjust:
