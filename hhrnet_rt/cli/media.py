@@ -147,7 +147,12 @@ def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | N
     from hhrnet_rt.video.display import Window
     from hhrnet_rt.video.report import summary_table
 
-    window = Window(f"hhrt {title}") if show else None
+    try:
+        window = Window(f"hhrt {title}") if show else None
+    except BaseException:
+        for closable in (*sinks, source):  # run_pipeline would have closed them; it never started
+            closable.close()
+        raise
     total = source.frame_count
     if total is not None and max_frames is not None:
         total = min(total, max_frames)

@@ -3,9 +3,10 @@
 Why threads work here: OpenCV, PyAV, torch/ONNX Runtime and the Numba decoder all release the GIL in their
 heavy parts, so the four stages overlap and throughput approaches that of the slowest stage alone.
 
-Why it cannot deadlock: every blocking ``put``/``get`` waits at most ``_POLL_S`` and then checks the stop
-event; an exception in any stage sets the stop event, so every other stage leaves its loop within one
-poll; the main thread only ever joins with a timeout. Sinks are closed in ``finally``.
+Why it cannot deadlock: every blocking ``put``/``get`` (:mod:`hhrnet_rt.video.channels`) waits at most
+``POLL_S`` and then checks the stop event; an exception in any stage sets the stop event, so every other
+stage leaves its loop within one poll; the main thread only ever joins with a timeout. Sinks are closed
+in ``finally``.
 
 Example:
     >>> from hhrnet_rt import PoseEstimator                     # doctest: +SKIP
@@ -17,9 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,11 +26,11 @@ from typing import Any
 
 from hhrnet_rt.draw import PoseAnnotator
 from hhrnet_rt.errors import PipelineError
+from hhrnet_rt.video.channels import POLL_S, Channel, LatestImage, sigint_deferred
 from hhrnet_rt.video.meters import LatencyStats, QueueWait
 from hhrnet_rt.video.sinks import FrameResult
 from hhrnet_rt.video.stages import STAGE_NAMES, Estimator, Sink, StageError, Stages
 
-_POLL_S = 0.05
 _END = object()  # end-of-stream marker, forwarded by every stage
 QUEUE_NAMES = ("capture→inference", "inference→decode", "decode→output")
 
@@ -74,85 +72,6 @@ class PipelineResult:
     def fps(self) -> float:
         """End-to-end throughput: frames written per wall-clock second."""
         return self.frames_written / self.wall_s if self.wall_s > 0 else 0.0
-
-
-class _Channel:
-    """A bounded queue whose every wait is short, checks the stop event and is added to a QueueWait."""
-
-    def __init__(self, maxsize: int, stop: threading.Event, wait: QueueWait) -> None:
-        self._q: queue.Queue = queue.Queue(maxsize)
-        self._stop, self._wait = stop, wait
-
-    def put(self, item: Any) -> bool:
-        """Blocking put; ``False`` if the run was stopped first."""
-        t0 = time.perf_counter()
-        try:
-            while not self._stop.is_set():
-                try:
-                    self._q.put(item, timeout=_POLL_S)
-                    return True
-                except queue.Full:
-                    pass
-            return False
-        finally:
-            self._wait.put_s += time.perf_counter() - t0
-
-    def put_latest(self, item: Any) -> int:
-        """Live policy: never wait; replace what the consumer has not taken yet. Returns frames dropped."""
-        dropped = 0
-        while True:
-            try:
-                self._q.put_nowait(item)
-                return dropped
-            except queue.Full:
-                try:
-                    self._q.get_nowait()
-                    dropped += 1
-                except queue.Empty:
-                    pass
-
-    def get(self) -> Any:
-        """Blocking get; ``None`` if the run was stopped first."""
-        t0 = time.perf_counter()
-        try:
-            while not self._stop.is_set():
-                try:
-                    return self._q.get(timeout=_POLL_S)
-                except queue.Empty:
-                    pass
-            return None
-        finally:
-            self._wait.get_s += time.perf_counter() - t0
-
-
-@contextlib.contextmanager
-def _sigint_deferred(on_signal: Callable[[], None]):
-    """While sinks are being closed, a second Ctrl-C is noted instead of cutting the mp4 trailer short."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: on_signal())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-class _LatestImage:
-    """Hands the newest output image to the main thread for the window (display may skip frames)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._image = None
-
-    def set(self, image: Any) -> None:
-        with self._lock:
-            self._image = image
-
-    def take(self) -> Any:
-        with self._lock:
-            image, self._image = self._image, None
-        return image
 
 
 def run_pipeline(
@@ -220,9 +139,9 @@ class _Runner:
         self.live = live
         sizes = (1 if live else queue_size, max(1, queue_size // 2), max(1, queue_size // 2))
         self.channels = [
-            _Channel(n, self.stop, self.waits[name]) for n, name in zip(sizes, QUEUE_NAMES, strict=True)
+            Channel(n, self.stop, self.waits[name]) for n, name in zip(sizes, QUEUE_NAMES, strict=True)
         ]
-        self.latest = _LatestImage()
+        self.latest = LatestImage()
         self.t_end: float | None = None
 
     # -- failure and stop -------------------------------------------------------------------------------
@@ -267,7 +186,7 @@ class _Runner:
                 return
         out.put(_END)
 
-    def _relay(self, inbox: _Channel, outbox: _Channel | None, work: Callable[[Any], Any]) -> None:
+    def _relay(self, inbox: Channel, outbox: Channel | None, work: Callable[[Any], Any]) -> None:
         while True:
             item = inbox.get()
             if item is None:  # stopped
@@ -308,7 +227,7 @@ class _Runner:
             self._request_stop("interrupted")
         finally:
             self.stop.set()  # normal end: no thread is waiting any more; otherwise: make them leave
-            with _sigint_deferred(lambda: self._request_stop("interrupted")):
+            with sigint_deferred(lambda: self._request_stop("interrupted")):
                 still = self._join(threads)
                 self._close(still)
         return self._result(t0, still, threaded=True)
@@ -316,7 +235,7 @@ class _Runner:
     def _supervise(self, threads: list[threading.Thread]) -> None:
         output = threads[-1]
         while output.is_alive() and not self.stop.is_set():
-            output.join(_POLL_S)
+            output.join(POLL_S)
             if self._external_stop_requested():
                 self._request_stop("stop event")
             if self.display is not None:
@@ -369,7 +288,7 @@ class _Runner:
         except KeyboardInterrupt:
             self._request_stop("interrupted")
         finally:
-            with _sigint_deferred(lambda: self._request_stop("interrupted")):
+            with sigint_deferred(lambda: self._request_stop("interrupted")):
                 self._close(())
         return self._result(t0, (), threaded=False)
 
