@@ -146,3 +146,15 @@ def test_numpy_float32_summation_orders(rows):
     np.testing.assert_array_equal(out, np.mean([r for r in rows], axis=0))
     col = np.ascontiguousarray(rows[:, 0])
     assert pairwise_sum_f32(col, len(col)) / np.float32(len(col)) == rows[:, 0].mean()
+
+
+def test_nms_kernel_one_keeps_every_pixel_and_three_suppresses():
+    det = np.zeros((1, 3, 5), np.float32)
+    det[0, 1] = [0.2, 0.3, 0.4, 0.5, 0.6]
+    tags = np.arange(15, dtype=np.float32).reshape(1, 3, 5, 1)  # distinct tags: one person per peak
+    one = DecodeParams(nms_kernel=1, joint_order=(0,))
+    grouped, _ = parse(det, tags, one, adjust=False, refine=False)
+    assert grouped[:, 0, 2].tolist() == pytest.approx([0.6, 0.5, 0.4, 0.3, 0.2])  # descending, top-k order
+    three = DecodeParams(nms_kernel=3, joint_order=(0,))
+    grouped, _ = parse(det, tags, three, adjust=False, refine=False)
+    assert grouped[:, 0, :3].tolist() == [[4.0, 1.0, pytest.approx(0.6)]]

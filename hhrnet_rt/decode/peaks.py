@@ -21,6 +21,8 @@ import numpy as np
 
 from hhrnet_rt.decode.cache import kernel
 
+_CHUNK = 32  # pixels per vectorised pre-test in rows that have a value above the threshold
+
 
 @kernel
 def _is_peak(hm, y, x, v, radius):
@@ -98,10 +100,20 @@ def top_k_peaks(heatmaps, threshold, k, radius):
                 # A suppressed pixel becomes 0 <= threshold, so only v > thr can count.
                 if count_above(row, thr) == 0:
                     continue
-                for x in range(W):
-                    v = row[x]
-                    if v > thr and _is_peak(hm, y, x, v, radius):
-                        n = _insert(vals[j], flat[j], n, k, v, y * W + x)
+                # The same test per chunk, then per pixel only where a chunk has a hit.
+                for x0 in range(0, W, _CHUNK):
+                    x1 = min(x0 + _CHUNK, W)
+                    if count_above(row[x0:x1], thr) == 0:
+                        continue
+                    for x in range(x0, x1):
+                        v = row[x]
+                        if not (v > thr):
+                            continue
+                        # On a blob's flank a direct neighbour is larger: reject before the window.
+                        if radius > 0 and ((x > 0 and row[x - 1] > v) or (x + 1 < W and row[x + 1] > v)):
+                            continue
+                        if _is_peak(hm, y, x, v, radius):
+                            n = _insert(vals[j], flat[j], n, k, v, y * W + x)
             else:
                 for x in range(W):
                     v = row[x]
