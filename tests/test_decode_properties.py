@@ -158,3 +158,17 @@ def test_nms_kernel_one_keeps_every_pixel_and_three_suppresses():
     three = DecodeParams(nms_kernel=3, joint_order=(0,))
     grouped, _ = parse(det, tags, three, adjust=False, refine=False)
     assert grouped[:, 0, :3].tolist() == [[4.0, 1.0, pytest.approx(0.6)]]
+
+
+def test_parse_from_several_threads_at_once(golden_npz):
+    """The kernels release the GIL and share no state: concurrent calls give the serial result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    g = golden_npz("grouping_cases")
+    det, tag = g["case4_det"][0], g["case4_tag"][0]
+    expected = parse(det, tag)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: parse(det, tag), range(16)))
+    for grouped, scores in results:
+        np.testing.assert_array_equal(grouped, expected[0])
+        np.testing.assert_array_equal(scores, expected[1])

@@ -179,3 +179,4 @@ def warmup() -> None:
         hm = rng.random((3, 12, 10), dtype=np.float32)
         tg = rng.random((3, 12, 10, L), dtype=np.float32)
         parse(hm, tg, DecodeParams(joint_order=(0, 1, 2)))
+        top_k(hm, tg, DecodeParams(joint_order=(0, 1, 2)))
