@@ -130,6 +130,7 @@ def test_image_command(tmp_path, tiny):
     assert isinstance(record["people"], list)
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch and loads the model: 10-30 s on 2 shared cores
 def test_sigint_leaves_playable_outputs(tmp_path, golden_dir):
     clip = make_video(tmp_path / "long.mp4", 150)
     out, js = tmp_path / "o.mp4", tmp_path / "o.jsonl"
