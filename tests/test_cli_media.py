@@ -266,3 +266,12 @@ def test_video_show_without_display(tmp_path, tiny, clip, monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     result = _invoke(["video", str(clip), "--out", str(tmp_path / "o.mp4"), "--show", *tiny])
     assert result.exit_code == EXIT_INPUT and "cannot open a window" in result.output
+
+
+def test_image_output_dir_is_a_file(tmp_path, tiny):
+    picture = tmp_path / "a.png"
+    cv2.imwrite(str(picture), index_image(1))
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the directory should be")
+    result = _invoke(["image", str(picture), "--out", str(blocker), *tiny])
+    assert result.exit_code == EXIT_INPUT and "is an existing file" in result.output
