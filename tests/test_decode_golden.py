@@ -47,7 +47,7 @@ def test_top_k_matches_official(golden_npz, case):
         np.testing.assert_array_equal(ours["tag_k"][j, :n], tag_ref[j, :n])
 
 
-def test_multiscale_and_pipeline_parse_inputs(golden_npz):
+def test_multiscale_case_parse_inputs(golden_npz):
     """The stored multi-scale parse input (real tiny-model maps, L=2) decodes to the stored people."""
     m = golden_npz("multiscale_case")
     grouped, scores = parse(m["final_heatmaps"][0], m["tags"][0])
@@ -55,3 +55,21 @@ def test_multiscale_and_pipeline_parse_inputs(golden_npz):
     np.testing.assert_array_equal(grouped[..., :2], m["grouped"][..., :2])
     np.testing.assert_allclose(grouped[..., 2:], m["grouped"][..., 2:], rtol=0, atol=1e-6)
     np.testing.assert_allclose(scores, m["scores"], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_pipeline_case_parse_inputs(golden_npz, flip):
+    """The tiny model's real projected maps from golden/pipeline_case.npz (flip: L=2, else L=1)."""
+    p = golden_npz("pipeline_case")
+    if flip:
+        det = (p["s128_heatmaps_orig"] + p["s128_heatmaps_flip"]) / 2.0  # asserted exact upstream
+        tags = p["s128_flip_tags"]
+    else:
+        det, tags = p["s128_heatmaps_orig"], p["s128_flip_tags"][..., 0:1]
+    name = "flip" if flip else "noflip"
+    grouped, scores = parse(det[0], tags[0])
+    expected = p[f"s128_{name}_grouped"]
+    assert grouped.shape == expected.shape
+    np.testing.assert_array_equal(grouped[..., :2], expected[..., :2])
+    np.testing.assert_allclose(grouped[..., 2:], expected[..., 2:], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(scores, p[f"s128_{name}_scores"], rtol=1e-6, atol=0)
