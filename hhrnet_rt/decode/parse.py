@@ -113,6 +113,15 @@ def parse(
         heatmap pixels (missing joints all zero); scores (P,) float32, the mean joint value before
         refine. No people gives shapes (0, K, 3+L) and (0,).
 
+    Non-finite values (the official code is undefined there: NaN would win top-k slots, and munkres
+    can loop forever on NaN costs); parse never fails on them:
+
+    - heatmap NaN: never a peak, never suppresses a neighbour, skipped by refine; ``+inf`` is an
+      ordinary largest value (its joint value and score are inf); ``-inf`` never passes the threshold;
+    - tag NaN/inf: the distance is NaN/inf, so the joint is never added to an existing person (it
+      starts its own); munkres gets finite costs (NaN -> 1e15, clipped to +-1e15); a person whose
+      mean tag is NaN gets no refined joints.
+
     Raises:
         InputError: wrong shapes or invalid ``params``.
 
