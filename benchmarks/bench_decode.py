@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from hhrnet_rt.config import DecodeParams  # noqa: E402
 from hhrnet_rt.decode import parse, warmup  # noqa: E402
 from hhrnet_rt.decode.grouping import match_by_tag  # noqa: E402
-from hhrnet_rt.decode.peaks import gather_tags, top_k_peaks  # noqa: E402
+from hhrnet_rt.decode.peaks import float32_threshold, gather_tags, top_k_peaks  # noqa: E402
 from hhrnet_rt.decode.refine import adjust, refine, scores  # noqa: E402
 from hhrnet_rt.decode.synthetic import synthesize  # noqa: E402
 
@@ -65,13 +65,12 @@ def stages(hm, tg, repeats):
     p = DecodeParams()
     order = np.asarray(p.order_for(hm.shape[0]), np.int64)
     W = hm.shape[2]
+    thr = float32_threshold(p.detection_threshold)
     res = {}
-    counts, flat, vals = top_k_peaks(hm, p.detection_threshold, p.max_num_people, p.nms_kernel // 2)
-    res["nms+top-k"] = timed(
-        lambda: gather_tags(tg, *top_k_peaks(hm, p.detection_threshold, p.max_num_people, 2)[:2]), repeats
-    )
+    counts, flat, vals = top_k_peaks(hm, thr, p.max_num_people, p.nms_kernel // 2)
+    res["nms+top-k"] = timed(lambda: gather_tags(tg, *top_k_peaks(hm, thr, p.max_num_people, 2)[:2]), repeats)
     cand = gather_tags(tg, counts, flat)
-    args = (counts, flat, vals, cand, W, order, p.detection_threshold, p.tag_threshold, p.max_num_people)
+    args = (counts, flat, vals, cand, W, order, thr, p.tag_threshold, p.max_num_people)
     res["grouping"] = timed(lambda: match_by_tag(*args, True, False), repeats)
     people = match_by_tag(*args, True, False).astype(np.float32)
 

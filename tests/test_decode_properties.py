@@ -172,3 +172,14 @@ def test_parse_from_several_threads_at_once(golden_npz):
     for grouped, scores in results:
         np.testing.assert_array_equal(grouped, expected[0])
         np.testing.assert_array_equal(scores, expected[1])
+
+
+def test_threshold_compares_like_float64():
+    """A peak of exactly float32(0.1) is above the float64 threshold 0.1, as in the official code."""
+    det = np.zeros((1, 5, 5), np.float32)
+    det[0, 2, 2] = np.float32(0.1)
+    tags = np.zeros((1, 5, 5, 1), np.float32)
+    grouped, _ = parse(det, tags, DecodeParams(joint_order=(0,)), adjust=False, refine=False)
+    assert grouped.shape == (1, 1, 4) and grouped[0, 0, 2] == np.float32(0.1)
+    grouped, _ = parse(det, tags, DecodeParams(joint_order=(0,), detection_threshold=float(np.float32(0.1))))
+    assert grouped.shape == (0, 1, 4)  # equal is not above

@@ -11,7 +11,7 @@ import numpy as np
 from hhrnet_rt.config import DecodeParams
 from hhrnet_rt.decode.cache import kernel
 from hhrnet_rt.decode.grouping import match_by_tag
-from hhrnet_rt.decode.peaks import gather_tags, top_k_peaks
+from hhrnet_rt.decode.peaks import float32_threshold, gather_tags, top_k_peaks
 from hhrnet_rt.decode.refine import adjust as _adjust
 from hhrnet_rt.decode.refine import refine as _refine
 from hhrnet_rt.decode.refine import scores as _scores
@@ -33,6 +33,9 @@ def decode_maps(
     do_refine,
 ):
     """The whole decode on (K, H, W) float32 heatmaps and (K, H, W, L) float32 tags.
+
+    ``detection_threshold`` must come from :func:`.peaks.float32_threshold` (float32 comparisons that
+    agree with the official float64 ones).
 
     Returns:
         ``(people (P, K, 3+L) float32, scores (P,) float32)``.
@@ -139,7 +142,7 @@ def parse(
         hm,
         tg,
         order,
-        float(params.detection_threshold),
+        float32_threshold(float(params.detection_threshold)),
         float(params.tag_threshold),
         int(params.max_num_people),
         int(params.nms_kernel // 2),
@@ -165,7 +168,10 @@ def top_k(heatmaps: np.ndarray, tags: np.ndarray, params: DecodeParams | None = 
     check_params(params, hm.shape[0])
     W = max(hm.shape[2], 1)
     counts, flat, vals = top_k_peaks(
-        hm, float(params.detection_threshold), int(params.max_num_people), int(params.nms_kernel // 2)
+        hm,
+        float32_threshold(float(params.detection_threshold)),
+        int(params.max_num_people),
+        int(params.nms_kernel // 2),
     )
     loc = np.zeros(flat.shape + (2,), np.int64)
     for j in range(hm.shape[0]):

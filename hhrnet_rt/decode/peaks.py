@@ -24,6 +24,19 @@ from hhrnet_rt.decode.cache import kernel
 _CHUNK = 32  # pixels per vectorised pre-test in rows that have a value above the threshold
 
 
+def float32_threshold(threshold: float) -> float:
+    """The float32 ``t`` with ``v > t  <=>  float(v) > threshold`` for every float32 ``v``.
+
+    The official code compares float32 peak values with the float64 threshold (0.1 is not a float32),
+    so a peak of exactly ``np.float32(0.1)`` passes; comparing in float32 against ``np.float32(0.1)``
+    would drop it. The largest float32 not above the threshold gives the official answer.
+    """
+    t = np.float32(threshold)
+    if float(t) > threshold:
+        t = np.nextafter(t, np.float32(-np.inf))
+    return float(t)
+
+
 @kernel
 def _is_peak(hm, y, x, v, radius):
     """True when no pixel of the (clamped) window around (y, x) is greater than ``v`` (NaN ignored)."""
