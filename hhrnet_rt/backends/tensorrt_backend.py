@@ -153,8 +153,10 @@ class TensorRTBackend:
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Backend protocol: numpy ``(N, 3, h, w)`` float32 in, numpy float32 ``(heatmaps, tags)`` out."""
+        from hhrnet_rt.backends.base import check_batch
+
         torch = self._torch
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self._device, non_blocking=True)
+        xt = torch.from_numpy(check_batch(x)).to(self._device, non_blocking=True)
         heatmaps, tags = self.run_torch(xt)
         # .cpu() waits for the stream, so the numpy arrays are complete.
         return heatmaps.float().cpu().numpy(), tags.float().cpu().numpy()

@@ -178,9 +178,10 @@ class TorchCudaBackend:
         return hm.clone(), tags.clone()
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        xt = self._torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(
-            self._device, non_blocking=True
-        )
+        """Backend protocol: numpy ``(N, 3, h, w)`` float32 in, numpy float32 ``(heatmaps, tags)`` out."""
+        from hhrnet_rt.backends.base import check_batch
+
+        xt = self._torch.from_numpy(check_batch(x)).to(self._device, non_blocking=True)
         heatmaps, tags = self.run_torch(xt)
         return heatmaps.cpu().numpy(), tags.cpu().numpy()
 

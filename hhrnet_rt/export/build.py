@@ -255,7 +255,7 @@ def build_tensorrt_engine(
         engine_path,
         profile_from_dict(result.sidecar.shape_profile),
         workspace_gib=workspace_gib,
-        timing_cache=out_dir / "timing.cache",
+        timing_cache=out_dir / "timing.cache",  # + GPU and TensorRT tags
         progress=progress,
     )
     result.sidecar.write(result.sidecar_path)

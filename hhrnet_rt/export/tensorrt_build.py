@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,7 +194,8 @@ def build_engine(
         engine_path: where to write the serialized engine.
         profile: the single optimisation profile for ``input_name``.
         workspace_gib: builder workspace memory-pool limit.
-        timing_cache: file to read kernel timings from and write them back to (speeds up rebuilds).
+        timing_cache: kernel timings file (speeds up rebuilds); the GPU and TensorRT version are added to
+            its name, e.g. ``engines/timing-NVIDIA_H200-sm90-trt10_12_0.cache``.
         progress: a ``rich.progress.Progress`` to show build phases in, or ``None``.
 
     Returns:
@@ -228,10 +230,18 @@ def build_engine(
     opt_profile = builder.create_optimization_profile()
     opt_profile.set_shape(input_name, profile.min, profile.opt, profile.max)
     config.add_optimization_profile(opt_profile)
-    cache_path = Path(timing_cache) if timing_cache is not None else None
+    cache_path = None
+    if timing_cache is not None:
+        # One cache file per GPU model and TensorRT version: NVIDIA warns that timings from another
+        # device "may lead to functional/performance bugs", so mismatches are never mixed in.
+        tag = re.sub(
+            r"[^A-Za-z0-9]+", "_", f"{gpu_name}-sm{capability[0]}{capability[1]}-trt{trt.__version__}"
+        )
+        timing_cache = Path(timing_cache)
+        cache_path = timing_cache.with_name(f"{timing_cache.stem}-{tag}{timing_cache.suffix}")
     cache_bytes = cache_path.read_bytes() if cache_path is not None and cache_path.is_file() else b""
     cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, ignore_mismatch=True)  # a cache from another GPU is ignored, not fatal
+    config.set_timing_cache(cache, ignore_mismatch=False)
     if progress is not None:
         config.progress_monitor = _make_progress_monitor(trt, progress)
 
