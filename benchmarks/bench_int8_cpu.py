@@ -86,7 +86,10 @@ def main() -> int:
             int8 = Path(tmp) / f"s{size}.int8.onnx"
             t0 = time.perf_counter()
             quantize_int8(
-                fp32, int8, calibration_inputs=lambda inputs=inputs: inputs[: args.calib_images], method=args.method
+                fp32,
+                int8,
+                calibration_inputs=lambda inputs=inputs: inputs[: args.calib_images],
+                method=args.method,
             )
             quant_s = time.perf_counter() - t0
             h, w = frame_shape(size)

@@ -137,6 +137,10 @@ def _onnx_for(graph: Any, precision: str, input_size: int, folder: Path) -> Path
     return out
 
 
+def backend_precision(estimator: Any) -> str:
+    return str(getattr(estimator.backend, "precision", "fp32"))
+
+
 def _time_model(backend: Any, x: np.ndarray, warmup: int, frames: int) -> list[float]:
     """Latencies of ``frames`` calls after ``warmup``; zero-copy + synchronised on CUDA."""
     run: Callable[[], Any]
@@ -218,7 +222,7 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
             engine=engine,
             onnx_threads=cfg.threads,
         )
-        if name == "torch" and device.startswith("cuda"):
+        if name == "torch" and device.startswith("cuda") and backend_precision(estimator) != cfg.precision:
             from hhrnet_rt.backends.torch_cuda import TorchCudaBackend
 
             estimator.backend = TorchCudaBackend(estimator.graph, device=device, precision=cfg.precision)

@@ -19,6 +19,7 @@ All of it is importable and the warp testable without a GPU; the CUDA parts are 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -139,7 +140,10 @@ class TorchCudaBackend:
         self.precision = precision
         self._dtype = torch.float16 if precision == "fp16" else torch.float32
         self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self._graph = graph.eval().to(self._device, dtype=self._dtype, memory_format=self._memory_format)
+        # A copy: Module.to() converts in place, and the caller's graph (e.g. the estimator's, also used
+        # for ONNX export) must stay fp32 on the CPU; converting it to half and back would round weights.
+        self._graph = copy.deepcopy(graph).eval()
+        self._graph.to(self._device, dtype=self._dtype, memory_format=self._memory_format)
         self._use_cuda_graphs = cuda_graphs
         self._captured: dict[tuple[int, ...], tuple[Any, Any, Any]] = {}
 
