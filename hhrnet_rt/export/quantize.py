@@ -26,10 +26,12 @@ read on a cache hit.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import logging
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -156,14 +158,16 @@ def calibrate_ranges(
         while not reader.exhausted:
             before = reader.count
             try:
-                calibrator.collect_data(_Chunk(reader, CALIB_CHUNK))
+                with contextlib.redirect_stdout(sys.stderr):
+                    calibrator.collect_data(_Chunk(reader, CALIB_CHUNK))
             except ValueError:  # "No data is collected": the reader had nothing left for this call
                 if reader.count != before:
                     raise
                 break
         if reader.count == 0:
             raise CalibrationError("no calibration images were produced, so INT8 ranges cannot be computed")
-        ranges = calibrator.compute_data()
+        with contextlib.redirect_stdout(sys.stderr):  # ORT prints progress; stdout is for data
+            ranges = calibrator.compute_data()
         if not isinstance(ranges, TensorsData):  # pragma: no cover - ORT API contract
             raise CalibrationError(f"unexpected calibration result {type(ranges).__name__}")
     save_tensors_data(ranges, cache_path)
