@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hhrnet_rt.errors import DownloadError
+from hhrnet_rt.paths import cache_dir  # re-exported: callers ask this module where weights live
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,6 @@ NAMED_WEIGHTS: dict[str, NamedWeights] = {
 
 _CHUNK = 1 << 20
 _TIMEOUT_S = 30.0
-
-
-def cache_dir() -> Path:
-    """Where downloaded weights are kept (see the module docstring for the order of precedence)."""
-    if env := os.environ.get("HHRT_CACHE_DIR"):
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "hhrnet-rt"
 
 
 def fetch_named(name: str, *, progress: bool = True) -> Path:

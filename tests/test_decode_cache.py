@@ -43,7 +43,7 @@ def _copy_package(tmp_path: Path) -> Path:
 
 def _run(root: Path, home: Path, tmpdir: Path) -> dict:
     env = {
-        k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "PYTHONPATH")
+        k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "HHRT_CACHE_DIR", "PYTHONPATH")
     }
     env.update(PYTHONPATH=str(root), HOME=str(home), TMPDIR=str(tmpdir), PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.run(
@@ -62,7 +62,7 @@ def test_user_cache_fallback_and_stale_invalidation(tmp_path):
 
     first = _run(root, home, tmpdir)
     assert first["usable"] and first["location"].startswith("fallback")
-    assert Path(first["dir"]).is_relative_to(home / ".cache" / "hhrnet_rt" / "numba")
+    assert Path(first["dir"]).is_relative_to(home / ".cache" / "hhrnet-rt" / "numba")
     assert first["pairs"] == [[0, 0], [1, 1]]
     assert first["misses"] >= 1  # compiled, then written to the fallback folder
     assert list(Path(first["dir"]).glob("munkres.*.nbi"))

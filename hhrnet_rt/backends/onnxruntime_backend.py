@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hhrnet_rt import paths
 from hhrnet_rt.backends.base import check_batch
 from hhrnet_rt.errors import BackendUnavailableError, InputError
 
@@ -22,11 +23,8 @@ OUTPUT_NAMES = ("heatmaps", "tags")
 
 
 def default_cache_dir() -> Path:
-    """``$HHRT_CACHE_DIR``, else ``$XDG_CACHE_HOME/hhrnet-rt``, else ``~/.cache/hhrnet-rt``; plus ``/onnx``."""
-    root = os.environ.get("HHRT_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hhrnet-rt"
-    )
-    return Path(root) / "onnx"
+    """The ``onnx`` folder of the package cache (:func:`hhrnet_rt.paths.cache_dir`)."""
+    return paths.cache_dir() / "onnx"
 
 
 def graph_cache_key(graph) -> str:

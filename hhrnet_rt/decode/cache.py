@@ -22,6 +22,8 @@ from pathlib import Path
 import numba
 from numba import njit
 
+from hhrnet_rt.paths import cache_dir
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -37,9 +39,8 @@ def _writable_dir(path: Path) -> bool:
 
 
 def user_cache_dir() -> Path:
-    """The fallback cache folder: ``$XDG_CACHE_HOME/hhrnet_rt/numba`` or ``~/.cache/hhrnet_rt/numba``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "hhrnet_rt" / "numba"
+    """The fallback cache folder: the ``numba`` folder of the package cache (:mod:`hhrnet_rt.paths`)."""
+    return cache_dir() / "numba"
 
 
 def configure() -> tuple[bool, str]:
