@@ -48,9 +48,8 @@ def test_fp16_without_tensorrt_writes_onnx_and_sidecar_then_exits_5(workdir, gol
     result = _build("--weights", weights, "--precision", "fp16", "--input-size", "64", "--out", "eng", "--name", "t",
                     "--no-flip")  # fmt: skip
     assert result.exit_code == 5, result.output
-    # The library message says `pip install hhrnet-rt[tensorrt]`; handle_errors prints it as Rich markup,
-    # which swallows "[tensorrt]" (reported to the lead), so only the markup-free part is checked here.
-    assert "pip install tensorrt" in result.output and "NVIDIA GPU" in result.output
+    # "[tensorrt]" would vanish if handle_errors printed the message as Rich markup.
+    assert "pip install hhrnet-rt[tensorrt]" in result.output and "NVIDIA GPU" in result.output
     assert "eng/t.onnx" in result.output.replace("\\", "/")
     assert (workdir / "eng" / "t.onnx").is_file() and (workdir / "eng" / "t.fp32.onnx").is_file()
     model = onnx.load(str(workdir / "eng" / "t.onnx"))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hhrnet_rt import errors
 
@@ -22,6 +24,24 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+
+
+class BackendName(StrEnum):
+    """The --backend choices shared by every command."""
+
+    auto = "auto"
+    tensorrt = "tensorrt"
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+
+
+class Precision(StrEnum):
+    """The --precision choices shared by every command."""
+
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
 
 # Documented in README.md ("Exit codes"); keep the two in step.
 EXIT_OK = 0
@@ -67,7 +87,8 @@ def handle_errors(fn: F) -> F:
         except errors.HhrtError as exc:
             if os.environ.get("HHRT_DEBUG"):
                 raise
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # escape: messages hold text like "hhrnet-rt[tensorrt]" that Rich would eat as markup
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exit_code_for(exc)) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,20 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hhrnet_rt.cli.app import app, console, handle_errors
-
-
-class BackendName(StrEnum):
-    auto = "auto"
-    tensorrt = "tensorrt"
-    torch = "torch"
-    onnxruntime = "onnxruntime"
-
-
-class Precision(StrEnum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    int8 = "int8"
+from hhrnet_rt.cli.app import BackendName, Precision, app, console, handle_errors
 
 
 def report_tables(report: dict[str, Any]) -> list[Table]:

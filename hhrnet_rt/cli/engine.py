@@ -10,14 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hhrnet_rt.cli.app import app, console, handle_errors
+from hhrnet_rt.cli.app import Precision, app, console, handle_errors
 from hhrnet_rt.errors import InputError
-
-
-class Precision(StrEnum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    int8 = "int8"
 
 
 class CalibMethod(StrEnum):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,18 +16,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from hhrnet_rt.cli.app import EXIT_INTERRUPTED, app, console, handle_errors
+from hhrnet_rt.cli.app import EXIT_INTERRUPTED, BackendName, app, console, handle_errors
 from hhrnet_rt.errors import InputError
 
 # Tables are results, not diagnostics: they go to stdout.
 stdout = Console()
-
-
-class BackendChoice(StrEnum):
-    auto = "auto"
-    tensorrt = "tensorrt"
-    torch = "torch"
-    onnxruntime = "onnxruntime"
 
 
 def check_input_size(value: int | None) -> int | None:
@@ -48,7 +40,7 @@ Weights = Annotated[
         "(.pth/.pt/.npz), or 'random' (random-init W32-512, for testing).",
     ),
 ]  # fmt: skip
-Backend = Annotated[BackendChoice, typer.Option(help="Inference backend; auto picks the fastest available.")]
+Backend = Annotated[BackendName, typer.Option(help="Inference backend; auto picks the fastest available.")]
 Engine = Annotated[
     Path | None, typer.Option(exists=True, dir_okay=False, help="TensorRT engine file (--backend tensorrt).")
 ]
@@ -195,7 +187,7 @@ def video(
     ] = None,
     coco: Annotated[Path | None, typer.Option(help="Keypoints in COCO results format (.json).")] = None,
     weights: Weights = "w32_512",
-    backend: Backend = BackendChoice.auto,
+    backend: Backend = BackendName.auto,
     engine: Engine = None,
     device: Device = None,
     input_size: InputSize = None,
@@ -241,7 +233,7 @@ def webcam(
         Path | None, typer.Option("--json", help="Keypoints, one JSON record per frame (.jsonl).")
     ] = None,
     weights: Weights = "w32_512",
-    backend: Backend = BackendChoice.auto,
+    backend: Backend = BackendName.auto,
     engine: Engine = None,
     device: Device = None,
     input_size: InputSize = None,
@@ -285,7 +277,7 @@ def image(
         bool, typer.Option("--json", help="Also write <name>.json with the keypoints.")
     ] = False,
     weights: Weights = "w32_512",
-    backend: Backend = BackendChoice.auto,
+    backend: Backend = BackendName.auto,
     engine: Engine = None,
     device: Device = None,
     input_size: InputSize = None,
