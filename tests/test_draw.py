@@ -53,6 +53,16 @@ def test_low_scores_are_not_drawn():
     assert frame.any()
 
 
+def test_default_style_hides_low_score_fragments_only():
+    # Official grouping leaves one-peak fragments (person score <= 1/17 of a peak) that refine completes.
+    frame = np.zeros((100, 100, 3), np.uint8)
+    person = _person(17, {5: (20.0, 20.0), 7: (20.0, 80.0)}, score=0.9)
+    PoseAnnotator().annotate(frame, _poses(person, scores=[0.05]))
+    assert not frame.any()
+    PoseAnnotator().annotate(frame, _poses(person, scores=[0.3]))
+    assert frame.any()
+
+
 def test_edge_needs_both_joints():
     frame = np.zeros((200, 100, 3), np.uint8)
     person = _person(17, {5: (50.0, 20.0), 7: (50.0, 180.0)})
