@@ -36,7 +36,7 @@ class BenchConfig:
     """What to measure (see ``hhrt bench --help``)."""
 
     backend: str = "auto"
-    precision: str = "fp32"
+    precision: str | None = None  # None: fp32, or the precision of the given engine / .onnx file
     weights: str = "random"
     input_size: int = 512
     batch: int = 1
@@ -137,10 +137,6 @@ def _onnx_for(graph: Any, precision: str, input_size: int, folder: Path) -> Path
     return out
 
 
-def backend_precision(estimator: Any) -> str:
-    return str(getattr(estimator.backend, "precision", "fp32"))
-
-
 def _time_model(backend: Any, x: np.ndarray, warmup: int, frames: int) -> list[float]:
     """Latencies of ``frames`` calls after ``warmup``; zero-copy + synchronised on CUDA."""
     run: Callable[[], Any]
@@ -189,13 +185,14 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
     from hhrnet_rt.estimator import PoseEstimator
     from hhrnet_rt.export.build import load_network
 
-    if cfg.precision not in ("fp32", "fp16", "int8"):
+    if cfg.precision not in (None, "fp32", "fp16", "int8"):
         raise InputError(f"--precision must be fp32, fp16 or int8, got {cfg.precision!r}")
     if cfg.batch < 1 or cfg.frames < 1 or cfg.warmup < 0:
         raise InputError("--batch and --frames must be >= 1 and --warmup >= 0")
     name, device, reason = choose_backend(cfg.backend, engine=cfg.engine, device=cfg.device)
     on_step(f"backend: {name} on {device} ({reason})")
-    if name == "torch" and device == "cpu" and cfg.precision != "fp32":
+    # Checked here too (the estimator would refuse it as well) so the error comes before the model load.
+    if name == "torch" and device == "cpu" and cfg.precision not in (None, "fp32"):
         raise InputError(
             f"torch on the CPU runs fp32 only; for {cfg.precision} on the CPU use --backend onnxruntime"
         )
@@ -209,10 +206,9 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
         if name == "onnxruntime" and engine is None:
             from hhrnet_rt.graph import PoseGraph
 
-            on_step(f"exporting a {cfg.precision} ONNX graph for ONNX Runtime")
-            engine = str(
-                _onnx_for(PoseGraph(network, flip=cfg.flip), cfg.precision, cfg.input_size, Path(tmp))
-            )
+            precision = cfg.precision or "fp32"
+            on_step(f"exporting a {precision} ONNX graph for ONNX Runtime")
+            engine = str(_onnx_for(PoseGraph(network, flip=cfg.flip), precision, cfg.input_size, Path(tmp)))
         estimator = PoseEstimator(
             network,
             input_size=cfg.input_size,
@@ -220,12 +216,9 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
             backend=name,
             device=device,
             engine=engine,
+            precision=cfg.precision,
             onnx_threads=cfg.threads,
         )
-        if name == "torch" and device.startswith("cuda") and backend_precision(estimator) != cfg.precision:
-            from hhrnet_rt.backends.torch_cuda import TorchCudaBackend
-
-            estimator.backend = TorchCudaBackend(estimator.graph, device=device, precision=cfg.precision)
         backend = estimator.backend
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()

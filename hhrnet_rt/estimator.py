@@ -1,9 +1,19 @@
 """PoseEstimator: image -> preprocess -> backend (PoseGraph) -> decode -> back-projection -> Poses.
 
 The three stages are separate methods so the video pipeline can run each in its own thread:
-``prepare`` (validation, resize, normalise; cheap numpy/OpenCV), ``infer`` (the backend; torch, ONNX
-Runtime and TensorRT release the GIL) and ``decode`` (Numba, ``nogil``). None of them mutates the
-estimator, so they may be called concurrently from different threads.
+``prepare`` (validation, resize, normalise), ``infer`` (the backend; torch, ONNX Runtime and TensorRT
+release the GIL) and ``decode`` (Numba, ``nogil``). None of them mutates the estimator's settings, so
+they may be called concurrently from different threads.
+
+What runs where:
+    CPU backends (torch cpu, ONNX Runtime), and several test scales on any backend: ``prepare`` warps
+    with OpenCV and normalises with numpy on the CPU (bit-exact with the official code), ``infer`` hands
+    numpy arrays to ``backend.run``.
+    CUDA backends (torch cuda, TensorRT) with one scale (``device_preprocess`` on by default there):
+    ``prepare`` validates and computes the :class:`Affine` on the CPU, uploads the uint8 frame and warps
+    + normalises it on the GPU (:mod:`hhrnet_rt.device_prep`; +-1 grey level against OpenCV); ``infer``
+    runs ``backend.run_torch`` on that tensor and copies heatmaps and tags to the host once.
+    ``decode`` (grouping, Numba) and the way back to image pixels always run on the CPU.
 
 Example:
     >>> est = PoseEstimator("w32_512", backend="auto")                  # doctest: +SKIP
@@ -16,6 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,14 +45,17 @@ class Prepared:
 
     Attributes:
         inputs: ``(scale, x (1, 3, h, w) float32)`` per test scale, in the official processing order
-            (descending scale).
+            (descending scale); ``x`` is a numpy array, or a torch tensor on the backend's device when
+            the frame was preprocessed there.
         affine: the way back from map pixels to original-image pixels (map size = ``affine.size``).
         image_hw: (H, W) of the original image.
+        ready: CUDA event recorded after device preprocessing (``None`` otherwise).
     """
 
-    inputs: tuple[tuple[float, np.ndarray], ...]
+    inputs: tuple[tuple[float, Any], ...]
     affine: Affine
     image_hw: tuple[int, int]
+    ready: Any = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,7 +145,15 @@ class PoseEstimator:
         adjust, refine: official decoding steps.
         backend: "torch", "onnxruntime", "tensorrt" or "auto" (see :func:`~hhrnet_rt.backends.choose_backend`).
         device: "cpu", "cuda", "cuda:N" or ``None`` (the backend chooses).
+        precision: "fp32", "fp16", "int8" or ``None`` (default): fp32, or the precision of a given
+            engine / ``.onnx`` file. torch on CUDA runs fp32 or fp16 (opt-in); torch on the CPU fp32
+            only; ONNX Runtime and TensorRT run the precision of their file, and an explicit request
+            that differs from it is an error (see :func:`~hhrnet_rt.backends.create_backend`).
         engine: TensorRT engine file (tensorrt/auto), or an ``.onnx`` file to run with ONNX Runtime.
+        device_preprocess: resize/normalise on the backend's device (see the module docstring).
+            ``None`` (default): on for CUDA backends with one test scale. ``False``: always OpenCV/numpy
+            (bit-exact with the official preprocessing). ``True``: force it; needs one scale and a torch
+            or TensorRT backend (on torch CPU it runs the torch warp on the CPU, for testing).
         decode_params: :class:`~hhrnet_rt.config.DecodeParams` (official values by default).
         onnx_threads: ONNX Runtime intra-op threads (``None``: its default).
         onnx_cache_dir: where the ONNX Runtime backend caches exported graphs.
@@ -149,12 +171,17 @@ class PoseEstimator:
         backend: str = "torch",
         device: str | None = "cpu",
         engine: str | os.PathLike | None = None,
+        precision: str | None = None,
+        device_preprocess: bool | None = None,
         decode_params: DecodeParams | None = None,
         onnx_threads: int | None = None,
         onnx_cache_dir: str | os.PathLike | None = None,
     ) -> None:
-        from hhrnet_rt.backends import choose_backend, create_backend
+        from hhrnet_rt.backends import check_precision, choose_backend, create_backend
+        from hhrnet_rt.device_prep import device_preprocessor_for
         from hhrnet_rt.graph import PoseGraph
+
+        check_precision(precision)  # before the (slow) model load
 
         self.input_size = check_input_size(input_size)
         self.scales = _check_scales(scales)
@@ -180,11 +207,13 @@ class PoseEstimator:
             name,
             self.graph,
             device=dev,
+            precision=precision,
             engine=engine,
             onnx_threads=onnx_threads,
             example_hw=(self.input_size, self.input_size),
             cache_dir=onnx_cache_dir,
         )
+        self._device_prep = device_preprocessor_for(self.backend, device_preprocess, single, self.input_size)
         from hhrnet_rt import decode
 
         self._parse = decode.parse
@@ -193,9 +222,16 @@ class PoseEstimator:
     # -- stages --------------------------------------------------------------------------------------
 
     def prepare(self, image_bgr: np.ndarray) -> Prepared:
-        """Validate and convert the image, resize-align and normalise it (one warp + one lookup per scale)."""
+        """Validate and convert the image, resize-align and normalise it (one warp + one lookup per scale).
+
+        On the device path the warp and normalisation run on the backend's device and ``inputs`` holds
+        a device tensor; the :class:`Affine` is computed on the CPU either way.
+        """
         image = as_bgr_u8(image_bgr)
         hw = (int(image.shape[0]), int(image.shape[1]))
+        if self._device_prep is not None:
+            x, affine, ready = self._device_prep(image)
+            return Prepared(((1.0, x),), affine, hw, ready)
         if self.scales == (1.0,):
             resized, affine = resize_align(image, self.input_size)
             return Prepared(((1.0, normalize(resized, bgr=True)),), affine, hw)
@@ -212,6 +248,11 @@ class PoseEstimator:
 
     def infer(self, prepared: Prepared) -> Maps:
         """Run the backend (and, for several scales, the official cross-scale aggregation)."""
+        if prepared.inputs and not isinstance(prepared.inputs[0][1], np.ndarray):
+            from hhrnet_rt.device_prep import run_on_device
+
+            heatmaps, tags = run_on_device(self.backend, prepared.inputs[0][1], prepared.ready)
+            return Maps(heatmaps, tags)
         if len(prepared.inputs) == 1 and self.graph.project:
             heatmaps, tags = self.backend.run(prepared.inputs[0][1])
             return Maps(heatmaps[0], tags[0])
@@ -255,6 +296,11 @@ class PoseEstimator:
             "backend": self.backend.name,
             "device": self.backend.device,
             "precision": self.backend.precision,
+            "preprocess": (
+                f"torch on {self._device_prep.device} (uint8 upload, grid_sample warp)"
+                if self._device_prep is not None
+                else "OpenCV + numpy on the CPU"
+            ),
             "reason": self.backend_reason,
             "weights": self.weights_label,
             "input_size": self.input_size,

@@ -225,3 +225,87 @@ def test_onnxruntime_refuses_foreign_files(tmp_path):
         OnnxRuntimeBackend(tmp_path / "missing.onnx")
     with pytest.raises(InputError, match=">= 1"):
         OnnxRuntimeBackend(path, threads=0)
+
+
+# -- precision: honoured or refused, never silently switched -------------------------------------------
+
+
+def test_torch_cpu_runs_fp32_only(tiny_graph):
+    assert create_backend("torch", tiny_graph, device="cpu", precision="fp32").precision == "fp32"
+    assert create_backend("torch", tiny_graph, device="cpu").precision == "fp32"
+    with pytest.raises(InputError, match="fp32 only.*--backend onnxruntime"):
+        create_backend("torch", tiny_graph, device="cpu", precision="fp16")
+    with pytest.raises(InputError, match="build-engine --precision int8"):
+        create_backend("torch", tiny_graph, device="cpu", precision="int8")
+    with pytest.raises(InputError, match="unknown precision"):
+        create_backend("torch", tiny_graph, device="cpu", precision="bf16")
+
+
+class _Recorder:
+    """Stands in for a GPU backend class: records its arguments."""
+
+    name = "torch"
+    calls: list = []
+
+    def __init__(self, *args, **kwargs):
+        _Recorder.calls.append(kwargs)
+        self.precision, self.device = kwargs.get("precision"), kwargs.get("device")
+
+
+def test_torch_cuda_gets_the_requested_precision_and_fp32_by_default(tiny_graph, monkeypatch):
+    from hhrnet_rt.backends import torch_cuda
+
+    monkeypatch.setattr(torch_cuda, "TorchCudaBackend", _Recorder)
+    _Recorder.calls.clear()
+    assert create_backend("torch", tiny_graph, device="cuda").precision == "fp32"  # fp16 is opt-in
+    assert create_backend("torch", tiny_graph, device="cuda:1", precision="fp16").precision == "fp16"
+    assert [(c["device"], c["precision"]) for c in _Recorder.calls] == [("cuda", "fp32"), ("cuda:1", "fp16")]
+    with pytest.raises(InputError, match="build-engine --precision int8"):
+        create_backend("torch", tiny_graph, device="cuda", precision="int8")
+    assert len(_Recorder.calls) == 2
+
+
+def test_onnxruntime_precision_comes_from_the_file(noflip_onnx, tmp_path):
+    graph, _, path = noflip_onnx
+    assert create_backend("onnxruntime", None, engine=path).precision == "fp32"
+    assert create_backend("onnxruntime", None, engine=path, precision="fp32").precision == "fp32"
+    with pytest.raises(InputError, match="is a fp32 ONNX file but precision fp16 was requested"):
+        create_backend("onnxruntime", None, engine=path, precision="fp16")
+    with pytest.raises(InputError, match="build-engine --precision int8"):
+        create_backend("onnxruntime", graph, precision="int8", cache_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # refused before exporting anything
+
+
+def test_tensorrt_precision_is_the_engines(monkeypatch, tmp_path):
+    from hhrnet_rt.backends import tensorrt_backend
+
+    class FakeEngine:
+        name, device, precision = "tensorrt", "cuda:0", "int8"
+
+        def __init__(self, engine_path, *, device):
+            self.engine_path = engine_path
+
+    monkeypatch.setattr(tensorrt_backend, "TensorRTBackend", FakeEngine)
+    engine = tmp_path / "m-int8.engine"
+    assert create_backend("tensorrt", engine=engine, device="cuda").precision == "int8"
+    assert create_backend("tensorrt", engine=engine, device="cuda", precision="int8").precision == "int8"
+    with pytest.raises(InputError, match="m-int8.engine is a int8 engine but precision fp16 was requested"):
+        create_backend("tensorrt", engine=engine, device="cuda", precision="fp16")
+
+
+def test_auto_runs_an_onnx_file_with_onnxruntime_even_on_a_gpu_machine(monkeypatch):
+    _flags(monkeypatch, cuda=True, trt=True)
+    name, device, reason = choose_backend("auto", engine="m-int8.onnx")
+    assert (name, device) == ("onnxruntime", "cpu") and "ONNX file" in reason
+    assert choose_backend("auto", engine="m.engine")[0] == "tensorrt"
+    with pytest.raises(InputError, match="ONNX file"):
+        choose_backend("auto", engine="m.onnx", device="cuda")
+
+
+def test_torch_backend_run_torch_equals_run(tiny_graph):
+    backend = create_backend("torch", tiny_graph, device="cpu")
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    heatmaps, tags = backend.run_torch(torch.from_numpy(x))
+    ref_h, ref_t = backend.run(x)
+    np.testing.assert_array_equal(heatmaps.numpy(), ref_h)
+    np.testing.assert_array_equal(tags.numpy(), ref_t)

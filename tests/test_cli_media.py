@@ -275,3 +275,25 @@ def test_image_output_dir_is_a_file(tmp_path, tiny):
     blocker.write_text("a file where the directory should be")
     result = _invoke(["image", str(picture), "--out", str(blocker), *tiny])
     assert result.exit_code == EXIT_INPUT and "is an existing file" in result.output
+
+
+def test_precision_option_is_passed_through_and_checked(tmp_path, tiny):
+    picture = tmp_path / "a.png"
+    cv2.imwrite(str(picture), index_image(1, 128, 96))
+    ok = _invoke(["image", str(picture), "--out", str(tmp_path / "o"), "--precision", "fp32", *tiny])
+    assert ok.exit_code == 0, ok.output
+    said = " ".join(ok.output.split())  # Rich may wrap long lines
+    assert "precision fp32" in said and "preprocess OpenCV + numpy on the CPU" in said
+    # torch on the CPU cannot run fp16: a clear refusal, not a silent fp32 run.
+    bad = _invoke(["image", str(picture), "--out", str(tmp_path / "o2"), "--precision", "fp16", *tiny])
+    assert bad.exit_code == EXIT_INPUT, bad.output
+    assert "fp32 only" in bad.output
+    for command in (["video", str(picture), "--out", str(tmp_path / "x.mp4")], ["webcam", "--no-show"]):
+        result = _invoke([*command, "--precision", "int4", *tiny])
+        assert result.exit_code == EXIT_INPUT and "int4" in result.output, result.output
+
+
+def test_int8_without_a_file_says_how_to_get_one(tmp_path, tiny, clip):
+    result = _invoke(["video", str(clip), "--out", str(tmp_path / "o.mp4"), "--precision", "int8", *tiny])
+    assert result.exit_code == EXIT_INPUT, result.output
+    assert "build-engine --precision int8" in result.output

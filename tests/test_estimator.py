@@ -212,3 +212,155 @@ def test_module_without_spec():
     with pytest.raises(InputError, match="flip"):
         PoseEstimator(Bare(5), input_size=64, backend="torch")
     assert PoseEstimator(Bare(5), input_size=64, flip=False, backend="torch").num_joints == 5
+
+
+# -- precision requests and where preprocessing runs --------------------------------------------------
+
+
+def test_precision_default_and_refusals(tiny_weights, onnx_cache):
+    est = PoseEstimator(tiny_weights, input_size=64, backend="torch", precision="fp32")
+    assert est.describe()["precision"] == "fp32"
+    with pytest.raises(InputError, match="fp32 only"):
+        PoseEstimator(tiny_weights, input_size=64, backend="torch", precision="fp16")
+    with pytest.raises(InputError, match="build-engine --precision int8"):
+        PoseEstimator(tiny_weights, input_size=64, backend="onnxruntime", precision="int8",
+                      onnx_cache_dir=onnx_cache)  # fmt: skip
+    with pytest.raises(InputError, match="unknown precision"):
+        PoseEstimator(tiny_weights, input_size=64, precision="fp8")
+
+
+def test_onnx_file_precision_must_match_the_request(estimators, tiny_weights):
+    path = estimators("onnxruntime", 128).backend.onnx_path  # the fp32 graph the cache holds
+    est = PoseEstimator(tiny_weights, input_size=128, backend="onnxruntime", engine=path)
+    assert est.describe()["precision"] == "fp32"
+    with pytest.raises(InputError, match="is a fp32 ONNX file but precision int8"):
+        PoseEstimator(tiny_weights, input_size=128, backend="onnxruntime", engine=path, precision="int8")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_numpy_preprocessing_is_the_default_on_cpu(estimators, golden_bgr, backend):
+    est = estimators(backend, 128)
+    assert est.describe()["preprocess"] == "OpenCV + numpy on the CPU"
+    assert isinstance(est.prepare(golden_bgr).inputs[0][1], np.ndarray)
+
+
+def test_plan_affine_equals_resize_align():
+    from hhrnet_rt.device_prep import plan_affine
+    from hhrnet_rt.preprocess import resize_align
+
+    for hw in [(480, 640), (500, 300), (37, 1001), (64, 64)]:
+        for size in (64, 512):
+            _, ref = resize_align(np.zeros((*hw, 3), np.uint8), size)
+            got = plan_affine(hw, size)
+            assert got.size == ref.size
+            for field in ("center", "scale", "forward", "inverse"):
+                np.testing.assert_array_equal(getattr(got, field), getattr(ref, field))
+    with pytest.raises(InputError, match="aspect ratio"):
+        plan_affine((1, 100000), 512)
+
+
+@pytest.fixture(scope="module")
+def device_prep_estimators(tiny_weights):
+    built = {}
+
+    def get(size):
+        if size not in built:
+            built[size] = PoseEstimator(
+                tiny_weights, input_size=size, backend="torch", device_preprocess=True
+            )
+        return built[size]
+
+    return get
+
+
+@pytest.mark.parametrize("size", [128, 256])
+def test_device_preprocessing_on_cpu_matches_the_numpy_path(
+    estimators, device_prep_estimators, golden_bgr, size
+):
+    # The same code the CUDA path runs (torch warp + normalise, backend.run_torch, one host copy), on the
+    # CPU. Not bit-exact: grid_sample vs OpenCV's fixed-point warp moves some pixels by one grey level.
+    ref_est, est = estimators("torch", size), device_prep_estimators(size)
+    assert est.describe()["preprocess"].startswith("torch on cpu")
+    ref_prep, prep = ref_est.prepare(golden_bgr), est.prepare(golden_bgr)
+    x = prep.inputs[0][1]
+    assert isinstance(x, torch.Tensor) and tuple(x.shape) == ref_prep.inputs[0][1].shape
+    np.testing.assert_array_equal(prep.affine.inverse, ref_prep.affine.inverse)
+    np.testing.assert_allclose(x.numpy(), ref_prep.inputs[0][1], rtol=0, atol=0.018)  # one level: 1/255/std
+    ref_maps, maps = ref_est.infer(ref_prep), est.infer(prep)
+    assert maps.heatmaps.dtype == np.float32 and isinstance(maps.tags, np.ndarray)
+    # Measured: heatmaps 1.0e-4, tags 4.8e-5 max |diff| (peak values ~0.4); 10x headroom.
+    np.testing.assert_allclose(maps.heatmaps, ref_maps.heatmaps, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(maps.tags, ref_maps.tags, rtol=0, atol=1e-3)
+    ref, got = ref_est.decode(ref_maps, ref_prep), est.decode(maps, prep)
+    # The tiny model's maps are noise-like (43 / 208 "people"), so a 1e-4 change can regroup a joint.
+    # Measured: equal people counts; all joints (128) / 99.97% of joints (256) within 1 px of the same
+    # person. Asserted: counts equal, >= 99% of joints within 1 px of the best-matching person.
+    assert len(got) == len(ref) > 0
+    d = np.linalg.norm(ref.keypoints[:, None, :, :2] - got.keypoints[None, :, :, :2], axis=-1)
+    assert (d <= 1.0).mean(-1).max(1).mean() >= 0.99
+    np.testing.assert_allclose(np.sort(got.scores), np.sort(ref.scores), rtol=0, atol=1e-3)
+
+
+def test_device_preprocessing_stage_split_in_threads(device_prep_estimators, golden_bgr):
+    est = device_prep_estimators(128)
+    expected = est.predict(golden_bgr)
+    results = {}
+
+    def work(i):
+        prepared = est.prepare(golden_bgr)
+        results[i] = est.decode(est.infer(prepared), prepared)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results) == [0, 1, 2]
+    for poses in results.values():
+        np.testing.assert_array_equal(poses.keypoints, expected.keypoints)
+
+
+def test_device_preprocessing_refusals(tiny_weights, onnx_cache):
+    with pytest.raises(InputError, match="torch or TensorRT backend"):
+        PoseEstimator(tiny_weights, input_size=64, backend="onnxruntime", device_preprocess=True,
+                      onnx_cache_dir=onnx_cache)  # fmt: skip
+    with pytest.raises(InputError, match="one test scale"):
+        PoseEstimator(tiny_weights, input_size=64, backend="torch", scales=(1.0, 2.0), device_preprocess=True)
+
+
+def test_device_preprocessing_default_follows_the_backend_device():
+    from hhrnet_rt.device_prep import device_preprocessor_for
+
+    class Fake:
+        name = "torch"
+
+        def __init__(self, device, tensors=True):
+            self.device = device
+            if tensors:
+                self.run_torch = lambda x: x
+
+    prep = device_preprocessor_for(Fake("cuda:1"), None, True, 512)
+    assert prep is not None and prep.device == torch.device("cuda:1") and prep.input_size == 512
+    assert device_preprocessor_for(Fake("cuda:0"), None, False, 512) is None  # several scales: numpy
+    assert device_preprocessor_for(Fake("cpu"), None, True, 512) is None
+    assert device_preprocessor_for(Fake("cuda:0"), False, True, 512) is None  # the opt-out
+    assert device_preprocessor_for(Fake("cuda:0", tensors=False), None, True, 512) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend_precision", ["fp32", "fp16"])
+def test_cuda_device_path_matches_the_cpu_numpy_path(estimators, tiny_weights, golden_bgr, backend_precision):
+    ref_est = estimators("torch", 256)
+    est = PoseEstimator(
+        tiny_weights, input_size=256, backend="torch", device="cuda", precision=backend_precision
+    )
+    info = est.describe()
+    assert info["precision"] == backend_precision and info["preprocess"].startswith("torch on cuda:")
+    prep = est.prepare(golden_bgr)
+    assert prep.inputs[0][1].is_cuda and prep.ready is not None
+    maps, ref_maps = est.infer(prep), ref_est.infer(ref_est.prepare(golden_bgr))
+    # fp32: warp (+-1 level) + cuDNN kernels; fp16: the fp16 graph bound of test_torch_cuda.
+    atol = 1e-3 if backend_precision == "fp32" else 1e-2
+    np.testing.assert_allclose(maps.heatmaps, ref_maps.heatmaps, rtol=0, atol=atol)
+    off = PoseEstimator(tiny_weights, input_size=256, backend="torch", device="cuda", device_preprocess=False)
+    assert isinstance(off.prepare(golden_bgr).inputs[0][1], np.ndarray)

@@ -91,3 +91,29 @@ def test_fp16_cuda_matches_fp32_cpu(tiny_graph, cuda_graphs):
     # A new size re-captures.
     x2 = np.random.default_rng(1).standard_normal((1, 3, 128, 256)).astype(np.float32)
     assert backend.run(x2)[0].shape[-1] == 256
+
+
+def test_cached_grid_gives_the_same_warp():
+    from hhrnet_rt.backends.torch_cuda import sampling_grid
+
+    image = _images()["blocky"]
+    _, affine = resize_align(image, 256)
+    frame = torch.from_numpy(image)
+    grid = sampling_grid(affine.forward, image.shape[:2], affine.size, "cpu")
+    assert tuple(grid.shape) == (1, affine.size[1], affine.size[0], 2)
+    np.testing.assert_array_equal(
+        warp_affine_torch(frame, affine.forward, affine.size, grid=grid).numpy(),
+        warp_affine_torch(frame, affine.forward, affine.size).numpy(),
+    )
+
+
+@pytest.mark.gpu
+def test_backend_defaults_to_fp32_and_resolves_the_device_index(tiny_graph):
+    backend = TorchCudaBackend(tiny_graph, device="cuda", cuda_graphs=False)
+    assert backend.precision == "fp32" and backend.device.startswith("cuda:")
+    assert torch.backends.cudnn.allow_tf32 is False  # fp32 means IEEE fp32, not TF32
+    x = np.random.default_rng(0).standard_normal((1, 3, 128, 192)).astype(np.float32)
+    with torch.inference_mode():
+        ref_h, _ = (t.numpy() for t in tiny_graph(torch.from_numpy(x)))
+    # fp32 on cuDNN vs the CPU: different kernels and summation orders, no TF32.
+    assert np.abs(backend.run(x)[0] - ref_h).max() < 1e-4

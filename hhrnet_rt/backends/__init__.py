@@ -2,19 +2,42 @@
 
 ``choose_backend`` (in :mod:`.select`) turns a request into a name and device; ``create_backend`` builds
 it. Each implementation imports its heavy dependency (onnxruntime, tensorrt) only when it is created.
+
+What runs where:
+    torch, cpu          TorchBackend: fp32 on the CPU; numpy in and out (``run``), or CPU tensors
+                        (``run_torch``, used by the estimator's device preprocessing when forced on).
+    torch, cuda         TorchCudaBackend: fp32 (default) or fp16 on the GPU, CUDA graphs; ``run_torch``
+                        takes and returns CUDA tensors (the estimator's default path on CUDA).
+    onnxruntime, cpu    OnnxRuntimeBackend: numpy in and out; precision read from the .onnx file.
+    tensorrt, cuda      TensorRTBackend: the engine's precision; ``run_torch`` on CUDA tensors.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 
 from hhrnet_rt.backends.base import Backend
 from hhrnet_rt.backends.select import choose_backend
-from hhrnet_rt.errors import BackendUnavailableError
+from hhrnet_rt.errors import BackendUnavailableError, InputError
 
-__all__ = ["Backend", "choose_backend", "create_backend"]
+__all__ = ["PRECISIONS", "Backend", "check_precision", "choose_backend", "create_backend"]
+
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+_INT8_HINT = (
+    "int8 needs a TensorRT engine built with `hhrt build-engine --precision int8` (run it with --backend "
+    "tensorrt --engine NAME.engine), or the int8 .onnx file that command writes, run with --backend "
+    "onnxruntime --engine NAME.onnx"
+)
+
+
+def check_precision(precision: str | None) -> str | None:
+    """Validate a requested precision ("fp32", "fp16", "int8" or ``None`` for the default)."""
+    if precision is not None and precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return precision
 
 
 def create_backend(
@@ -22,6 +45,7 @@ def create_backend(
     graph=None,
     *,
     device: str = "cpu",
+    precision: str | None = None,
     engine: str | os.PathLike | None = None,
     onnx_threads: int | None = None,
     example_hw: tuple[int, int] = (512, 512),
@@ -29,24 +53,35 @@ def create_backend(
 ) -> Backend:
     """Build backend ``name`` ("torch", "onnxruntime", "tensorrt") for ``graph`` (a PoseGraph).
 
-    - torch: runs ``graph`` on ``device``. For CUDA devices the specialised ``TorchCudaBackend(graph,
-      device=...)`` from ``backends/torch_cuda.py`` is used when that module exists.
-    - onnxruntime: runs ``engine`` when it is an ``.onnx`` file, else exports ``graph`` into the cache
-      (keyed by weights, flip, projection and ``example_hw``) and runs that.
-    - tensorrt: ``TensorRTBackend(engine, device=...)`` from ``backends/tensorrt_backend.py``.
-    """
-    if name == "torch":
-        if str(device).startswith("cuda") and importlib.util.find_spec("hhrnet_rt.backends.torch_cuda"):
-            module = importlib.import_module("hhrnet_rt.backends.torch_cuda")
-            return module.TorchCudaBackend(graph, device=device)
-        from hhrnet_rt.backends.torch_backend import TorchBackend
+    ``precision`` is what the caller asks for; ``None`` means fp32, or the precision of a given
+    engine / ``.onnx`` file. A request the backend cannot honour is an error, never a silent switch:
 
-        return TorchBackend(graph, device=device)
+    - torch on CUDA: ``TorchCudaBackend(graph, device=..., precision=...)`` (fp32 or fp16).
+    - torch on the CPU: ``TorchBackend`` (fp32 only).
+    - onnxruntime: runs ``engine`` when it is an ``.onnx`` file (its precision is read from the file and
+      must equal ``precision`` when one is given), else exports ``graph`` (fp32) into the cache (keyed
+      by weights, flip and projection) and runs that; fp16/int8 need a file.
+    - tensorrt: ``TensorRTBackend(engine, device=...)``; the precision is the engine's (its sidecar)
+      and must equal ``precision`` when one is given.
+
+    Raises:
+        InputError: a precision the backend cannot run, or one that differs from the given file's.
+        BackendUnavailableError: unknown backend, or no engine for tensorrt.
+    """
+    check_precision(precision)
+    if name == "torch":
+        return _torch_backend(graph, device, precision)
     if name == "onnxruntime":
         from hhrnet_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
 
         if engine is not None and os.fspath(engine).endswith(".onnx"):
-            return OnnxRuntimeBackend(engine, threads=onnx_threads)
+            return _same_precision(OnnxRuntimeBackend(engine, threads=onnx_threads), precision, engine)
+        if precision not in (None, "fp32"):
+            raise InputError(
+                f"ONNX Runtime runs {precision} only from a {precision} .onnx file: write one with `hhrt "
+                f"build-engine --precision {precision}` and pass it with --engine NAME.onnx "
+                "(without a file the fp32 graph is exported and run)"
+            )
         return OnnxRuntimeBackend.from_graph(
             graph, example_hw=example_hw, cache_dir=cache_dir, threads=onnx_threads
         )
@@ -54,5 +89,37 @@ def create_backend(
         if engine is None:
             raise BackendUnavailableError("the tensorrt backend needs an engine file (--engine)")
         module = importlib.import_module("hhrnet_rt.backends.tensorrt_backend")
-        return module.TensorRTBackend(engine, device=device)
+        return _same_precision(module.TensorRTBackend(engine, device=device), precision, engine)
     raise BackendUnavailableError(f"unknown backend {name!r}")
+
+
+def _torch_backend(graph, device: str, precision: str | None) -> Backend:
+    precision = precision or "fp32"
+    if precision == "int8":
+        raise InputError(f"the torch backend runs fp32 or fp16 (fp16 on CUDA only); {_INT8_HINT}")
+    if str(device).startswith("cuda"):
+        from hhrnet_rt.backends.torch_cuda import TorchCudaBackend
+
+        return TorchCudaBackend(graph, device=device, precision=precision)
+    if precision != "fp32":
+        raise InputError(
+            f"torch on the CPU runs fp32 only, not {precision}; for {precision} on the CPU use --backend "
+            f"onnxruntime with a {precision} .onnx file (`hhrt build-engine --precision {precision}` "
+            "writes one), or run torch on a CUDA device"
+        )
+    from hhrnet_rt.backends.torch_backend import TorchBackend
+
+    return TorchBackend(graph, device=device)
+
+
+def _same_precision(backend: Backend, requested: str | None, path) -> Backend:
+    """The file decides the precision; a different explicit request is an error that names both."""
+    actual = backend.precision
+    if requested is not None and requested != actual:
+        what = "engine" if backend.name == "tensorrt" else "ONNX file"
+        raise InputError(
+            f"{os.fspath(path)} is a {actual} {what} but precision {requested} was requested; pass a "
+            f"{requested} file (`hhrt build-engine --precision {requested}`), or leave the precision "
+            f"out to run this file as {actual}"
+        )
+    return backend

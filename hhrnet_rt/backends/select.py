@@ -102,6 +102,15 @@ def _auto(engine, device) -> tuple[str, str, str]:
         if onnxruntime_available():
             return "onnxruntime", "cpu", "CPU requested; using ONNX Runtime on the CPU"
         return "torch", "cpu", "CPU requested and onnxruntime is not installed; using torch on the CPU"
+    if engine is not None and os.fspath(engine).endswith(".onnx"):
+        # Only ONNX Runtime runs an .onnx file; TensorRT needs an engine built from it.
+        if _is_cuda(device):
+            raise InputError(
+                f"{os.fspath(engine)} is an ONNX file, which runs on ONNX Runtime on the CPU only here; "
+                "drop --device, or build a TensorRT engine from it with `hhrt build-engine`"
+            )
+        if onnxruntime_available():
+            return "onnxruntime", "cpu", f"{os.fspath(engine)} is an ONNX file; using ONNX Runtime on the CPU"
     has_cuda = cuda_available()
     if _is_cuda(device) and not has_cuda:
         raise BackendUnavailableError(

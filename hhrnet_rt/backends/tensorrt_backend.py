@@ -94,8 +94,11 @@ class TensorRTBackend:
 
         if not torch.cuda.is_available():
             raise BackendUnavailableError("the TensorRT backend needs a CUDA GPU; torch sees none")
+        from hhrnet_rt.backends.torch_cuda import cuda_device
+
         self._torch = torch
-        self._device = torch.device(device)
+        # With an index: run_torch compares tensor devices, and tensors say "cuda:0", never "cuda".
+        self._device = cuda_device(device)
         self.device = str(self._device)
         gpu_name = torch.cuda.get_device_name(self._device)
         capability = torch.cuda.get_device_capability(self._device)

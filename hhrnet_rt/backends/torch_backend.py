@@ -1,8 +1,9 @@
-"""PyTorch backend: runs the PoseGraph module eagerly (CPU here; any torch device works, with copies).
+"""PyTorch backend: runs the PoseGraph module eagerly in fp32 (the CPU; any torch device works).
 
-CUDA hook: :func:`hhrnet_rt.backends.create_backend` prefers ``TorchCudaBackend`` from
-``hhrnet_rt/backends/torch_cuda.py`` (helper "engines": device-side pre/post-processing, streams) for
-CUDA devices when that module exists; this class stays the generic fallback.
+:func:`hhrnet_rt.backends.create_backend` uses it for the CPU; CUDA devices get ``TorchCudaBackend``
+(``backends/torch_cuda.py``: fp16, channels_last, CUDA graphs). Besides the numpy ``run`` it has the
+tensor-in/tensor-out ``run_torch`` of the CUDA backends, so the estimator's device-preprocessing path
+(``PoseEstimator(device_preprocess=True)``) can be exercised on a CPU-only machine.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ class TorchBackend:
         self.precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(
             params[0].dtype if params else torch.float32, "fp32"
         )
+
+    def run_torch(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, 3, h, w)`` float32 tensor in, float32 ``(heatmaps, tags)`` tensors on this device out."""
+        with torch.inference_mode():
+            heatmaps, tags = self.graph(x.to(self._device, torch.float32))
+            return heatmaps.float(), tags.float()
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = check_batch(x)

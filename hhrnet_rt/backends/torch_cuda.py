@@ -1,18 +1,21 @@
-"""torch CUDA backend: fp16, channels_last, cudnn.benchmark, CUDA graphs, and preprocessing on the GPU.
+"""torch CUDA backend: fp32/fp16, channels_last, cudnn.benchmark, CUDA graphs, preprocessing on the GPU.
 
-* fp16: the pose graph runs in half precision (weights ``.half()``); inputs arrive as float32 and the
-  outputs are returned as float32, like the fp16 ONNX graph.
+* precision: fp32 by default (official parity); fp16 is opt-in (``PoseEstimator(precision="fp16")``,
+  ``--precision fp16``): the graph runs in half precision (weights ``.half()``), inputs arrive as
+  float32 and outputs are returned as float32, like the fp16 ONNX graph.
 * CUDA graphs: the graph is captured once per input shape and replayed (re-captured when the frame size
   changes), which removes the per-kernel launch overhead that dominates at batch 1.
-* GPU preprocessing (:func:`warp_affine_torch`, :func:`prepare_on_gpu`): the frame is uploaded as uint8
-  (3x fewer bytes than float), warped with ``grid_sample`` and normalised on the GPU.
+* GPU preprocessing (:func:`warp_affine_torch`, :func:`prepare_on_gpu`, and the estimator's
+  :class:`~hhrnet_rt.device_prep.DevicePreprocessor`): the frame is uploaded as uint8 (3x fewer bytes
+  than float), warped with ``grid_sample`` and normalised on the GPU; :meth:`TorchCudaBackend.run_torch`
+  then runs on that tensor without a host round trip.
 
 ``warp_affine_torch`` equals ``cv2.warpAffine(INTER_LINEAR, BORDER_CONSTANT=0)`` up to OpenCV's
 fixed-point arithmetic: OpenCV rounds source coordinates to 1/32 pixel and the bilinear weights to
 1/2**15 (``INTER_TAB_SIZE``, ``INTER_REMAP_COEF_BITS``), while ``grid_sample`` uses exact float
-coordinates. After rounding to uint8 most pixels are equal; where the image has strong edges they differ
-by a few levels (bounded by 1/64 px x the local gradient). tests/test_torch_cuda.py measures this on CPU
-and bounds it, so the GPU path is not bit-exact with the CPU path (documented, not a bug).
+coordinates. After rounding to uint8 most pixels are equal; the rest differ by one grey level (measured
+on CPU in tests/test_torch_cuda.py: at most 1 level, < 5% of values), so the GPU path is not bit-exact
+with the CPU path (documented, not a bug; ``PoseEstimator(device_preprocess=False)`` keeps OpenCV).
 
 All of it is importable and the warp testable without a GPU; the CUDA parts are tested where one exists.
 """
@@ -20,6 +23,7 @@ All of it is importable and the warp testable without a GPU; the CUDA parts are 
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import numpy as np
@@ -31,21 +35,15 @@ _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
 
-def warp_affine_torch(image: Any, forward: np.ndarray, size: tuple[int, int]) -> Any:
-    """Bilinear affine warp of ``image (H, W, C) uint8`` (any device) like ``cv2.warpAffine``.
+def sampling_grid(forward: np.ndarray, in_hw: tuple[int, int], size: tuple[int, int], device: Any) -> Any:
+    """``grid_sample`` grid (1, h, w, 2) float32 on ``device`` for the warp ``forward`` of an ``in_hw`` image.
 
-    Args:
-        image: torch uint8 tensor (H, W, C).
-        forward: (2, 3) image -> output matrix (what ``cv2.warpAffine`` takes).
-        size: output (w, h).
-
-    Returns:
-        (1, C, h, w) float32 tensor with values rounded to integers 0..255 (like OpenCV's uint8 output).
+    Computed in float64 on the host (like OpenCV inverts the matrix) and uploaded once; a video keeps
+    one frame size, so :class:`hhrnet_rt.device_prep.DevicePreprocessor` caches it.
     """
     import torch
-    import torch.nn.functional as F
 
-    h_in, w_in = image.shape[:2]
+    h_in, w_in = int(in_hw[0]), int(in_hw[1])
     w_out, h_out = int(size[0]), int(size[1])
     m = np.vstack([np.asarray(forward, np.float64), [0.0, 0.0, 1.0]])
     inv = np.linalg.inv(m)[:2]  # output pixel -> source pixel, as OpenCV does internally
@@ -62,39 +60,67 @@ def warp_affine_torch(image: Any, forward: np.ndarray, size: tuple[int, int]) ->
         ],
         axis=-1,
     )
-    grid_t = torch.from_numpy(grid.astype(np.float32))[None].to(image.device)
+    return torch.from_numpy(grid.astype(np.float32))[None].to(device)
+
+
+def warp_affine_torch(image: Any, forward: np.ndarray, size: tuple[int, int], *, grid: Any = None) -> Any:
+    """Bilinear affine warp of ``image (H, W, C) uint8`` (any device) like ``cv2.warpAffine``.
+
+    Args:
+        image: torch uint8 tensor (H, W, C).
+        forward: (2, 3) image -> output matrix (what ``cv2.warpAffine`` takes).
+        size: output (w, h).
+        grid: the :func:`sampling_grid` of these arguments, when the caller has it cached.
+
+    Returns:
+        (1, C, h, w) float32 tensor with values rounded to integers 0..255 (like OpenCV's uint8 output).
+    """
+    import torch.nn.functional as F
+
+    if grid is None:
+        grid = sampling_grid(forward, image.shape[:2], size, image.device)
     src = image.permute(2, 0, 1)[None].float()
-    out = F.grid_sample(src, grid_t, mode="bilinear", padding_mode="zeros", align_corners=True)
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     return out.round_().clamp_(0, 255)
+
+
+@functools.lru_cache(maxsize=8)
+def _stats(device: Any) -> tuple[Any, Any]:
+    import torch
+
+    mean = torch.tensor(_MEAN, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(_STD, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    return mean, std
 
 
 def normalize_torch(warped: Any, *, bgr: bool = True) -> Any:
     """(1, 3, h, w) 0..255 float -> RGB ImageNet-normalised float32 (the official /255, -mean, /std)."""
-    import torch
-
     x = warped[:, [2, 1, 0]] if bgr else warped
-    mean = torch.tensor(_MEAN, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(_STD, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    mean, std = _stats(x.device)
     return ((x / 255.0) - mean) / std
 
 
 def prepare_on_gpu(image_bgr: np.ndarray, input_size: int, *, device: str = "cuda:0") -> tuple[Any, Any]:
-    """Upload a BGR uint8 frame, warp and normalise it on ``device``; returns ``(x (1,3,h,w), Affine)``."""
+    """Upload a BGR uint8 frame, warp and normalise it on ``device``; returns ``(x (1,3,h,w), Affine)``.
+
+    One-off convenience over :class:`hhrnet_rt.device_prep.DevicePreprocessor` (which the estimator
+    keeps, with its cached sampling grid); any torch device works, "cpu" included.
+    """
+    from hhrnet_rt.device_prep import DevicePreprocessor
+
+    x, affine, _ready = DevicePreprocessor(input_size, device)(image_bgr)
+    return x, affine
+
+
+def cuda_device(device: str) -> Any:
+    """``torch.device`` with an explicit index: tensors report ``cuda:0``, and ``torch.device("cuda")``
+    does not compare equal to that, so "cuda" is resolved to the current device once, here."""
     import torch
 
-    from hhrnet_rt.preprocess import Affine, multi_scale_size
-
-    if image_bgr.dtype != np.uint8 or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
-        raise InputError(
-            f"prepare_on_gpu expects an (H, W, 3) uint8 BGR frame, got {image_bgr.shape} {image_bgr.dtype}"
-        )
-    size, center, scale = multi_scale_size(image_bgr.shape[:2], input_size, 1.0, 1.0)
-    affine = Affine.build(center, scale, size)
-    frame = (
-        torch.from_numpy(image_bgr).pin_memory() if device.startswith("cuda") else torch.from_numpy(image_bgr)
-    )
-    frame = frame.to(device, non_blocking=True)
-    return normalize_torch(warp_affine_torch(frame, affine.forward, affine.size)), affine
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
 
 
 class TorchCudaBackend:
@@ -102,12 +128,18 @@ class TorchCudaBackend:
 
     Args:
         graph: the ``PoseGraph`` (network + flip + aggregation) in eval mode.
-        device: CUDA device.
-        precision: ``fp16`` (default) or ``fp32``.
+        device: CUDA device ("cuda" means the current one; stored with its index).
+        precision: ``fp32`` (default: official parity; TF32 convolutions are switched off, see below)
+            or ``fp16`` (opt-in).
         cuda_graphs: capture/replay a CUDA graph per input shape.
         channels_last: NHWC memory format (faster convolutions on tensor cores).
 
+    Process-wide torch settings it makes (as cuDNN autotuning must be): ``cudnn.benchmark = True``, and
+    for fp32 ``cudnn.allow_tf32 = False`` -- torch's default lets cuDNN run "fp32" convolutions in TF32
+    (10-bit mantissa) on Ampere and newer GPUs, which would not be the fp32 that describe() reports.
+
     Raises:
+        InputError: a precision other than fp32 / fp16.
         BackendUnavailableError: no CUDA device is visible to torch.
     """
 
@@ -118,7 +150,7 @@ class TorchCudaBackend:
         graph: Any,
         *,
         device: str = "cuda:0",
-        precision: str = "fp16",
+        precision: str = "fp32",
         cuda_graphs: bool = True,
         channels_last: bool = True,
     ) -> None:
@@ -134,8 +166,10 @@ class TorchCudaBackend:
                 "--backend onnxruntime"
             )
         torch.backends.cudnn.benchmark = True  # fixed input sizes per stream: let cuDNN pick the fastest algo
+        if precision == "fp32":
+            torch.backends.cudnn.allow_tf32 = False  # IEEE fp32 convolutions (see the class docstring)
         self._torch = torch
-        self._device = torch.device(device)
+        self._device = cuda_device(device)
         self.device = str(self._device)
         self.precision = precision
         self._dtype = torch.float16 if precision == "fp16" else torch.float32

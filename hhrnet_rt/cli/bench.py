@@ -64,7 +64,14 @@ def bench_cmd(
     backend: Annotated[
         BackendName, typer.Option(case_sensitive=False, help="Backend to measure.")
     ] = BackendName.auto,
-    precision: Annotated[Precision, typer.Option(case_sensitive=False)] = Precision.fp32,
+    precision: Annotated[
+        Precision | None,
+        typer.Option(
+            case_sensitive=False,
+            help="fp32, fp16 or int8 (default: fp32, or the precision of the --engine file; a different "
+            "explicit value is an error).",
+        ),
+    ] = None,
     weights: Annotated[
         str, typer.Option(help="'random' (default; speed only), a name or a path.")
     ] = "random",
@@ -88,7 +95,7 @@ def bench_cmd(
 
     cfg = BenchConfig(
         backend=backend.value,
-        precision=precision.value,
+        precision=precision.value if precision is not None else None,
         weights=weights,
         input_size=input_size,
         batch=batch,

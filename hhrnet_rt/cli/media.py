@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from hhrnet_rt.cli.app import EXIT_INTERRUPTED, BackendName, app, console, handle_errors
+from hhrnet_rt.cli.app import EXIT_INTERRUPTED, BackendName, Precision, app, console, handle_errors
 from hhrnet_rt.errors import InputError
 
 # Tables are results, not diagnostics: they go to stdout.
@@ -42,7 +42,21 @@ Weights = Annotated[
 ]  # fmt: skip
 Backend = Annotated[BackendName, typer.Option(help="Inference backend; auto picks the fastest available.")]
 Engine = Annotated[
-    Path | None, typer.Option(exists=True, dir_okay=False, help="TensorRT engine file (--backend tensorrt).")
+    Path | None,
+    typer.Option(
+        exists=True,
+        dir_okay=False,
+        help="TensorRT engine file (--backend tensorrt), or an .onnx file (--backend onnxruntime).",
+    ),
+]
+PrecisionOpt = Annotated[
+    Precision | None,
+    typer.Option(
+        case_sensitive=False,
+        help="fp32 (default), fp16 (torch on CUDA, or an fp16 --engine file) or int8 (an int8 --engine "
+        "file from `hhrt build-engine --precision int8`). With --engine the default is the file's "
+        "precision, and a different value is an error.",
+    ),
 ]
 Device = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: chosen with the backend).")]
 InputSize = Annotated[
@@ -59,7 +73,7 @@ Refine = Annotated[
 MaxFrames = Annotated[int | None, typer.Option(min=1, help="Stop after this many frames.")]
 
 
-def make_estimator(weights, backend, engine, device, input_size, flip, refine):
+def make_estimator(weights, backend, engine, device, input_size, flip, refine, precision=None):
     """Build the PoseEstimator the options describe and say which backend runs and why."""
     from hhrnet_rt.backends.select import choose_backend
     from hhrnet_rt.estimator import PoseEstimator
@@ -68,13 +82,15 @@ def make_estimator(weights, backend, engine, device, input_size, flip, refine):
     console.print(f"backend: [bold]{name}[/] on {chosen_device} ({reason})", highlight=False)
     source = Path(weights) if Path(weights).is_file() else weights
     kwargs = {"flip": flip, "refine": refine, "backend": name, "device": chosen_device, "engine": engine}
+    kwargs["precision"] = precision.value if precision is not None else None
     kwargs["input_size"] = input_size or _preset_input_size(weights)
     with console.status("loading the model..."):
         estimator = PoseEstimator(source, **kwargs)
     facts = estimator.describe()
-    shown = ", ".join(f"{k} {facts[k]}" for k in ("precision", "input_size", "flip") if k in facts)
+    keys = ("precision", "input_size", "flip", "preprocess")
+    shown = ", ".join(f"{k} {facts[k]}" for k in keys if k in facts)
     if shown:
-        console.print(f"model: {shown}", highlight=False)
+        console.print(f"model: {shown}", highlight=False, soft_wrap=True)
     return estimator
 
 
@@ -189,6 +205,7 @@ def video(
     weights: Weights = "w32_512",
     backend: Backend = BackendName.auto,
     engine: Engine = None,
+    precision: PrecisionOpt = None,
     device: Device = None,
     input_size: InputSize = None,
     flip: Flip = True,
@@ -204,7 +221,7 @@ def video(
         _require_window()
     source = FileSource(input)
     try:
-        estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine)
+        estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision)
         sinks = _sinks(out, json_out, coco, source, live=False)
     except BaseException:
         source.close()
@@ -235,6 +252,7 @@ def webcam(
     weights: Weights = "w32_512",
     backend: Backend = BackendName.auto,
     engine: Engine = None,
+    precision: PrecisionOpt = None,
     device: Device = None,
     input_size: InputSize = None,
     flip: Flip = True,
@@ -260,7 +278,7 @@ def webcam(
         raise InputError("nothing to do: --no-show needs --out OUT.mp4 and/or --json OUT.jsonl")
     source = CameraSource(int(camera) if camera.isdigit() else camera)
     try:
-        estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine)
+        estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision)
         sinks = _sinks(out, json_out, None, source, live=True)
     except BaseException:
         source.close()
@@ -279,6 +297,7 @@ def image(
     weights: Weights = "w32_512",
     backend: Backend = BackendName.auto,
     engine: Engine = None,
+    precision: PrecisionOpt = None,
     device: Device = None,
     input_size: InputSize = None,
     flip: Flip = True,
@@ -294,7 +313,7 @@ def image(
         if not cv2.haveImageReader(str(path)):
             raise InputError(f"{path} is not an image OpenCV can read")
     check_output_dir(out)
-    estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine)
+    estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision)
     annotator = PoseAnnotator()
     table = Table("image", "people", "ms", "written")
     used: set[str] = set()
