@@ -42,6 +42,22 @@ def golden_npz(golden_dir):
     return load
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's torch work on one thread, restoring the count afterwards.
+
+    On a loaded 2-core machine torch's OpenMP workers spin against each other (one tiny-model call took
+    14 s with 2 threads and 0.15 s with 1, measured here); the golden data itself was made with 2 threads,
+    which changes floats by about 1e-6 and no decision (golden README).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pytest_collection_modifyitems(config, items):
     has_cuda = False
     try:

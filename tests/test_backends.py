@@ -9,15 +9,7 @@ import torch
 from hhrnet_rt.backends import Backend, choose_backend, create_backend, select
 from hhrnet_rt.errors import BackendUnavailableError, InputError, TensorRTUnavailableError
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # On a loaded 2-core machine torch's OpenMP workers spin against each other (one tiny-model call:
-    # 14 s with 2 threads vs 0.15 s with 1, measured here); restored afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _flags(monkeypatch, *, cuda: bool, trt: bool, ort: bool = True) -> None:

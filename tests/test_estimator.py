@@ -14,14 +14,7 @@ from hhrnet_rt.estimator import PoseEstimator, check_input_size
 BACKENDS = ("torch", "onnxruntime")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # On a loaded 2-core machine torch's OpenMP workers spin against each other (measured here: 14 s vs
-    # 0.15 s per tiny-model call); one thread keeps this module fast. Restored afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

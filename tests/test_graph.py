@@ -9,15 +9,7 @@ from torch import nn
 
 from hhrnet_rt.graph import PoseGraph, project_and_aggregate
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # On a loaded 2-core machine torch's OpenMP workers spin against each other (one tiny-model call:
-    # 14 s with 2 threads vs 0.15 s with 1, measured here); restored afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class StoredOutputs(nn.Module):
