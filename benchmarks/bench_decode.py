@@ -24,6 +24,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+# Measure the checkout this script sits in, even when the editable install points at another copy.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from hhrnet_rt.config import DecodeParams  # noqa: E402
 from hhrnet_rt.decode import parse, warmup  # noqa: E402
 from hhrnet_rt.decode.grouping import match_by_tag  # noqa: E402
@@ -67,7 +70,7 @@ def stages(hm, tg, repeats):
     W = hm.shape[2]
     thr = float32_threshold(p.detection_threshold)
     res = {}
-    counts, flat, vals = top_k_peaks(hm, thr, p.max_num_people, p.nms_kernel // 2)
+    counts, flat, vals, tmax = top_k_peaks(hm, thr, p.max_num_people, p.nms_kernel // 2)
     res["nms+top-k"] = timed(lambda: gather_tags(tg, *top_k_peaks(hm, thr, p.max_num_people, 2)[:2]), repeats)
     cand = gather_tags(tg, counts, flat)
     args = (counts, flat, vals, cand, W, order, thr, p.tag_threshold, p.max_num_people)
@@ -84,7 +87,7 @@ def stages(hm, tg, repeats):
     adjust(adjusted, hm)
     copies = [adjusted.copy() for _ in range(repeats)]
     it = iter(copies)
-    res["refine"] = timed(lambda: refine(next(it), hm, tg), repeats)
+    res["refine"] = timed(lambda: refine(next(it), hm, tg, tmax), repeats)
     return res, len(people), int((adjusted[:, :, 2] == 0).sum())
 
 

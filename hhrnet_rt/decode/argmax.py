@@ -33,59 +33,82 @@ _HINT_TILES = 3
 
 
 @kernel
-def positive_tiles(hm, tile):
-    """Per tile, the maximum of its positive pixels (0 if none; NaN ignored), and the tiles that have
-    one, by decreasing maximum (stable, so equal maxima stay in tile order)."""
-    H, W = hm.shape
-    ty_n = (H + tile - 1) // tile
-    tx_n = (W + tile - 1) // tile
-    tmax = np.zeros(ty_n * tx_n, np.float32)
-    acc = np.zeros(W, np.float32)
-    for ty in range(ty_n):
-        # Column-wise max over the band's rows first: element-wise, so it vectorises; the per-tile
-        # reduction then touches W values per band instead of W * tile.
-        acc[:] = 0.0
-        for y in range(ty * tile, min(ty * tile + tile, H)):
-            row = hm[y]
-            for x in range(W):
-                v = row[x]
-                acc[x] = v if v > acc[x] else acc[x]
-        for tx in range(tx_n):
-            m = np.float32(0.0)
-            for x in range(tx * tile, min(tx * tile + tile, W)):
-                if acc[x] > m:
-                    m = acc[x]
-            tmax[ty * tx_n + tx] = m
-    pos = np.flatnonzero(tmax > 0)
-    order = pos[np.argsort(-tmax[pos], kind="mergesort")]
-    return tmax, order
+def positive_order(tmax, order):
+    """Write the tiles with a positive maximum into ``order`` by decreasing maximum (stable, so equal
+    maxima stay in tile order); return how many there are."""
+    n = 0
+    for t in range(tmax.shape[0]):
+        if tmax[t] > 0:
+            order[n] = t
+            n += 1
+    if n > 1:
+        srt = np.argsort(-tmax[order[:n]], kind="mergesort")
+        order[:n] = order[:n][srt]
+    return n
 
 
 @kernel
 def _tile_box(tg, lo, hi, have, t, tile, tx_n):
-    """Make tile t's tag bounding box (NaN ignored; an all-NaN tile gets lo=+inf > hi=-inf)."""
+    """Make tile t's tag bounding box (NaN ignored; an all-NaN tile gets lo=+inf > hi=-inf).
+
+    Running min/max in local variables (scratch arrays would alias ``tg`` for LLVM and cost a load
+    and store per value); for L = 2 two pixels per step, so four independent chains per bound.
+    """
     H, W, L = tg.shape
     ty0 = (t // tx_n) * tile
     tx0 = (t % tx_n) * tile
-    n = (min(tx0 + tile, W) - tx0) * L
-    rows = tg.reshape((H, W * L))
-    # Element-wise over each row's contiguous (x, d) run, so it vectorises; then fold per dimension.
-    a = np.full(n, np.inf, np.float32)
-    b = np.full(n, -np.inf, np.float32)
-    for y in range(ty0, min(ty0 + tile, H)):
-        seg = rows[y, tx0 * L : tx0 * L + n]
-        for i in range(n):
-            v = seg[i]
-            a[i] = v if v < a[i] else a[i]
-            b[i] = v if v > b[i] else b[i]
-    for d in range(L):
-        m_lo = np.float32(np.inf)
-        m_hi = np.float32(-np.inf)
-        for i in range(d, n, L):
-            m_lo = min(m_lo, a[i])
-            m_hi = max(m_hi, b[i])
-        lo[t, d] = m_lo
-        hi[t, d] = m_hi
+    y1 = min(ty0 + tile, H)
+    x1 = min(tx0 + tile, W)
+    inf = np.float32(np.inf)
+    if L == 2:
+        l0 = inf
+        l1 = inf
+        l2 = inf
+        l3 = inf
+        h0 = -inf
+        h1 = -inf
+        h2 = -inf
+        h3 = -inf
+        for y in range(ty0, y1):
+            r = tg[y]
+            x = tx0
+            while x + 1 < x1:
+                v = r[x, 0]
+                w = r[x, 1]
+                l0 = v if v < l0 else l0
+                h0 = v if v > h0 else h0
+                l1 = w if w < l1 else l1
+                h1 = w if w > h1 else h1
+                v = r[x + 1, 0]
+                w = r[x + 1, 1]
+                l2 = v if v < l2 else l2
+                h2 = v if v > h2 else h2
+                l3 = w if w < l3 else l3
+                h3 = w if w > h3 else h3
+                x += 2
+            if x < x1:
+                v = r[x, 0]
+                w = r[x, 1]
+                l0 = v if v < l0 else l0
+                h0 = v if v > h0 else h0
+                l1 = w if w < l1 else l1
+                h1 = w if w > h1 else h1
+        # No NaN is left in the running values, so min/max order does not matter.
+        lo[t, 0] = min(l0, l2)
+        lo[t, 1] = min(l1, l3)
+        hi[t, 0] = max(h0, h2)
+        hi[t, 1] = max(h1, h3)
+    else:
+        for d in range(L):
+            m_lo = inf
+            m_hi = -inf
+            for y in range(ty0, y1):
+                for x in range(tx0, x1):
+                    v = tg[y, x, d]
+                    m_lo = v if v < m_lo else m_lo
+                    m_hi = v if v > m_hi else m_hi
+            lo[t, d] = m_lo
+            hi[t, d] = m_hi
     have[t] = True
 
 
@@ -129,11 +152,11 @@ def _scan(hm, tg, prev_tag, best, best_i, best_pos, y0, x0, y1, x1, positive_onl
             d = hm[y, x]
             if positive_only and not (d > 0):
                 continue
-            # target <= det: a pixel below best cannot win (an equal one may, at a smaller index).
-            if best_i >= 0 and d < best:
+            # target <= det: a pixel below best cannot win, an equal one only at a smaller index.
+            i = y * W + x
+            if best_i >= 0 and (d < best or (d == best and i > best_i)):
                 continue
             v = _target(hm, tg, prev_tag, y, x)
-            i = y * W + x
             if v > best or (v == best and (best_i < 0 or i < best_i)):
                 best = v
                 best_i = i
@@ -162,7 +185,8 @@ def refine_pick(hm, tg, prev_tag, tmax, order, lo, hi, have, tile, hint_y, hint_
     Args:
         hm, tg: (H, W) heatmap and (H, W, L) tags of the joint.
         prev_tag: (L,) the person's mean tag.
-        tmax, order: from :func:`positive_tiles`.
+        tmax: (n_tiles,) maximum of the positive pixels per tile (from :func:`.peaks.top_k_peaks`).
+        order: the tiles with a positive maximum, by decreasing maximum (:func:`positive_order`).
         lo, hi, have: (n_tiles, L), (n_tiles, L), (n_tiles,) per-tile tag boxes of this joint, made
             here on first use (pass the same arrays for every person of the frame).
         hint_y, hint_x, n_hint: pixel positions of the person's present joints.

@@ -41,7 +41,7 @@ def decode_maps(
         ``(people (P, K, 3+L) float32, scores (P,) float32)``.
     """
     W = heatmaps.shape[2]
-    counts, flat, vals = top_k_peaks(heatmaps, detection_threshold, max_num_people, nms_radius)
+    counts, flat, vals, tmax = top_k_peaks(heatmaps, detection_threshold, max_num_people, nms_radius)
     cand_tags = gather_tags(tags, counts, flat)
     people = match_by_tag(
         counts,
@@ -60,7 +60,7 @@ def decode_maps(
         _adjust(people, heatmaps)
     sc = _scores(people)
     if do_refine:
-        _refine(people, heatmaps, tags)
+        _refine(people, heatmaps, tags, tmax)
     return people, sc
 
 
@@ -167,7 +167,7 @@ def top_k(heatmaps: np.ndarray, tags: np.ndarray, params: DecodeParams | None = 
     hm, tg = as_maps(heatmaps, tags)
     check_params(params, hm.shape[0])
     W = max(hm.shape[2], 1)
-    counts, flat, vals = top_k_peaks(
+    counts, flat, vals, _ = top_k_peaks(
         hm,
         float32_threshold(float(params.detection_threshold)),
         int(params.max_num_people),

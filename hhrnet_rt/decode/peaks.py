@@ -21,7 +21,7 @@ import numpy as np
 
 from hhrnet_rt.decode.cache import kernel
 
-_CHUNK = 32  # pixels per vectorised pre-test in rows that have a value above the threshold
+TILE = 16  # side of the tiles whose maxima the NMS pass records (refine prunes by them)
 
 
 def float32_threshold(threshold: float) -> float:
@@ -75,18 +75,76 @@ def _insert(vals, idx, n, k, v, flat):
 
 
 @kernel
-def count_above(row, thr):
-    """How many values of ``row`` are > ``thr``; written so LLVM vectorises it (a branch-free count is
-    5x faster than the per-pixel branch it lets us skip on the many rows without any)."""
-    c = 0
-    for x in range(row.shape[0]):
-        c += row[x] > thr
-    return c
+def _band_maxima(hm, y0, y1, acc, tmax, t0):
+    """Per tile of rows [y0, y1), the maximum of its positive pixels (0 if none; NaN ignored), into
+    ``tmax[t0 + tx]``; returns the band's maximum and leaves the per-column maxima in ``acc`` (W,).
+
+    Column-wise maxima first, four rows per sweep: element-wise, so LLVM vectorises it, and ``acc``
+    is loaded and stored once per four rows. The per-tile reduction then touches W values per band,
+    with four independent running maxima per tile (one running max is a chain of dependent steps).
+    ``v if v > a else a`` keeps ``a`` for NaN; all values are >= 0 and not NaN after that, so the
+    order of the maxima does not matter.
+    """
+    W = hm.shape[1]
+    acc[:] = 0.0
+    y = y0
+    while y + 4 <= y1:
+        r0 = hm[y]
+        r1 = hm[y + 1]
+        r2 = hm[y + 2]
+        r3 = hm[y + 3]
+        for x in range(W):
+            a = acc[x]
+            v = r0[x]
+            a = v if v > a else a
+            v = r1[x]
+            a = v if v > a else a
+            v = r2[x]
+            a = v if v > a else a
+            v = r3[x]
+            a = v if v > a else a
+            acc[x] = a
+        y += 4
+    while y < y1:
+        r0 = hm[y]
+        for x in range(W):
+            v = r0[x]
+            acc[x] = v if v > acc[x] else acc[x]
+        y += 1
+    band = np.float32(0.0)
+    n_full = W // TILE
+    for tx in range(n_full):
+        s = tx * TILE
+        m0 = acc[s]
+        m1 = acc[s + 1]
+        m2 = acc[s + 2]
+        m3 = acc[s + 3]
+        for x in range(s + 4, s + TILE, 4):
+            m0 = acc[x] if acc[x] > m0 else m0
+            m1 = acc[x + 1] if acc[x + 1] > m1 else m1
+            m2 = acc[x + 2] if acc[x + 2] > m2 else m2
+            m3 = acc[x + 3] if acc[x + 3] > m3 else m3
+        m0 = m1 if m1 > m0 else m0
+        m2 = m3 if m3 > m2 else m2
+        m0 = m2 if m2 > m0 else m0
+        tmax[t0 + tx] = m0
+        band = m0 if m0 > band else band
+    if n_full * TILE < W:
+        m0 = np.float32(0.0)
+        for x in range(n_full * TILE, W):
+            m0 = acc[x] if acc[x] > m0 else m0
+        tmax[t0 + n_full] = m0
+        band = m0 if m0 > band else band
+    return band
 
 
 @kernel
 def top_k_peaks(heatmaps, threshold, k, radius):
-    """NMS + top-k per joint, keeping only NMS values strictly above ``threshold``.
+    """NMS + top-k per joint, keeping only NMS values strictly above ``threshold``; and per-tile maxima.
+
+    One pass over each map: bands of ``TILE`` rows get their per-tile maxima (which refine needs
+    too), then only the tiles whose maximum is above a threshold >= 0 are searched, in row-major
+    order (the order ``_insert`` relies on), and in them only the columns whose band maximum is.
 
     Args:
         heatmaps: (K, H, W) float32.
@@ -95,48 +153,75 @@ def top_k_peaks(heatmaps, threshold, k, radius):
         radius: NMS window half-size (``nms_kernel // 2``).
 
     Returns:
-        ``(counts (K,) int64, flat (K, k) int64, vals (K, k) float32)``; row j holds ``counts[j]``
-        candidates in ``torch.topk`` order, ``flat = y * W + x``.
+        ``(counts (K,) int64, flat (K, k) int64, vals (K, k) float32, tmax (K, n_tiles) float32)``;
+        row j holds ``counts[j]`` candidates in ``torch.topk`` order, ``flat = y * W + x``; ``tmax``
+        is the maximum of the positive pixels of each ``TILE`` x ``TILE`` tile (0 if none, NaN
+        ignored), tiles row-major.
     """
     K, H, W = heatmaps.shape
+    tx_n = (W + TILE - 1) // TILE
+    ty_n = (H + TILE - 1) // TILE
     counts = np.zeros(K, np.int64)
     flat = np.zeros((K, k), np.int64)
     vals = np.zeros((K, k), np.float32)
+    tmax = np.empty((K, ty_n * tx_n), np.float32)
+    acc = np.empty(W, np.float32)
+    # Column ranges of the band that hold a value above the threshold (one range per such tile).
+    run_x0 = np.empty(tx_n, np.int64)
+    run_x1 = np.empty(tx_n, np.int64)
     thr = np.float32(threshold)
     zero = np.float32(0.0)
     for j in range(K):
         hm = heatmaps[j]
+        tm = tmax[j]
         n = 0
-        for y in range(H):
-            row = hm[y]
+        for ty in range(ty_n):
+            y0 = ty * TILE
+            y1 = min(y0 + TILE, H)
+            band = _band_maxima(hm, y0, y1, acc, tm, ty * tx_n)
             if threshold >= 0.0:
-                # A suppressed pixel becomes 0 <= threshold, so only v > thr can count.
-                if count_above(row, thr) == 0:
+                # A suppressed pixel becomes 0 <= threshold, so only v > thr can count: only tiles
+                # whose maximum is above it (the maxima include 0, which is <= thr), and in them
+                # only the columns whose band maximum is.
+                if not (band > thr):
                     continue
-                # The same test per chunk, then per pixel only where a chunk has a hit.
-                for x0 in range(0, W, _CHUNK):
-                    x1 = min(x0 + _CHUNK, W)
-                    if count_above(row[x0:x1], thr) == 0:
+                n_runs = 0
+                for tx in range(tx_n):
+                    if not (tm[ty * tx_n + tx] > thr):
                         continue
-                    for x in range(x0, x1):
-                        v = row[x]
-                        if not (v > thr):
-                            continue
-                        # On a blob's flank a direct neighbour is larger: reject before the window.
-                        if radius > 0 and ((x > 0 and row[x - 1] > v) or (x + 1 < W and row[x + 1] > v)):
-                            continue
-                        if _is_peak(hm, y, x, v, radius):
-                            n = _insert(vals[j], flat[j], n, k, v, y * W + x)
+                    x0 = tx * TILE
+                    x1 = min(x0 + TILE, W)
+                    while not (acc[x0] > thr):
+                        x0 += 1
+                    while not (acc[x1 - 1] > thr):
+                        x1 -= 1
+                    run_x0[n_runs] = x0
+                    run_x1[n_runs] = x1
+                    n_runs += 1
+                for y in range(y0, y1):
+                    row = hm[y]
+                    for r in range(n_runs):
+                        for x in range(run_x0[r], run_x1[r]):
+                            v = row[x]
+                            if not (v > thr):
+                                continue
+                            # On a blob's flank a direct neighbour is larger: reject before the window.
+                            if radius > 0 and ((x > 0 and row[x - 1] > v) or (x + 1 < W and row[x + 1] > v)):
+                                continue
+                            if _is_peak(hm, y, x, v, radius):
+                                n = _insert(vals[j], flat[j], n, k, v, y * W + x)
             else:
-                for x in range(W):
-                    v = row[x]
-                    if v != v:
-                        continue
-                    nv = v if _is_peak(hm, y, x, v, radius) else zero
-                    if nv > thr:
-                        n = _insert(vals[j], flat[j], n, k, nv, y * W + x)
+                for y in range(y0, y1):
+                    row = hm[y]
+                    for x in range(W):
+                        v = row[x]
+                        if v != v:
+                            continue
+                        nv = v if _is_peak(hm, y, x, v, radius) else zero
+                        if nv > thr:
+                            n = _insert(vals[j], flat[j], n, k, nv, y * W + x)
         counts[j] = n
-    return counts, flat, vals
+    return counts, flat, vals, tmax
 
 
 @kernel

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hhrnet_rt.decode.argmax import positive_tiles, refine_pick
+from hhrnet_rt.decode.argmax import positive_order, refine_pick
 from hhrnet_rt.decode.cache import kernel
 from hhrnet_rt.decode.npsum import mean_rows_f32, pairwise_sum_f32
-
-TILE = 16
+from hhrnet_rt.decode.peaks import TILE
 
 
 @kernel
@@ -65,18 +64,22 @@ def scores(people):
 
 
 @kernel
-def refine(people, heatmaps, tags, tile=TILE):
-    """In place on (P, K, 3+L) float32 people: fill missing joints as the official ``refine`` does."""
+def refine(people, heatmaps, tags, tmax, tile=TILE):
+    """In place on (P, K, 3+L) float32 people: fill missing joints as the official ``refine`` does.
+
+    ``tmax``: (K, n_tiles) per-tile maxima of the positive pixels from :func:`.peaks.top_k_peaks`
+    with the same ``tile``; the NMS pass reads every pixel anyway, so refine needs no pass of its own.
+    """
     P, K, _ = people.shape
     _, H, W, L = tags.shape
-    n_tiles = ((H + tile - 1) // tile) * ((W + tile - 1) // tile)
-    tmax = np.zeros((K, n_tiles), np.float32)
-    order = np.zeros((K, n_tiles), np.int64)
+    n_tiles = tmax.shape[1]
+    order = np.empty((K, n_tiles), np.int64)
     n_order = np.zeros(K, np.int64)
     have = np.zeros(K, np.bool_)
-    # Tag bounding boxes per tile, made on first use and shared by all people (see .argmax).
-    box_lo = np.zeros((K, n_tiles, L), np.float32)
-    box_hi = np.zeros((K, n_tiles, L), np.float32)
+    # Tag bounding boxes per tile, made on first use and shared by all people (see .argmax); only
+    # box_have needs clearing, the boxes are written before they are read.
+    box_lo = np.empty((K, n_tiles, L), np.float32)
+    box_hi = np.empty((K, n_tiles, L), np.float32)
     box_have = np.zeros((K, n_tiles), np.bool_)
     found = np.zeros((K, L), np.float32)
     prev = np.zeros(L, np.float32)
@@ -101,12 +104,10 @@ def refine(people, heatmaps, tags, tile=TILE):
             if people[p, j, 2] != 0:
                 continue
             if not have[j]:
-                # Computed once per joint type, only for joint types some person is missing.
-                tm, od = positive_tiles(heatmaps[j], tile)
-                tmax[j] = tm
-                order[j, : od.shape[0]] = od
-                n_order[j] = od.shape[0]
+                # Once per joint type, only for joint types some person is missing.
+                n_order[j] = positive_order(tmax[j], order[j])
                 have[j] = True
+
             i = refine_pick(
                 heatmaps[j],
                 tags[j],
