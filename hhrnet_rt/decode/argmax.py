@@ -51,64 +51,32 @@ def positive_order(tmax, order):
 def _tile_box(tg, lo, hi, have, t, tile, tx_n):
     """Make tile t's tag bounding box (NaN ignored; an all-NaN tile gets lo=+inf > hi=-inf).
 
-    Running min/max in local variables (scratch arrays would alias ``tg`` for LLVM and cost a load
-    and store per value); for L = 2 two pixels per step, so four independent chains per bound.
+    The running min/max live in arrays allocated here: LLVM knows fresh arrays do not alias ``tg``
+    and vectorises the row loop. Measured: reused scratch arrays (aliasing unknown) and scalar
+    running values are both slower (20 people: ~2.4 ms per parse against ~2.1 ms).
     """
     H, W, L = tg.shape
     ty0 = (t // tx_n) * tile
     tx0 = (t % tx_n) * tile
-    y1 = min(ty0 + tile, H)
-    x1 = min(tx0 + tile, W)
-    inf = np.float32(np.inf)
-    if L == 2:
-        l0 = inf
-        l1 = inf
-        l2 = inf
-        l3 = inf
-        h0 = -inf
-        h1 = -inf
-        h2 = -inf
-        h3 = -inf
-        for y in range(ty0, y1):
-            r = tg[y]
-            x = tx0
-            while x + 1 < x1:
-                v = r[x, 0]
-                w = r[x, 1]
-                l0 = v if v < l0 else l0
-                h0 = v if v > h0 else h0
-                l1 = w if w < l1 else l1
-                h1 = w if w > h1 else h1
-                v = r[x + 1, 0]
-                w = r[x + 1, 1]
-                l2 = v if v < l2 else l2
-                h2 = v if v > h2 else h2
-                l3 = w if w < l3 else l3
-                h3 = w if w > h3 else h3
-                x += 2
-            if x < x1:
-                v = r[x, 0]
-                w = r[x, 1]
-                l0 = v if v < l0 else l0
-                h0 = v if v > h0 else h0
-                l1 = w if w < l1 else l1
-                h1 = w if w > h1 else h1
-        # No NaN is left in the running values, so min/max order does not matter.
-        lo[t, 0] = min(l0, l2)
-        lo[t, 1] = min(l1, l3)
-        hi[t, 0] = max(h0, h2)
-        hi[t, 1] = max(h1, h3)
-    else:
-        for d in range(L):
-            m_lo = inf
-            m_hi = -inf
-            for y in range(ty0, y1):
-                for x in range(tx0, x1):
-                    v = tg[y, x, d]
-                    m_lo = v if v < m_lo else m_lo
-                    m_hi = v if v > m_hi else m_hi
-            lo[t, d] = m_lo
-            hi[t, d] = m_hi
+    n = (min(tx0 + tile, W) - tx0) * L
+    rows = tg.reshape((H, W * L))
+    # Element-wise over each row's contiguous (x, d) run, so it vectorises; then fold per dimension.
+    a = np.full(n, np.inf, np.float32)
+    b = np.full(n, -np.inf, np.float32)
+    for y in range(ty0, min(ty0 + tile, H)):
+        seg = rows[y, tx0 * L : tx0 * L + n]
+        for i in range(n):
+            v = seg[i]
+            a[i] = v if v < a[i] else a[i]
+            b[i] = v if v > b[i] else b[i]
+    for d in range(L):
+        m_lo = np.float32(np.inf)
+        m_hi = np.float32(-np.inf)
+        for i in range(d, n, L):
+            m_lo = min(m_lo, a[i])
+            m_hi = max(m_hi, b[i])
+        lo[t, d] = m_lo
+        hi[t, d] = m_hi
     have[t] = True
 
 

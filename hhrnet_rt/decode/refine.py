@@ -107,7 +107,6 @@ def refine(people, heatmaps, tags, tmax, tile=TILE):
                 # Once per joint type, only for joint types some person is missing.
                 n_order[j] = positive_order(tmax[j], order[j])
                 have[j] = True
-
             i = refine_pick(
                 heatmaps[j],
                 tags[j],
