@@ -209,8 +209,13 @@ def top_k_peaks(heatmaps, threshold, k, radius):
                             v = row[x]
                             if not (v > thr):
                                 continue
-                            # On a blob's flank a direct neighbour is larger: reject before the window.
+                            # On a blob's flank a direct neighbour is larger: reject before the window
+                            # (left/right first; up/down then leave about one pixel per blob).
                             if radius > 0 and ((x > 0 and row[x - 1] > v) or (x + 1 < W and row[x + 1] > v)):
+                                continue
+                            if radius > 0 and (
+                                (y > 0 and hm[y - 1, x] > v) or (y + 1 < H and hm[y + 1, x] > v)
+                            ):
                                 continue
                             if _is_peak(hm, y, x, v, radius):
                                 n = _insert(vals[j], flat[j], n, k, v, y * W + x)
