@@ -107,16 +107,9 @@ def _build_network(weights):
     if isinstance(weights, nn.Module):
         return weights.eval(), f"{type(weights).__name__} module"
     if isinstance(weights, str) and weights == "random":
-        import torch
+        from hhrnet_rt.weights import random_network
 
-        from hhrnet_rt.model import HigherHRNet, ModelSpec
-
-        # Seed 0 like hhrnet_rt.export.build.load_network("random"), so an engine built from "random"
-        # holds the same weights; fork_rng keeps the caller's global RNG state untouched.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            network = HigherHRNet(ModelSpec.preset("w32_512")).eval()
-        return network, "random-init W32-512 (seed 0, untrained: for testing only)"
+        return random_network(), "random-init W32-512 (seed 0, untrained: for testing only)"
     from hhrnet_rt.weights import build_from_checkpoint
 
     model, _spec = build_from_checkpoint(weights)

@@ -298,3 +298,28 @@ def build_from_checkpoint(source: Source) -> tuple[HigherHRNet, ModelSpec]:
     check_state_dict(model, sd, label)
     model.load_state_dict(sd, strict=True)
     return model.eval(), spec
+
+
+def random_network(seed: int = 0) -> HigherHRNet:
+    """Random-init W32-512 in eval mode, for speed tests (``--weights random``); its outputs mean nothing.
+
+    Seeded inside ``fork_rng``, so every caller (estimator, engine build, bench) gets the same weights -- an
+    engine built from "random" matches an estimator made from "random" -- and the caller's RNG is untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return HigherHRNet(ModelSpec.preset("w32_512")).eval()
+
+
+def state_dict_digest(module: nn.Module) -> str:
+    """sha256 over a module's state dict (names, shapes, dtypes, bytes): identifies its weights in cache keys."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(key.encode())
+        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
+        # numpy has no bfloat16; its bytes are hashed through float32 instead.
+        h.update((t.float() if t.dtype == torch.bfloat16 else t).numpy().tobytes())
+    return h.hexdigest()

@@ -255,3 +255,25 @@ def test_numpy_values_in_meta_are_data_not_code(tmp_path, tiny_sd):
     with pytest.raises(WeightsError, match="refused"):
         read_checkpoint(tmp_path / "mixed.pth")
     assert not marker.exists()
+
+
+def test_random_network_is_seeded_and_leaves_the_callers_rng_alone():
+    from hhrnet_rt.weights import random_network, state_dict_digest
+
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    a, b = random_network(), random_network()
+    assert torch.equal(torch.rand(3), expected_next)  # caller's RNG untouched
+    assert state_dict_digest(a) == state_dict_digest(b)
+    assert state_dict_digest(random_network(seed=1)) != state_dict_digest(a)
+
+
+def test_state_dict_digest_sees_one_changed_value():
+    from hhrnet_rt.weights import state_dict_digest
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    before = state_dict_digest(net)
+    with torch.no_grad():
+        net[1].running_var[1] += 1e-6
+    assert state_dict_digest(net) != before

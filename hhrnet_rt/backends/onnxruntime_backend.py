@@ -28,18 +28,14 @@ def default_cache_dir() -> Path:
 
 
 def graph_cache_key(graph) -> str:
-    """Hex digest identifying the ONNX export of ``graph`` (a PoseGraph)."""
+    """Hex digest identifying the ONNX export of ``graph`` (a PoseGraph): weights, flip, projection, torch."""
     import torch
 
-    h = hashlib.sha256()
-    for key, tensor in graph.network.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(key.encode())
-        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    from hhrnet_rt.weights import state_dict_digest
+
     flip_index = None if graph.flip_index is None else graph.flip_index.tolist()
-    h.update(repr((graph.flip, flip_index, graph.project, torch.__version__)).encode())
-    return h.hexdigest()
+    settings = repr((graph.flip, flip_index, graph.project, torch.__version__))
+    return hashlib.sha256((state_dict_digest(graph.network) + settings).encode()).hexdigest()
 
 
 def dynamic_axes(project: bool) -> dict[str, dict[int, str]]:

@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,28 +47,12 @@ class BuildResult:
 
 def load_network(weights: str | Path, *, seed: int = 0) -> Any:
     """A HigherHRNet in eval mode: ``"random"`` = random-init W32-512 (seeded, so rebuilds agree)."""
-    import torch
+    from hhrnet_rt.weights import build_from_checkpoint, random_network
 
     if str(weights) == "random":
-        from hhrnet_rt.model import HigherHRNet, ModelSpec
-
-        torch.manual_seed(seed)
-        return HigherHRNet(ModelSpec.preset("w32_512")).eval()
-    from hhrnet_rt.weights import build_from_checkpoint
-
+        return random_network(seed)
     model, _spec = build_from_checkpoint(weights)
     return model.eval()
-
-
-def model_hash(module: Any) -> str:
-    """sha256 over the state dict (names, shapes and bytes), independent of ONNX export details."""
-    h = hashlib.sha256()
-    for key, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(key.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
 
 
 def export_graph(network: Any, path: Path, *, flip: bool, input_size: int, fp16: bool = False) -> Path:
@@ -168,6 +151,8 @@ def build_onnx_files(
             source = None
 
     on_step("loading weights")
+    from hhrnet_rt.weights import state_dict_digest
+
     network = load_network(weights)
     fp32_path = out_dir / (f"{name}.onnx" if precision == "fp32" else f"{name}.fp32.onnx")
     on_step(f"exporting fp32 ONNX -> {fp32_path}")
@@ -181,7 +166,7 @@ def build_onnx_files(
     elif precision == "int8":
         assert source is not None
         key = calibration_cache_key(
-            model=model_hash(network), input_size=input_size, flip=flip, method=calib_method,
+            model=state_dict_digest(network), input_size=input_size, flip=flip, method=calib_method,
             images=source.fingerprint(),
         )  # fmt: skip
         cache_path = Path(calib_cache_dir) / f"{key}.calib.json"
