@@ -189,10 +189,14 @@ class CameraSource:
         self.decode_failures = 0
         self.description = f"camera {spec}" if isinstance(spec, int) else str(spec)
         self._index = 0
-        self._t0 = time.perf_counter()
+        # The clock starts at the first read, not here: the CLI opens the source before loading the model
+        # (seconds), and a paced file must not count that time as frames it is already late for.
+        self._t0: float | None = None
 
     def read(self) -> Frame | None:
         """The next frame from the device, or ``None`` when the stream ends or the camera goes away."""
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
         if self._pace:
             delay = self._t0 + self._index / self.fps - time.perf_counter()
             if delay > 0:
