@@ -32,6 +32,9 @@ def check_input_size(value: int | None) -> int | None:
     raise typer.BadParameter(f"{value} is not a multiple of 64; the nearest valid sizes are {nearest}")
 
 
+JsonLines = Annotated[
+    Path | None, typer.Option("--json", help="Keypoints, one JSON record per frame (.jsonl).")
+]
 Weights = Annotated[
     str,
     typer.Option(
@@ -198,9 +201,7 @@ def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | N
 def video(
     input: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Input video file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Annotated output video (.mp4, H.264).")],
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Keypoints, one JSON record per frame (.jsonl).")
-    ] = None,
+    json_out: JsonLines = None,
     coco: Annotated[Path | None, typer.Option(help="Keypoints in COCO results format (.json).")] = None,
     weights: Weights = "w32_512",
     backend: Backend = BackendName.auto,
@@ -246,9 +247,7 @@ def webcam(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Also record the annotated stream (.mp4).")
     ] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Keypoints, one JSON record per frame (.jsonl).")
-    ] = None,
+    json_out: JsonLines = None,
     weights: Weights = "w32_512",
     backend: Backend = BackendName.auto,
     engine: Engine = None,
