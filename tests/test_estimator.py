@@ -94,22 +94,27 @@ def test_multiscale_parity(estimators, golden_npz, golden_bgr, backend):
     _assert_matches(est.decode(maps, prepared), m["final_preds"], m["scores"], score_atol=SCORE_ATOL[backend])
 
 
-def test_stage_split_equals_predict_and_runs_in_threads(estimators, golden_bgr):
-    est = estimators("torch", 128)
-    expected = est.predict(golden_bgr)
+def _stage_split_in_threads(est, image, n=3):
+    """Run prepare -> infer -> decode for ``image`` in ``n`` threads at once; returns (predict(), results)."""
+    expected = est.predict(image)
     results = {}
 
     def work(i):
-        prepared = est.prepare(golden_bgr)
+        prepared = est.prepare(image)
         results[i] = est.decode(est.infer(prepared), prepared)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert sorted(results) == [0, 1, 2]
-    for poses in results.values():
+    assert sorted(results) == list(range(n))
+    return expected, list(results.values())
+
+
+def test_stage_split_equals_predict_and_runs_in_threads(estimators, golden_bgr):
+    expected, results = _stage_split_in_threads(estimators("torch", 128), golden_bgr)
+    for poses in results:
         np.testing.assert_array_equal(poses.keypoints, expected.keypoints)
         np.testing.assert_array_equal(poses.scores, expected.scores)
 
@@ -295,21 +300,8 @@ def test_device_preprocessing_on_cpu_matches_the_numpy_path(
 
 
 def test_device_preprocessing_stage_split_in_threads(device_prep_estimators, golden_bgr):
-    est = device_prep_estimators(128)
-    expected = est.predict(golden_bgr)
-    results = {}
-
-    def work(i):
-        prepared = est.prepare(golden_bgr)
-        results[i] = est.decode(est.infer(prepared), prepared)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert sorted(results) == [0, 1, 2]
-    for poses in results.values():
+    expected, results = _stage_split_in_threads(device_prep_estimators(128), golden_bgr)
+    for poses in results:
         np.testing.assert_array_equal(poses.keypoints, expected.keypoints)
 
 
