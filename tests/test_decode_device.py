@@ -155,6 +155,20 @@ def test_negative_threshold_and_other_params():
         assert_device_equals_host(det, m.tags, params)
 
 
+def test_negative_zero_peak_ties_with_zero():
+    """A -0.0 NMS peak equals the 0-valued (suppressed) candidates of a negative threshold, so it is
+    ranked among them by flat index (as the host's ``==`` does), not after them."""
+    det = np.full((3, 12, 12), -0.5, np.float32)
+    det[:, 2, 2] = 0.0
+    det[:, 8, 7] = -0.0
+    det[:, 9, 1] = 0.25
+    tag = np.zeros((3, 12, 12, 2), np.float32)
+    tag[..., 0] = np.arange(144, dtype=np.float32).reshape(12, 12) * 1.5  # every pixel its own person
+    params = DecodeParams(detection_threshold=-0.1, max_num_people=100, joint_order=(0, 1, 2))
+    res = assert_device_equals_host(det, tag, params, adjust=True, refine=False)
+    assert np.signbit(res.grouped[..., 2]).any()  # the -0.0 value itself came through
+
+
 def test_refine_in_small_chunks(monkeypatch):
     """The pair chunking (bounded memory at 1080p) does not change the picks."""
     monkeypatch.setattr(device_ops, "REFINE_CHUNK_BYTES", 3 * 4 * 48 * 64)  # 3 pairs per chunk
