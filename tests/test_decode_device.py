@@ -231,7 +231,9 @@ def test_cuda_maps_equal_host(golden_npz):
     g = golden_npz("grouping_cases")
     for case in range(9):
         det, tag = g[f"case{case}_det"][0], g[f"case{case}_tag"][0]
-        assert_device_equals_host(det, tag, det_t=torch.from_numpy(det).cuda(), tag_t=torch.from_numpy(tag).cuda())
+        assert_device_equals_host(
+            det, tag, det_t=torch.from_numpy(det).cuda(), tag_t=torch.from_numpy(tag).cuda()
+        )
     m = synthesize(20, 17, 512, 704, 2, seed=4, background=0.01)
     res = assert_device_equals_host(
         m.heatmaps, m.tags, det_t=torch.from_numpy(m.heatmaps).cuda(), tag_t=torch.from_numpy(m.tags).cuda()

@@ -11,9 +11,9 @@ What runs where:
    top ``max_num_people`` per joint of the values above the detection threshold, and at those
    candidates: flat index, value, the L tags and the four neighbour values adjust reads.
    **One copy to the host**: (K, k, 6 + L) int32, 17 x 30 x 8 x 4 B = 16 KB with flip.
-2. host: ``match_by_tag`` (munkres 1.1.x, Numba) on the candidates, adjust from the neighbour values
-   (:func:`.device_host.adjust_at_candidates`), scores, and for refine each person's mean tag and the
-   list of (person, missing joint) pairs (:func:`.device_host.refine_requests`).
+2. host, one compiled call (:func:`.device_host.group_candidates`): ``match_by_tag`` (munkres 1.1.x)
+   on the candidates, adjust from the neighbour values, scores, and for refine each person's mean tag
+   and the list of (person, missing joint) pairs.
 3. device (:func:`.device_ops.refine_pack`), only with ``refine`` and missing joints: the mean tags go
    up (n x L floats); for all pairs at once, in chunks of bounded memory, the penalised map
    ``det[j] - round(||tag[j] - prev_tag||)``, its first maximum, and the heatmap value and four
@@ -44,12 +44,10 @@ import numpy as np
 import torch
 
 from hhrnet_rt.config import DecodeParams
-from hhrnet_rt.decode.device_host import adjust_at_candidates, apply_refine_picks, refine_requests
+from hhrnet_rt.decode.device_host import apply_refine_picks, group_candidates
 from hhrnet_rt.decode.device_ops import candidate_pack, first_minus_inf, refine_pack
-from hhrnet_rt.decode.grouping import match_by_tag
 from hhrnet_rt.decode.parse import check_params
 from hhrnet_rt.decode.peaks import float32_threshold
-from hhrnet_rt.decode.refine import scores as score_people
 from hhrnet_rt.errors import InputError
 
 
@@ -92,7 +90,9 @@ def _as_device_maps(heatmaps, tags) -> tuple[torch.Tensor, torch.Tensor]:
     hm = hm.to(torch.float32)
     tg = tg.to(torch.float32)
     if hm.dim() != 3:
-        raise InputError(f"heatmaps must have shape (K, H, W), got {tuple(hm.shape)}; drop the batch axis first")
+        raise InputError(
+            f"heatmaps must have shape (K, H, W), got {tuple(hm.shape)}; drop the batch axis first"
+        )
     if tg.dim() == 3:
         tg = tg.unsqueeze(-1)  # (K, H, W) tags: one tag dimension, as the official refine accepts
     if tg.dim() != 4 or tg.shape[:3] != hm.shape or tg.shape[3] < 1:
@@ -132,67 +132,38 @@ def parse_on_device(
         return DeviceParseResult(np.zeros((0, K, 3 + L), np.float32), np.zeros(0, np.float32), 0)
     to_host = _ToHost()
     threshold = float32_threshold(float(params.detection_threshold))
-    k = int(params.max_num_people)
     with torch.no_grad():
-        pack = to_host(candidate_pack(hm, tg, threshold, k, int(params.nms_kernel // 2)))
-        counts, flat, vals, cand_tags, neighbours = _unpack_candidates(pack, k, L)
-        people = match_by_tag(
-            counts,
-            flat,
-            vals,
-            cand_tags,
+        pack = to_host(
+            candidate_pack(hm, tg, threshold, int(params.max_num_people), int(params.nms_kernel // 2))
+        )
+        people, sc, pair_person, pair_joint, pair_prev, not_found = group_candidates(
+            pack,
+            pack.view(np.float32),
+            int(params.max_num_people),
+            L,
             W,
             order,
             threshold,
             float(params.tag_threshold),
-            k,
             bool(params.use_detection_val),
             bool(params.ignore_too_much),
-        ).astype(np.float32)
-        if adjust and adjust_at_candidates(people, counts, flat, neighbours, W) != 0:
+            bool(adjust),
+            bool(refine),
+        )
+        if not_found:
             raise AssertionError("a grouped joint is not one of the candidates")  # cannot happen
-        sc = score_people(people)
-        if refine and people.shape[0]:
-            _refine(people, hm, tg, to_host)
+        if pair_person.shape[0]:
+            _refine(people, hm, tg, pair_person, pair_joint, pair_prev, to_host)
     return DeviceParseResult(grouped=people, scores=sc, d2h_bytes=to_host.nbytes)
 
 
-def _unpack_candidates(pack: np.ndarray, k: int, L: int):
-    """(K, k', 6 + L) int32 from :func:`.device_ops.candidate_pack` -> the arrays ``match_by_tag``
-    takes, padded to k rows: counts (K,), flat (K, k) int64, vals (K, k), tags (K, k, L) and
-    neighbours (K, k, 4) float32."""
-    K, kk, _ = pack.shape
-    flat = np.full((K, k), -1, np.int64)
-    flat[:, :kk] = pack[:, :, 0]
-    floats = np.zeros((K, k, pack.shape[2] - 1), np.float32)
-    floats[:, :kk] = pack[:, :, 1:].view(np.float32)
-    counts = (flat >= 0).sum(axis=1).astype(np.int64)
-    vals = np.ascontiguousarray(floats[:, :, 0])
-    cand_tags = np.ascontiguousarray(floats[:, :, 1 : 1 + L])
-    neighbours = np.ascontiguousarray(floats[:, :, 1 + L :])
-    return counts, flat, vals, cand_tags, neighbours
-
-
-def _refine(people: np.ndarray, hm: torch.Tensor, tg: torch.Tensor, to_host: _ToHost) -> None:
-    """Device refine picks for every (person, missing joint) pair, applied on the host in place."""
-    pair_person, pair_joint, pair_prev = refine_requests(people, tg.shape[3])
-    if pair_person.shape[0] == 0:
-        return
+def _refine(people, hm, tg, pair_person, pair_joint, pair_prev, to_host: _ToHost) -> None:
+    """Device refine picks for the (person, missing joint) pairs, applied on the host in place."""
     joint = torch.from_numpy(pair_joint).to(hm.device)
     prev = torch.from_numpy(pair_prev).to(hm.device)
     pack = to_host(refine_pack(hm, tg, joint, prev))
-    best = pack[:, 1].view(np.float32)
-    redo = np.flatnonzero(best == -np.inf)  # only with infinite or NaN values in the maps
+    redo = np.flatnonzero(pack[:, 1].view(np.float32) == -np.inf)  # only with inf or NaN in the maps
     if redo.shape[0]:
         sel = torch.from_numpy(redo).to(hm.device)
         pack[redo] = to_host(first_minus_inf(hm, tg, joint[sel], prev[sel]))
-    picks = pack[:, 2:].view(np.float32)
-    apply_refine_picks(
-        people,
-        pair_person,
-        pair_joint,
-        pack[:, 0].astype(np.int64),
-        np.ascontiguousarray(picks[:, 0]),
-        np.ascontiguousarray(picks[:, 1:]),
-        hm.shape[2],
-    )
+    apply_refine_picks(people, pair_person, pair_joint, pack, pack.view(np.float32), hm.shape[2])

@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from hhrnet_rt.decode.cache import kernel
+from hhrnet_rt.decode.grouping import match_by_tag
 from hhrnet_rt.decode.npsum import mean_rows_f32
 from hhrnet_rt.decode.refine import quarter_from_neighbours
+from hhrnet_rt.decode.refine import scores as score_people
 
 # Columns of the neighbour arrays: the order quarter_from_neighbours takes them in.
 RIGHT, LEFT, DOWN, UP = 0, 1, 2, 3
@@ -112,23 +114,96 @@ def refine_requests(people, tag_dims):
 
 
 @kernel
-def apply_refine_picks(people, pair_person, pair_joint, pick_index, pick_value, neighbours, width):
+def group_candidates(
+    pack,
+    pack_f32,
+    k,
+    tag_dims,
+    width,
+    joint_order,
+    detection_threshold,
+    tag_threshold,
+    use_detection_val,
+    ignore_too_much,
+    do_adjust,
+    do_refine,
+):
+    """Everything the host does with the candidate pack, in one compiled call.
+
+    Args:
+        pack: (K, k', 6 + L) int32 from :func:`.device_ops.candidate_pack`; ``pack_f32`` is the same
+            memory viewed as float32 (columns 1.. hold float32 bits).
+        k: ``max_num_people`` (k' = min(k, H * W)).
+        The rest: as :func:`.grouping.match_by_tag` and :func:`.parse.parse`.
+
+    Returns:
+        ``(people (P, K, 3+L) float32, scores (P,) float32, pair_person, pair_joint, pair_prev_tag,
+        not_found)``: the pairs refine searches (none without ``do_refine``) and how many grouped joints
+        had no candidate row (0 unless the inputs disagree).
+    """
+    K, kk, _ = pack.shape
+    L = tag_dims
+    counts = np.zeros(K, np.int64)
+    flat = np.full((K, k), -1, np.int64)
+    vals = np.zeros((K, k), np.float32)
+    cand_tags = np.zeros((K, k, L), np.float32)
+    neighbours = np.zeros((K, k, 4), np.float32)
+    for j in range(K):
+        for r in range(kk):
+            f = pack[j, r, 0]
+            if f < 0:
+                break  # the candidates are a prefix, best first
+            counts[j] += 1
+            flat[j, r] = f
+            vals[j, r] = pack_f32[j, r, 1]
+            for d in range(L):
+                cand_tags[j, r, d] = pack_f32[j, r, 2 + d]
+            for c in range(4):
+                neighbours[j, r, c] = pack_f32[j, r, 2 + L + c]
+    people = match_by_tag(
+        counts,
+        flat,
+        vals,
+        cand_tags,
+        width,
+        joint_order,
+        detection_threshold,
+        tag_threshold,
+        k,
+        use_detection_val,
+        ignore_too_much,
+    ).astype(np.float32)
+    not_found = 0
+    if do_adjust:
+        not_found = adjust_at_candidates(people, counts, flat, neighbours, width)
+    sc = score_people(people)
+    if do_refine:
+        pair_person, pair_joint, pair_prev = refine_requests(people, L)
+    else:
+        pair_person = np.zeros(0, np.int64)
+        pair_joint = np.zeros(0, np.int64)
+        pair_prev = np.zeros((0, L), np.float32)
+    return people, sc, pair_person, pair_joint, pair_prev, not_found
+
+
+@kernel
+def apply_refine_picks(people, pair_person, pair_joint, pack, pack_f32, width):
     """In place: fill each searched joint whose pick has ``det > 0``, as the official refine does.
 
     Args:
-        pick_index: (n,) flat index of the first maximum of the penalised map (-1: no pixel to pick).
-        pick_value: (n,) heatmap value at the pick.
-        neighbours: (n, 4) heatmap values right, left, down, up of the pick.
+        pack: (n, 7) int32 from :func:`.device_ops.refine_pack`, ``pack_f32`` the same memory as
+            float32: flat index of the pick (-1: none), best penalised value, heatmap value at the pick
+            and its neighbours right, left, down, up.
     """
     half = np.float32(0.5)
     for i in range(pair_person.shape[0]):
-        idx = pick_index[i]
-        val = pick_value[i]
+        idx = np.int64(pack[i, 0])
+        val = pack_f32[i, 2]
         if idx < 0 or not (val > 0):
             continue
         y = idx // width
         x = idx - y * width
-        nb = neighbours[i]
+        nb = pack_f32[i, 3:]
         dx, dy = quarter_from_neighbours(nb[RIGHT], nb[LEFT], nb[DOWN], nb[UP])
         p = pair_person[i]
         j = pair_joint[i]

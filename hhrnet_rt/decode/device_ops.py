@@ -89,7 +89,9 @@ def candidate_pack(hm: torch.Tensor, tg: torch.Tensor, threshold: float, k: int,
     return torch.cat(fields, dim=-1)
 
 
-def _penalised(hm: torch.Tensor, tg: torch.Tensor, joint: torch.Tensor, prev_tag: torch.Tensor) -> torch.Tensor:
+def _penalised(
+    hm: torch.Tensor, tg: torch.Tensor, joint: torch.Tensor, prev_tag: torch.Tensor
+) -> torch.Tensor:
     """``det[j] - round(sqrt(sum_L (tag[j] - prev_tag)**2))`` per pair, in the host's float32 steps:
     ``s = d0*d0``, then ``s = s + d*d`` for each next dimension (``0 + d0*d0`` is exactly ``d0*d0``),
     separate multiply and add (no fused multiply-add), round half to even. (n, H, W), new tensor."""
@@ -102,7 +104,9 @@ def _penalised(hm: torch.Tensor, tg: torch.Tensor, joint: torch.Tensor, prev_tag
     return hm[joint].sub_(acc)
 
 
-def refine_pack(hm: torch.Tensor, tg: torch.Tensor, joint: torch.Tensor, prev_tag: torch.Tensor) -> torch.Tensor:
+def refine_pack(
+    hm: torch.Tensor, tg: torch.Tensor, joint: torch.Tensor, prev_tag: torch.Tensor
+) -> torch.Tensor:
     """The official refine pick for each (person, joint) pair, all pairs batched (chunked for memory).
 
     Args:
@@ -127,7 +131,9 @@ def refine_pack(hm: torch.Tensor, tg: torch.Tensor, joint: torch.Tensor, prev_ta
     return torch.cat(packs, dim=0)
 
 
-def first_minus_inf(hm: torch.Tensor, tg: torch.Tensor, joint: torch.Tensor, prev_tag: torch.Tensor) -> torch.Tensor:
+def first_minus_inf(
+    hm: torch.Tensor, tg: torch.Tensor, joint: torch.Tensor, prev_tag: torch.Tensor
+) -> torch.Tensor:
     """For pairs whose best non-NaN penalised value is -inf (or that have none): the first pixel whose
     value is -inf and not NaN (flat index -1 if there is none), packed as :func:`refine_pack`.
 
