@@ -239,3 +239,12 @@ def test_cuda_maps_equal_host(golden_npz):
         m.heatmaps, m.tags, det_t=torch.from_numpy(m.heatmaps).cuda(), tag_t=torch.from_numpy(m.tags).cuda()
     )
     assert res.d2h_bytes < 500_000
+
+
+def test_every_kernel_module_is_in_the_cache_digest():
+    """The Numba cache is dropped when a kernel module changes; device_host's kernels call grouping's
+    and refine's, so a module missing from the digest would keep running stale compiled code."""
+    from hhrnet_rt.decode import cache
+
+    with_kernels = {p.stem for p in cache.PACKAGE_DIR.glob("*.py") if "@kernel" in p.read_text()}
+    assert with_kernels <= set(cache._KERNEL_MODULES)
