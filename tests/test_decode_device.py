@@ -182,13 +182,18 @@ def test_refine_in_small_chunks(monkeypatch):
     size=st.sampled_from([(9, 13), (16, 24), (1, 7)]),
     tag_dims=st.sampled_from([1, 2]),
     quantum=st.sampled_from([0.25, 1 / 64]),
-    flags=st.sampled_from(list(VARIANTS.values())),
+    flags=st.sampled_from([*VARIANTS.values(), (False, True)]),
     params=st.sampled_from(
-        [DecodeParams(joint_order=(0, 1, 2, 3)), DecodeParams(max_num_people=3, joint_order=(3, 2, 1, 0))]
+        [
+            DecodeParams(joint_order=(0, 1, 2, 3)),
+            DecodeParams(max_num_people=3, joint_order=(3, 2, 1, 0)),
+            DecodeParams(detection_threshold=-0.05, max_num_people=12, joint_order=(0, 1, 2, 3)),
+        ]
     ),
 )
 def test_equal_to_host_on_quantised_noise(seed, size, tag_dims, quantum, flags, params):
-    """Coarsely quantised noise: ties everywhere (peaks, munkres costs, refine argmax)."""
+    """Coarsely quantised noise: ties everywhere (peaks, munkres costs, refine argmax); a negative
+    threshold makes suppressed pixels value-0 candidates; refine also without adjust."""
     rng = np.random.default_rng(seed)
     det = (np.floor(rng.uniform(-0.2, 1.0, (4, *size)) / quantum) * quantum).astype(np.float32)
     tag = (np.round(rng.normal(0, 1.5, (4, *size, tag_dims)) / quantum) * quantum).astype(np.float32)
