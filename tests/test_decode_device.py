@@ -98,6 +98,17 @@ def test_strided_channels_last_and_fp16_inputs():
     assert_device_equals_host(det16.float().numpy(), tag16.float().numpy(), det_t=det16, tag_t=tag16)
 
 
+def test_inference_mode_and_grad_tensors():
+    """Maps made under torch.inference_mode (as a graph's outputs are) or still attached to autograd."""
+    m = synthesize(4, 17, 40, 56, 2, seed=13, sigma=1.5, background=0.01)
+    with torch.inference_mode():
+        det_inf, tag_inf = torch.from_numpy(m.heatmaps).clone(), torch.from_numpy(m.tags).clone()
+    assert det_inf.is_inference()
+    assert_device_equals_host(m.heatmaps, m.tags, det_t=det_inf, tag_t=tag_inf)
+    det_grad = torch.from_numpy(m.heatmaps.copy()).requires_grad_()
+    assert_device_equals_host(m.heatmaps, m.tags, det_t=det_grad)
+
+
 def test_equal_peaks_follow_the_host_order():
     """Equal peaks: more equal, separate peaks than max_num_people, and 2-pixel plateaus (both pixels
     are NMS peaks, as in the official ``maxpool == det``). The host orders equal values by flat index,
