@@ -77,6 +77,24 @@ def test_synthetic_people(joints, tag_dims, background):
         assert_device_equals_host(m.heatmaps, m.tags, adjust=do_adjust, refine=do_refine)
 
 
+@pytest.mark.parametrize("tag_dims", [1, 2])
+@pytest.mark.parametrize("people", [1, 3, 6])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_roundtrip_cases(people, seed, tag_dims):
+    """The maps of tests/test_decode_roundtrip.py (people that decode back to themselves)."""
+    m = synthesize(people, 17, 96, 128, tag_dims, seed=seed, sigma=2.0)
+    res = assert_device_equals_host(m.heatmaps, m.tags, adjust=True, refine=False)
+    assert res.grouped.shape[0] == people
+    assert_device_equals_host(m.heatmaps, m.tags)
+
+
+@pytest.mark.parametrize(("joints", "size"), [(14, (128, 96)), (5, (64, 160))])
+def test_roundtrip_other_joint_counts(joints, size):
+    m = synthesize(4, joints, *size, 2, seed=7, sigma=2.0)
+    for do_adjust, do_refine in VARIANTS.values():
+        assert_device_equals_host(m.heatmaps, m.tags, adjust=do_adjust, refine=do_refine)
+
+
 def test_tags_without_last_axis_mean_one_tag_dimension():
     m = synthesize(4, 17, 48, 64, 1, seed=3, sigma=1.5)
     assert_device_equals_host(m.heatmaps, m.tags, tag_t=torch.from_numpy(m.tags[..., 0]))
