@@ -108,6 +108,71 @@ def test_the_same_check_catches_a_missing_lock():
     assert hammer(model.run, xs, expected, calls=10, tol=0.0)
 
 
+class _FakeStream:
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def wait_stream(self, other):
+        self.log.append(f"{self.name} waits for {other.name}")
+
+
+class _FakeTensor:
+    is_cuda = True
+
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def record_stream(self, stream):
+        self.log.append(f"{self.name} used on {stream.name}")
+
+
+def test_backend_stream_orders_the_callers_stream_and_its_own(monkeypatch):
+    """The event/stream protocol, checked on the CPU with torch.cuda's stream calls replaced by recorders:
+    the backend waits for the caller's inputs, runs on its own stream, and hands results back ordered."""
+    import contextlib
+
+    log: list[str] = []
+    caller = _FakeStream("caller", log)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device: _FakeStream("backend", log))
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: caller)
+
+    @contextlib.contextmanager
+    def on(stream):
+        log.append(f"enter {stream.name}")
+        yield
+        log.append(f"leave {stream.name}")
+
+    monkeypatch.setattr(torch.cuda, "stream", on)
+    bs = BackendStream("cuda:0")
+    x, out = _FakeTensor("x", log), _FakeTensor("out", log)
+
+    def work(t):
+        log.append(f"work on {t.name}")
+        return (out,)
+
+    assert bs.call(work, x) == (out,)
+    assert log == [
+        "backend waits for caller",  # inputs made on the caller's stream are complete
+        "x used on backend",  # the allocator must not reuse x while the backend reads it
+        "enter backend",
+        "work on x",
+        "leave backend",
+        "caller waits for backend",  # the caller's later work sees complete results
+        "out used on caller",
+    ]
+
+
+def test_torch_cpu_backend_from_four_threads(tiny_graph):
+    """The protocol's promise for the CPU torch backend (no shared state between calls)."""
+    from hhrnet_rt.backends.torch_backend import TorchBackend
+
+    backend = TorchBackend(tiny_graph, device="cpu")
+    xs = [x.numpy() for x in _inputs((1, 3, 64, 64))]
+    expected = [backend.run(x)[0] for x in xs]
+    # Same module, same inputs, one torch thread: bit-identical.
+    assert hammer(lambda x: backend.run(x)[0], xs, expected, calls=3, tol=0.0) == []
+
+
 # --- the real CUDA backends --------------------------------------------------------------------------
 
 
