@@ -63,9 +63,16 @@ import gpucheck_targets as targets  # noqa: E402
 class Run:
     def __init__(self, out: Path, budget: float, dry: bool) -> None:
         self.out, self.budget, self.dry = out, budget, dry
-        self.summary: dict = {"meta": {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                       "dry_run": dry, "budget_s": budget, "repo": str(REPO)},
-                              "phases": {}, "errors": []}
+        self.summary: dict = {
+            "meta": {
+                "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "dry_run": dry,
+                "budget_s": budget,
+                "repo": str(REPO),
+            },
+            "phases": {},
+            "errors": [],
+        }
 
     def left(self) -> float:
         return self.budget - (time.monotonic() - T0)
@@ -91,7 +98,9 @@ class Run:
             status = "ok"
         except Exception as exc:  # noqa: BLE001 - record and go on
             status = f"error: {type(exc).__name__}: {exc}"
-            self.summary["errors"].append({"phase": name, "error": status, "trace": traceback.format_exc()[-3000:]})
+            self.summary["errors"].append(
+                {"phase": name, "error": status, "trace": traceback.format_exc()[-3000:]}
+            )
             self.log(status)
         self.summary["phases"][name] = {"status": status, "seconds": round(time.monotonic() - t, 1)}
         self.save()
@@ -108,8 +117,16 @@ def sh(cmd: list[str], timeout: float, log: Path | None = None, env: dict | None
         rc, text = p.returncode, p.stdout + p.stderr
     except subprocess.TimeoutExpired as exc:
         rc = 124
-        text = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        text += (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        text = (
+            (exc.stdout or b"").decode(errors="replace")
+            if isinstance(exc.stdout, bytes)
+            else (exc.stdout or "")
+        )
+        text += (
+            (exc.stderr or b"").decode(errors="replace")
+            if isinstance(exc.stderr, bytes)
+            else (exc.stderr or "")
+        )
         text += f"\n[timed out after {timeout:.0f}s]\n"
     if log is not None:
         with open(log, "a") as f:
@@ -121,8 +138,12 @@ def stats_ms(seconds: list[float]) -> dict:
     import numpy as np
 
     a = np.asarray(seconds) * 1e3
-    return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p95_ms": round(float(np.percentile(a, 95)), 3),
-            "min_ms": round(float(a.min()), 3), "n": int(a.size)}
+    return {
+        "p50_ms": round(float(np.percentile(a, 50)), 3),
+        "p95_ms": round(float(np.percentile(a, 95)), 3),
+        "min_ms": round(float(a.min()), 3),
+        "n": int(a.size),
+    }
 
 
 def cuda(run: Run) -> bool:
@@ -143,9 +164,15 @@ def phase_env(run: Run) -> None:
     import numpy as np
     import torch
 
-    env = {"python": platform.python_version(), "executable": sys.executable, "cpus": os.cpu_count(),
-           "torch": torch.__version__, "torch_cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
-           "numpy": np.__version__}
+    env = {
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cuda_available": torch.cuda.is_available(),
+        "numpy": np.__version__,
+    }
     for mod in ("numba", "cv2", "av", "onnx", "onnxruntime", "typer", "rich", "tensorrt", "hypothesis"):
         try:
             m = __import__(mod)
@@ -154,10 +181,22 @@ def phase_env(run: Run) -> None:
             env[mod] = f"missing ({type(exc).__name__})"
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
-        env.update(gpu=p.name, capability=f"{p.major}.{p.minor}", sms=p.multi_processor_count,
-                   gpu_mem_gib=round(p.total_memory / 2**30, 1), cudnn=torch.backends.cudnn.version())
-        rc, text = sh(["nvidia-smi", "--query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,"
-                       "power.draw,utilization.gpu,memory.used", "--format=csv"], 20)
+        env.update(
+            gpu=p.name,
+            capability=f"{p.major}.{p.minor}",
+            sms=p.multi_processor_count,
+            gpu_mem_gib=round(p.total_memory / 2**30, 1),
+            cudnn=torch.backends.cudnn.version(),
+        )
+        rc, text = sh(
+            [
+                "nvidia-smi",
+                "--query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,"
+                "power.draw,utilization.gpu,memory.used",
+                "--format=csv",
+            ],
+            20,
+        )
         env["nvidia_smi"] = text.strip().splitlines()[-2:] if rc == 0 else f"rc={rc}"
     run.summary["env"] = env
     run.log(json.dumps(env))
@@ -190,18 +229,40 @@ def device_of(run: Run) -> str:
 
 def phase_tests(run: Run) -> None:
     golden = ensure_golden(run)
-    files = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_*.py")
-                   if re.search(r"mark\.gpu\b", p.read_text()))
+    files = sorted(
+        str(p.relative_to(REPO))
+        for p in (REPO / "tests").glob("test_*.py")
+        if re.search(r"mark\.gpu\b", p.read_text())
+    )
     log = run.out / "pytest.log"
     timeout = min(130.0, run.left() - 250) if not run.dry else 300
-    cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rA", "-p", "no:cacheprovider",
-           "--continue-on-collection-errors", *files]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "gpu",
+        "-q",
+        "-rA",
+        "-p",
+        "no:cacheprovider",
+        "--continue-on-collection-errors",
+        *files,
+    ]
     rc, text = sh(cmd, timeout, log)
     tail = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or [""]
-    outcomes = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|error|errors|deselected)", tail[0])}
+    outcomes = {
+        k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|error|errors|deselected)", tail[0])
+    }
     failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", text, flags=re.M)
-    run.summary["tests"] = {"golden": golden, "files": files, "rc": rc, "last_line": tail[0],
-                            "counts": outcomes, "failed": failed[:20]}
+    run.summary["tests"] = {
+        "golden": golden,
+        "files": files,
+        "rc": rc,
+        "last_line": tail[0],
+        "counts": outcomes,
+        "failed": failed[:20],
+    }
     run.log(f"pytest rc={rc}: {tail[0]}")
 
 
@@ -209,8 +270,9 @@ def _make_backend(run: Run, graph, precision: str, graphs: bool, channels_last: 
     if cuda(run):
         from hhrnet_rt.backends.torch_cuda import TorchCudaBackend
 
-        return TorchCudaBackend(graph, device="cuda:0", precision=precision, cuda_graphs=graphs,
-                                channels_last=channels_last)
+        return TorchCudaBackend(
+            graph, device="cuda:0", precision=precision, cuda_graphs=graphs, channels_last=channels_last
+        )
     from hhrnet_rt.backends.torch_backend import TorchBackend
 
     return TorchBackend(graph, device="cpu")
@@ -260,11 +322,13 @@ def _act_ranges(module, x) -> dict:
     hooks = []
     for name, m in module.named_modules():
         if len(list(m.children())) == 0:
+
             def hook(_m, _i, out, name=name):
                 if isinstance(out, torch.Tensor) and out.is_floating_point():
                     peaks[name] = float(out.detach().abs().max())
                     if not bool(torch.isfinite(out).all()):
                         nonfinite.append(name)
+
             hooks.append(m.register_forward_hook(hook))
     try:
         with torch.inference_mode():
@@ -273,8 +337,12 @@ def _act_ranges(module, x) -> dict:
         for h in hooks:
             h.remove()
     top = sorted(peaks.items(), key=lambda kv: -kv[1])[:5]
-    return {"max_abs": max(peaks.values(), default=0.0), "top": top, "nonfinite_first": nonfinite[:5],
-            "nonfinite_count": len(nonfinite)}
+    return {
+        "max_abs": max(peaks.values(), default=0.0),
+        "top": top,
+        "nonfinite_first": nonfinite[:5],
+        "nonfinite_count": len(nonfinite),
+    }
 
 
 def phase_model(run: Run) -> None:
@@ -301,17 +369,28 @@ def phase_model(run: Run) -> None:
     with torch.inference_mode():
         ref_h, ref_t = ref_backend.run_torch(x_ref)
     ref_h, ref_t = ref_h.clone(), ref_t.clone()
-    checks["ref_fp32"] = {"heatmap_max_abs": float(ref_h.abs().max()), "tags_max_abs": float(ref_t.abs().max()),
-                          "heatmap_frac_gt_0.1": float((ref_h > 0.1).float().mean())}
+    checks["ref_fp32"] = {
+        "heatmap_max_abs": float(ref_h.abs().max()),
+        "tags_max_abs": float(ref_t.abs().max()),
+        "heatmap_frac_gt_0.1": float((ref_h > 0.1).float().mean()),
+    }
     if cuda(run):
         checks["activations_fp32"] = _act_ranges(ref_backend._graph, x_ref)
     del ref_backend
 
     configs = [  # (precision, cuda graphs, channels_last, batch, flip) in order of importance
-        ("fp16", True, True, 1, True), ("fp16", True, True, 8, True), ("fp32", True, True, 1, True),
-        ("fp32", True, True, 8, True), ("fp16", False, True, 1, True), ("fp32", False, True, 1, True),
-        ("fp16", False, True, 8, True), ("fp32", False, True, 8, True), ("fp16", True, False, 1, True),
-        ("fp32", True, False, 1, True), ("fp16", True, True, 1, False), ("tf32", True, True, 1, True),
+        ("fp16", True, True, 1, True),
+        ("fp16", True, True, 8, True),
+        ("fp32", True, True, 1, True),
+        ("fp32", True, True, 8, True),
+        ("fp16", False, True, 1, True),
+        ("fp32", False, True, 1, True),
+        ("fp16", False, True, 8, True),
+        ("fp32", False, True, 8, True),
+        ("fp16", True, False, 1, True),
+        ("fp32", True, False, 1, True),
+        ("fp16", True, True, 1, False),
+        ("tf32", True, True, 1, True),
     ]
     if run.dry:
         configs = [("fp32", False, True, 1, True), ("fp32", False, True, 2, False)]
@@ -321,10 +400,17 @@ def phase_model(run: Run) -> None:
         if left < 8:
             results.append({"config": [precision, graphs, cl, batch, flip], "skipped": "phase time"})
             continue
-        row = {"precision": precision, "cuda_graphs": graphs, "channels_last": cl, "batch": batch, "flip": flip}
+        row = {
+            "precision": precision,
+            "cuda_graphs": graphs,
+            "channels_last": cl,
+            "batch": batch,
+            "flip": flip,
+        }
         try:
-            backend = _make_backend(run, graph if flip else graph_noflip,
-                                    "fp32" if precision == "tf32" else precision, graphs, cl)
+            backend = _make_backend(
+                run, graph if flip else graph_noflip, "fp32" if precision == "tf32" else precision, graphs, cl
+            )
             if precision == "tf32":
                 torch.backends.cudnn.allow_tf32 = True  # what a TensorRT "fp32" engine does by default
             x = torch.randn(batch, 3, h, w, generator=g).to(dev)
@@ -493,8 +579,10 @@ def phase_d2h(run: Run) -> None:
             a = t_cl[0].float().cpu().numpy()  # exactly run_on_device's expression
             decode.parse(a, sm.tags)
             times.append(time.perf_counter() - t)
-        res["run_on_device_copy_plus_decode_channels_last"] = {**stats_ms(times[2:]),
-                                                               "numpy_c_contiguous": bool(a.flags["C_CONTIGUOUS"])}
+        res["run_on_device_copy_plus_decode_channels_last"] = {
+            **stats_ms(times[2:]),
+            "numpy_c_contiguous": bool(a.flags["C_CONTIGUOUS"]),
+        }
     maps = getattr(run, "_random_maps", None)
     if maps is not None:
         times = []
@@ -502,8 +590,11 @@ def phase_d2h(run: Run) -> None:
             t = time.perf_counter()
             grouped, _scores = decode.parse(*maps)
             times.append(time.perf_counter() - t)
-        res["decode_random_network_maps"] = {**stats_ms(times[1:]), "found": int(len(grouped)),
-                                             "shape": list(maps[0].shape)}
+        res["decode_random_network_maps"] = {
+            **stats_ms(times[1:]),
+            "found": int(len(grouped)),
+            "shape": list(maps[0].shape),
+        }
     run.log(json.dumps(res))
     _ = np
 
@@ -533,24 +624,67 @@ def phase_bench(run: Run, precision: str, frames: int) -> None:
     out = run.out / name
     decode_on = ["--decode-on", "device"] if _bench_has("--decode-on") else []
     if run.dry:
-        cmd = [sys.executable, "-m", "hhrnet_rt", "bench", "--backend", "torch", "--device", "cpu",
-               "--input-size", "128", "--frames", "3", "--warmup", "1", "--no-flip", "--json", str(out),
-               *decode_on]
+        cmd = [
+            sys.executable,
+            "-m",
+            "hhrnet_rt",
+            "bench",
+            "--backend",
+            "torch",
+            "--device",
+            "cpu",
+            "--input-size",
+            "128",
+            "--frames",
+            "3",
+            "--warmup",
+            "1",
+            "--no-flip",
+            "--json",
+            str(out),
+            *decode_on,
+        ]
     else:
-        cmd = [sys.executable, "-m", "hhrnet_rt", "bench", "--backend", "torch", "--device", "cuda",
-               "--precision", precision, "--frames", str(frames), "--warmup", "20", "--json", str(out),
-               *decode_on]
-    rc, text = sh(cmd, min(110.0, run.left() - 20) if not run.dry else 600, run.out / "cli.log",
-                  env={"COLUMNS": "160"})
-    entry: dict = {"cmd": " ".join(cmd[1:]), "rc": rc,
-                   "decode_on": decode_on[1] if decode_on else "api_missing: no --decode-on in hhrt bench"}
+        cmd = [
+            sys.executable,
+            "-m",
+            "hhrnet_rt",
+            "bench",
+            "--backend",
+            "torch",
+            "--device",
+            "cuda",
+            "--precision",
+            precision,
+            "--frames",
+            str(frames),
+            "--warmup",
+            "20",
+            "--json",
+            str(out),
+            *decode_on,
+        ]
+    rc, text = sh(
+        cmd, min(110.0, run.left() - 20) if not run.dry else 600, run.out / "cli.log", env={"COLUMNS": "160"}
+    )
+    entry: dict = {
+        "cmd": " ".join(cmd[1:]),
+        "rc": rc,
+        "decode_on": decode_on[1] if decode_on else "api_missing: no --decode-on in hhrt bench",
+    }
     if out.is_file():
         rep = json.loads(out.read_text())
         mo, e2e = rep.get("model_only") or {}, rep.get("end_to_end") or {}
-        entry.update(model_only_fps=mo.get("fps"), model_only_p50_ms=mo.get("p50_ms"),
-                     e2e_fps=e2e.get("fps"), e2e_latency=e2e.get("latency"),
-                     stages_p50_ms={k: v.get("p50_ms") for k, v in (e2e.get("stages") or {}).items()},
-                     memory=rep.get("memory"), backend=rep.get("backend"), d2h=_find_d2h(rep))
+        entry.update(
+            model_only_fps=mo.get("fps"),
+            model_only_p50_ms=mo.get("p50_ms"),
+            e2e_fps=e2e.get("fps"),
+            e2e_latency=e2e.get("latency"),
+            stages_p50_ms={k: v.get("p50_ms") for k, v in (e2e.get("stages") or {}).items()},
+            memory=rep.get("memory"),
+            backend=rep.get("backend"),
+            d2h=_find_d2h(rep),
+        )
     else:
         entry["output_tail"] = text[-1500:]
     run.summary.setdefault("bench", {})[precision] = entry
@@ -615,15 +749,45 @@ def phase_video(run: Run, precision: str) -> None:
     n = 12 if run.dry else 900
     clip = tmp / "clip_640x480.mp4"
     how = _make_clip(clip, n)
-    cmd = [sys.executable, "-m", "hhrnet_rt", "video", str(clip), "--out", str(tmp / "out.mp4"),
-           "--json", str(tmp / "out.jsonl"), "--weights", "random"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hhrnet_rt",
+        "video",
+        str(clip),
+        "--out",
+        str(tmp / "out.mp4"),
+        "--json",
+        str(tmp / "out.jsonl"),
+        "--weights",
+        "random",
+    ]
     if run.dry:
-        cmd += ["--backend", "torch", "--device", "cpu", "--input-size", "128", "--max-frames", "4", "--no-flip"]
+        cmd += [
+            "--backend",
+            "torch",
+            "--device",
+            "cpu",
+            "--input-size",
+            "128",
+            "--max-frames",
+            "4",
+            "--no-flip",
+        ]
     else:
         cmd += ["--backend", "torch", "--device", "cuda", "--precision", precision]
-    rc, text = sh(cmd, min(120.0, run.left() - 10) if not run.dry else 600, run.out / "video.log",
-                  env={"COLUMNS": "160"})
-    entry = {"clip": f"{n} frames 640x480 ({how})", "cmd": " ".join(cmd[1:]), "rc": rc, **parse_summary_table(text)}
+    rc, text = sh(
+        cmd,
+        min(120.0, run.left() - 10) if not run.dry else 600,
+        run.out / "video.log",
+        env={"COLUMNS": "160"},
+    )
+    entry = {
+        "clip": f"{n} frames 640x480 ({how})",
+        "cmd": " ".join(cmd[1:]),
+        "rc": rc,
+        **parse_summary_table(text),
+    }
     jl = tmp / "out.jsonl"
     entry["jsonl_records"] = sum(1 for _ in open(jl)) if jl.is_file() else None
     entry["out_mp4_bytes"] = (tmp / "out.mp4").stat().st_size if (tmp / "out.mp4").is_file() else None
@@ -680,16 +844,23 @@ def worker_concurrency() -> dict:
             t.start()
         for t in threads:
             t.join(60)
-        res[stage] = {"calls": res["calls"] - before["calls"], "mismatches": res["mismatches"] - before["mismatches"],
-                      "errors": len(res["errors"]) - before["errors"], "hung": sum(t.is_alive() for t in threads)}
+        res[stage] = {
+            "calls": res["calls"] - before["calls"],
+            "mismatches": res["mismatches"] - before["mismatches"],
+            "errors": len(res["errors"]) - before["errors"],
+            "hung": sum(t.is_alive() for t in threads),
+        }
     res["errors"] = res["errors"][:6]
     res["thread_safe"] = not res["errors"] and res["mismatches"] == 0 and res["calls"] == 84
     return res
 
 
 def phase_concurrency(run: Run) -> None:
-    rc, text = sh([sys.executable, str(Path(__file__).resolve()), "--worker", "concurrency"],
-                  min(90.0, run.left() - 10) if not run.dry else 300, run.out / "cli.log")
+    rc, text = sh(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", "concurrency"],
+        min(90.0, run.left() - 10) if not run.dry else 300,
+        run.out / "cli.log",
+    )
     line = [ln for ln in text.splitlines() if ln.startswith("RESULT ")]
     run.summary["concurrency"] = json.loads(line[-1][7:]) if line else {"rc": rc, "output_tail": text[-1500:]}
     run.summary["concurrency"]["rc"] = rc
@@ -700,13 +871,21 @@ def phase_concurrency(run: Run) -> None:
 
 # -------------------------------------------------------------------------------------------- report
 def markdown(s: dict) -> str:
-    L = ["# hhrnet-rt GPU check", "", f"started {s['meta'].get('started_utc')}, elapsed {s['meta'].get('elapsed_s')} s,"
-         f" dry_run={s['meta'].get('dry_run')}", ""]
+    L = [
+        "# hhrnet-rt GPU check",
+        "",
+        f"started {s['meta'].get('started_utc')}, elapsed {s['meta'].get('elapsed_s')} s,"
+        f" dry_run={s['meta'].get('dry_run')}",
+        "",
+    ]
     env = s.get("env", {})
     if env:
-        L += [f"GPU {env.get('gpu')} (cc {env.get('capability')}), torch {env.get('torch')} CUDA {env.get('torch_cuda')}"
-              f" cuDNN {env.get('cudnn')}, numpy {env.get('numpy')}, numba {env.get('numba')}, av {env.get('av')},"
-              f" tensorrt {env.get('tensorrt')}", ""]
+        L += [
+            f"GPU {env.get('gpu')} (cc {env.get('capability')}), torch {env.get('torch')} CUDA {env.get('torch_cuda')}"
+            f" cuDNN {env.get('cudnn')}, numpy {env.get('numpy')}, numba {env.get('numba')}, av {env.get('av')},"
+            f" tensorrt {env.get('tensorrt')}",
+            "",
+        ]
     L += targets.targets_markdown(s)
     L += ["## phases", ""] + [f"- {k}: {v}" for k, v in s.get("phases", {}).items()] + [""]
     if "tests" in s:
@@ -715,16 +894,23 @@ def markdown(s: dict) -> str:
         L += [f"- FAILED {f}" for f in t.get("failed", [])] + [""]
     mo = s.get("model_only")
     if mo:
-        L += [f"## model-only (PoseGraph W32 random, input {mo['input_hw']})", "",
-              "| prec | graphs | ch_last | batch | flip | p50 ms/call | pipelined ms/call | img/s | rel err hm | graph==eager |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+        L += [
+            f"## model-only (PoseGraph W32 random, input {mo['input_hw']})",
+            "",
+            "| prec | graphs | ch_last | batch | flip | p50 ms/call | pipelined ms/call | img/s | rel err hm | graph==eager |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in mo["configs"]:
             if "latency" not in r:
-                L.append(f"| {r.get('precision', r.get('config'))} | | | | | {r.get('error', r.get('skipped'))} | | | | |")
+                L.append(
+                    f"| {r.get('precision', r.get('config'))} | | | | | {r.get('error', r.get('skipped'))} | | | | |"
+                )
                 continue
-            L.append(f"| {r['precision']} | {r['cuda_graphs']} | {r['channels_last']} | {r['batch']} | {r['flip']} | "
-                     f"{r['latency']['p50_ms']} | {r.get('pipelined_ms_per_call', '')} | {r['images_per_s']} | "
-                     f"{r.get('rel_err_vs_fp32_heatmaps', '')} | {r.get('graph_vs_eager_max_abs', '')} |")
+            L.append(
+                f"| {r['precision']} | {r['cuda_graphs']} | {r['channels_last']} | {r['batch']} | {r['flip']} | "
+                f"{r['latency']['p50_ms']} | {r.get('pipelined_ms_per_call', '')} | {r['images_per_s']} | "
+                f"{r.get('rel_err_vs_fp32_heatmaps', '')} | {r.get('graph_vs_eager_max_abs', '')} |"
+            )
         L += ["", "checks: `" + json.dumps(mo.get("checks"), default=str)[:1500] + "`", ""]
     if "d2h_decode" in s:
         L += ["## D2H and decode", "", "`" + json.dumps(s["d2h_decode"], default=str) + "`", ""]
@@ -732,11 +918,19 @@ def markdown(s: dict) -> str:
         if key in s:
             L += [f"## {key}", "", "`" + json.dumps(s[key], default=str)[:2500] + "`", ""]
     if "concurrency" in s:
-        L += ["## concurrent run_torch (CUDA graphs, 4 threads)", "", "`" + json.dumps(s["concurrency"], default=str)[:1500] + "`", ""]
+        L += [
+            "## concurrent run_torch (CUDA graphs, 4 threads)",
+            "",
+            "`" + json.dumps(s["concurrency"], default=str)[:1500] + "`",
+            "",
+        ]
     for key in ("bench", "video"):
         for prec, e in (s.get(key) or {}).items():
-            L += [f"## {key} {prec}", "", "`" + json.dumps({k: v for k, v in e.items() if k != 'output_tail'},
-                                                          default=str) + "`"]
+            L += [
+                f"## {key} {prec}",
+                "",
+                "`" + json.dumps({k: v for k, v in e.items() if k != "output_tail"}, default=str) + "`",
+            ]
             if e.get("output_tail"):
                 L += ["", "```", e["output_tail"][-800:], "```"]
             L.append("")
@@ -750,8 +944,10 @@ def main() -> int:
     ap.add_argument("--out", default=os.environ.get("OUT") or "/tmp/gpucheck-out")
     ap.add_argument("--budget", type=float, default=450.0, help="seconds for all phases together")
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes: checks the plumbing only")
-    ap.add_argument("--phases", default="env,tests,decode_equal,target_model,e2e,d2h_bytes,model,d2h,bench,"
-                    "video,concurrency,bench32")
+    ap.add_argument(
+        "--phases",
+        default="env,tests,decode_equal,target_model,e2e,d2h_bytes,model,d2h,bench,video,concurrency,bench32",
+    )
     ap.add_argument("--worker", choices=["concurrency"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker == "concurrency":
@@ -775,12 +971,25 @@ def main() -> int:
         ("env", phase_env, 0),
         ("tests", phase_tests, 240),
         ("decode_equal", lambda r: targets.phase_decode_equal(r, golden_dir(), device_of(r)), 200),
-        ("target_model", lambda r: targets.phase_model_target(r, golden_dir(), _make_backend, _time_run_torch,
-                                                              device_of(r)), 190),
-        ("e2e", lambda r: targets.phase_e2e(r, golden_dir(), device_of(r), "fp16" if cuda(r) else "fp32",
-                                            max_s=60.0), 180),
-        ("d2h_bytes", lambda r: targets.phase_d2h_bytes(r, golden_dir(), device_of(r),
-                                                        "fp16" if cuda(r) else "fp32"), 120),
+        (
+            "target_model",
+            lambda r: targets.phase_model_target(
+                r, golden_dir(), _make_backend, _time_run_torch, device_of(r)
+            ),
+            190,
+        ),
+        (
+            "e2e",
+            lambda r: targets.phase_e2e(
+                r, golden_dir(), device_of(r), "fp16" if cuda(r) else "fp32", max_s=60.0
+            ),
+            180,
+        ),
+        (
+            "d2h_bytes",
+            lambda r: targets.phase_d2h_bytes(r, golden_dir(), device_of(r), "fp16" if cuda(r) else "fp32"),
+            120,
+        ),
         ("model", phase_model, 150),
         ("d2h", phase_d2h, 110),
         ("bench", lambda r: phase_bench(r, "fp16", 300), 80),

@@ -76,8 +76,12 @@ def phase_decode_equal(run: Any, golden: Path, device: str) -> None:
                 poses = {}
                 for where in ("device", "host"):
                     est = _estimator(
-                        golden / "tiny_model.npz", device=device, precision="fp32", decode_on=where,
-                        input_size=size, flip=flip,
+                        golden / "tiny_model.npz",
+                        device=device,
+                        precision="fp32",
+                        decode_on=where,
+                        input_size=size,
+                        flip=flip,
                     )
                     poses[where] = est.predict(bgr)
                 row = _poses_diff(poses["device"], poses["host"])
@@ -131,8 +135,14 @@ def phase_d2h_bytes(run: Any, golden: Path, device: str, precision: str) -> None
     host = res.get("host", {}).get("per_frame")
     value = max(dev) if dev else None
     met = (value < min(host)) if dev and host else None  # device decode must copy less than the maps
-    _record(run.summary, "d2h_bytes_per_frame_640x480", value, "device decode < host decode bytes", met,
-            host=max(host) if host else None)
+    _record(
+        run.summary,
+        "d2h_bytes_per_frame_640x480",
+        value,
+        "device decode < host decode bytes",
+        met,
+        host=max(host) if host else None,
+    )
 
 
 def _timed_loop(est: Any, frames: list[Any], warmup: int) -> dict[str, Any]:
@@ -147,8 +157,12 @@ def _timed_loop(est: Any, frames: list[Any], warmup: int) -> dict[str, Any]:
         lat.append(time.perf_counter() - t)
     wall = time.perf_counter() - t0
     lat.sort()
-    return {"frames": len(lat), "fps": round(len(lat) / wall, 1),
-            "p50_ms": round(1e3 * lat[len(lat) // 2], 3), "p95_ms": round(1e3 * lat[int(len(lat) * 0.95)], 3)}
+    return {
+        "frames": len(lat),
+        "fps": round(len(lat) / wall, 1),
+        "p50_ms": round(1e3 * lat[len(lat) // 2], 3),
+        "p95_ms": round(1e3 * lat[int(len(lat) * 0.95)], 3),
+    }
 
 
 def _pipelined(est: Any, frames: list[Any]) -> dict[str, Any]:
@@ -156,8 +170,11 @@ def _pipelined(est: Any, frames: list[Any]) -> dict[str, Any]:
     from hhrnet_rt.video import ArraySource, run_pipeline
 
     result = run_pipeline(ArraySource(frames), est, (), draw=False)
-    return {"frames": result.frames_written, "fps": round(result.fps, 1),
-            "stages_p50_ms": {k: round(v.p50_ms, 3) for k, v in result.stages.items()}}
+    return {
+        "frames": result.frames_written,
+        "fps": round(result.fps, 1),
+        "stages_p50_ms": {k: round(v.p50_ms, 3) for k, v in result.stages.items()},
+    }
 
 
 def phase_e2e(run: Any, golden: Path, device: str, precision: str, max_s: float) -> None:
@@ -185,8 +202,13 @@ def phase_e2e(run: Any, golden: Path, device: str, precision: str, max_s: float)
     fps = [r.get(k, {}).get("fps") for r in (res.get("device") or {},) for k in ("sequential", "pipelined")]
     fps = [f for f in fps if f]
     best = max(fps) if fps else None
-    _record(run.summary, "e2e_fps_640x480_fp16_flip", best, f">= {E2E_FPS_TARGET:.0f} FPS (device decode)",
-            None if best is None or run.dry else best >= E2E_FPS_TARGET)
+    _record(
+        run.summary,
+        "e2e_fps_640x480_fp16_flip",
+        best,
+        f">= {E2E_FPS_TARGET:.0f} FPS (device decode)",
+        None if best is None or run.dry else best >= E2E_FPS_TARGET,
+    )
 
 
 def phase_model_target(run: Any, golden: Path, make_backend: Any, time_run_torch: Any, device: str) -> None:
@@ -205,8 +227,14 @@ def phase_model_target(run: Any, golden: Path, make_backend: Any, time_run_torch
     row = {"input_hw": [h, w], **time_run_torch(backend, x, max_s=6.0)}
     run.summary["model_only_target"] = row
     ms = row.get("pipelined_ms_per_call", row["latency"]["p50_ms"])
-    _record(run.summary, "model_only_fp16_b1_ms", ms, f"<= {MODEL_MS_TARGET} ms",
-            None if run.dry else ms <= MODEL_MS_TARGET, latency_p50_ms=row["latency"]["p50_ms"])
+    _record(
+        run.summary,
+        "model_only_fp16_b1_ms",
+        ms,
+        f"<= {MODEL_MS_TARGET} ms",
+        None if run.dry else ms <= MODEL_MS_TARGET,
+        latency_p50_ms=row["latency"]["p50_ms"],
+    )
     run.log(f"model-only target: {row}")
 
 
