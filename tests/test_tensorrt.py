@@ -249,3 +249,33 @@ def test_engine_from_other_gpu_is_refused(built_engine):
             TensorRTBackend(built_engine.engine_path)
     finally:
         built_engine.sidecar.write(built_engine.sidecar_path)
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
+def test_fp32_engine_computes_in_ieee_fp32(tmp_path_factory, golden_dir):
+    """TF32 off: an fp32 engine agrees with fp32 ONNX Runtime to fp32 rounding, not to TF32's 10 bits."""
+    import onnxruntime as ort
+
+    from hhrnet_rt.export.build import build_onnx_files, build_tensorrt_engine
+
+    out = tmp_path_factory.mktemp("trt32")
+    result = build_onnx_files(
+        golden_dir / "tiny_model.npz",
+        "fp32",
+        input_size=128,
+        profile=parse_shapes("128:128x192:256"),
+        out_dir=out,
+        name="tiny32",
+        calib_cache_dir=out / "calibration",
+    )
+    built = build_tensorrt_engine(result, workspace_gib=1.0)
+    assert built.sidecar.tensorrt["tf32"] is False
+    x = np.random.default_rng(0).standard_normal((1, 3, 128, 192)).astype(np.float32)
+    heatmaps, _tags = TensorRTBackend(built.engine_path).run(x)
+    ref, _ = ort.InferenceSession(str(built.fp32_onnx_path)).run(None, {"image": x})
+    # Same bound as torch CUDA fp32 vs the CPU (test_torch_cuda): other kernels and summation orders.
+    # TF32 rounds conv inputs to 10 mantissa bits (~5e-4 relative each); whether that alone exceeds 1e-4
+    # on this tiny network is not measured (no GPU where this was written): the sidecar check above is
+    # the part that fails when the flag handling breaks.
+    assert np.abs(heatmaps - ref).max() < 1e-4
