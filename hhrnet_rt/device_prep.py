@@ -7,7 +7,9 @@ With one test scale and a backend that takes torch tensors (``TorchCudaBackend``
   (center, scale, size, matrices) is computed exactly as :func:`~hhrnet_rt.preprocess.resize_align`
   computes it, so the way back to image pixels is unchanged;
 * on the device: the uint8 BGR frame is uploaded (pinned memory, asynchronous), warped with
-  ``grid_sample`` (the sampling grid is cached per frame size) and normalised;
+  ``grid_sample`` (the sampling grid is cached per frame size) and normalised -- all on the
+  preprocessor's own CUDA stream, so the upload and warp of frame n+1 overlap the network's compute of
+  frame n, which the CUDA backends run on *their* stream (:mod:`hhrnet_rt.backends.stream`);
 * the backend's ``run_torch`` consumes the tensor on the device and only the maps come back to the host
   (one copy each of heatmaps and tags) for the Numba decode.
 
@@ -44,7 +46,8 @@ class DevicePreprocessor:
         input_size: network input short side (a multiple of 64).
         device: torch device ("cuda:0", "cpu", ...).
 
-    Calling it is thread-safe: the only state is a one-entry grid cache replaced atomically.
+    Calling it is thread-safe: the state is a one-entry grid cache replaced atomically and the upload
+    stream, on which calls from several threads are simply enqueued one after the other.
 
     Example:
         >>> prep = DevicePreprocessor(512, "cuda:0")                    # doctest: +SKIP
@@ -57,6 +60,9 @@ class DevicePreprocessor:
         self.input_size = int(input_size)
         self.device = torch.device(device)
         self._grid: tuple[tuple, Any] | None = None
+        # Its own stream (made at the first frame, so building one needs no GPU): not the legacy default
+        # stream, which would serialise the upload with everything else.
+        self._stream: Any = None
 
     def __call__(self, image_bgr: np.ndarray) -> tuple[Any, Affine, Any]:
         """``(x (1, 3, h, w) float32 on the device, Affine, ready)`` for one (H, W, 3) uint8 BGR frame.
@@ -65,8 +71,6 @@ class DevicePreprocessor:
         stream waits for it (:func:`run_on_device` does).
         """
         import torch
-
-        from hhrnet_rt.backends.torch_cuda import normalize_torch, sampling_grid, warp_affine_torch
 
         shape_ok = isinstance(image_bgr, np.ndarray) and image_bgr.ndim == 3 and image_bgr.shape[2] == 3
         if not shape_ok or image_bgr.dtype != np.uint8:
@@ -77,6 +81,26 @@ class DevicePreprocessor:
             )
         hw = (int(image_bgr.shape[0]), int(image_bgr.shape[1]))
         affine = plan_affine(hw, self.input_size)
+        if self.device.type != "cuda":
+            return self._upload_and_warp(image_bgr, hw, affine), affine, None
+        if self._stream is None:  # two threads racing here make two streams; either one is fine
+            self._stream = torch.cuda.Stream(self.device)
+        stream = self._stream
+        # No wait for the caller's stream: the inputs come from the host, and waiting would tie the upload
+        # of this frame to whatever is queued there (e.g. the copy of the last frame's maps to the host).
+        # The memory is allocated on this stream; the consumer waits for ``ready`` and marks its own use
+        # with record_stream (run_on_device, BackendStream.call).
+        with torch.cuda.stream(stream):
+            x = self._upload_and_warp(image_bgr, hw, affine)
+            ready = torch.cuda.Event()
+            ready.record(stream)
+        return x, affine, ready
+
+    def _upload_and_warp(self, image_bgr: np.ndarray, hw: tuple[int, int], affine: Affine) -> Any:
+        import torch
+
+        from hhrnet_rt.backends.torch_cuda import normalize_torch, sampling_grid, warp_affine_torch
+
         key = (hw, affine.size, affine.forward.tobytes())
         cached = self._grid
         if cached is None or cached[0] != key:
@@ -85,15 +109,10 @@ class DevicePreprocessor:
         cuda = self.device.type == "cuda"
         with torch.inference_mode():
             frame = torch.from_numpy(np.ascontiguousarray(image_bgr))
-            # Pinned memory makes the upload asynchronous; the caching host allocator keeps the buffer
-            # alive until the copy has finished.
+            # Pinned memory makes the upload an asynchronous DMA; the caching host allocator keeps the
+            # pinned block until the copy has run, then reuses it for a later frame.
             frame = (frame.pin_memory() if cuda else frame).to(self.device, non_blocking=cuda)
-            x = normalize_torch(warp_affine_torch(frame, affine.forward, affine.size, grid=cached[1]))
-        ready = None
-        if cuda:
-            ready = torch.cuda.Event()
-            ready.record(torch.cuda.current_stream(self.device))
-        return x, affine, ready
+            return normalize_torch(warp_affine_torch(frame, affine.forward, affine.size, grid=cached[1]))
 
 
 def device_preprocessor_for(

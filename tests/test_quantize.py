@@ -65,7 +65,10 @@ def test_qdq_graph_is_what_tensorrt_accepts(small_onnx, tmp_path):
     for node in qdq:
         zp = init[node.input[2]]
         assert zp.dtype == np.int8 and not zp.any(), f"{node.name}: zero point must be 0 for TensorRT"
-    # Weights: per-channel, one scale per output channel (axis 0 Conv, axis 1 ConvTranspose).
+    # Weights: per-channel on axis 0 -- Conv (C_out, C_in, k, k): per output channel; ConvTranspose
+    # (C_in, C_out, k, k): per INPUT channel, the only per-channel layout TensorRT's int8 deconvolution
+    # supports (NVIDIA/TensorRT #2380, #1694); ORT's default would be axis 1. The small net's
+    # ConvTranspose has 16 inputs and 4 outputs, so the scale count tells the two apart.
     consumers = {i: n for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose") for i in n.input}
     weight_dq = [n for n in qdq if n.op_type == "DequantizeLinear" and n.input[0] in init]
     assert len(weight_dq) == 3  # two convs + one transposed conv
@@ -73,11 +76,12 @@ def test_qdq_graph_is_what_tensorrt_accepts(small_onnx, tmp_path):
         conv = consumers[node.output[0]]
         weight = init[node.input[0]]
         axis = {a.name: a.i for a in node.attribute}.get("axis", 1)
-        expected_axis = 0 if conv.op_type == "Conv" else 1
-        assert axis == expected_axis
+        assert axis == 0, f"{conv.op_type} weight quantized on axis {axis}"
         scale = init[node.input[1]]
-        assert scale.ndim == 1 and scale.shape[0] == weight.shape[expected_axis]
+        assert scale.ndim == 1 and scale.shape[0] == weight.shape[0]
         assert weight.dtype == np.int8
+    deconv_dq = [n for n in weight_dq if consumers[n.output[0]].op_type == "ConvTranspose"]
+    assert len(deconv_dq) == 1 and init[deconv_dq[0].input[1]].shape == (16,)
     # Biases stay float (TensorRT does not import int32 bias DequantizeLinear).
     for conv in {id(c): c for c in consumers.values()}.values():
         if len(conv.input) > 2:

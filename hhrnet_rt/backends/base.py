@@ -18,8 +18,13 @@ class Backend(Protocol):
         precision: "fp32", "fp16" or "int8" (what the numbers are computed in).
         device: "cpu", "cuda", "cuda:1", ...
 
-    ``run`` must be safe to call from a thread other than the one that built the backend (the video
-    pipeline runs inference in its own thread); it is not required to be re-entrant.
+    Threads: ``run`` (and ``run_torch`` where a backend has it) must be safe to call from several threads
+    at once, each caller getting the result for its own input (the video pipeline runs inference in its
+    own thread; a server may call one estimator from many). How each backend does it is in its
+    docstring: the CUDA backends (torch CUDA, TensorRT) share state between calls (CUDA-graph buffers, an
+    execution context) and serialise calls with a lock while they are enqueued on their own CUDA stream
+    (:class:`~hhrnet_rt.backends.stream.BackendStream`); torch on the CPU keeps no state between calls;
+    an ONNX Runtime session's ``run`` is thread-safe.
     """
 
     name: str

@@ -1,9 +1,17 @@
 """TensorRT backend: runs an engine built by ``hhrt build-engine`` on torch CUDA tensors (no pycuda).
 
-Device memory and the stream are torch's: the input tensor's ``data_ptr()`` and freshly allocated torch
-output tensors are bound with ``set_tensor_address`` and the engine is enqueued on
-``torch.cuda.current_stream()``. So GPU preprocessing, inference and anything after it share one CUDA
-context and one stream, and :meth:`TensorRTBackend.run_torch` copies nothing.
+Device memory and streams are torch's: the input tensor's ``data_ptr()`` and freshly allocated torch
+output tensors are bound with ``set_tensor_address`` and the engine is enqueued with
+``execute_async_v3`` on the backend's own ``torch.cuda.Stream``, ordered against the caller's stream by
+events (:class:`~hhrnet_rt.backends.stream.BackendStream`). So GPU preprocessing, inference and anything
+after it share one CUDA context, :meth:`TensorRTBackend.run_torch` copies nothing, and the engine's
+kernels overlap the upload of the next frame. An execution context is not thread-safe (it holds the
+shape and addresses of the call being set up), so calls are serialised by a lock while enqueued.
+
+A file that is not an engine for this TensorRT (truncated, overwritten, another version) is refused with
+:class:`~hhrnet_rt.errors.EngineMismatchError` saying to rebuild it, whether ``deserialize_cuda_engine``
+returns ``None`` or raises; an execution context TensorRT cannot create (out of GPU memory) is a
+:class:`~hhrnet_rt.errors.BackendUnavailableError`, never a ``None`` that fails later.
 
 Before deserializing, the sidecar (``NAME.json``) is checked against this GPU and TensorRT version
 (:func:`hhrnet_rt.export.sidecar.check_engine_compatible`): an engine from another machine fails with
@@ -22,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from hhrnet_rt.backends.stream import BackendStream
 from hhrnet_rt.errors import BackendUnavailableError, EngineMismatchError, InputError
 from hhrnet_rt.export.sidecar import Sidecar, check_engine_compatible, sidecar_path_for
 from hhrnet_rt.export.tensorrt_build import ShapeProfile, profile_from_dict
@@ -61,6 +70,39 @@ def check_input_shape(shape: tuple[int, ...], profile: ShapeProfile) -> None:
         )
 
 
+def deserialize_engine(runtime: Any, data: bytes, path: Path | str) -> Any:
+    """``runtime.deserialize_cuda_engine(data)``, or :class:`EngineMismatchError` saying to rebuild.
+
+    TensorRT reports a bad file by returning ``None`` (and logging why) in some versions and by raising
+    in others; both mean the same to the user.
+    """
+    try:
+        engine = runtime.deserialize_cuda_engine(data)
+    except Exception as exc:  # noqa: BLE001 - any failure to read the file is the same advice
+        raise EngineMismatchError(
+            f"TensorRT could not deserialize {path} ({type(exc).__name__}: {exc}); it is not an engine for "
+            "this TensorRT version and GPU. Rebuild it with `hhrt build-engine`."
+        ) from None
+    if engine is None:
+        raise EngineMismatchError(
+            f"TensorRT could not deserialize {path} (its log above says why); the file is damaged or was "
+            "written by another TensorRT version. Rebuild it with `hhrt build-engine`."
+        )
+    return engine
+
+
+def create_context(engine: Any, path: Path | str) -> Any:
+    """``engine.create_execution_context()``; ``None`` (TensorRT's out-of-memory answer) becomes an error."""
+    context = engine.create_execution_context()
+    if context is None:
+        raise BackendUnavailableError(
+            f"TensorRT could not create an execution context for {path}: usually the GPU is out of memory "
+            "(other processes, or a max shape profile too large for it). Free GPU memory, or rebuild with "
+            "smaller `hhrt build-engine --shapes`."
+        )
+    return context
+
+
 class TensorRTBackend:
     """Backend protocol implementation over a serialized TensorRT engine.
 
@@ -68,11 +110,15 @@ class TensorRTBackend:
         engine_path: ``NAME.engine``; ``NAME.json`` must sit beside it.
         device: CUDA device the engine runs on.
 
+    Thread safety: ``run`` and ``run_torch`` may be called from several threads; they are serialised by a
+    lock while enqueued (one execution context), and run on the backend's own CUDA stream.
+
     Raises:
         InputError: the engine file does not exist.
-        EngineMismatchError: no/invalid sidecar, or the engine was built for another GPU or TensorRT.
+        EngineMismatchError: no/invalid sidecar, the engine was built for another GPU or TensorRT, or the
+            file is not an engine TensorRT can deserialize.
+        BackendUnavailableError: no CUDA device, or no execution context (GPU out of memory).
         TensorRTUnavailableError: ``tensorrt`` is not importable.
-        BackendUnavailableError: no CUDA device.
     """
 
     name = "tensorrt"
@@ -109,13 +155,8 @@ class TensorRTBackend:
         self._logger = trt.Logger(trt.Logger.WARNING)
         with torch.cuda.device(self._device):
             self._runtime = trt.Runtime(self._logger)
-            self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
-            if self._engine is None:
-                raise EngineMismatchError(
-                    f"TensorRT could not deserialize {self.engine_path} (see its log above); "
-                    "rebuild it with `hhrt build-engine`"
-                )
-            self._context = self._engine.create_execution_context()
+            self._engine = deserialize_engine(self._runtime, self.engine_path.read_bytes(), self.engine_path)
+            self._context = create_context(self._engine, self.engine_path)
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self._outputs = [n for n in names if n not in inputs]
@@ -127,16 +168,22 @@ class TensorRTBackend:
         self._input = inputs[0]
         self._dtypes = {n: getattr(torch, torch_dtype_name(self._engine.get_tensor_dtype(n))) for n in names}
         self.gpu_name, self.trt_version = gpu_name, trt.__version__
+        self._stream = BackendStream(self._device)
 
     def run_torch(self, x: Any) -> tuple[Any, Any]:
         """Run on a CUDA tensor ``(N, 3, h, w)`` float32; returns CUDA ``(heatmaps, tags)`` (engine dtype).
 
-        Enqueued on the current torch stream; results are ready for any later work on that stream.
+        Enqueued on the backend's stream; the results are ready for any later work on the caller's
+        current stream. Thread-safe: calls are serialised by a lock while they are enqueued.
         """
-        torch = self._torch
         if not (x.is_cuda and x.device == self._device):
             raise InputError(f"run_torch needs a tensor on {self._device}, got one on {x.device}")
         check_input_shape(tuple(x.shape), self.profile)
+        return self._stream.call(self._enqueue, x)
+
+    def _enqueue(self, x: Any) -> tuple[Any, Any]:
+        """Bind ``x`` and new output tensors and enqueue the engine; runs on the backend stream, locked."""
+        torch = self._torch
         x = x.to(self._dtypes[self._input]).contiguous()
         ctx = self._context
         ctx.set_input_shape(self._input, tuple(x.shape))
@@ -147,8 +194,9 @@ class TensorRTBackend:
             out = torch.empty(shape, dtype=self._dtypes[name], device=self._device)
             ctx.set_tensor_address(name, out.data_ptr())
             outputs[name] = out
-        stream = torch.cuda.current_stream(self._device)
-        if not ctx.execute_async_v3(stream.cuda_stream):
+        # x may be a converted copy made here; freed on return, its memory must not be reused before the
+        # engine has read it: the allocator orders reuse on the stream it was allocated on (this one).
+        if not ctx.execute_async_v3(self._stream.stream.cuda_stream):
             raise BackendUnavailableError(
                 f"TensorRT failed to run {self.engine_path} on input {tuple(x.shape)}"
             )
@@ -159,9 +207,10 @@ class TensorRTBackend:
         from hhrnet_rt.backends.base import check_batch
 
         torch = self._torch
-        xt = torch.from_numpy(check_batch(x)).to(self._device, non_blocking=True)
+        # Pinned host memory: the upload is a real asynchronous DMA.
+        xt = torch.from_numpy(check_batch(x)).pin_memory().to(self._device, non_blocking=True)
         heatmaps, tags = self.run_torch(xt)
-        # .cpu() waits for the stream, so the numpy arrays are complete.
+        # .cpu() runs on the caller's stream, which waits for the backend's: the arrays are complete.
         return heatmaps.float().cpu().numpy(), tags.float().cpu().numpy()
 
     def describe(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from hhrnet_rt.backends.stream import BackendStream
 from hhrnet_rt.errors import BackendUnavailableError, InputError
 
 # ImageNet statistics as used by the official ToTensor + Normalize (RGB order).
@@ -134,6 +135,11 @@ class TorchCudaBackend:
         cuda_graphs: capture/replay a CUDA graph per input shape.
         channels_last: NHWC memory format (faster convolutions on tensor cores).
 
+    Streams and threads: every call runs on the backend's own CUDA stream (graph capture included) and is
+    ordered against the caller's current stream by events, so no caller synchronises by hand. Calls from
+    several threads are safe: they are serialised by a lock while enqueued (the captured graph's static
+    buffers are shared), and the GPU work of one overlaps the enqueueing of the next.
+
     Process-wide torch settings it makes (as cuDNN autotuning must be): ``cudnn.benchmark = True``, and
     for fp32 ``cudnn.allow_tf32 = False`` -- torch's default lets cuDNN run "fp32" convolutions in TF32
     (10-bit mantissa) on Ampere and newer GPUs, which would not be the fp32 that describe() reports.
@@ -180,6 +186,7 @@ class TorchCudaBackend:
         self._graph.to(self._device, dtype=self._dtype, memory_format=self._memory_format)
         self._use_cuda_graphs = cuda_graphs
         self._captured: dict[tuple[int, ...], tuple[Any, Any, Any]] = {}
+        self._stream = BackendStream(self._device)
 
     def _forward(self, x: Any) -> tuple[Any, Any]:
         x = x.to(self._dtype).contiguous(memory_format=self._memory_format)
@@ -187,23 +194,29 @@ class TorchCudaBackend:
         return heatmaps.float(), tags.float()
 
     def _capture(self, shape: tuple[int, ...]) -> tuple[Any, Any, Any]:
+        """Warm up and capture the graph for ``shape``; called on the backend stream, under its lock."""
         torch = self._torch
-        self._captured.clear()  # one size at a time: a new frame size replaces the old graph (and memory)
+        if self._captured:  # one size at a time: a new frame size replaces the old graph (and memory)
+            self._stream.synchronize()  # the old graph may still be replaying
+            self._captured.clear()
         static_in = torch.zeros(shape, dtype=torch.float32, device=self._device)
-        side = torch.cuda.Stream(self._device)
-        side.wait_stream(torch.cuda.current_stream(self._device))
-        with torch.cuda.stream(side), torch.inference_mode():
-            for _ in range(3):  # warm-up outside the graph: cuDNN autotuning and lazy inits
+        with torch.inference_mode():
+            for _ in range(3):  # warm-up outside the graph (on the backend's side stream): cuDNN autotuning
                 self._forward(static_in)
-        torch.cuda.current_stream(self._device).wait_stream(side)
         cuda_graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(cuda_graph), torch.inference_mode():
+        # Captured on the backend's own stream. "thread_local": only this thread is barred from unsafe CUDA
+        # calls during the capture; the default ("global") would make another thread's cudaMalloc (e.g.
+        # the preprocessing of the next frame) fail, or invalidate this capture.
+        with (
+            torch.cuda.graph(cuda_graph, stream=self._stream.stream, capture_error_mode="thread_local"),
+            torch.inference_mode(),
+        ):
             static_out = self._forward(static_in)
         self._captured[shape] = (cuda_graph, static_in, static_out)
         return self._captured[shape]
 
-    def run_torch(self, x: Any) -> tuple[Any, Any]:
-        """CUDA ``(N, 3, h, w)`` float32 in, CUDA float32 ``(heatmaps, tags)`` out (on the current stream)."""
+    def _enqueue(self, x: Any) -> tuple[Any, Any]:
+        """The work of one call, on the backend stream (see :meth:`run_torch`)."""
         torch = self._torch
         if not self._use_cuda_graphs:
             with torch.inference_mode():
@@ -215,12 +228,24 @@ class TorchCudaBackend:
         # Clones: the static outputs are overwritten by the next replay, callers may keep these.
         return hm.clone(), tags.clone()
 
+    def run_torch(self, x: Any) -> tuple[Any, Any]:
+        """CUDA ``(N, 3, h, w)`` float32 in, CUDA float32 ``(heatmaps, tags)`` out.
+
+        Runs on the backend's stream; the results are ready for any later work on the caller's current
+        stream (:class:`~hhrnet_rt.backends.stream.BackendStream`). Thread-safe: calls are serialised
+        by a lock while they are enqueued.
+        """
+        return self._stream.call(self._enqueue, x)
+
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Backend protocol: numpy ``(N, 3, h, w)`` float32 in, numpy float32 ``(heatmaps, tags)`` out."""
         from hhrnet_rt.backends.base import check_batch
 
-        xt = self._torch.from_numpy(check_batch(x)).to(self._device, non_blocking=True)
+        # Pinned host memory: the upload is a real asynchronous DMA (the caching host allocator keeps the
+        # buffer until the copy has run).
+        xt = self._torch.from_numpy(check_batch(x)).pin_memory().to(self._device, non_blocking=True)
         heatmaps, tags = self.run_torch(xt)
+        # .cpu() runs on the caller's stream, which waits for the backend's: the arrays are complete.
         return heatmaps.cpu().numpy(), tags.cpu().numpy()
 
     def describe(self) -> dict[str, Any]:

@@ -4,8 +4,11 @@ Choices, and why:
 
 * ``QuantFormat.QDQ`` with ``QInt8`` activations and weights, ``ActivationSymmetric`` and
   ``WeightSymmetric``: TensorRT's explicit quantization only accepts zero points of 0.
-* Per-channel weights (one scale per output channel; axis 0 for Conv, 1 for ConvTranspose): HRNet's
-  channels differ in range by orders of magnitude, and TensorRT supports per-channel weight scales.
+* Per-channel weights: HRNet's channels differ in range by orders of magnitude. Conv weights get one
+  scale per output channel (axis 0). ConvTranspose weights ``(C_in, C_out, kH, kW)`` get one scale per
+  *input* channel (axis 0 too), not ORT's default per output channel (axis 1): TensorRT's int8
+  deconvolution kernels support only per-input-channel or per-tensor weight scales (NVIDIA/TensorRT
+  #2380, #1694: axis 1 gives wrong results or no kernel). :func:`deconv_weight_overrides` sets it.
 * ``QuantizeBias=False``: biases stay float. ORT would otherwise store them as int32 behind a
   DequantizeLinear, which TensorRT does not import; TensorRT quantizes the bias itself when it fuses.
 * Only ``Conv`` and ``ConvTranspose`` are quantized. They are ~all of the FLOPs, and TensorRT fuses
@@ -174,6 +177,23 @@ def calibrate_ranges(
     return reader.count
 
 
+def deconv_weight_overrides(model_path: Path) -> dict[str, list[dict[str, int]]]:
+    """ORT ``TensorQuantOverrides`` putting every ConvTranspose weight initializer on axis 0.
+
+    ORT's Conv/ConvTranspose quantiser ignores ``QDQOpTypePerChannelSupportToAxis`` (it asks for the
+    axis without the op type), so the axis is set per weight tensor instead.
+    """
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    initializers = {i.name for i in model.graph.initializer}
+    return {
+        node.input[1]: [{"axis": 0}]
+        for node in model.graph.node
+        if node.op_type == "ConvTranspose" and len(node.input) > 1 and node.input[1] in initializers
+    }
+
+
 def quantize_int8(
     fp32_onnx: str | Path,
     out_path: str | Path,
@@ -217,6 +237,10 @@ def quantize_int8(
         "ActivationSymmetric": True,
         "WeightSymmetric": True,
         "QuantizeBias": False,
+        # ORT widens weight scales so that an int32 bias would fit; biases stay float here, so that only
+        # costs resolution (and ORT's version indexes the bias by the weight's channel axis, which breaks
+        # on the axis-0 ConvTranspose weights below, whose bias runs along axis 1).
+        "QDQDisableWeightAdjustForInt32Bias": True,
         # Q/DQ only on the inputs of quantized ops: the next conv quantizes its input anyway, and the
         # head's outputs (heatmaps, tags) stay float instead of being rounded to 256 levels.
         "OpTypesToExcludeOutputQuantization": list(op_types),
@@ -225,6 +249,8 @@ def quantize_int8(
         cache = Path(cache_path) if cache_path is not None else Path(tmp) / "ranges.calib.json"
         cache_hit = cache.is_file()
         model_in = preprocess_for_quantization(fp32_onnx, Path(tmp) / "preprocessed.onnx")
+        if "ConvTranspose" in op_types:
+            extra["TensorQuantOverrides"] = deconv_weight_overrides(model_in)
         images = None
         if not cache_hit:
             cache.parent.mkdir(parents=True, exist_ok=True)

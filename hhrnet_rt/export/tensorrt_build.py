@@ -6,6 +6,11 @@ kernels). There are no FP16/INT8 builder flags and no calibrator classes here on
 removed them, and keeping precision in the ONNX file means the CPU tests (ONNX Runtime) check the very
 graph the engine is built from.
 
+The TF32 builder flag, which TensorRT turns on by default, is cleared for every build: it lets "fp32"
+convolutions round their inputs to a 10-bit mantissa, so an fp32 engine would not be the fp32 its sidecar
+says, and the layers an fp16 or int8 file keeps in fp32 on purpose (the flip/aggregation tail, the tags)
+would not be either. (TF32 is the one precision flag TensorRT 11 kept.)
+
 ``tensorrt`` is imported inside the functions; :func:`parse_shapes` and :class:`ShapeProfile` are plain
 Python so the CLI can check ``--shapes`` on machines without TensorRT.
 """
@@ -164,6 +169,18 @@ def describe_io(trt: Any, engine: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def configure_precision(trt: Any, config: Any) -> dict[str, Any]:
+    """Clear TF32 on a builder config (see the module docstring); returns the facts for the sidecar."""
+    tf32 = getattr(trt.BuilderFlag, "TF32", None)
+    if tf32 is not None:
+        config.clear_flag(tf32)
+        if config.get_flag(tf32):  # a TensorRT that silently ignored the request would break the promise
+            raise BackendUnavailableError(
+                "TensorRT kept the TF32 builder flag set; fp32 layers would run in TF32"
+            )
+    return {"tf32": False}
+
+
 def gpu_facts() -> tuple[str, tuple[int, int]]:
     """Name and compute capability of the current CUDA device (through torch: no pycuda)."""
     import torch
@@ -227,6 +244,7 @@ def build_engine(
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    precision_facts = configure_precision(trt, config)
     opt_profile = builder.create_optimization_profile()
     opt_profile.set_shape(input_name, profile.min, profile.opt, profile.max)
     config.add_optimization_profile(opt_profile)
@@ -257,7 +275,9 @@ def build_engine(
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
 
-    engine = trt.Runtime(logger).deserialize_cuda_engine(bytes(serialized))
+    from hhrnet_rt.backends.tensorrt_backend import deserialize_engine  # lazy: that module imports this one
+
+    engine = deserialize_engine(trt.Runtime(logger), bytes(serialized), engine_path)
     io = describe_io(trt, engine)
     for row in io:
         log.info("engine %-6s %s %s %s", row["mode"], row["name"], row["dtype"], row["shape"])
@@ -267,5 +287,6 @@ def build_engine(
         "compute_capability": list(capability),
         "engine_file": engine_path.name,
         "workspace_gib": workspace_gib,
+        **precision_facts,
         "io": io,
     }
