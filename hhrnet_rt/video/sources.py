@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hhrnet_rt.errors import InputError
+from hhrnet_rt.inputs import check_input_file, is_regular_file
 
 DEFAULT_FPS = 30.0
 
@@ -62,9 +63,7 @@ class FileSource:
     def __init__(self, path: str | Path) -> None:
         import av  # heavy: only when a file is actually read
 
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError(f"video file not found: {self.path}")
+        self.path = check_input_file(path, "video file")  # a FIFO or /dev/stdin: a clear refusal, no hang
         try:
             self._container = av.open(str(self.path))
         except av.error.EOFError:
@@ -167,7 +166,7 @@ class CameraSource:
         import cv2
 
         self.spec = spec
-        is_file = isinstance(spec, str) and "://" not in spec and Path(spec).is_file()
+        is_file = isinstance(spec, str) and "://" not in spec and is_regular_file(spec)
         self._pace = is_file if pace is None else pace
         self._cap = cv2.VideoCapture(spec)
         if not self._cap.isOpened():
