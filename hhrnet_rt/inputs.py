@@ -81,9 +81,7 @@ def input_file_problem(path: str | os.PathLike) -> str | None:
     return None
 
 
-def check_input_file(
-    path: str | os.PathLike, what: str, *, error: type[HhrtError] = InputError
-) -> Path:
+def check_input_file(path: str | os.PathLike, what: str, *, error: type[HhrtError] = InputError) -> Path:
     """``path`` as a Path if it is a regular file this process can read.
 
     Args:

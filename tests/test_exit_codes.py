@@ -35,7 +35,9 @@ def test_backend_tensorrt_without_tensorrt_exits_5_as_documented(tmp_path, monke
     monkeypatch.setattr(select, "tensorrt_available", lambda: False)
     picture = tmp_path / "p.png"
     cv2.imwrite(str(picture), np.zeros((32, 32, 3), np.uint8))
-    result = runner.invoke(app, ["image", str(picture), "--out", str(tmp_path / "o"), "--backend", "tensorrt"])
+    result = runner.invoke(
+        app, ["image", str(picture), "--out", str(tmp_path / "o"), "--backend", "tensorrt"]
+    )
     assert result.exit_code == app_module.EXIT_TENSORRT_MISSING == 5, result.output
     assert "--backend tensorrt" in readme_exit_codes()[5]
     assert "pip install tensorrt" in result.output and 'pip install -e ".[tensorrt]"' in result.output

@@ -80,7 +80,9 @@ class TensorRTBackend:
 
     def __init__(self, engine_path: str | Path, *, device: str = "cuda:0") -> None:
         if (problem := input_file_problem(engine_path)) is not None:
-            raise InputError(f"engine file {shown(engine_path)} {problem}; build one with `hhrt build-engine`")
+            raise InputError(
+                f"engine file {shown(engine_path)} {problem}; build one with `hhrt build-engine`"
+            )
         self.engine_path = Path(engine_path)
         self.sidecar = Sidecar.read(sidecar_path_for(self.engine_path))
         self.precision = self.sidecar.precision
