@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -124,7 +125,9 @@ def _sinks(out: Path | None, json_out: Path | None, coco: Path | None, source, *
     sinks = []
     try:
         if out is not None:
-            mp4 = Mp4Sink(out, source.fps, rate=source.rate, timestamps="capture" if live else "index")
+            # Files too: their frames' presentation times (variable frame rate stays as it was).
+            time_base = None if live else source.time_base
+            mp4 = Mp4Sink(out, source.fps, rate=source.rate, timestamps="capture", time_base=time_base)
             if mp4.warning:
                 console.print(f"[yellow]warning:[/] {mp4.warning}", highlight=False)
             sinks.append(mp4)
@@ -152,7 +155,7 @@ def _check_outputs(out: Path | None, json_out: Path | None, coco: Path | None) -
             check_output_path(path, suffixes, what)
 
 
-def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | None, title: str) -> None:
+def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | None, title: str):
     from hhrnet_rt.video import run_pipeline
     from hhrnet_rt.video.display import Window
     from hhrnet_rt.video.report import summary_table
@@ -193,6 +196,7 @@ def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | N
             f"[yellow]interrupted[/]: the outputs hold the {result.frames_written} frames processed so far"
         )
         raise typer.Exit(EXIT_INTERRUPTED)
+    return result
 
 
 @app.command()
@@ -226,7 +230,10 @@ def video(
     except BaseException:
         source.close()
         raise
-    _run(source, estimator, sinks, hud=False, show=show, max_frames=max_frames, title=input.name)
+    result = _run(source, estimator, sinks, hud=False, show=show, max_frames=max_frames, title=input.name)
+    whole_file = result.stopped is None and (max_frames is None or result.frames_read < max_frames)
+    if whole_file and (shortfall := source.shortfall_warning(result.frames_read)):
+        console.print(f"[yellow]warning:[/] {escape(shortfall)}", highlight=False)  # a file name may hold [ ]
 
 
 def _require_window() -> None:
