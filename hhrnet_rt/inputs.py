@@ -22,6 +22,8 @@ from hhrnet_rt.errors import HhrtError, InputError
 NAME_MAX = 255  # bytes per path component on ext4, XFS, Btrfs, APFS, NTFS (UTF-16 units there)
 _STDIN_NAMES = {"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"}
 _SHOWN_CHARS = 60
+# Decoders seek (mp4 keeps its index at the end; checkpoints are zip files), which a stream cannot.
+_REGULAR_ONLY = "hhrt reads only regular files: save the data to a file and pass that"
 
 
 def shown(path: str | os.PathLike) -> str:
@@ -51,8 +53,7 @@ def _not_a_regular_file(path: str, mode: int) -> str:
         kind = "a socket"
     else:
         kind = "not a regular file"
-    # Decoders seek (mp4 keeps its index at the end; checkpoints are zip files), which a stream cannot.
-    return f"is {kind}; hhrt reads only regular files: save the data to a file and pass that"
+    return f"is {kind}; {_REGULAR_ONLY}"
 
 
 def input_file_problem(path: str | os.PathLike) -> str | None:
@@ -62,7 +63,7 @@ def input_file_problem(path: str | os.PathLike) -> str | None:
         mode = os.stat(text).st_mode  # follows links: /dev/stdin -> /proc/self/fd/0 -> what stdin is
     except FileNotFoundError:
         if text == "-":  # the Unix habit for "standard input"; hhrt takes files only
-            return _not_a_regular_file(text, stat.S_IFIFO)
+            return f"(standard input in other tools) does not exist as a file; {_REGULAR_ONLY}"
         return "does not exist (file not found)"
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:

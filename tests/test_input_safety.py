@@ -74,7 +74,7 @@ def test_each_kind_of_path_is_named(tmp_path, fifo, long_name, picture):
     assert "name is too long (304 bytes" in input_file_problem(long_name)
     assert "does not exist" in input_file_problem(tmp_path / "absent.mp4")
     assert "does not exist" in input_file_problem(picture / "below.mp4")  # a file used as a directory
-    assert "standard input" in input_file_problem("-")
+    assert "standard input" in input_file_problem("-")  # "-" is not a file name hhrt understands
     assert "is a device" in input_file_problem("/dev/null")
 
 
