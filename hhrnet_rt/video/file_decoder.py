@@ -97,6 +97,8 @@ class StreamDecoder:
         old = self._decoder
         fresh = av.CodecContext.create(old.name, "r")
         fresh.extradata = old.extradata  # SPS/PPS for H.264 in mp4 live here, not in the packets
+        # Codecs whose packets do not describe the picture (raw video) need these from the container.
+        fresh.width, fresh.height, fresh.pix_fmt = old.width, old.height, old.pix_fmt
         fresh.thread_type = "SLICE"
         self._decoder, self.switched = fresh, True
         for packet in self._since_key or ():
