@@ -18,8 +18,11 @@ class DecodeParams:
         nms_kernel: max-pool window of the peak NMS (padding is ``nms_kernel // 2``).
         use_detection_val: cost = round(tag distance) * 100 - peak value, as the official code does.
         ignore_too_much: drop joints that would start a person beyond ``max_num_people``.
-        joint_order: order in which joint types are grouped; ``None`` means the official COCO order for
-            17 joints and 0..K-1 otherwise.
+        joint_order: order in which joint types are grouped; ``None`` means what the official parser does:
+            the first K entries of its COCO order ``[0,1,2,3,4,5,6,11,12,7,8,9,10,13,14,15,16]``, so
+            CrowdPose (K=14) groups in ``[0,1,2,3,4,5,6,11,12,7,8,9,10,13]``, not 0..13. Where those K
+            entries are not a permutation of 0..K-1 (K = 8..12; the official code would index out of
+            range there) it falls back to 0..K-1.
     """
 
     detection_threshold: float = 0.1
@@ -38,6 +41,8 @@ class DecodeParams:
                     f"joint_order {self.joint_order} is not a permutation of 0..{num_joints - 1}"
                 )
             return self.joint_order
-        if num_joints == len(COCO_JOINT_ORDER):
-            return COCO_JOINT_ORDER
+        # The official HeatmapParser keeps one 17-entry joint_order and loops i over range(num_joints).
+        official = COCO_JOINT_ORDER[:num_joints]
+        if sorted(official) == list(range(num_joints)):
+            return official
         return tuple(range(num_joints))

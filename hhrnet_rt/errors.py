@@ -30,6 +30,14 @@ class TensorRTUnavailableError(BackendUnavailableError):
     """TensorRT is not importable; the ONNX files are still usable."""
 
 
+# The one wording of how to get TensorRT (hhrnet-rt is not on PyPI, so `pip install hhrnet-rt[tensorrt]`
+# would find nothing; NVIDIA publishes `tensorrt` wheels on PyPI backed by its own index).
+TENSORRT_INSTALL_HINT = (
+    "pip install tensorrt (NVIDIA's wheels; Linux or Windows with an NVIDIA GPU), or "
+    'pip install -e ".[tensorrt]" from an hhrnet-rt checkout'
+)
+
+
 class EngineMismatchError(HhrtError):
     """A TensorRT engine was built for another GPU or TensorRT version and must be rebuilt."""
 

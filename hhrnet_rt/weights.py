@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from hhrnet_rt.errors import WeightsError
+from hhrnet_rt.inputs import check_input_file, shown
 from hhrnet_rt.model import HigherHRNet, ModelSpec, size_from_filename
 from hhrnet_rt.model_infer import describe
 
@@ -121,9 +122,7 @@ def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
     Raises:
         WeightsError: missing, truncated or foreign file, or one that needs arbitrary unpickling.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"checkpoint file not found: {path}")
+    path = check_input_file(path, "checkpoint file", error=WeightsError)
     if path.stat().st_size == 0:
         raise WeightsError(f"{path} is not a PyTorch checkpoint: it is empty (0 bytes; an interrupted copy?)")
     if zipfile.is_zipfile(path):
@@ -213,7 +212,7 @@ def _resolve(source: Source) -> tuple[OrderedDict[str, torch.Tensor], str, Model
     text = os.fspath(source)
     path = Path(text)
     looks_like_name = os.sep not in text and not text.endswith((".pth", ".pt", ".npz", ".pkl"))
-    if not path.exists() and looks_like_name:
+    if not os.path.lexists(text) and looks_like_name:  # lexists: False, not OSError, for over-long names
         from hhrnet_rt.download import NAMED_WEIGHTS, fetch_named
 
         if text in NAMED_WEIGHTS:
@@ -232,7 +231,7 @@ def _resolve(source: Source) -> tuple[OrderedDict[str, torch.Tensor], str, Model
                 " not downloaded automatically: get them from the official repository and pass the file path."
             )
         raise WeightsError(
-            f"{text!r} is neither a file nor a named checkpoint; named weights: {', '.join(NAMED_WEIGHTS)}.{extra}"
+            f"{shown(text)!r} is neither a file nor a named checkpoint; named weights: {', '.join(NAMED_WEIGHTS)}.{extra}"
         )
     return remap_state_dict(read_checkpoint(path)), str(path), None
 

@@ -68,7 +68,7 @@ def pytest_collection_modifyitems(config, items):
         pass
     has_trt = importlib.util.find_spec("tensorrt") is not None
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU; none is visible to torch on this machine")
-    skip_trt = pytest.mark.skip(reason="needs TensorRT (pip install hhrnet-rt[tensorrt]) and a CUDA GPU")
+    skip_trt = pytest.mark.skip(reason="needs TensorRT (pip install tensorrt) and a CUDA GPU")
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)

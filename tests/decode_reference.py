@@ -133,9 +133,13 @@ def reference_parse(det, tag, params=None, adjust=True, refine=True):
     params = params or DecodeParams()
     assert params.nms_kernel == 5
     K = det.shape[0]
+    # The official parser loops i over range(num_joints) through its one 17-entry COCO joint_order, so
+    # K=14 (CrowdPose) uses its first 14 entries; for K=8..12 that indexes out of range, as it would there.
+    order = list(params.joint_order) if params.joint_order is not None else JOINT_ORDER_17[:K]
+    assert sorted(order) == list(range(K)), f"the official parser cannot group {K} joints in order {order}"
     ans = reference_match(
         *reference_top_k(det, tag, params.max_num_people),
-        list(params.order_for(K)),
+        order,
         threshold=params.detection_threshold,
         tag_threshold=params.tag_threshold,
         max_people=params.max_num_people,

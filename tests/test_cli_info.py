@@ -28,7 +28,7 @@ def test_info_table(monkeypatch, tmp_path):
     for name in ("opencv", "numba", "onnxruntime", "PyAV", "tensorrt", "ONNX Runtime", "TensorRT"):
         assert name in out
     if importlib.util.find_spec("tensorrt") is None:
-        assert "not installed" in out and "hhrnet-rt[tensorrt]" in out
+        assert "not installed" in out and "pip install tensorrt" in out
     if not torch.cuda.is_available():
         assert "CPU only" in out
     assert "weights cache" in out and "numba cache" in out  # the paths themselves: see the JSON test

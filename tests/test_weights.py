@@ -88,6 +88,17 @@ def _run(model, xs):
         return [model(x) for x in xs]
 
 
+# The same weights give the golden outputs only up to float32 summation order: convolution kernels differ
+# by CPU (an AVX-512 machine is off by up to 5.8e-6 on outputs of magnitude up to 11: about 6 float32
+# ulps of those values). 1e-4 is ~17x that; a wrong mapping moves outputs by 2e-2 or more (two
+# swapped same-shaped layer1 kernels, the smallest effect found; see test_a_wrong_mapping_is_caught).
+SAME_WEIGHTS_ATOL = 1e-4
+
+
+def assert_same_forward(actual: torch.Tensor, expected: np.ndarray) -> None:
+    np.testing.assert_allclose(actual.numpy(), expected, rtol=0, atol=SAME_WEIGHTS_ATOL)
+
+
 def _bn_keys(sd) -> set[str]:
     model = HigherHRNet(ModelSpec.from_state_dict(sd))
     keys = set()
@@ -114,11 +125,11 @@ def test_official_fp16_wrapped_form_loads(tmp_path, tiny_sd, tiny_inputs):
             # Tolerance: the golden tiny conv weights lie on a power-of-two grid and survive fp16 exactly;
             # what changes are the final-layer biases (|bias| up to 6.6; fp16 half-spacing in [4, 8) is
             # 2^-9 = 1.95e-3). Measured max |diff|: 1.2e-4 (1/4 output), 1.75e-3 (1/2 output). 2.5e-3
-            # covers that rounding and nothing else (the fp32 form is checked exactly below).
+            # covers that rounding and nothing else (the fp32 form is checked to SAME_WEIGHTS_ATOL below).
             np.testing.assert_allclose(out[j].numpy(), fw[f"output_{i}_{j}"], atol=2.5e-3, rtol=0)
 
 
-def test_mmpose_form_loads_exactly(tmp_path, tiny_sd, tiny_inputs):
+def test_mmpose_form_loads_to_the_golden_outputs(tmp_path, tiny_sd, tiny_inputs):
     n_backbone = 0
     inner = OrderedDict()
     for k, v in tiny_sd.items():
@@ -134,14 +145,30 @@ def test_mmpose_form_loads_exactly(tmp_path, tiny_sd, tiny_inputs):
     xs, fw = tiny_inputs
     for i, out in enumerate(_run(model, xs)):
         for j in range(2):
-            np.testing.assert_array_equal(out[j].numpy(), fw[f"output_{i}_{j}"])
+            assert_same_forward(out[j], fw[f"output_{i}_{j}"])
 
 
 def test_module_prefix_and_npz_file_load(tmp_path, tiny_sd, tiny_inputs):
     torch.save(OrderedDict(("module." + k, v) for k, v in tiny_sd.items()), tmp_path / "dp.pt")
     model = load_weights(HigherHRNet(ModelSpec.from_state_dict(tiny_sd)), tmp_path / "dp.pt").eval()
     xs, fw = tiny_inputs
-    np.testing.assert_array_equal(_run(model, xs[:1])[0][1].numpy(), fw["output_0_1"])
+    assert_same_forward(_run(model, xs[:1])[0][1], fw["output_0_1"])
+
+
+def test_a_wrong_mapping_is_caught(tiny_sd, tiny_inputs):
+    """The tolerance above still fails a mapping that swaps two same-shaped kernels (the mildest found)."""
+    swapped = OrderedDict(tiny_sd)
+    a, b = "layer1.2.conv1.weight", "layer1.3.conv1.weight"
+    assert swapped[a].shape == swapped[b].shape and not torch.equal(swapped[a], swapped[b])
+    swapped[a], swapped[b] = swapped[b], swapped[a]
+    model = HigherHRNet(ModelSpec.from_state_dict(swapped))
+    model.load_state_dict(swapped)
+    xs, fw = tiny_inputs
+    out = _run(model.eval(), xs[:1])[0]
+    with pytest.raises(AssertionError):
+        assert_same_forward(out[0], fw["output_0_0"])
+    with pytest.raises(AssertionError):
+        assert_same_forward(out[1], fw["output_0_1"])
 
 
 # --------------------------------------------------------------------------------------- bad files

@@ -17,6 +17,7 @@ import numpy as np
 from hhrnet_rt import paths
 from hhrnet_rt.backends.base import check_batch
 from hhrnet_rt.errors import BackendUnavailableError, InputError
+from hhrnet_rt.inputs import check_input_file
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("heatmaps", "tags")
@@ -112,9 +113,7 @@ class OnnxRuntimeBackend:
             raise BackendUnavailableError(
                 f"onnxruntime is not importable ({exc}); pip install onnxruntime, or use --backend torch"
             ) from None
-        self.onnx_path = Path(onnx_path)
-        if not self.onnx_path.is_file():
-            raise InputError(f"ONNX file not found: {self.onnx_path}")
+        self.onnx_path = check_input_file(onnx_path, "ONNX file")
         if threads is not None and threads < 1:
             raise InputError(f"onnx threads must be >= 1, got {threads}")
         options = ort.SessionOptions()

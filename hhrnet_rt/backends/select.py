@@ -10,7 +10,12 @@ from __future__ import annotations
 import importlib.util
 import os
 
-from hhrnet_rt.errors import BackendUnavailableError, InputError, TensorRTUnavailableError
+from hhrnet_rt.errors import (
+    TENSORRT_INSTALL_HINT,
+    BackendUnavailableError,
+    InputError,
+    TensorRTUnavailableError,
+)
 
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
 
@@ -84,7 +89,7 @@ def _tensorrt(engine, device) -> tuple[str, str, str]:
         raise InputError("TensorRT runs on a CUDA GPU only; drop --device cpu or pick another backend")
     if not tensorrt_available():
         raise TensorRTUnavailableError(
-            "the tensorrt package is not installed: pip install hhrnet-rt[tensorrt] "
+            f"the tensorrt package is not installed: {TENSORRT_INSTALL_HINT} "
             "(or use --backend onnxruntime / torch)"
         )
     if not cuda_available():

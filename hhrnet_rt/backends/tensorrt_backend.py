@@ -34,6 +34,7 @@ from hhrnet_rt.backends.stream import BackendStream
 from hhrnet_rt.errors import BackendUnavailableError, EngineMismatchError, InputError
 from hhrnet_rt.export.sidecar import Sidecar, check_engine_compatible, sidecar_path_for
 from hhrnet_rt.export.tensorrt_build import ShapeProfile, profile_from_dict
+from hhrnet_rt.inputs import input_file_problem, shown
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +125,11 @@ class TensorRTBackend:
     name = "tensorrt"
 
     def __init__(self, engine_path: str | Path, *, device: str = "cuda:0") -> None:
-        self.engine_path = Path(engine_path)
-        if not self.engine_path.is_file():
+        if (problem := input_file_problem(engine_path)) is not None:
             raise InputError(
-                f"engine file {self.engine_path} does not exist; build one with `hhrt build-engine`"
+                f"engine file {shown(engine_path)} {problem}; build one with `hhrt build-engine`"
             )
+        self.engine_path = Path(engine_path)
         self.sidecar = Sidecar.read(sidecar_path_for(self.engine_path))
         self.precision = self.sidecar.precision
         self.profile = profile_from_dict(self.sidecar.shape_profile)

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hhrnet_rt.cli.app import app, handle_errors
+from hhrnet_rt.errors import TENSORRT_INSTALL_HINT
 
 stdout = Console()
 
@@ -57,7 +58,7 @@ def collect() -> dict:
     backends: dict[str, str] = {"torch (CPU)": "available"}
     backends["torch (CUDA)"] = "available" if gpus else "no CUDA GPU visible to torch"
     if versions["tensorrt"] == "not installed":
-        backends["TensorRT"] = "not installed (pip install hhrnet-rt[tensorrt])"
+        backends["TensorRT"] = f"not installed ({TENSORRT_INSTALL_HINT})"
     else:
         backends["TensorRT"] = "available" if gpus else "installed, but no CUDA GPU"
     try:

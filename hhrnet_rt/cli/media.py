@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -45,12 +46,8 @@ Weights = Annotated[
 ]  # fmt: skip
 Backend = Annotated[BackendName, typer.Option(help="Inference backend; auto picks the fastest available.")]
 Engine = Annotated[
-    Path | None,
-    typer.Option(
-        exists=True,
-        dir_okay=False,
-        help="TensorRT engine file (--backend tensorrt), or an .onnx file (--backend onnxruntime).",
-    ),
+    Path | None,  # checked by hhrnet_rt.inputs (Click's exists=True calls a FIFO or a long name "missing")
+    typer.Option(help="TensorRT engine file (--backend tensorrt), or an .onnx file (--backend onnxruntime)."),
 ]
 PrecisionOpt = Annotated[
     Precision | None,
@@ -80,10 +77,13 @@ def make_estimator(weights, backend, engine, device, input_size, flip, refine, p
     """Build the PoseEstimator the options describe and say which backend runs and why."""
     from hhrnet_rt.backends.select import choose_backend
     from hhrnet_rt.estimator import PoseEstimator
+    from hhrnet_rt.inputs import check_input_file, is_regular_file
 
+    if engine is not None:
+        check_input_file(engine, "engine file")
     name, chosen_device, reason = choose_backend(backend.value, engine=engine, device=device)
     console.print(f"backend: [bold]{name}[/] on {chosen_device} ({reason})", highlight=False)
-    source = Path(weights) if Path(weights).is_file() else weights
+    source = Path(weights) if is_regular_file(weights) else weights
     kwargs = {"flip": flip, "refine": refine, "backend": name, "device": chosen_device, "engine": engine}
     kwargs["precision"] = precision.value if precision is not None else None
     kwargs["input_size"] = input_size or _preset_input_size(weights)
@@ -125,7 +125,9 @@ def _sinks(out: Path | None, json_out: Path | None, coco: Path | None, source, *
     sinks = []
     try:
         if out is not None:
-            mp4 = Mp4Sink(out, source.fps, rate=source.rate, timestamps="capture" if live else "index")
+            # Files too: their frames' presentation times (variable frame rate stays as it was).
+            time_base = None if live else source.time_base
+            mp4 = Mp4Sink(out, source.fps, rate=source.rate, timestamps="capture", time_base=time_base)
             if mp4.warning:
                 console.print(f"[yellow]warning:[/] {mp4.warning}", highlight=False)
             sinks.append(mp4)
@@ -153,7 +155,7 @@ def _check_outputs(out: Path | None, json_out: Path | None, coco: Path | None) -
             check_output_path(path, suffixes, what)
 
 
-def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | None, title: str) -> None:
+def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | None, title: str):
     from hhrnet_rt.video import run_pipeline
     from hhrnet_rt.video.display import Window
     from hhrnet_rt.video.report import summary_table
@@ -194,12 +196,13 @@ def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | N
             f"[yellow]interrupted[/]: the outputs hold the {result.frames_written} frames processed so far"
         )
         raise typer.Exit(EXIT_INTERRUPTED)
+    return result
 
 
 @app.command()
 @handle_errors
 def video(
-    input: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Input video file.")],
+    input: Annotated[Path, typer.Argument(help="Input video file.")],  # checked by FileSource
     out: Annotated[Path, typer.Option("--out", "-o", help="Annotated output video (.mp4, H.264).")],
     json_out: JsonLines = None,
     coco: Annotated[Path | None, typer.Option(help="Keypoints in COCO results format (.json).")] = None,
@@ -227,7 +230,10 @@ def video(
     except BaseException:
         source.close()
         raise
-    _run(source, estimator, sinks, hud=False, show=show, max_frames=max_frames, title=input.name)
+    result = _run(source, estimator, sinks, hud=False, show=show, max_frames=max_frames, title=input.name)
+    whole_file = result.stopped is None and (max_frames is None or result.frames_read < max_frames)
+    if whole_file and (shortfall := source.shortfall_warning(result.frames_read)):
+        console.print(f"[yellow]warning:[/] {escape(shortfall)}", highlight=False)  # a file name may hold [ ]
 
 
 def _require_window() -> None:
@@ -288,7 +294,7 @@ def webcam(
 @app.command()
 @handle_errors
 def image(
-    inputs: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Image files.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Image files.")],  # checked by hhrnet_rt.inputs
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the annotated images (created).")],
     json_out: Annotated[
         bool, typer.Option("--json", help="Also write <name>.json with the keypoints.")
@@ -301,25 +307,31 @@ def image(
     input_size: InputSize = None,
     flip: Flip = True,
     refine: Refine = True,
+    exif_orientation: Annotated[
+        bool,
+        typer.Option(
+            "--exif-orientation/--ignore-exif-orientation",
+            help="Turn photos upright as their EXIF orientation says (default, like image viewers); "
+            "--ignore-exif-orientation keeps the stored pixels, as the official COCO evaluation does.",
+        ),
+    ] = True,
 ) -> None:
     """Annotate images; keypoints optionally as JSON next to them."""
     import cv2
 
     from hhrnet_rt.draw import PoseAnnotator
+    from hhrnet_rt.inputs import check_image_file, read_image
     from hhrnet_rt.video.sinks import check_output_dir
 
     for path in inputs:  # all inputs are checked before the model loads
-        if not cv2.haveImageReader(str(path)):
-            raise InputError(f"{path} is not an image OpenCV can read")
+        check_image_file(path)
     check_output_dir(out)
     estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision)
     annotator = PoseAnnotator()
     table = Table("image", "people", "ms", "written")
     used: set[str] = set()
     for path in inputs:
-        picture = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if picture is None:
-            raise InputError(f"{path} could not be decoded as an image")
+        picture = read_image(path, exif_orientation=exif_orientation)
         t0 = time.perf_counter()
         poses = estimator.predict(picture)
         ms = 1e3 * (time.perf_counter() - t0)

@@ -24,7 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hhrnet_rt.errors import BackendUnavailableError, InputError, TensorRTUnavailableError
+from hhrnet_rt.errors import (
+    TENSORRT_INSTALL_HINT,
+    BackendUnavailableError,
+    InputError,
+    TensorRTUnavailableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +125,7 @@ def import_tensorrt(onnx_path: Path | None = None) -> Any:
         ready = f" The ONNX file is ready: {onnx_path}." if onnx_path is not None else ""
         raise TensorRTUnavailableError(
             f"TensorRT is not installed ({exc}).{ready} To build an engine, run on a machine with an NVIDIA "
-            "GPU: `pip install hhrnet-rt[tensorrt]` (or `pip install tensorrt`), then `hhrt build-engine` again."
+            f"GPU: {TENSORRT_INSTALL_HINT}; then run `hhrt build-engine` again."
         ) from None
     return trt
 

@@ -107,8 +107,11 @@ class Mp4Sink:
         path: output ``.mp4``.
         fps: frame rate of the output (the input's rate for files).
         rate: the exact input rate as a Fraction (e.g. 30000/1001) when known; preferred over ``fps``.
-        timestamps: ``"index"`` writes one frame per 1/fps (files: every input frame becomes one output
-            frame); ``"capture"`` uses the frames' timestamps (live sources: drops keep real-time pacing).
+        timestamps: ``"index"`` writes one frame per 1/fps; ``"capture"`` uses the frames' timestamps:
+            for live sources the capture times (drops keep real-time pacing), for files the input's
+            presentation times (variable frame rate input keeps its timing, as the JSON lines do).
+        time_base: the unit of the output's pts with ``"capture"``: the input stream's time base for files
+            (exact for any rate), default 1 ms.
         codec: the PyAV encoder to try first.
 
     Attributes:
@@ -123,6 +126,7 @@ class Mp4Sink:
         *,
         rate: Fraction | None = None,
         timestamps: str = "index",
+        time_base: Fraction | None = None,
         codec: str = "libx264",
         crf: int = 20,
         preset: str = "veryfast",
@@ -132,6 +136,7 @@ class Mp4Sink:
         self.path = check_output_path(path, (".mp4",), "output video")
         self.rate = Fraction(rate) if rate else Fraction(fps).limit_denominator(1001)
         self.timestamps = timestamps
+        self.time_base = Fraction(time_base) if time_base else Fraction(1, 1000)
         self.written = 0
         self.warning: str | None = None
         self._size: tuple[int, int] | None = None
@@ -167,7 +172,7 @@ class Mp4Sink:
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = self._options
         if self.timestamps == "capture":
-            stream.codec_context.time_base = Fraction(1, 1000)
+            stream.codec_context.time_base = self.time_base
         self._stream = stream
 
     def write(self, result: FrameResult) -> None:
@@ -190,9 +195,9 @@ class Mp4Sink:
             if self._t0 is None:
                 self._t0 = result.frame.timestamp  # the file starts at 0 even if the camera took a while
             pts = max(
-                round((result.frame.timestamp - self._t0) * 1000), self._last_pts + 1
+                round((result.frame.timestamp - self._t0) / self.time_base), self._last_pts + 1
             )  # strictly increasing
-            frame.time_base = Fraction(1, 1000)
+            frame.time_base = self.time_base
         else:
             pts = self.written
             frame.time_base = 1 / self.rate

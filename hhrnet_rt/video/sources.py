@@ -10,14 +10,17 @@ lets a packet that fails to decode be counted and skipped instead of ending the 
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hhrnet_rt.errors import InputError
+from hhrnet_rt.inputs import check_input_file, is_regular_file
+from hhrnet_rt.video.file_decoder import StreamDecoder
 
 DEFAULT_FPS = 30.0
 
@@ -62,9 +65,7 @@ class FileSource:
     def __init__(self, path: str | Path) -> None:
         import av  # heavy: only when a file is actually read
 
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError(f"video file not found: {self.path}")
+        self.path = check_input_file(path, "video file")  # a FIFO or /dev/stdin: a clear refusal, no hang
         try:
             self._container = av.open(str(self.path))
         except av.error.EOFError:
@@ -82,48 +83,72 @@ class FileSource:
                 raise InputError(f"{self.path} contains no video frames")
             raise InputError(f"{self.path} has no video stream (only {', '.join(kinds)})")
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"  # frame threads in the decoder: capture keeps up with 1080p
+        self._decoder = StreamDecoder(self._container, self._stream)
+        self.time_base = self._stream.time_base  # of the pts; sinks write the output's pts in it
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else DEFAULT_FPS
         self.rate = rate  # exact Fraction when the container knows it; sinks reuse it for the output
-        self.decode_failures = 0
         self._index = 0
         self._t0: float | None = None
-        self._frames = self._decoded_frames()
+        self.rotation = 0  # degrees counter-clockwise applied to the stored pixels (0, 90, 180, 270)
+        self._frames = self._decoder.frames()
         self._peeked = self._next_image()  # decode one frame now so an empty video fails here, clearly
         if self._peeked is None:
             self.close()
             detail = f" ({self.decode_failures} failed to decode)" if self.decode_failures else ""
             raise InputError(f"{self.path} contains no video frames{detail}")
         height, width = self._peeked[1].shape[:2]
-        self.size = (width, height)
-        n = self._stream.frames
-        if not n and self._stream.duration and self._stream.time_base:
-            n = round(float(self._stream.duration * self._stream.time_base) * self.fps)
-        self.frame_count: int | None = int(n) if n else None
-        self.description = f"{self.path.name} ({width}x{height}, {self.fps:.3g} fps)"
+        self.size = (width, height)  # upright: after the rotation below
+        self.frame_count, self._count_is_exact = self._announced_frames()
+        turned = f", turned {self.rotation}°" if self.rotation else ""
+        self.description = f"{self.path.name} ({width}x{height}, {self.fps:.3g} fps{turned})"
 
-    def _decoded_frames(self) -> Iterator:
-        import av
+    def _announced_frames(self) -> tuple[int | None, bool]:
+        """(frames the container announces, whether that is a count rather than duration x rate)."""
+        if self._stream.frames:
+            return int(self._stream.frames), True
+        seconds = None
+        if self._stream.duration and self._stream.time_base:
+            seconds = float(self._stream.duration * self._stream.time_base)
+        elif self._container.duration:  # Matroska keeps the duration on the segment, not the track
+            seconds = self._container.duration / 1_000_000  # AV_TIME_BASE
+        n = round(seconds * self.fps) if seconds else 0
+        return (n, False) if n > 0 else (None, False)
 
-        packets = self._container.demux(self._stream)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                return
-            except av.error.FFmpegError:
-                # A broken container structure: nothing after it can be located reliably.
-                self.decode_failures += 1
-                return
-            try:
-                yield from packet.decode()
-            except av.error.FFmpegError:
-                self.decode_failures += 1  # one bad packet: count it and carry on with the next
+    def shortfall_warning(self, frames_read: int) -> str | None:
+        """A message when a whole read gave fewer frames than the container announced, else ``None``.
+
+        A file cut short keeps the header that announces every frame; FFmpeg just stops early. A count
+        estimated from duration x rate may be off by one frame of rounding, so that much is tolerated.
+        """
+        if self.frame_count is None:
+            return None
+        if frames_read >= self.frame_count - (0 if self._count_is_exact else 1):
+            return None
+        announced = (
+            f"{self.frame_count} frames" if self._count_is_exact else f"about {self.frame_count} frames"
+        )
+        failed = f" ({self.decode_failures} could not be decoded)" if self.decode_failures else ""
+        return (
+            f"{self.path.name}: the container announces {announced} but {frames_read} were read{failed}; "
+            "the file is probably cut short or damaged"
+        )
+
+    @property
+    def decode_failures(self) -> int:
+        """Packets of the input that could not be decoded and were skipped (so far)."""
+        return self._decoder.failures
 
     def _next_image(self) -> tuple[float | None, np.ndarray] | None:
         for frame in self._frames:
-            return frame.time, frame.to_ndarray(format="bgr24")
+            image = frame.to_ndarray(format="bgr24")
+            # Phones store portrait video as landscape pixels plus a display rotation (counter-clockwise
+            # degrees). Turn the pixels upright: the network expects upright people, the keypoints then
+            # match what players show, and the output needs no rotation metadata of its own.
+            self.rotation = round(frame.rotation / 90) % 4 * 90 if frame.rotation else 0
+            if self.rotation:
+                image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))
+            return frame.time, image
         return None
 
     def read(self) -> Frame | None:
@@ -135,9 +160,9 @@ class FileSource:
         if item is None:
             return None
         pts_time, image = item
-        if pts_time is not None and self._t0 is None:
+        if pts_time is not None and not math.isnan(pts_time) and self._t0 is None:
             self._t0 = pts_time
-        if pts_time is None or self._t0 is None:
+        if pts_time is None or self._t0 is None or math.isnan(pts_time):
             timestamp = self._index / self.fps
         else:
             timestamp = pts_time - self._t0
@@ -167,7 +192,7 @@ class CameraSource:
         import cv2
 
         self.spec = spec
-        is_file = isinstance(spec, str) and "://" not in spec and Path(spec).is_file()
+        is_file = isinstance(spec, str) and "://" not in spec and is_regular_file(spec)
         self._pace = is_file if pace is None else pace
         self._cap = cv2.VideoCapture(spec)
         if not self._cap.isOpened():
