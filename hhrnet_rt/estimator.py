@@ -105,7 +105,7 @@ DECODE_ON = ("auto", "device", "host")
 
 
 def choose_decode_on(decode_on: str, backend_device: str) -> str:
-    """"device" or "host" for the ``decode_on`` request: "auto" decodes where the maps are.
+    """Resolve a ``decode_on`` request to "device" or "host": "auto" decodes where the maps are.
 
     CUDA backends: "device" (copying 70-100 MB of maps per frame to the host costs more than the whole
     network); CPU backends: "host" (the Numba decoder over full maps is the fastest on a CPU).
@@ -322,8 +322,7 @@ class PoseEstimator:
         from hhrnet_rt.device_prep import hand_over, maps_to_host
 
         if self.graph.project:
-            (_, x), = prepared.inputs
-            heatmaps, tags = self._run(x, prepared.ready)
+            heatmaps, tags = self._run(prepared.inputs[0][1], prepared.ready)
             heatmaps, tags = heatmaps[0], tags[0]
         else:
             from hhrnet_rt.graph import project_and_aggregate

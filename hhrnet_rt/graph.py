@@ -85,7 +85,7 @@ class PoseGraph(nn.Module):
         else:
             self.flip_index = None
 
-    def _heads(self, out0: torch.Tensor, out1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _heads(self, out0: torch.Tensor, out1: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``(hm0, tags, hm1)`` at 1/2 resolution: the 1/4 head upsampled to the size of the 1/2 head."""
         k = out1.shape[1]
         up0 = _upsample(out0, out1.shape[2:])
