@@ -27,12 +27,21 @@ from hhrnet_rt.decode.peaks import TILE
 
 
 @kernel
-def _quarter(hm, y, x):
-    """Official quarter offsets (dx, dy) for integer peak (x, y) of map ``hm``."""
-    H, W = hm.shape
-    dx = np.float32(0.25) if hm[y, min(x + 1, W - 1)] > hm[y, max(x - 1, 0)] else np.float32(-0.25)
-    dy = np.float32(0.25) if hm[min(y + 1, H - 1), x] > hm[max(y - 1, 0), x] else np.float32(-0.25)
+def quarter_from_neighbours(right, left, down, up):
+    """Official quarter offsets (dx, dy) from the four neighbour values of a peak: +0.25 towards the
+    strictly larger neighbour, else -0.25 (equal or NaN neighbours give -0.25)."""
+    dx = np.float32(0.25) if right > left else np.float32(-0.25)
+    dy = np.float32(0.25) if down > up else np.float32(-0.25)
     return dx, dy
+
+
+@kernel
+def _quarter(hm, y, x):
+    """Official quarter offsets (dx, dy) for integer peak (x, y) of map ``hm`` (neighbours clamped)."""
+    H, W = hm.shape
+    return quarter_from_neighbours(
+        hm[y, min(x + 1, W - 1)], hm[y, max(x - 1, 0)], hm[min(y + 1, H - 1), x], hm[max(y - 1, 0), x]
+    )
 
 
 @kernel
