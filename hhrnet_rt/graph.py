@@ -56,6 +56,10 @@ class PoseGraph(nn.Module):
         >>> heatmaps, tags = graph(x)
     """
 
+    # The structure of the exported computation. Caches of exported files key on it (the ONNX Runtime
+    # backend's), so a file exported by an older layout (the two-pass flip test) is not reused.
+    LAYOUT = "flip-as-batch-2n"
+
     def __init__(
         self,
         network: nn.Module,
