@@ -77,6 +77,24 @@ def test_synthetic_people(joints, tag_dims, background):
         assert_device_equals_host(m.heatmaps, m.tags, adjust=do_adjust, refine=do_refine)
 
 
+@pytest.mark.parametrize("tag_dims", [1, 2])
+@pytest.mark.parametrize("people", [1, 3, 6])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_roundtrip_cases(people, seed, tag_dims):
+    """The maps of tests/test_decode_roundtrip.py (people that decode back to themselves)."""
+    m = synthesize(people, 17, 96, 128, tag_dims, seed=seed, sigma=2.0)
+    res = assert_device_equals_host(m.heatmaps, m.tags, adjust=True, refine=False)
+    assert res.grouped.shape[0] == people
+    assert_device_equals_host(m.heatmaps, m.tags)
+
+
+@pytest.mark.parametrize(("joints", "size"), [(14, (128, 96)), (5, (64, 160))])
+def test_roundtrip_other_joint_counts(joints, size):
+    m = synthesize(4, joints, *size, 2, seed=7, sigma=2.0)
+    for do_adjust, do_refine in VARIANTS.values():
+        assert_device_equals_host(m.heatmaps, m.tags, adjust=do_adjust, refine=do_refine)
+
+
 def test_tags_without_last_axis_mean_one_tag_dimension():
     m = synthesize(4, 17, 48, 64, 1, seed=3, sigma=1.5)
     assert_device_equals_host(m.heatmaps, m.tags, tag_t=torch.from_numpy(m.tags[..., 0]))
@@ -96,6 +114,17 @@ def test_strided_channels_last_and_fp16_inputs():
     det16 = torch.from_numpy(m.heatmaps).half()
     tag16 = torch.from_numpy(m.tags).half()
     assert_device_equals_host(det16.float().numpy(), tag16.float().numpy(), det_t=det16, tag_t=tag16)
+
+
+def test_inference_mode_and_grad_tensors():
+    """Maps made under torch.inference_mode (as a graph's outputs are) or still attached to autograd."""
+    m = synthesize(4, 17, 40, 56, 2, seed=13, sigma=1.5, background=0.01)
+    with torch.inference_mode():
+        det_inf, tag_inf = torch.from_numpy(m.heatmaps).clone(), torch.from_numpy(m.tags).clone()
+    assert det_inf.is_inference()
+    assert_device_equals_host(m.heatmaps, m.tags, det_t=det_inf, tag_t=tag_inf)
+    det_grad = torch.from_numpy(m.heatmaps.copy()).requires_grad_()
+    assert_device_equals_host(m.heatmaps, m.tags, det_t=det_grad)
 
 
 def test_equal_peaks_follow_the_host_order():
@@ -182,13 +211,18 @@ def test_refine_in_small_chunks(monkeypatch):
     size=st.sampled_from([(9, 13), (16, 24), (1, 7)]),
     tag_dims=st.sampled_from([1, 2]),
     quantum=st.sampled_from([0.25, 1 / 64]),
-    flags=st.sampled_from(list(VARIANTS.values())),
+    flags=st.sampled_from([*VARIANTS.values(), (False, True)]),
     params=st.sampled_from(
-        [DecodeParams(joint_order=(0, 1, 2, 3)), DecodeParams(max_num_people=3, joint_order=(3, 2, 1, 0))]
+        [
+            DecodeParams(joint_order=(0, 1, 2, 3)),
+            DecodeParams(max_num_people=3, joint_order=(3, 2, 1, 0)),
+            DecodeParams(detection_threshold=-0.05, max_num_people=12, joint_order=(0, 1, 2, 3)),
+        ]
     ),
 )
 def test_equal_to_host_on_quantised_noise(seed, size, tag_dims, quantum, flags, params):
-    """Coarsely quantised noise: ties everywhere (peaks, munkres costs, refine argmax)."""
+    """Coarsely quantised noise: ties everywhere (peaks, munkres costs, refine argmax); a negative
+    threshold makes suppressed pixels value-0 candidates; refine also without adjust."""
     rng = np.random.default_rng(seed)
     det = (np.floor(rng.uniform(-0.2, 1.0, (4, *size)) / quantum) * quantum).astype(np.float32)
     tag = (np.round(rng.normal(0, 1.5, (4, *size, tag_dims)) / quantum) * quantum).astype(np.float32)
@@ -239,3 +273,12 @@ def test_cuda_maps_equal_host(golden_npz):
         m.heatmaps, m.tags, det_t=torch.from_numpy(m.heatmaps).cuda(), tag_t=torch.from_numpy(m.tags).cuda()
     )
     assert res.d2h_bytes < 500_000
+
+
+def test_every_kernel_module_is_in_the_cache_digest():
+    """The Numba cache is dropped when a kernel module changes; device_host's kernels call grouping's
+    and refine's, so a module missing from the digest would keep running stale compiled code."""
+    from hhrnet_rt.decode import cache
+
+    with_kernels = {p.stem for p in cache.PACKAGE_DIR.glob("*.py") if "@kernel" in p.read_text()}
+    assert with_kernels <= set(cache._KERNEL_MODULES)

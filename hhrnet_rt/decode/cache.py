@@ -65,7 +65,7 @@ def configure() -> tuple[bool, str]:
 CACHE_USABLE, CACHE_LOCATION = configure()
 
 # Every module of this package that defines cached kernels.
-_KERNEL_MODULES = ("argmax", "grouping", "munkres", "npsum", "parse", "peaks", "refine")
+_KERNEL_MODULES = ("argmax", "device_host", "grouping", "munkres", "npsum", "parse", "peaks", "refine")
 _STAMP = "hhrnet_decode_sources.sha1"
 
 

@@ -32,8 +32,10 @@ refine skips NaN pixels of the penalised map (NaN becomes -inf before the argmax
 is -inf a second pass finds the first pixel that really is -inf, or none).
 
 Inputs are converted to float32 on their device (fp16 maps included); any strides work (a
-channels_last graph's outputs): the max-pool and the gathers read strided tensors as they are, so
-no map is copied, transposed or moved to the host.
+channels_last graph's outputs): the max-pool and the gathers read strided tensors as they are, with
+no ``.contiguous()`` or transpose, and nothing map-sized ever goes to the host. Device memory: the
+NMS stage makes a few map-sized temporaries (the largest: int64 sort keys, K x H x W x 8 B, 49 MB at
+17 x 512 x 704); refine's are bounded by ``device_ops.REFINE_CHUNK_BYTES`` per tensor.
 """
 
 from __future__ import annotations
