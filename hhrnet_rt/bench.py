@@ -5,6 +5,9 @@
   is timed with explicit synchronisation, so host copies are not counted.
 * end-to-end: the threaded video pipeline (:func:`hhrnet_rt.video.run_pipeline`) over generated 640x360
   frames with drawing on: capture -> preprocess -> inference -> decode -> draw, per-stage p50/p95.
+* transfer: bytes copied device -> host per frame (``Maps.d2h_bytes``): the maps with the host decode
+  on a CUDA backend, the candidates with the device decode, 0 with the host decode on a CPU backend;
+  measured on one frame, and averaged over the end-to-end run.
 * memory: peak host RSS (``getrusage``) and, on CUDA, ``torch.cuda.max_memory_allocated``.
 
 Random weights (the default) are fine for speed -- the decode does a comparable amount of work -- and
@@ -45,6 +48,7 @@ class BenchConfig:
     engine: str | None = None
     device: str | None = None
     flip: bool = True
+    decode_on: str = "auto"  # see PoseEstimator(decode_on=...)
     end_to_end: bool = True
     threads: int | None = None
 
@@ -160,6 +164,14 @@ def _time_model(backend: Any, x: np.ndarray, warmup: int, frames: int) -> list[f
     return times
 
 
+def _transfer_per_frame(estimator: Any, frame: np.ndarray) -> int:
+    """Bytes one frame copies device -> host through prepare -> infer -> decode."""
+    prepared = estimator.prepare(frame)
+    maps = estimator.infer(prepared)
+    estimator.decode(maps, prepared)
+    return int(maps.d2h_bytes)
+
+
 def synthetic_frames(n: int, size: tuple[int, int] = (360, 640), seed: int = 0) -> list[np.ndarray]:
     """A generated 'video': a smooth background with moving bright blobs, BGR uint8."""
     import cv2
@@ -217,6 +229,7 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
             device=device,
             engine=engine,
             precision=cfg.precision,
+            decode_on=cfg.decode_on,
             onnx_threads=cfg.threads,
         )
         backend = estimator.backend
@@ -230,11 +243,16 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
         model_only = {"input_shape": list(x.shape), **_percentiles(times)}
         model_only["fps"] = cfg.batch / (model_only["mean_ms"] / 1000.0)
 
+        frames = synthetic_frames(cfg.frames + cfg.warmup if cfg.end_to_end else 1)
+        transfer = {
+            "decode_on": estimator.decode_on,
+            "d2h_bytes_per_frame": _transfer_per_frame(estimator, frames[0]),
+            "frame_hw": list(frames[0].shape[:2]),
+        }
         end_to_end = None
         if cfg.end_to_end:
             from hhrnet_rt.video import ArraySource, run_pipeline
 
-            frames = synthetic_frames(cfg.frames + cfg.warmup)
             for frame in frames[: cfg.warmup]:
                 estimator.predict(frame)
             on_step(f"end-to-end: threaded pipeline over {cfg.frames} generated 640x360 frames")
@@ -245,6 +263,7 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
                 "wall_s": result.wall_s,
                 "latency": {"p50_ms": result.latency.p50_ms, "p95_ms": result.latency.p95_ms},
                 "stages": {k: {"p50_ms": v.p50_ms, "p95_ms": v.p95_ms} for k, v in result.stages.items()},
+                "d2h_bytes_per_frame": {"mean": result.d2h.mean_bytes, "max": result.d2h.max_bytes},
             }
     memory = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}  # Linux: KiB
     if torch.cuda.is_available():
@@ -264,6 +283,7 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
         },
         "machine": describe_machine(),
         "model_only": model_only,
+        "transfer": transfer,
         "end_to_end": end_to_end,
         "memory": memory,
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

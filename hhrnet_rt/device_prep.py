@@ -10,8 +10,9 @@ With one test scale and a backend that takes torch tensors (``TorchCudaBackend``
   ``grid_sample`` (the sampling grid is cached per frame size) and normalised -- all on the
   preprocessor's own CUDA stream, so the upload and warp of frame n+1 overlap the network's compute of
   frame n, which the CUDA backends run on *their* stream (:mod:`hhrnet_rt.backends.stream`);
-* the backend's ``run_torch`` consumes the tensor on the device and only the maps come back to the host
-  (one copy each of heatmaps and tags) for the Numba decode.
+* the backend's ``run_torch`` consumes the tensor on the device; the maps stay there for the device
+  decode, or come back to the host for the Numba decode with :func:`maps_to_host` (made contiguous on
+  the device, then one copy each of heatmaps and tags).
 
 The warp is not bit-exact with ``cv2.warpAffine`` (one grey level here and there; see
 :mod:`hhrnet_rt.backends.torch_cuda`). Every torch device works, "cpu" included, which is how the tests
@@ -136,11 +137,12 @@ def device_preprocessor_for(
     return DevicePreprocessor(input_size, backend.device)
 
 
-def run_on_device(backend: Any, x: Any, ready: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """``backend.run_torch`` on a device tensor; returns host float32 ``(heatmaps, tags)`` of image 0.
+def run_on_device(backend: Any, x: Any, ready: Any = None) -> tuple[Any, Any]:
+    """``backend.run_torch`` on a device tensor; returns the ``(heatmaps, tags)`` tensors, still on the device.
 
     Waits for ``ready`` (the preprocessing event) on the current stream first, so preprocessing and
-    inference may run in different threads with different current streams.
+    inference may run in different threads with different current streams. Nothing is copied to the
+    host here: the estimator either decodes on the device or calls :func:`maps_to_host`.
     """
     if ready is not None:
         import torch
@@ -148,6 +150,50 @@ def run_on_device(backend: Any, x: Any, ready: Any = None) -> tuple[np.ndarray, 
         stream = torch.cuda.current_stream(x.device)
         stream.wait_event(ready)
         x.record_stream(stream)  # the caching allocator must not reuse x before this stream is done
-    heatmaps, tags = backend.run_torch(x)
-    # .cpu() waits for the stream: the arrays are complete when returned.
-    return heatmaps[0].float().cpu().numpy(), tags[0].float().cpu().numpy()
+    return backend.run_torch(x)
+
+
+def maps_to_host(heatmaps: Any, tags: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """Host float32 ``(heatmaps, tags)`` C-contiguous arrays of torch tensors, and the bytes copied.
+
+    Contiguity is made where the tensors are: a channels_last graph's outputs are strided, and copying
+    them as they are would hand the decoder a strided array that it transposes on the CPU (a second
+    full-map copy). So: ``.contiguous()`` on the device, then one copy each. On the CPU nothing crosses
+    (0 bytes; ``.numpy()`` shares the memory of an already contiguous tensor).
+    """
+    out, nbytes = [], 0
+    for t in (heatmaps, tags):
+        t = t.float().contiguous()
+        if t.device.type != "cpu":
+            nbytes += t.numel() * t.element_size()
+            t = t.cpu()  # waits for the current stream: the array is complete when returned
+        out.append(t.numpy())
+    return out[0], out[1], nbytes
+
+
+def hand_over(*tensors: Any) -> Any:
+    """An event marking ``tensors`` (made on this thread's current stream) complete; ``None`` off CUDA.
+
+    The estimator's ``infer`` records it for maps that stay on the device, and :func:`take_over` makes
+    the decoding thread's stream wait for it.
+    """
+    cuda = [t for t in tensors if getattr(t, "is_cuda", False)]
+    if not cuda:
+        return None
+    import torch
+
+    event = torch.cuda.Event()
+    event.record(torch.cuda.current_stream(cuda[0].device))
+    return event
+
+
+def take_over(event: Any, *tensors: Any) -> None:
+    """Make this thread's current stream wait for ``event`` before it reads ``tensors`` (see :func:`hand_over`)."""
+    if event is None:
+        return
+    import torch
+
+    for t in tensors:
+        stream = torch.cuda.current_stream(t.device)
+        stream.wait_event(event)
+        t.record_stream(stream)  # not reused by the allocator before this stream has read it

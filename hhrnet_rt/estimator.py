@@ -2,18 +2,30 @@
 
 The three stages are separate methods so the video pipeline can run each in its own thread:
 ``prepare`` (validation, resize, normalise), ``infer`` (the backend; torch, ONNX Runtime and TensorRT
-release the GIL) and ``decode`` (Numba, ``nogil``). None of them mutates the estimator's settings, so
-they may be called concurrently from different threads.
+release the GIL) and ``decode`` (Numba, ``nogil``, or torch ops on the device).
+
+Thread safety: none of the stages mutates the estimator's settings, and ``decode`` writes only into the
+:class:`Maps` of its own frame. Whether ``infer`` may run in several threads at once is the backend's
+business: see the backend (the CUDA backends serialise their calls with a lock of their own and say so;
+the torch CPU and ONNX Runtime backends are re-entrant).
 
 What runs where:
-    CPU backends (torch cpu, ONNX Runtime), and several test scales on any backend: ``prepare`` warps
-    with OpenCV and normalises with numpy on the CPU (bit-exact with the official code), ``infer`` hands
-    numpy arrays to ``backend.run``.
-    CUDA backends (torch cuda, TensorRT) with one scale (``device_preprocess`` on by default there):
-    ``prepare`` validates and computes the :class:`Affine` on the CPU, uploads the uint8 frame and warps
-    + normalises it on the GPU (:mod:`hhrnet_rt.device_prep`; +-1 grey level against OpenCV); ``infer``
-    runs ``backend.run_torch`` on that tensor and copies heatmaps and tags to the host once.
-    ``decode`` (grouping, Numba) and the way back to image pixels always run on the CPU.
+    ``prepare``: CPU backends (torch cpu, ONNX Runtime), and several test scales on any backend: OpenCV
+    warp and numpy normalisation on the CPU (bit-exact with the official code). CUDA backends (torch
+    cuda, TensorRT) with one scale (``device_preprocess`` on by default there): the :class:`Affine` is
+    computed on the CPU, the uint8 frame is uploaded and warped + normalised on the GPU
+    (:mod:`hhrnet_rt.device_prep`; +-1 grey level against OpenCV).
+    ``infer``: the backend runs :class:`~hhrnet_rt.graph.PoseGraph` (the flip test as one batch of 2N);
+    several scales are aggregated with :func:`~hhrnet_rt.graph.project_and_aggregate` in torch, on the
+    backend's device. Backends with ``run_torch`` (torch, TensorRT) keep the maps as device tensors;
+    ONNX Runtime returns numpy arrays, wrapped as CPU tensors without a copy.
+    ``decode`` (``decode_on``; "auto" = "device" on CUDA backends, "host" on CPU backends):
+    "host": ``infer`` makes the maps contiguous on the device and copies them to the host once
+    (12 x K x H x W bytes with flip: 73.5 MB for a 640x480 frame at input 512; nothing crosses on a CPU
+    backend), and the Numba decoder reads them there. "device": the maps never leave the device;
+    :func:`hhrnet_rt.decode.device.parse_on_device` does NMS, top-k and refine's dense search there and
+    copies only candidates (tens of KB) to the host for the grouping. Both give the same poses.
+    :attr:`Maps.d2h_bytes` says what crossed for a frame. The way back to image pixels runs on the CPU.
 
 Example:
     >>> est = PoseEstimator("w32_512", backend="auto")                  # doctest: +SKIP
@@ -25,7 +37,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,36 +45,23 @@ from hhrnet_rt.config import DecodeParams
 from hhrnet_rt.errors import InputError
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.preprocess import Affine, as_bgr_u8, multi_scale_size, normalize, resize_align
+from hhrnet_rt.stage_data import DECODE_ON, Maps, Prepared, choose_decode_on
+
+__all__ = ["DECODE_ON", "Maps", "PoseEstimator", "Prepared", "check_input_size", "choose_decode_on"]
 
 # The official preprocessing pads both sides to multiples of 64 (and the network needs multiples of 32).
 SIZE_MULTIPLE = 64
 
 
-@dataclass(frozen=True, eq=False)
-class Prepared:
-    """One image ready for the network.
-
-    Attributes:
-        inputs: ``(scale, x (1, 3, h, w) float32)`` per test scale, in the official processing order
-            (descending scale); ``x`` is a numpy array, or a torch tensor on the backend's device when
-            the frame was preprocessed there.
-        affine: the way back from map pixels to original-image pixels (map size = ``affine.size``).
-        image_hw: (H, W) of the original image.
-        ready: CUDA event recorded after device preprocessing (``None`` otherwise).
-    """
-
-    inputs: tuple[tuple[float, Any], ...]
-    affine: Affine
-    image_hw: tuple[int, int]
-    ready: Any = None
-
-
-@dataclass(frozen=True, eq=False)
-class Maps:
-    """Aggregated network output for one image: ``heatmaps (K, H, W)`` and ``tags (K, H, W, L)`` float32."""
-
-    heatmaps: np.ndarray
-    tags: np.ndarray
+def _check_image_hw(image_hw: Sequence[int]) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in image_hw)
+        ok = (h, w) == tuple(image_hw) and h > 0 and w > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(f"image_hw must be two positive integers (height, width), got {image_hw!r}")
+    return h, w
 
 
 def check_input_size(input_size: int) -> int:
@@ -148,6 +146,10 @@ class PoseEstimator:
             (bit-exact with the official preprocessing). ``True``: force it; needs one scale and a torch
             or TensorRT backend (on torch CPU it runs the torch warp on the CPU, for testing).
         decode_params: :class:`~hhrnet_rt.config.DecodeParams` (official values by default).
+        decode_on: where the map-sized decode work runs (see the module docstring): "auto" (default:
+            "device" on CUDA backends, "host" on CPU backends), "device" (any backend; with ONNX
+            Runtime its numpy outputs are wrapped as CPU tensors, no copy, so it works but gains nothing
+            there) or "host" (the Numba decoder over maps copied to the host once).
         onnx_threads: ONNX Runtime intra-op threads (``None``: its default).
         onnx_cache_dir: where the ONNX Runtime backend caches exported graphs.
     """
@@ -167,6 +169,7 @@ class PoseEstimator:
         precision: str | None = None,
         device_preprocess: bool | None = None,
         decode_params: DecodeParams | None = None,
+        decode_on: str = "auto",
         onnx_threads: int | None = None,
         onnx_cache_dir: str | os.PathLike | None = None,
     ) -> None:
@@ -175,6 +178,7 @@ class PoseEstimator:
         from hhrnet_rt.graph import PoseGraph
 
         check_precision(precision)  # before the (slow) model load
+        choose_decode_on(decode_on, "cpu")  # validates; the backend's device decides "auto" below
 
         self.input_size = check_input_size(input_size)
         self.scales = _check_scales(scales)
@@ -207,6 +211,7 @@ class PoseEstimator:
             cache_dir=onnx_cache_dir,
         )
         self._device_prep = device_preprocessor_for(self.backend, device_preprocess, single, self.input_size)
+        self.decode_on = choose_decode_on(decode_on, self.backend.device)
         from hhrnet_rt import decode
 
         self._parse = decode.parse
@@ -240,33 +245,63 @@ class PoseEstimator:
         return Prepared(tuple(inputs), affine, hw)
 
     def infer(self, prepared: Prepared) -> Maps:
-        """Run the backend (and, for several scales, the official cross-scale aggregation)."""
-        if prepared.inputs and not isinstance(prepared.inputs[0][1], np.ndarray):
-            from hhrnet_rt.device_prep import run_on_device
+        """Run the backend (and, for several scales, the official cross-scale aggregation).
 
-            heatmaps, tags = run_on_device(self.backend, prepared.inputs[0][1], prepared.ready)
-            return Maps(heatmaps, tags)
-        if len(prepared.inputs) == 1 and self.graph.project:
-            heatmaps, tags = self.backend.run(prepared.inputs[0][1])
-            return Maps(heatmaps[0], tags[0])
+        Returns host arrays (``decode_on="host"``: one copy from the device, made contiguous there first)
+        or tensors left on the backend's device (``decode_on="device"``).
+        """
         import torch
 
-        from hhrnet_rt.graph import project_and_aggregate
+        from hhrnet_rt.device_prep import hand_over, maps_to_host
 
-        per_scale = []
-        for s, x in prepared.inputs:
+        if self.graph.project:
+            heatmaps, tags = self._run(prepared.inputs[0][1], prepared.ready)
+            heatmaps, tags = heatmaps[0], tags[0]
+        else:
+            from hhrnet_rt.graph import project_and_aggregate
+
+            per_scale = [(s, *self._run(x, prepared.ready)) for s, x in prepared.inputs]
+            w, h = prepared.affine.size
+            with torch.inference_mode():
+                heatmaps, tags = project_and_aggregate(per_scale, (h, w))
+            heatmaps, tags = heatmaps[0], tags[0]
+        if self.decode_on == "device":
+            return Maps(heatmaps, tags, ready=hand_over(heatmaps, tags))
+        heatmaps, tags, nbytes = maps_to_host(heatmaps, tags)
+        return Maps(heatmaps, tags, infer_d2h_bytes=nbytes)
+
+    def _run(self, x: Any, ready: Any) -> tuple[Any, Any]:
+        """One network input through the backend; ``(heatmaps, tags)`` torch tensors where it left them."""
+        import torch
+
+        from hhrnet_rt.device_prep import run_on_device
+
+        if not hasattr(self.backend, "run_torch"):  # ONNX Runtime: numpy only; wrap, no copy
             heatmaps, tags = self.backend.run(x)
-            per_scale.append((s, torch.from_numpy(heatmaps), torch.from_numpy(tags)))
-        w, h = prepared.affine.size
-        with torch.inference_mode():
-            heatmaps, tags = project_and_aggregate(per_scale, (h, w))
-        return Maps(heatmaps[0].numpy(), tags[0].numpy())
+            return torch.from_numpy(heatmaps), torch.from_numpy(tags)
+        if isinstance(x, np.ndarray):  # preprocessed on the CPU: one upload (a no-op on the CPU)
+            x = torch.from_numpy(x).to(self.backend.device)
+        return run_on_device(self.backend, x, ready)
 
     def decode(self, maps: Maps, prepared: Prepared) -> Poses:
-        """Group joints into people and map them back to original-image pixels."""
-        grouped, scores = self._parse(
-            maps.heatmaps, maps.tags, params=self.decode_params, adjust=self.adjust, refine=self.refine
-        )
+        """Group joints into people and map them back to original-image pixels.
+
+        On the device path this also sets ``maps.decode_d2h_bytes`` (what crossed to the host).
+        """
+        if maps.on_device:
+            from hhrnet_rt.decode.device import parse_on_device
+            from hhrnet_rt.device_prep import take_over
+
+            take_over(maps.ready, maps.heatmaps, maps.tags)
+            result = parse_on_device(
+                maps.heatmaps, maps.tags, params=self.decode_params, adjust=self.adjust, refine=self.refine
+            )
+            grouped, scores = result.grouped, result.scores
+            maps.decode_d2h_bytes = int(result.d2h_bytes)
+        else:
+            grouped, scores = self._parse(
+                maps.heatmaps, maps.tags, params=self.decode_params, adjust=self.adjust, refine=self.refine
+            )
         k = maps.heatmaps.shape[0]
         grouped = np.asarray(grouped, np.float32)
         if grouped.ndim != 3:  # an official-style empty result has shape (0,)
@@ -281,6 +316,27 @@ class PoseEstimator:
         """Poses of everyone in one BGR image (as ``cv2.imread`` gives it)."""
         prepared = self.prepare(image_bgr)
         return self.decode(self.infer(prepared), prepared)
+
+    def warmup(self, image_hw: Sequence[int] = (480, 640)) -> None:
+        """Run prepare -> infer -> decode on a synthetic frame of ``image_hw`` (height, width), untimed.
+
+        The first frames of a size pay one-off costs that do not belong in a latency figure: CUDA graph
+        capture and cuDNN autotuning (per input shape), the caching allocator growing, lazy inits. CUDA
+        backends run the frame 3 times (capture happens on the first call; the others settle the
+        allocator and the device decode); CPU backends once. ``hhrt video`` / ``webcam`` call it with the
+        source's frame size before the first timed frame.
+
+        Raises:
+            InputError: ``image_hw`` is not two positive integers, or gives an unusable network input.
+        """
+        h, w = _check_image_hw(image_hw)
+        # Smooth noise, not zeros: the decode then has candidates to group, like a real frame.
+        rng = np.random.default_rng(0)
+        frame = np.repeat(np.repeat(rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), np.uint8), 8, 0), 8, 1)
+        frame = np.ascontiguousarray(frame[:h, :w])
+        runs = 3 if str(self.backend.device).startswith("cuda") else 1
+        for _ in range(runs):
+            self.predict(frame)
 
     def describe(self) -> dict:
         """Backend, device, precision, sizes and settings, and why this backend was chosen."""
@@ -301,6 +357,7 @@ class PoseEstimator:
             "scales": list(self.scales),
             "adjust": self.adjust,
             "refine": self.refine,
+            "decode_on": self.decode_on,
             "num_joints": self.num_joints,
             "backend_details": info,
         }

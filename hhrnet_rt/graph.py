@@ -9,7 +9,9 @@ grouping:
 1. ``out0`` (1/4 resolution, K heatmaps + K tags) is bilinearly upsampled (align_corners=False) to the
    size of ``out1`` (1/2 resolution, K heatmaps); heatmaps = (up(out0)[:K] + out1) / 2; tags = up(out0)[K:].
 2. Flip test: the same for the mirrored input, each output upsampled *first*, then flipped back, then
-   channel-permuted with the flip index (heatmaps and tags; tags are not negated).
+   channel-permuted with the flip index (heatmaps and tags; tags are not negated). The mirrored input
+   does not get a second network pass: ``[x, flip(x)]`` runs as one batch of 2N and is split after the
+   upsampling (one copy of each convolution in the exported ONNX graph; half the kernel launches).
 3. Projection (PROJECT2IMAGE): every heatmap and tag map is upsampled to the network input size, *then*
    heatmaps = (orig + flip) / 2 and tags are stacked as a last dimension (L = 2 with flip, else 1).
 
@@ -54,6 +56,10 @@ class PoseGraph(nn.Module):
         >>> heatmaps, tags = graph(x)
     """
 
+    # The structure of the exported computation. Caches of exported files key on it (the ONNX Runtime
+    # backend's), so a file exported by an older layout (the two-pass flip test) is not reused.
+    LAYOUT = "flip-as-batch-2n"
+
     def __init__(
         self,
         network: nn.Module,
@@ -83,27 +89,39 @@ class PoseGraph(nn.Module):
         else:
             self.flip_index = None
 
-    def _one_pass(self, x: torch.Tensor, mirrored: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Heatmaps (N, K, h/2, w/2) averaged over the two heads, and the 1/4-head tags upsampled to 1/2."""
-        out0, out1 = self.network(x)
+    def _heads(self, out0: torch.Tensor, out1: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(hm0, tags, hm1)`` at 1/2 resolution: the 1/4 head upsampled to the size of the 1/2 head."""
         k = out1.shape[1]
         up0 = _upsample(out0, out1.shape[2:])
-        hm0, tags, hm1 = up0[:, :k], up0[:, k:], out1
-        if mirrored:
-            # Official order: upsample, then flip back, then swap left/right channels.
-            hm0 = torch.flip(hm0, [3])[:, self.flip_index]
-            tags = torch.flip(tags, [3])[:, self.flip_index]
-            hm1 = torch.flip(hm1, [3])[:, self.flip_index]
+        return up0[:, :k], up0[:, k:], out1
+
+    def _flip_back(self, t: torch.Tensor) -> torch.Tensor:
+        # Official order: upsample (done by the caller), then flip back, then swap left/right channels.
+        return torch.flip(t, [3])[:, self.flip_index]
+
+    def _passes(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per-pass heatmaps (N, K, h/2, w/2) averaged over the two heads, and tags: [original(, flipped)].
+
+        With flip, the network runs ONCE on the batch ``[x, flip(x)]`` of 2N images (each convolution
+        reads its weights once; one launch per layer instead of two) and the result is split after the
+        1/4-head upsampling, which is per image, so the float operations per element are the official
+        ones. Only the convolution kernels see a batch of 2N instead of N (see tests/test_flip_batch.py
+        for what that changes on the CPU: nothing, measured).
+        """
+        if self.flip:
+            n = x.shape[0]
+            out0, out1 = self.network(torch.cat([x, torch.flip(x, [3])], dim=0))
+        else:
+            out0, out1 = self.network(x)
+        hm0, tags, hm1 = self._heads(out0, out1)
         # Official: heatmaps_avg = 0 + hm0 + hm1, then / num_heatmaps (2).
-        return (hm0 + hm1) / 2, tags
+        if not self.flip:
+            return [(hm0 + hm1) / 2], [tags]
+        hm0_f, tags_f, hm1_f = (self._flip_back(t[n:]) for t in (hm0, tags, hm1))
+        return [(hm0[:n] + hm1[:n]) / 2, (hm0_f + hm1_f) / 2], [tags[:n], tags_f]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        heatmaps, tags = self._one_pass(x, mirrored=False)
-        hms, tgs = [heatmaps], [tags]
-        if self.flip:
-            heatmaps_f, tags_f = self._one_pass(torch.flip(x, [3]), mirrored=True)
-            hms.append(heatmaps_f)
-            tgs.append(tags_f)
+        hms, tgs = self._passes(x)
         if not self.project:
             return torch.stack(hms, dim=4), torch.stack(tgs, dim=4)
         size = x.shape[2:]

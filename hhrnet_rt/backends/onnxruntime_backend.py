@@ -29,13 +29,14 @@ def default_cache_dir() -> Path:
 
 
 def graph_cache_key(graph) -> str:
-    """Hex digest identifying the ONNX export of ``graph`` (a PoseGraph): weights, flip, projection, torch."""
+    """Hex digest identifying the ONNX export of ``graph`` (a PoseGraph): weights, flip, projection, graph
+    layout, torch."""
     import torch
 
     from hhrnet_rt.weights import state_dict_digest
 
     flip_index = None if graph.flip_index is None else graph.flip_index.tolist()
-    settings = repr((graph.flip, flip_index, graph.project, torch.__version__))
+    settings = repr((graph.flip, flip_index, graph.project, graph.LAYOUT, torch.__version__))
     return hashlib.sha256((state_dict_digest(graph.network) + settings).encode()).hexdigest()
 
 

@@ -6,7 +6,7 @@ import functools
 import os
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -41,6 +41,25 @@ class Precision(StrEnum):
     fp32 = "fp32"
     fp16 = "fp16"
     int8 = "int8"
+
+
+class DecodeOn(StrEnum):
+    """The --decode-on choices (``PoseEstimator(decode_on=...)``)."""
+
+    auto = "auto"
+    device = "device"
+    host = "host"
+
+
+DecodeOnOpt = Annotated[
+    DecodeOn,
+    typer.Option(
+        "--decode-on",
+        case_sensitive=False,
+        help="Where the map-sized decode work runs: device (maps stay on the GPU; only candidates cross), "
+        "host (maps copied to the CPU once, Numba decode), or auto: device on CUDA backends, host on CPU.",
+    ),
+]
 
 
 # Documented in README.md ("Exit codes"); keep the two in step.

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hhrnet_rt.cli.app import BackendName, Precision, app, console, handle_errors
+from hhrnet_rt.cli.app import BackendName, DecodeOn, DecodeOnOpt, Precision, app, console, handle_errors
 
 
 def report_tables(report: dict[str, Any]) -> list[Table]:
@@ -34,6 +34,13 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
             f"{e2e['fps']:.1f} FPS over {e2e['frames']} frames (latency p50 {lat['p50_ms']:.1f} ms, "
             f"p95 {lat['p95_ms']:.1f} ms)",
         )
+    transfer = report.get("transfer")
+    if transfer:
+        from hhrnet_rt.video.meters import format_bytes
+
+        per_frame = format_bytes(transfer["d2h_bytes_per_frame"])
+        h, w = transfer["frame_hw"]
+        summary.add_row("device→host", f"{per_frame} per {w}x{h} frame ({transfer['decode_on']} decode)")
     mem = report["memory"]
     gpu_mem = (
         f", GPU max allocated {mem['gpu_max_allocated_mib']:.0f} MiB"
@@ -84,13 +91,14 @@ def bench_cmd(
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: the backend's).")] = None,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Official flip test in the graph.")] = True,
+    decode_on: DecodeOnOpt = DecodeOn.auto,
     end_to_end: Annotated[
         bool, typer.Option("--e2e/--no-e2e", help="Also run the threaded pipeline.")
     ] = True,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime intra-op threads.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
 ) -> None:
-    """Measure model-only and end-to-end speed of a backend and describe the machine."""
+    """Measure model-only and end-to-end speed of a backend, bytes device→host per frame, the machine."""
     from hhrnet_rt.bench import BenchConfig, run_bench
 
     cfg = BenchConfig(
@@ -104,6 +112,7 @@ def bench_cmd(
         engine=str(engine) if engine is not None else None,
         device=device,
         flip=flip,
+        decode_on=decode_on.value,
         end_to_end=end_to_end,
         threads=threads,
     )

@@ -17,7 +17,16 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from hhrnet_rt.cli.app import EXIT_INTERRUPTED, BackendName, Precision, app, console, handle_errors
+from hhrnet_rt.cli.app import (
+    EXIT_INTERRUPTED,
+    BackendName,
+    DecodeOn,
+    DecodeOnOpt,
+    Precision,
+    app,
+    console,
+    handle_errors,
+)
 from hhrnet_rt.errors import InputError
 
 # Tables are results, not diagnostics: they go to stdout.
@@ -73,7 +82,9 @@ Refine = Annotated[
 MaxFrames = Annotated[int | None, typer.Option(min=1, help="Stop after this many frames.")]
 
 
-def make_estimator(weights, backend, engine, device, input_size, flip, refine, precision=None):
+def make_estimator(
+    weights, backend, engine, device, input_size, flip, refine, precision=None, decode_on=DecodeOn.auto
+):
     """Build the PoseEstimator the options describe and say which backend runs and why."""
     from hhrnet_rt.backends.select import choose_backend
     from hhrnet_rt.estimator import PoseEstimator
@@ -87,14 +98,34 @@ def make_estimator(weights, backend, engine, device, input_size, flip, refine, p
     kwargs = {"flip": flip, "refine": refine, "backend": name, "device": chosen_device, "engine": engine}
     kwargs["precision"] = precision.value if precision is not None else None
     kwargs["input_size"] = input_size or _preset_input_size(weights)
+    kwargs["decode_on"] = decode_on.value
     with console.status("loading the model..."):
         estimator = PoseEstimator(source, **kwargs)
     facts = estimator.describe()
-    keys = ("precision", "input_size", "flip", "preprocess")
+    keys = ("precision", "input_size", "flip", "preprocess", "decode_on")
     shown = ", ".join(f"{k} {facts[k]}" for k in keys if k in facts)
     if shown:
         console.print(f"model: {shown}", highlight=False, soft_wrap=True)
     return estimator
+
+
+def _warm_up(estimator, source) -> None:
+    """CUDA graph capture, cuDNN autotuning and lazy inits run here, at the source's frame size, so that
+    the first timed frame does not pay them (a camera that reports no size: 640x480).
+
+    A failure here is only a warning: the run meets the same problem on its first frame and reports it
+    with the stage and frame it happened in (the one message the user gets for a failed run).
+    """
+    w, h = getattr(source, "size", None) or (0, 0)
+    try:
+        with console.status("warming up..."):
+            estimator.warmup((h, w) if w > 0 and h > 0 else (480, 640))
+    except Exception as exc:
+        console.print(
+            f"[yellow]warning:[/] warm-up failed ({type(exc).__name__}: {escape(str(exc))}); "
+            "the first frames will include one-off setup time",
+            highlight=False,
+        )
 
 
 def _preset_input_size(weights: str) -> int:
@@ -216,6 +247,7 @@ def video(
     refine: Refine = True,
     max_frames: MaxFrames = None,
     show: Annotated[bool, typer.Option(help="Also show the result in a window (q or Esc stops).")] = False,
+    decode_on: DecodeOnOpt = DecodeOn.auto,
 ) -> None:
     """Annotate every frame of a video: one output frame per input frame, in order, at the input rate."""
     from hhrnet_rt.video import FileSource
@@ -225,7 +257,10 @@ def video(
         _require_window()
     source = FileSource(input)
     try:
-        estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision)
+        estimator = make_estimator(
+            weights, backend, engine, device, input_size, flip, refine, precision, decode_on
+        )
+        _warm_up(estimator, source)
         sinks = _sinks(out, json_out, coco, source, live=False)
     except BaseException:
         source.close()
@@ -264,6 +299,7 @@ def webcam(
     refine: Refine = True,
     max_frames: MaxFrames = None,
     show: Annotated[bool, typer.Option(help="Show the window (default); --no-show to only record.")] = True,
+    decode_on: DecodeOnOpt = DecodeOn.auto,
 ) -> None:
     """Live pose estimation: newest frame wins, drops are counted; q or Esc quits the window."""
     from hhrnet_rt.video import CameraSource
@@ -283,7 +319,10 @@ def webcam(
         raise InputError("nothing to do: --no-show needs --out OUT.mp4 and/or --json OUT.jsonl")
     source = CameraSource(int(camera) if camera.isdigit() else camera)
     try:
-        estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision)
+        estimator = make_estimator(
+            weights, backend, engine, device, input_size, flip, refine, precision, decode_on
+        )
+        _warm_up(estimator, source)
         sinks = _sinks(out, json_out, None, source, live=True)
     except BaseException:
         source.close()
@@ -315,6 +354,7 @@ def image(
             "--ignore-exif-orientation keeps the stored pixels, as the official COCO evaluation does.",
         ),
     ] = True,
+    decode_on: DecodeOnOpt = DecodeOn.auto,
 ) -> None:
     """Annotate images; keypoints optionally as JSON next to them."""
     import cv2
@@ -326,7 +366,9 @@ def image(
     for path in inputs:  # all inputs are checked before the model loads
         check_image_file(path)
     check_output_dir(out)
-    estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision)
+    estimator = make_estimator(
+        weights, backend, engine, device, input_size, flip, refine, precision, decode_on
+    )
     annotator = PoseAnnotator()
     table = Table("image", "people", "ms", "written")
     used: set[str] = set()

@@ -1,4 +1,4 @@
-"""Timing records for the streaming pipeline: per-stage latencies, queue waits, rolling FPS.
+"""Records for the streaming pipeline: per-stage latencies, queue waits, rolling FPS, bytes device→host.
 
 Each recorder is written by one thread only (the stage that owns it) and read by the main thread after the
 threads have stopped, or approximately while they run (HUD, progress bar); so no locks are needed beyond
@@ -46,6 +46,38 @@ class LatencyStats:
             mean_ms=float(ms.mean()),
             total_s=float(values.sum()),
         )
+
+
+@dataclass(frozen=True)
+class TransferStats:
+    """Bytes copied device -> host per frame (``Maps.d2h_bytes``; 0 when the maps are already on the host).
+
+    Attributes:
+        count: frames with a record (estimators that do not report transfers leave none).
+        mean_bytes, max_bytes: per frame.
+        total_bytes: over the run.
+    """
+
+    count: int
+    mean_bytes: float
+    max_bytes: int
+    total_bytes: int
+
+    @classmethod
+    def of(cls, per_frame: list[int]) -> TransferStats:
+        """Summarise per-frame byte counts (an empty list gives zeros)."""
+        if not per_frame:
+            return cls(0, 0.0, 0, 0)
+        total = int(sum(per_frame))
+        return cls(len(per_frame), total / len(per_frame), int(max(per_frame)), total)
+
+
+def format_bytes(n: float) -> str:
+    """``1234567`` -> ``'1.23 MB'`` (decimal units, as transfer rates are quoted)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f} B"
 
 
 class StageClock:

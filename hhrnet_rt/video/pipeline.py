@@ -27,7 +27,7 @@ from typing import Any
 from hhrnet_rt.draw import PoseAnnotator
 from hhrnet_rt.errors import PipelineError
 from hhrnet_rt.video.channels import POLL_S, Channel, LatestImage, sigint_deferred
-from hhrnet_rt.video.meters import LatencyStats, QueueWait
+from hhrnet_rt.video.meters import LatencyStats, QueueWait, TransferStats
 from hhrnet_rt.video.sinks import FrameResult
 from hhrnet_rt.video.stages import STAGE_NAMES, Estimator, Sink, StageError, Stages
 
@@ -49,6 +49,8 @@ class PipelineResult:
         stages: per-stage latency (keys: capture, preprocess, inference, decode, draw, write).
         latency: per-frame latency from capture to drawn.
         queue_waits: seconds each queue's producer waited (queue full) and consumer waited (queue empty).
+        d2h: bytes copied device -> host per frame (``Maps.d2h_bytes``: the maps on the host decode of
+            a CUDA backend, candidates on the device decode, 0 on the host decode of a CPU backend).
         stopped: ``None`` when the source ended (or ``max_frames`` was reached); else why the run stopped
             early: ``"interrupted"`` (Ctrl-C), ``"quit"`` (q/Esc in the window), ``"stop event"``.
         threads_still_running: stages that had not ended when the run returned (should be empty).
@@ -64,6 +66,7 @@ class PipelineResult:
     stages: dict[str, LatencyStats] = field(default_factory=dict)
     latency: LatencyStats = field(default_factory=lambda: LatencyStats.of([]))
     queue_waits: dict[str, QueueWait] = field(default_factory=dict)
+    d2h: TransferStats = field(default_factory=lambda: TransferStats.of([]))
     stopped: str | None = None
     threads_still_running: tuple[str, ...] = ()
     threaded: bool = True
@@ -307,6 +310,7 @@ class _Runner:
             stages={name: stats.get(name, LatencyStats.of([])) for name in STAGE_NAMES},
             latency=LatencyStats.of(st.latencies),
             queue_waits=self.waits if threaded else {},
+            d2h=TransferStats.of(st.d2h_bytes),
             stopped=self.reason,
             threads_still_running=still,
             threaded=threaded,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from hhrnet_rt.video.meters import format_bytes
 from hhrnet_rt.video.pipeline import PipelineResult
 
 
 def summary_table(result: PipelineResult, title: str = "pipeline") -> Table:
-    """Counts, wall time, end-to-end FPS, per-stage p50/p95 latency and the time spent waiting on queues."""
+    """Counts, wall time, FPS, per-stage p50/p95 latency, bytes device→host per frame, queue waits."""
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("")
     table.add_column("value", justify="right")
@@ -26,6 +27,9 @@ def summary_table(result: PipelineResult, title: str = "pipeline") -> Table:
         table.add_row(f"  {name}", f"{stats.count} calls", f"{stats.p50_ms:.1f}", f"{stats.p95_ms:.1f}")
     lat = result.latency
     table.add_row("latency (capture→drawn)", "", f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}")
+    if result.d2h.count:
+        per_frame = f"{format_bytes(result.d2h.mean_bytes)} (max {format_bytes(result.d2h.max_bytes)})"
+        table.add_row("device→host per frame", per_frame, "", "")
     for name, wait in result.queue_waits.items():
         table.add_row(f"queue {name}", f"put {wait.put_s:.2f} s / get {wait.get_s:.2f} s", "", "")
     return table

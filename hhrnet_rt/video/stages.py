@@ -3,6 +3,7 @@
 Stages and what they time (names used in :class:`~hhrnet_rt.video.pipeline.PipelineResult`):
 ``capture`` (source.read), ``preprocess`` (estimator.prepare), ``inference`` (estimator.infer),
 ``decode`` (estimator.decode), ``draw`` (annotator + HUD), ``write`` (every sink, then ``on_frame``).
+The decode stage also records the bytes each frame copied device -> host (``Maps.d2h_bytes``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Stages:
         self.annotator, self.hud, self.on_frame = annotator, hud, on_frame
         self.clock = StageClock()
         self.latencies: list[float] = []
+        self.d2h_bytes: list[int] = []  # per frame, when the estimator's maps report it (decode thread)
         self.rolling = RollingRate()
         self.read = self.dropped = self.processed = self.written = 0
 
@@ -98,6 +100,9 @@ class Stages:
     def decode(self, item: tuple[Frame, Any, Any]) -> tuple[Frame, Poses]:
         frame, prepared, maps = item
         poses = self._timed("decode", frame.index, self.estimator.decode, maps, prepared)
+        nbytes = getattr(maps, "d2h_bytes", None)  # complete after decode (the device decode adds to it)
+        if nbytes is not None:
+            self.d2h_bytes.append(int(nbytes))
         self.processed += 1
         return frame, poses
 
