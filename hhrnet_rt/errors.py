@@ -40,3 +40,7 @@ class CalibrationError(HhrtError):
 
 class PipelineError(HhrtError):
     """A stage of the streaming pipeline failed; the message names the stage and the cause."""
+
+
+class DiskFullError(PipelineError):
+    """An output could not be written for lack of space; what was written before stays usable."""

@@ -53,7 +53,8 @@ EXIT_TENSORRT_MISSING = 5  # build-engine: ONNX written, TensorRT not installed
 EXIT_ENGINE_MISMATCH = 6
 EXIT_CALIBRATION = 7
 EXIT_PIPELINE = 8
-EXIT_INTERRUPTED = 130
+EXIT_DISK_FULL = 8  # a pipeline stage (write) that failed for lack of space: same code, its own message
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM and SIGHUP end a run the same way: 143 and 129
 
 _EXIT_CODES: tuple[tuple[type[errors.HhrtError], int], ...] = (
     (errors.TensorRTUnavailableError, EXIT_TENSORRT_MISSING),
@@ -61,6 +62,7 @@ _EXIT_CODES: tuple[tuple[type[errors.HhrtError], int], ...] = (
     (errors.WeightsError, EXIT_WEIGHTS),
     (errors.EngineMismatchError, EXIT_ENGINE_MISMATCH),
     (errors.CalibrationError, EXIT_CALIBRATION),
+    (errors.DiskFullError, EXIT_DISK_FULL),
     (errors.PipelineError, EXIT_PIPELINE),
     (errors.InputError, EXIT_INPUT),
 )

@@ -3,12 +3,15 @@
 A sink has ``write(result: FrameResult)`` and ``close()``. The pipeline calls ``write`` from its output
 thread, in frame order, and ``close`` exactly once in a ``finally``, so an interrupted run still leaves a
 playable mp4 (trailer written) and JSON that parses. Paths are checked when a sink is created, before any
-frame is processed, so a bad ``--out`` fails at once instead of after minutes of inference.
+frame is processed, so a bad ``--out`` fails at once instead of after minutes of inference. What a sink may
+create, replace or remove follows :mod:`hhrnet_rt.video.outputs`: an existing file only with
+``overwrite=True``, and it removes only a file it created itself.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import logging
 from dataclasses import dataclass
 from fractions import Fraction
@@ -18,6 +21,15 @@ import numpy as np
 
 from hhrnet_rt.errors import InputError
 from hhrnet_rt.poses import Poses
+from hhrnet_rt.video.outputs import (
+    RecordFile,
+    check_output_dir,  # noqa: F401 - callers import it from here too; its home is video.outputs
+    check_output_path,
+    create_exclusive,
+    disk_full,
+    is_disk_full,
+    publish,
+)
 from hhrnet_rt.video.sources import Frame
 
 log = logging.getLogger(__name__)
@@ -40,58 +52,6 @@ class FrameResult:
     latency_s: float
 
 
-def check_output_path(path: str | Path, suffixes: tuple[str, ...], what: str) -> Path:
-    """Validate an output file path before anything is computed.
-
-    Raises:
-        InputError: unsupported extension, missing or unwritable directory, or the path is a directory.
-    """
-    path = Path(path)
-    if path.suffix.lower() not in suffixes:
-        raise InputError(
-            f"{what} {path}: unsupported extension {path.suffix or '(none)'!r}; use {' or '.join(suffixes)}"
-        )
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{what} {path}: directory {parent} does not exist; create it first")
-    if path.is_dir():
-        raise InputError(f"{what} {path} is a directory; give a file name")
-    # Try it rather than ask os.access: that says yes to root even on read-only file systems.
-    existed = path.exists()
-    try:
-        with open(path, "ab"):
-            pass
-    except OSError as exc:
-        raise InputError(
-            f"{what} {path}: cannot write there ({exc.strerror or exc}); choose another location"
-        ) from None
-    if not existed:
-        path.unlink(missing_ok=True)
-    return path
-
-
-def check_output_dir(directory: str | Path) -> Path:
-    """Create ``directory`` (and parents) if needed and make sure files can be written in it.
-
-    Raises:
-        InputError: it cannot be created, is a file, or is not writable.
-    """
-    import tempfile
-
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except FileExistsError:
-        raise InputError(f"output directory {directory} is an existing file; give a directory") from None
-    except OSError as exc:
-        raise InputError(
-            f"output directory {directory} cannot be used ({exc.strerror or exc}); choose another one"
-        ) from None
-    return directory
-
-
 def _even(image: np.ndarray) -> np.ndarray:
     """yuv420p needs even width and height: repeat the last row/column where one is odd."""
     h, w = image.shape[:2]
@@ -110,6 +70,7 @@ class Mp4Sink:
         timestamps: ``"index"`` writes one frame per 1/fps (files: every input frame becomes one output
             frame); ``"capture"`` uses the frames' timestamps (live sources: drops keep real-time pacing).
         codec: the PyAV encoder to try first.
+        overwrite: replace an existing file (only once the first frame is written; until then it stays).
 
     Attributes:
         encoder: ``"libx264"`` (or the codec used) or ``"mp4v (OpenCV)"`` after fallback.
@@ -126,10 +87,13 @@ class Mp4Sink:
         codec: str = "libx264",
         crf: int = 20,
         preset: str = "veryfast",
+        overwrite: bool = False,
     ) -> None:
         import av
 
-        self.path = check_output_path(path, (".mp4",), "output video")
+        self.path = check_output_path(path, (".mp4",), "output video", overwrite=overwrite)
+        self.overwrite = overwrite
+        self._created = False  # the file is ours only once _open has created it
         self.rate = Fraction(rate) if rate else Fraction(fps).limit_denominator(1001)
         self.timestamps = timestamps
         self.written = 0
@@ -152,6 +116,8 @@ class Mp4Sink:
 
     def _open(self, width: int, height: int) -> None:
         self._size = (width, height)
+        os.close(create_exclusive(self.path, overwrite=self.overwrite))  # the encoder reopens it by name
+        self._created = True
         if self._cv_writer is None and self.encoder.startswith("mp4v"):
             import cv2
 
@@ -171,8 +137,15 @@ class Mp4Sink:
         self._stream = stream
 
     def write(self, result: FrameResult) -> None:
+        """Encode one frame; a full disk raises DiskFullError (close() still finishes what it can)."""
         image = _even(result.image)
         height, width = image.shape[:2]
+        try:
+            self._write(result, image, width, height)
+        except OSError as exc:
+            raise disk_full(self.path, exc) if is_disk_full(exc) else exc from None
+
+    def _write(self, result: FrameResult, image: np.ndarray, width: int, height: int) -> None:
         if self._size is None:
             self._open(width, height)
         elif (width, height) != self._size:
@@ -202,29 +175,40 @@ class Mp4Sink:
         self.written += 1
 
     def close(self) -> None:
-        """Flush the encoder and write the trailer; a file with no frame at all is removed."""
-        if self._cv_writer is not None:
-            self._cv_writer.release()
-        elif self._container is not None:
-            try:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
-            finally:
-                self._container.close()
-        if self.written == 0 and self.path.exists():
-            self.path.unlink()  # an mp4 without frames plays nowhere; better none than a broken one
-        self._container = self._cv_writer = None
+        """Flush the encoder and write the trailer; a file this sink created but got no frame is removed.
+
+        After a full disk the trailer is still attempted (a truncated packet costs less room than the
+        index): the file then plays as far as the disk allowed, or the error says it could not be ended.
+        """
+        try:
+            if self._cv_writer is not None:
+                self._cv_writer.release()
+            elif self._container is not None:
+                try:
+                    for packet in self._stream.encode():
+                        self._container.mux(packet)
+                finally:
+                    self._container.close()
+        except OSError as exc:
+            raise disk_full(self.path, exc) if is_disk_full(exc) else exc from None
+        finally:
+            self._container = self._cv_writer = None
+            if self._created and self.written == 0:
+                # an mp4 without frames plays nowhere; better none than a broken one (and it was ours)
+                self.path.unlink(missing_ok=True)
+                self._created = False
 
 
 class JsonLinesSink:
-    """One JSON record per frame, flushed per line so the file parses even if the run is cut short.
+    """One JSON record per frame, written whole with one system call, so the file parses even if the run
+    is cut short; on a full disk the half-written line is cut off again and DiskFullError raised.
 
     Record: ``{"frame": i, "timestamp": s, "people": [{"score": s, "keypoints": [[x, y, score], ...]}]}``.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = check_output_path(path, (".jsonl", ".ndjson"), "JSON lines file")
-        self._file = self.path.open("w", encoding="utf-8")
+    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
+        self.path = check_output_path(path, (".jsonl", ".ndjson"), "JSON lines file", overwrite=overwrite)
+        self._file = RecordFile.create(self.path, overwrite=overwrite)
         self.written = 0
 
     def write(self, result: FrameResult) -> None:
@@ -233,8 +217,7 @@ class JsonLinesSink:
             "timestamp": round(result.frame.timestamp, 6),
             "people": result.poses.to_records(),
         }
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        self._file.append((json.dumps(record) + "\n").encode("utf-8"))
         self.written += 1
 
     def close(self) -> None:
@@ -255,20 +238,37 @@ def coco_records(image_id: int, poses: Poses, category_id: int = 1) -> list[dict
 
 
 class CocoSink:
-    """COCO keypoint results (``image_id`` = frame index), written as one JSON list when closed."""
+    """COCO keypoint results (``image_id`` = frame index) as one JSON list, streamed to disk as frames come.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = check_output_path(path, (".json",), "COCO results file")
-        self._file = self.path.open("w", encoding="utf-8")  # opened now: permission errors show up early
-        self._records: list[dict] = []
+    The list is written to a hidden temporary file beside the target (memory stays flat over a long run)
+    and renamed to the target name when closed, so the target is either absent or a whole JSON list, and
+    an existing file is never replaced without ``overwrite``. A run cut short still publishes the records
+    written so far.
+    """
+
+    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
+        self.path = check_output_path(path, (".json",), "COCO results file", overwrite=overwrite)
+        self.overwrite = overwrite
+        self._file = RecordFile.temporary_beside(self.path)  # created now: permission errors show up early
+        self._records = 0
         self.written = 0
 
     def write(self, result: FrameResult) -> None:
-        self._records.extend(coco_records(result.frame.index, result.poses))
+        records = coco_records(result.frame.index, result.poses)
+        if records:
+            text = ",\n".join(json.dumps(r) for r in records)
+            self._file.append(("[" if self._records == 0 else ",\n").encode() + text.encode("utf-8"))
+            self._records += len(records)
         self.written += 1
 
     def close(self) -> None:
         if self._file.closed:
             return
-        with self._file:
-            json.dump(self._records, self._file)
+        try:
+            self._file.append(b"[]\n" if self._records == 0 else b"]\n")
+        except BaseException:
+            self._file.close()
+            self._file.path.unlink(missing_ok=True)  # ours, and not valid JSON: nothing to keep
+            raise
+        self._file.close()
+        publish(self._file.path, self.path, overwrite=self.overwrite)
