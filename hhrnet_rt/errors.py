@@ -39,7 +39,13 @@ class CalibrationError(HhrtError):
 
 
 class PipelineError(HhrtError):
-    """A stage of the streaming pipeline failed; the message names the stage and the cause."""
+    """A stage of the streaming pipeline failed; the message names the stage and the cause.
+
+    Attributes:
+        threads_still_running: stages that had not ended when the error was raised (should be empty).
+    """
+
+    threads_still_running: tuple[str, ...] = ()
 
 
 class DiskFullError(PipelineError):

@@ -80,20 +80,38 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def handle_errors(fn: F) -> F:
-    """Turn library errors into one red line and an exit code; tracebacks only with HHRT_DEBUG=1."""
+    """Turn library errors into one red line and an exit code; tracebacks only with HHRT_DEBUG=1.
+
+    Stop signals (Ctrl-C, SIGTERM, SIGHUP) become KeyboardInterrupt for the command and end it with
+    128 + the signal number.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from hhrnet_rt.cli import signals
+
+        code = EXIT_INTERNAL  # what an unexpected exception ends with
         try:
-            return fn(*args, **kwargs)
+            with signals.stop_signals_interrupt():  # SIGTERM/SIGHUP end the command like Ctrl-C
+                result = fn(*args, **kwargs)
+            code = EXIT_OK
+            return result
         except errors.HhrtError as exc:
             if os.environ.get("HHRT_DEBUG"):
                 raise
             # escape: messages hold text like "hhrnet-rt[tensorrt]" that Rich would eat as markup
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exit_code_for(exc)) from None
+            code = exit_code_for(exc)
+            raise typer.Exit(code) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            code = signals.interrupted_exit_code()
+            raise typer.Exit(code) from None
+        except typer.Exit as exc:
+            code = exc.exit_code
+            raise
+        finally:
+            if signals.hard_exit_requested():  # a pipeline stage is still inside a native call
+                signals.exit_now(code)
 
     return wrapper  # type: ignore[return-value]

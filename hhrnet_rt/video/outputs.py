@@ -199,3 +199,16 @@ def publish(temporary: Path, final: Path, *, overwrite: bool) -> None:
         os.replace(temporary, final)
         return
     temporary.unlink()
+
+
+def write_new_file(path: Path, data: bytes, *, overwrite: bool) -> None:
+    """Create ``path`` holding ``data`` (an existing file is replaced only with ``overwrite``); if the
+    write fails (disk full), the half-written file is removed again: this run created it."""
+    file = RecordFile.create(path, overwrite=overwrite)
+    try:
+        file.append(data)
+    except BaseException:
+        file.close()
+        path.unlink(missing_ok=True)
+        raise
+    file.close()

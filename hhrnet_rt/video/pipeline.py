@@ -298,12 +298,14 @@ class _Runner:
 
     def _result(self, t0: float, still: tuple[str, ...], *, threaded: bool) -> PipelineResult:
         st = self.st
-        if isinstance(self.error, StageError) and isinstance(self.error.cause, DiskFullError):
-            raise DiskFullError(
-                f"{self.error.cause}; the outputs hold the {st.written} frames written before"
-            ) from self.error.cause
         if self.error is not None:
-            raise PipelineError(f"pipeline stopped: {self.error.message()}") from self.error.cause
+            error: PipelineError
+            if isinstance(self.error.cause, DiskFullError):
+                error = DiskFullError(f"{self.error.cause}; the outputs hold the {st.written} frames before")
+            else:
+                error = PipelineError(f"pipeline stopped: {self.error.message()}")
+            error.threads_still_running = still
+            raise error from self.error.cause
         stats = st.clock.stats()
         return PipelineResult(
             frames_read=st.read,

@@ -11,8 +11,8 @@ create, replace or remove follows :mod:`hhrnet_rt.video.outputs`: an existing fi
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
