@@ -168,6 +168,7 @@ class RecordFile:
         except OSError as exc:
             try:
                 os.ftruncate(self._fd, self.size)  # needs no space; drops the partial record
+                os.lseek(self._fd, self.size, os.SEEK_SET)  # else the next record leaves a hole of NULs
             except OSError:
                 pass
             raise disk_full(self.shown, exc) if is_disk_full(exc) else exc from None

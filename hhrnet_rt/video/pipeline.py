@@ -301,7 +301,9 @@ class _Runner:
         if self.error is not None:
             error: PipelineError
             if isinstance(self.error.cause, DiskFullError):
-                error = DiskFullError(f"{self.error.cause}; the outputs hold the {st.written} frames before")
+                error = DiskFullError(
+                    f"{self.error.cause}; the outputs hold the {st.written} frames before it"
+                )
             else:
                 error = PipelineError(f"pipeline stopped: {self.error.message()}")
             error.threads_still_running = still

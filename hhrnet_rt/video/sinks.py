@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.errors import DiskFullError, InputError
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.video.outputs import (
     RecordFile,
@@ -33,6 +34,16 @@ from hhrnet_rt.video.outputs import (
 from hhrnet_rt.video.sources import Frame
 
 log = logging.getLogger(__name__)
+
+_ROOM_MARGIN = 512 * 1024  # the muxer's buffer, the moov's fixed part and the faststart rewrite: generous
+
+
+def _free_bytes(directory: Path) -> int:
+    """Bytes an unprivileged writer may still use there (a huge number where that cannot be asked)."""
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return 1 << 62
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class Mp4Sink:
         self._size: tuple[int, int] | None = None
         self._container = self._stream = self._cv_writer = None
         self._last_pts = -1
+        self._packets = self._largest_packet = 0  # muxed so far: what ending the file will still need
         self._t0: float | None = None
         self._options = {"crf": str(crf), "preset": preset}
         try:
@@ -152,6 +164,7 @@ class Mp4Sink:
             import cv2  # a camera that changes resolution mid-run: keep the file's size
 
             image = cv2.resize(image, self._size)
+        self._ensure_room_to_finish()
         if self._cv_writer is not None:
             self._cv_writer.write(np.ascontiguousarray(image))
             self.written += 1
@@ -170,23 +183,43 @@ class Mp4Sink:
             pts = self.written
             frame.time_base = 1 / self.rate
         frame.pts = self._last_pts = pts
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        self._mux(self._stream.encode(frame))
         self.written += 1
+
+    def _mux(self, packets) -> None:
+        for packet in packets:
+            self._largest_packet = max(self._largest_packet, packet.size)
+            self._packets += 1
+            self._container.mux(packet)
+
+    def _ensure_room_to_finish(self) -> None:
+        """Stop while there is still room to end the file, not when the disk is full.
+
+        After one failed write FFmpeg's writer drops every later write (its error is sticky), so an mp4
+        that hit a full disk never gets its index (moov) and plays nowhere. Room is kept for the frames
+        still inside the encoder (at the size of the largest packet so far, twice), the index (about
+        64 bytes a frame) and a margin for the muxer's buffer.
+        """
+        pending = self.written + 1 - self._packets  # frames inside the encoder, and this one
+        needed = _ROOM_MARGIN + 64 * self.written + 2 * pending * self._largest_packet
+        free = _free_bytes(self.path.parent)
+        if free < needed:
+            raise DiskFullError(
+                f"no space left for {self.path} ({free // 1024} KiB free, {needed // 1024} KiB kept to end "
+                "the video so that it plays); free some space and run again"
+            )
 
     def close(self) -> None:
         """Flush the encoder and write the trailer; a file this sink created but got no frame is removed.
 
-        After a full disk the trailer is still attempted (a truncated packet costs less room than the
-        index): the file then plays as far as the disk allowed, or the error says it could not be ended.
+        A run stopped for lack of space (see ``_ensure_room_to_finish``) still has the room to do so.
         """
         try:
             if self._cv_writer is not None:
                 self._cv_writer.release()
             elif self._container is not None:
                 try:
-                    for packet in self._stream.encode():
-                        self._container.mux(packet)
+                    self._mux(self._stream.encode())
                 finally:
                     self._container.close()
         except OSError as exc:
