@@ -69,11 +69,29 @@ def test_sink_refuses_an_existing_file(tmp_path, name, make):
     assert target.read_bytes() == OLD
 
 
-def test_mp4_sink_without_frames_leaves_an_existing_file_alone(tmp_path):
-    target = tmp_path / "keep.mp4"
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("keep.mp4", lambda p: Mp4Sink(p, 30, overwrite=True)),
+        ("keep.jsonl", lambda p: JsonLinesSink(p, overwrite=True)),
+        ("keep.json", lambda p: CocoSink(p, overwrite=True)),
+    ],
+)
+def test_sink_without_frames_leaves_an_existing_file_alone(tmp_path, name, make):
+    target = tmp_path / name
     target.write_bytes(OLD)
-    Mp4Sink(target, 30, overwrite=True).close()  # consent to replace, but nothing was written
+    make(target).close()  # consent to replace, but the run wrote nothing (e.g. it failed at once)
     assert target.read_bytes() == OLD
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # and no temporary file is left behind
+
+
+def test_coco_file_gets_the_usual_permissions(tmp_path):
+    sink = CocoSink(tmp_path / "o.json")
+    sink.write(_result(0))
+    sink.close()
+    probe = tmp_path / "probe"
+    probe.write_text("")  # created the ordinary way: what the umask gives
+    assert (tmp_path / "o.json").stat().st_mode == probe.stat().st_mode
 
 
 def test_mp4_sink_removes_only_its_own_empty_file(tmp_path):

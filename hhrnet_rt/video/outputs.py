@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -151,9 +152,14 @@ class RecordFile:
 
     @classmethod
     def temporary_beside(cls, final: Path) -> RecordFile:
-        """A hidden temporary file in the final file's directory (so a rename can publish it)."""
-        fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
-        return cls(Path(name), fd, shown=final)
+        """A hidden temporary file in the final file's directory (so a rename can publish it), with the
+        permissions a new file gets there (mkstemp's would be owner-only)."""
+        while True:
+            name = final.parent / f".{final.name}.{secrets.token_hex(4)}.part"
+            try:
+                return cls(name, create_exclusive(name, overwrite=False), shown=final)
+            except InputError:  # that random name is taken: draw another
+                continue
 
     @property
     def closed(self) -> bool:

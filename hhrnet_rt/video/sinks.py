@@ -234,14 +234,17 @@ class Mp4Sink:
 
 class JsonLinesSink:
     """One JSON record per frame, written whole with one system call, so the file parses even if the run
-    is cut short; on a full disk the half-written line is cut off again and DiskFullError raised.
+    is cut short; on a full disk the half-written line is cut off again and DiskFullError raised. The file
+    is created (an existing one replaced, with ``overwrite``) at the first frame: a run that writes none
+    leaves the directory as it was.
 
     Record: ``{"frame": i, "timestamp": s, "people": [{"score": s, "keypoints": [[x, y, score], ...]}]}``.
     """
 
     def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
         self.path = check_output_path(path, (".jsonl", ".ndjson"), "JSON lines file", overwrite=overwrite)
-        self._file = RecordFile.create(self.path, overwrite=overwrite)
+        self.overwrite = overwrite
+        self._file: RecordFile | None = None
         self.written = 0
 
     def write(self, result: FrameResult) -> None:
@@ -250,11 +253,14 @@ class JsonLinesSink:
             "timestamp": round(result.frame.timestamp, 6),
             "people": result.poses.to_records(),
         }
+        if self._file is None:
+            self._file = RecordFile.create(self.path, overwrite=self.overwrite)
         self._file.append((json.dumps(record) + "\n").encode("utf-8"))
         self.written += 1
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def coco_records(image_id: int, poses: Poses, category_id: int = 1) -> list[dict]:
@@ -276,7 +282,7 @@ class CocoSink:
     The list is written to a hidden temporary file beside the target (memory stays flat over a long run)
     and renamed to the target name when closed, so the target is either absent or a whole JSON list, and
     an existing file is never replaced without ``overwrite``. A run cut short still publishes the records
-    written so far.
+    written so far; one that got no frame at all publishes nothing (and replaces nothing).
     """
 
     def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
@@ -296,6 +302,10 @@ class CocoSink:
 
     def close(self) -> None:
         if self._file.closed:
+            return
+        if self.written == 0:
+            self._file.close()
+            self._file.path.unlink(missing_ok=True)
             return
         try:
             self._file.append(b"[]\n" if self._records == 0 else b"]\n")
