@@ -19,7 +19,7 @@ import pytest
 from video_helpers import assert_output_frames, decoded_frames, make_video, read_video
 
 from hhrnet_rt.cli.signals import interrupted_exit_code, stop_signals_interrupt
-from hhrnet_rt.video.channels import signals_deferred
+from hhrnet_rt.stop_signals import signals_deferred
 
 REPO = Path(__file__).resolve().parents[1]
 

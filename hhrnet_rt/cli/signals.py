@@ -16,6 +16,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from hhrnet_rt.stop_signals import STOP_SIGNALS
+
 _received: list[int] = []  # the stop signals received during the current command, in order
 _hard_exit: list[bool] = []  # non-empty once the command asked to end without interpreter shutdown
 
@@ -31,8 +33,6 @@ def stop_signals_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
-    from hhrnet_rt.video.channels import STOP_SIGNALS  # here, not at the top: `hhrt info` stays light
-
     _received.clear()
     _hard_exit.clear()
     previous = {signum: signal.signal(signum, _interrupt) for signum in STOP_SIGNALS}

@@ -1,4 +1,4 @@
-"""Plumbing between the pipeline's threads: short-wait bounded queues, a latest-image slot, signal deferral.
+"""Plumbing between the pipeline's threads: short-wait bounded queues and a latest-image slot.
 
 Every wait here is at most ``POLL_S`` long and then checks the stop event, which is what makes the
 pipeline unable to deadlock: a stage blocked on a full or empty queue notices a stop within one poll.
@@ -6,12 +6,9 @@ pipeline unable to deadlock: a stage blocked on a full or empty queue notices a 
 
 from __future__ import annotations
 
-import contextlib
 import queue
-import signal
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from hhrnet_rt.video.meters import QueueWait
@@ -66,44 +63,6 @@ class Channel:
             return None
         finally:
             self._wait.get_s += time.perf_counter() - t0
-
-
-# The signals that end a run like Ctrl-C when the application handles them (the CLI does for all three).
-STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-
-
-@contextlib.contextmanager
-def signals_deferred(on_signal: Callable[[], None]):
-    """While sinks are being closed, a stop signal is noted instead of cutting the mp4 trailer short.
-
-    Only signals with a Python handler are deferred (Ctrl-C's, or the CLI's for SIGTERM/SIGHUP). That
-    handler still runs, so the application learns which signal came, but the KeyboardInterrupt it raises
-    is swallowed here and becomes ``on_signal()``. A signal left at the system default (a library user's
-    SIGTERM) still ends the process at once, as that user asked for.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-
-    def noted(signum: int, frame: Any) -> None:
-        try:
-            previous[signum](signum, frame)
-        except KeyboardInterrupt:
-            pass
-        on_signal()
-
-    for signum, handler in previous.items():
-        if callable(handler):
-            signal.signal(signum, noted)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            if callable(handler):
-                signal.signal(signum, handler)
 
 
 class LatestImage:

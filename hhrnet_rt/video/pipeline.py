@@ -26,7 +26,8 @@ from typing import Any
 
 from hhrnet_rt.draw import PoseAnnotator
 from hhrnet_rt.errors import DiskFullError, PipelineError
-from hhrnet_rt.video.channels import POLL_S, Channel, LatestImage, signals_deferred
+from hhrnet_rt.stop_signals import signals_deferred
+from hhrnet_rt.video.channels import POLL_S, Channel, LatestImage
 from hhrnet_rt.video.meters import LatencyStats, QueueWait
 from hhrnet_rt.video.sinks import FrameResult
 from hhrnet_rt.video.stages import STAGE_NAMES, Estimator, Sink, StageError, Stages
