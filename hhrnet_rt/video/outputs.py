@@ -114,7 +114,7 @@ def is_disk_full(exc: BaseException) -> bool:
 
 def disk_full(path: Path, exc: OSError) -> DiskFullError:
     """The user's message for an output that ran out of space."""
-    return DiskFullError(f"no space left for {path} ({exc.strerror or exc}); free some space and run again")
+    return DiskFullError(f"no space left for {path} ({exc.strerror or exc})")
 
 
 def create_exclusive(path: Path, *, overwrite: bool) -> int:

@@ -303,7 +303,8 @@ class _Runner:
             error: PipelineError
             if isinstance(self.error.cause, DiskFullError):
                 error = DiskFullError(
-                    f"{self.error.cause}; the outputs hold the {st.written} frames before it"
+                    f"{self.error.cause}; the outputs hold the {st.written} frames before it. Free some "
+                    "space and run again."
                 )
             else:
                 error = PipelineError(f"pipeline stopped: {self.error.message()}")

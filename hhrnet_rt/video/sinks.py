@@ -206,7 +206,7 @@ class Mp4Sink:
         if free < needed:
             raise DiskFullError(
                 f"no space left for {self.path} ({free // 1024} KiB free, {needed // 1024} KiB kept to end "
-                "the video so that it plays); free some space and run again"
+                "the video so that it plays)"
             )
 
     def close(self) -> None:
