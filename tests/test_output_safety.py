@@ -85,6 +85,19 @@ def test_sink_without_frames_leaves_an_existing_file_alone(tmp_path, name, make)
     assert [p.name for p in tmp_path.iterdir()] == [name]  # and no temporary file is left behind
 
 
+def test_an_empty_run_still_leaves_valid_new_files(tmp_path):
+    for sink in (
+        Mp4Sink(tmp_path / "o.mp4", 30),
+        JsonLinesSink(tmp_path / "o.jsonl"),
+        CocoSink(tmp_path / "o.json"),
+    ):
+        sink.close()
+    assert not (tmp_path / "o.mp4").exists()  # an mp4 without frames plays nowhere
+    assert (tmp_path / "o.jsonl").read_bytes() == b""
+    assert json.loads((tmp_path / "o.json").read_text()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.json", "o.jsonl"]
+
+
 def test_coco_file_gets_the_usual_permissions(tmp_path):
     sink = CocoSink(tmp_path / "o.json")
     sink.write(_result(0))

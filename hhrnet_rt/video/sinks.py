@@ -63,6 +63,10 @@ class FrameResult:
     latency_s: float
 
 
+def _exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
 def _even(image: np.ndarray) -> np.ndarray:
     """yuv420p needs even width and height: repeat the last row/column where one is odd."""
     h, w = image.shape[:2]
@@ -234,9 +238,9 @@ class Mp4Sink:
 
 class JsonLinesSink:
     """One JSON record per frame, written whole with one system call, so the file parses even if the run
-    is cut short; on a full disk the half-written line is cut off again and DiskFullError raised. The file
-    is created (an existing one replaced, with ``overwrite``) at the first frame: a run that writes none
-    leaves the directory as it was.
+    is cut short; on a full disk the half-written line is cut off again and DiskFullError raised. A new file
+    is created at once (empty if no frame comes); an existing one (``overwrite``) is replaced only at the
+    first frame, so a run that fails before it leaves that file as it was.
 
     Record: ``{"frame": i, "timestamp": s, "people": [{"score": s, "keypoints": [[x, y, score], ...]}]}``.
     """
@@ -246,6 +250,8 @@ class JsonLinesSink:
         self.overwrite = overwrite
         self._file: RecordFile | None = None
         self.written = 0
+        if not _exists(self.path):
+            self._file = RecordFile.create(self.path, overwrite=False)
 
     def write(self, result: FrameResult) -> None:
         record = {
@@ -282,7 +288,7 @@ class CocoSink:
     The list is written to a hidden temporary file beside the target (memory stays flat over a long run)
     and renamed to the target name when closed, so the target is either absent or a whole JSON list, and
     an existing file is never replaced without ``overwrite``. A run cut short still publishes the records
-    written so far; one that got no frame at all publishes nothing (and replaces nothing).
+    written so far; one that got no frame at all publishes ``[]``, but never in place of an existing file.
     """
 
     def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
@@ -303,7 +309,7 @@ class CocoSink:
     def close(self) -> None:
         if self._file.closed:
             return
-        if self.written == 0:
+        if self.written == 0 and _exists(self.path):  # an empty run does not replace a file (overwrite)
             self._file.close()
             self._file.path.unlink(missing_ok=True)
             return
