@@ -357,3 +357,17 @@ def test_cli_image_existing_output_needs_overwrite(tmp_path, tiny):
     assert result.exit_code == 0, result.output
     assert json.loads((out / "a.json").read_text())["image"] == str(picture)
     assert cv2.imread(str(out / "a.png")) is not None
+
+
+def test_cli_webcam_follows_the_same_rules(tmp_path, tiny):
+    clip = make_video(tmp_path / "clip.mp4", 3)  # a file played live as a camera
+    before = clip.read_bytes()
+    result = _invoke(["webcam", "--camera", str(clip), "--out", str(clip), "--no-show", "--overwrite", *tiny])
+    assert result.exit_code == EXIT_INPUT and "is the input file" in result.output
+    assert clip.read_bytes() == before
+    (tmp_path / "rec.jsonl").write_bytes(OLD)
+    result = _invoke(
+        ["webcam", "--camera", str(clip), "--json", str(tmp_path / "rec.jsonl"), "--no-show", *tiny]
+    )
+    assert result.exit_code == EXIT_INPUT and "already exists; add --overwrite" in result.output
+    assert (tmp_path / "rec.jsonl").read_bytes() == OLD
