@@ -66,9 +66,9 @@ def run_once(clip: Path, estimator, out_dir: Path, *, threaded: bool):
     spin-waiting; OMP_WAIT_POLICY=PASSIVE removes the gap), which would flatter the threaded pipeline."""
     source = FileSource(clip)
     tag = "threaded" if threaded else "sequential"
-    sinks = [
-        Mp4Sink(out_dir / f"{tag}.mp4", source.fps, rate=source.rate),
-        JsonLinesSink(out_dir / f"{tag}.jsonl"),
+    sinks = [  # the repeats write the same scratch files: each replaces the previous one on purpose
+        Mp4Sink(out_dir / f"{tag}.mp4", source.fps, rate=source.rate, overwrite=True),
+        JsonLinesSink(out_dir / f"{tag}.jsonl", overwrite=True),
     ]
     box = {}
     worker = threading.Thread(

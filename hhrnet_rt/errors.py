@@ -47,4 +47,14 @@ class CalibrationError(HhrtError):
 
 
 class PipelineError(HhrtError):
-    """A stage of the streaming pipeline failed; the message names the stage and the cause."""
+    """A stage of the streaming pipeline failed; the message names the stage and the cause.
+
+    Attributes:
+        threads_still_running: stages that had not ended when the error was raised (should be empty).
+    """
+
+    threads_still_running: tuple[str, ...] = ()
+
+
+class DiskFullError(PipelineError):
+    """An output could not be written for lack of space; what was written before stays usable."""

@@ -72,7 +72,8 @@ EXIT_TENSORRT_MISSING = 5  # build-engine: ONNX written, TensorRT not installed
 EXIT_ENGINE_MISMATCH = 6
 EXIT_CALIBRATION = 7
 EXIT_PIPELINE = 8
-EXIT_INTERRUPTED = 130
+EXIT_DISK_FULL = 8  # a pipeline stage (write) that failed for lack of space: same code, its own message
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM and SIGHUP end a run the same way: 143 and 129
 
 _EXIT_CODES: tuple[tuple[type[errors.HhrtError], int], ...] = (
     (errors.TensorRTUnavailableError, EXIT_TENSORRT_MISSING),
@@ -80,6 +81,7 @@ _EXIT_CODES: tuple[tuple[type[errors.HhrtError], int], ...] = (
     (errors.WeightsError, EXIT_WEIGHTS),
     (errors.EngineMismatchError, EXIT_ENGINE_MISMATCH),
     (errors.CalibrationError, EXIT_CALIBRATION),
+    (errors.DiskFullError, EXIT_DISK_FULL),
     (errors.PipelineError, EXIT_PIPELINE),
     (errors.InputError, EXIT_INPUT),
 )
@@ -97,20 +99,38 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def handle_errors(fn: F) -> F:
-    """Turn library errors into one red line and an exit code; tracebacks only with HHRT_DEBUG=1."""
+    """Turn library errors into one red line and an exit code; tracebacks only with HHRT_DEBUG=1.
+
+    Stop signals (Ctrl-C, SIGTERM, SIGHUP) become KeyboardInterrupt for the command and end it with
+    128 + the signal number.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from hhrnet_rt.cli import signals
+
+        code = EXIT_INTERNAL  # what an unexpected exception ends with
         try:
-            return fn(*args, **kwargs)
+            with signals.stop_signals_interrupt():  # SIGTERM/SIGHUP end the command like Ctrl-C
+                result = fn(*args, **kwargs)
+            code = EXIT_OK
+            return result
         except errors.HhrtError as exc:
             if os.environ.get("HHRT_DEBUG"):
                 raise
             # escape: messages hold text like "hhrnet-rt[tensorrt]" that Rich would eat as markup
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exit_code_for(exc)) from None
+            code = exit_code_for(exc)
+            raise typer.Exit(code) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            code = signals.interrupted_exit_code()
+            raise typer.Exit(code) from None
+        except typer.Exit as exc:
+            code = exc.exit_code
+            raise
+        finally:
+            if signals.hard_exit_requested():  # a pipeline stage is still inside a native call
+                signals.exit_now(code)
 
     return wrapper  # type: ignore[return-value]

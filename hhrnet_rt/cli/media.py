@@ -17,17 +17,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from hhrnet_rt.cli.app import (
-    EXIT_INTERRUPTED,
-    BackendName,
-    DecodeOn,
-    DecodeOnOpt,
-    Precision,
-    app,
-    console,
-    handle_errors,
-)
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.cli import signals
+from hhrnet_rt.cli.app import BackendName, DecodeOn, DecodeOnOpt, Precision, app, console, handle_errors
+from hhrnet_rt.errors import InputError, PipelineError
 
 # Tables are results, not diagnostics: they go to stdout.
 stdout = Console()
@@ -80,6 +72,13 @@ Refine = Annotated[
     bool, typer.Option("--refine/--no-refine", help="Refine pass of the decoder (official: on).")
 ]
 MaxFrames = Annotated[int | None, typer.Option(min=1, help="Stop after this many frames.")]
+Overwrite = Annotated[
+    bool,
+    typer.Option("--overwrite", "-y", help="Replace output files that already exist (never the input)."),
+]
+
+# How long the end of a run waits for a stage that is busy (one inference call on a slow device).
+JOIN_TIMEOUT_S = 30.0
 
 
 def make_estimator(
@@ -150,7 +149,9 @@ def _progress() -> Progress:
     )
 
 
-def _sinks(out: Path | None, json_out: Path | None, coco: Path | None, source, *, live: bool):
+def _sinks(
+    out: Path | None, json_out: Path | None, coco: Path | None, source, *, live: bool, overwrite: bool
+):
     from hhrnet_rt.video import CocoSink, JsonLinesSink, Mp4Sink
 
     sinks = []
@@ -158,14 +159,16 @@ def _sinks(out: Path | None, json_out: Path | None, coco: Path | None, source, *
         if out is not None:
             # Files too: their frames' presentation times (variable frame rate stays as it was).
             time_base = None if live else source.time_base
-            mp4 = Mp4Sink(out, source.fps, rate=source.rate, timestamps="capture", time_base=time_base)
+            mp4 = Mp4Sink(
+                out, source.fps, rate=source.rate, timestamps="capture", time_base=time_base, overwrite=overwrite
+            )
             if mp4.warning:
                 console.print(f"[yellow]warning:[/] {mp4.warning}", highlight=False)
             sinks.append(mp4)
         if json_out is not None:
-            sinks.append(JsonLinesSink(json_out))
+            sinks.append(JsonLinesSink(json_out, overwrite=overwrite))
         if coco is not None:
-            sinks.append(CocoSink(coco))
+            sinks.append(CocoSink(coco, overwrite=overwrite))
     except BaseException:
         for sink in sinks:
             sink.close()
@@ -173,9 +176,12 @@ def _sinks(out: Path | None, json_out: Path | None, coco: Path | None, source, *
     return sinks
 
 
-def _check_outputs(out: Path | None, json_out: Path | None, coco: Path | None) -> None:
-    """Fail on bad output paths before the (slow) model is loaded."""
-    from hhrnet_rt.video.sinks import check_output_path
+def _check_outputs(
+    out: Path | None, json_out: Path | None, coco: Path | None, *, overwrite: bool, inputs: list[Path]
+) -> None:
+    """Fail on bad output paths before anything is opened and the (slow) model is loaded: never an
+    input, never an existing file without --overwrite."""
+    from hhrnet_rt.video.outputs import check_output_path
 
     for path, suffixes, what in (
         (out, (".mp4",), "output video"),
@@ -183,7 +189,7 @@ def _check_outputs(out: Path | None, json_out: Path | None, coco: Path | None) -
         (coco, (".json",), "COCO results file"),
     ):
         if path is not None:
-            check_output_path(path, suffixes, what)
+            check_output_path(path, suffixes, what, overwrite=overwrite, inputs=inputs)
 
 
 def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | None, title: str):
@@ -211,9 +217,17 @@ def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | N
             done += 1
             progress.update(task, advance=1, fps=done / max(time.perf_counter() - t0, 1e-9))
 
-        result = run_pipeline(
-            source, estimator, sinks, hud=hud, max_frames=max_frames, on_frame=on_frame, display=window
-        )
+        try:
+            result = run_pipeline(
+                source, estimator, sinks, hud=hud, max_frames=max_frames, on_frame=on_frame, display=window,
+                join_timeout_s=JOIN_TIMEOUT_S,
+            )  # fmt: skip
+        except PipelineError as exc:
+            if exc.threads_still_running:
+                signals.request_hard_exit()
+            raise
+    if result.threads_still_running:
+        signals.request_hard_exit()  # the interpreter's shutdown would abort under the busy stage
     stdout.print(summary_table(result, title=title))
     if result.decode_failures:
         console.print(f"[yellow]warning:[/] {result.decode_failures} frame(s) of the input could not be decoded "
@@ -226,7 +240,7 @@ def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | N
         console.print(
             f"[yellow]interrupted[/]: the outputs hold the {result.frames_written} frames processed so far"
         )
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(signals.interrupted_exit_code())
     return result
 
 
@@ -248,11 +262,12 @@ def video(
     max_frames: MaxFrames = None,
     show: Annotated[bool, typer.Option(help="Also show the result in a window (q or Esc stops).")] = False,
     decode_on: DecodeOnOpt = DecodeOn.auto,
+    overwrite: Overwrite = False,
 ) -> None:
     """Annotate every frame of a video: one output frame per input frame, in order, at the input rate."""
     from hhrnet_rt.video import FileSource
 
-    _check_outputs(out, json_out, coco)
+    _check_outputs(out, json_out, coco, overwrite=overwrite, inputs=[input])
     if show:
         _require_window()
     source = FileSource(input)
@@ -261,7 +276,7 @@ def video(
             weights, backend, engine, device, input_size, flip, refine, precision, decode_on
         )
         _warm_up(estimator, source)
-        sinks = _sinks(out, json_out, coco, source, live=False)
+        sinks = _sinks(out, json_out, coco, source, live=False, overwrite=overwrite)
     except BaseException:
         source.close()
         raise
@@ -300,12 +315,13 @@ def webcam(
     max_frames: MaxFrames = None,
     show: Annotated[bool, typer.Option(help="Show the window (default); --no-show to only record.")] = True,
     decode_on: DecodeOnOpt = DecodeOn.auto,
+    overwrite: Overwrite = False,
 ) -> None:
     """Live pose estimation: newest frame wins, drops are counted; q or Esc quits the window."""
     from hhrnet_rt.video import CameraSource
     from hhrnet_rt.video.display import gui_problem
 
-    _check_outputs(out, json_out, None)
+    _check_outputs(out, json_out, None, overwrite=overwrite, inputs=[Path(camera)])  # a file played live
     if show and (problem := gui_problem()):
         if out is None and json_out is None:
             raise InputError(
@@ -323,7 +339,7 @@ def webcam(
             weights, backend, engine, device, input_size, flip, refine, precision, decode_on
         )
         _warm_up(estimator, source)
-        sinks = _sinks(out, json_out, None, source, live=True)
+        sinks = _sinks(out, json_out, None, source, live=True, overwrite=overwrite)
     except BaseException:
         source.close()
         raise
@@ -355,39 +371,63 @@ def image(
         ),
     ] = True,
     decode_on: DecodeOnOpt = DecodeOn.auto,
+    overwrite: Overwrite = False,
 ) -> None:
     """Annotate images; keypoints optionally as JSON next to them."""
     import cv2
 
     from hhrnet_rt.draw import PoseAnnotator
     from hhrnet_rt.inputs import check_image_file, read_image
-    from hhrnet_rt.video.sinks import check_output_dir
+    from hhrnet_rt.video.outputs import check_output_dir, write_new_file
 
     for path in inputs:  # all inputs are checked before the model loads
         check_image_file(path)
     check_output_dir(out)
+    plan = _image_targets(inputs, out, keypoints=json_out, overwrite=overwrite)
     estimator = make_estimator(
         weights, backend, engine, device, input_size, flip, refine, precision, decode_on
     )
     annotator = PoseAnnotator()
     table = Table("image", "people", "ms", "written")
-    used: set[str] = set()
-    for path in inputs:
+    for path, target, keypoints_target in plan:
         picture = read_image(path, exif_orientation=exif_orientation)
         t0 = time.perf_counter()
         poses = estimator.predict(picture)
         ms = 1e3 * (time.perf_counter() - t0)
+        encoded, data = cv2.imencode(target.suffix, annotator.annotate(picture, poses))
+        if not encoded:
+            raise InputError(f"could not encode {target}")
+        write_new_file(target, data.tobytes(), overwrite=overwrite)
+        if keypoints_target is not None:
+            record = {"image": str(path), "width": picture.shape[1], "height": picture.shape[0],
+                      "people": poses.to_records()}  # fmt: skip
+            write_new_file(keypoints_target, (json.dumps(record) + "\n").encode(), overwrite=overwrite)
+        table.add_row(str(path), str(len(poses)), f"{ms:.0f}", str(target))
+    stdout.print(table)
+
+
+def _image_targets(
+    inputs: list[Path], out: Path, *, keypoints: bool, overwrite: bool
+) -> list[tuple[Path, Path, Path | None]]:
+    """(input, annotated image, keypoints file or None) for each input, every target checked up front:
+    none may be an input (``--out`` the inputs' own folder), none may exist without --overwrite."""
+    import cv2
+
+    from hhrnet_rt.video.outputs import refuse_existing, refuse_input
+
+    used: set[str] = set()
+    plan = []
+    for path in inputs:
         stem = _unique_stem(path.stem, used)
         suffix = path.suffix.lower() if cv2.haveImageWriter(f"x{path.suffix}") else ".png"
         target = out / f"{stem}{suffix}"
-        if not cv2.imwrite(str(target), annotator.annotate(picture, poses)):
-            raise InputError(f"could not write {target}")
-        if json_out:
-            record = {"image": str(path), "width": picture.shape[1], "height": picture.shape[0],
-                      "people": poses.to_records()}  # fmt: skip
-            (out / f"{stem}.json").write_text(json.dumps(record) + "\n", encoding="utf-8")
-        table.add_row(str(path), str(len(poses)), f"{ms:.0f}", str(target))
-    stdout.print(table)
+        keypoints_target = out / f"{stem}.json" if keypoints else None
+        for file, what in ((target, "output image"), (keypoints_target, "keypoints file")):
+            if file is not None:
+                refuse_input(file, what, inputs)
+                refuse_existing(file, what, overwrite)
+        plan.append((path, target, keypoints_target))
+    return plan
 
 
 def _unique_stem(stem: str, used: set[str]) -> str:

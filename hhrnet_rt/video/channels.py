@@ -1,4 +1,4 @@
-"""Plumbing between the pipeline's threads: short-wait bounded queues, a latest-image slot, SIGINT deferral.
+"""Plumbing between the pipeline's threads: short-wait bounded queues and a latest-image slot.
 
 Every wait here is at most ``POLL_S`` long and then checks the stop event, which is what makes the
 pipeline unable to deadlock: a stage blocked on a full or empty queue notices a stop within one poll.
@@ -6,12 +6,9 @@ pipeline unable to deadlock: a stage blocked on a full or empty queue notices a 
 
 from __future__ import annotations
 
-import contextlib
 import queue
-import signal
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from hhrnet_rt.video.meters import QueueWait
@@ -66,19 +63,6 @@ class Channel:
             return None
         finally:
             self._wait.get_s += time.perf_counter() - t0
-
-
-@contextlib.contextmanager
-def sigint_deferred(on_signal: Callable[[], None]):
-    """While sinks are being closed, a second Ctrl-C is noted instead of cutting the mp4 trailer short."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: on_signal())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class LatestImage:

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hhrnet_rt.draw import PoseAnnotator
-from hhrnet_rt.errors import PipelineError
-from hhrnet_rt.video.channels import POLL_S, Channel, LatestImage, sigint_deferred
+from hhrnet_rt.errors import DiskFullError, PipelineError
+from hhrnet_rt.stop_signals import signals_deferred
+from hhrnet_rt.video.channels import POLL_S, Channel, LatestImage
 from hhrnet_rt.video.meters import LatencyStats, QueueWait, TransferStats
 from hhrnet_rt.video.sinks import FrameResult
 from hhrnet_rt.video.stages import STAGE_NAMES, Estimator, Sink, StageError, Stages
@@ -118,6 +119,8 @@ def run_pipeline(
         join_timeout_s: how long to wait for a stage to finish its current item after a stop.
 
     Raises:
+        DiskFullError: an output ran out of space; the files hold the frames written before (whole JSON
+            lines, an mp4 ended as far as the disk allowed).
         PipelineError: a stage raised; the message names the stage, the frame and the cause.
     """
     annotator = (annotator or PoseAnnotator()) if draw else None
@@ -230,7 +233,7 @@ class _Runner:
             self._request_stop("interrupted")
         finally:
             self.stop.set()  # normal end: no thread is waiting any more; otherwise: make them leave
-            with sigint_deferred(lambda: self._request_stop("interrupted")):
+            with signals_deferred(lambda: self._request_stop("interrupted")):
                 still = self._join(threads)
                 self._close(still)
         return self._result(t0, still, threaded=True)
@@ -247,8 +250,10 @@ class _Runner:
                     self._request_stop("quit")
 
     def _join(self, threads: list[threading.Thread]) -> tuple[str, ...]:
+        # The output thread first: it holds the sinks, and only once it has ended may they be closed. A
+        # stage busy past the deadline (a slow inference call) must not use up the output thread's time.
         deadline = time.monotonic() + self.join_timeout_s
-        for thread in threads:
+        for thread in (threads[-1], *threads[:-1]):
             thread.join(max(0.0, deadline - time.monotonic()))
         return tuple(t.name.removeprefix("hhrt-") for t in threads if t.is_alive())
 
@@ -291,14 +296,23 @@ class _Runner:
         except KeyboardInterrupt:
             self._request_stop("interrupted")
         finally:
-            with sigint_deferred(lambda: self._request_stop("interrupted")):
+            with signals_deferred(lambda: self._request_stop("interrupted")):
                 self._close(())
         return self._result(t0, (), threaded=False)
 
     def _result(self, t0: float, still: tuple[str, ...], *, threaded: bool) -> PipelineResult:
-        if self.error is not None:
-            raise PipelineError(f"pipeline stopped: {self.error.message()}") from self.error.cause
         st = self.st
+        if self.error is not None:
+            error: PipelineError
+            if isinstance(self.error.cause, DiskFullError):
+                error = DiskFullError(
+                    f"{self.error.cause}; the outputs hold the {st.written} frames before it. Free some "
+                    "space and run again."
+                )
+            else:
+                error = PipelineError(f"pipeline stopped: {self.error.message()}")
+            error.threads_still_running = still
+            raise error from self.error.cause
         stats = st.clock.stats()
         return PipelineResult(
             frames_read=st.read,

@@ -3,24 +3,47 @@
 A sink has ``write(result: FrameResult)`` and ``close()``. The pipeline calls ``write`` from its output
 thread, in frame order, and ``close`` exactly once in a ``finally``, so an interrupted run still leaves a
 playable mp4 (trailer written) and JSON that parses. Paths are checked when a sink is created, before any
-frame is processed, so a bad ``--out`` fails at once instead of after minutes of inference.
+frame is processed, so a bad ``--out`` fails at once instead of after minutes of inference. What a sink may
+create, replace or remove follows :mod:`hhrnet_rt.video.outputs`: an existing file only with
+``overwrite=True``, and it removes only a file it created itself.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.errors import DiskFullError, InputError
 from hhrnet_rt.poses import Poses
+from hhrnet_rt.video.outputs import (
+    RecordFile,
+    check_output_dir,  # noqa: F401 - callers import it from here too; its home is video.outputs
+    check_output_path,
+    create_exclusive,
+    disk_full,
+    is_disk_full,
+    publish,
+)
 from hhrnet_rt.video.sources import Frame
 
 log = logging.getLogger(__name__)
+
+_ROOM_MARGIN = 512 * 1024  # the muxer's buffer, the moov's fixed part and the faststart rewrite: generous
+
+
+def _free_bytes(directory: Path) -> int:
+    """Bytes an unprivileged writer may still use there (a huge number where that cannot be asked)."""
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return 1 << 62
 
 
 @dataclass(frozen=True)
@@ -40,56 +63,8 @@ class FrameResult:
     latency_s: float
 
 
-def check_output_path(path: str | Path, suffixes: tuple[str, ...], what: str) -> Path:
-    """Validate an output file path before anything is computed.
-
-    Raises:
-        InputError: unsupported extension, missing or unwritable directory, or the path is a directory.
-    """
-    path = Path(path)
-    if path.suffix.lower() not in suffixes:
-        raise InputError(
-            f"{what} {path}: unsupported extension {path.suffix or '(none)'!r}; use {' or '.join(suffixes)}"
-        )
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{what} {path}: directory {parent} does not exist; create it first")
-    if path.is_dir():
-        raise InputError(f"{what} {path} is a directory; give a file name")
-    # Try it rather than ask os.access: that says yes to root even on read-only file systems.
-    existed = path.exists()
-    try:
-        with open(path, "ab"):
-            pass
-    except OSError as exc:
-        raise InputError(
-            f"{what} {path}: cannot write there ({exc.strerror or exc}); choose another location"
-        ) from None
-    if not existed:
-        path.unlink(missing_ok=True)
-    return path
-
-
-def check_output_dir(directory: str | Path) -> Path:
-    """Create ``directory`` (and parents) if needed and make sure files can be written in it.
-
-    Raises:
-        InputError: it cannot be created, is a file, or is not writable.
-    """
-    import tempfile
-
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except FileExistsError:
-        raise InputError(f"output directory {directory} is an existing file; give a directory") from None
-    except OSError as exc:
-        raise InputError(
-            f"output directory {directory} cannot be used ({exc.strerror or exc}); choose another one"
-        ) from None
-    return directory
+def _exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
 
 
 def _even(image: np.ndarray) -> np.ndarray:
@@ -113,6 +88,7 @@ class Mp4Sink:
         time_base: the unit of the output's pts with ``"capture"``: the input stream's time base for files
             (exact for any rate), default 1 ms.
         codec: the PyAV encoder to try first.
+        overwrite: replace an existing file (only once the first frame is written; until then it stays).
 
     Attributes:
         encoder: ``"libx264"`` (or the codec used) or ``"mp4v (OpenCV)"`` after fallback.
@@ -130,10 +106,13 @@ class Mp4Sink:
         codec: str = "libx264",
         crf: int = 20,
         preset: str = "veryfast",
+        overwrite: bool = False,
     ) -> None:
         import av
 
-        self.path = check_output_path(path, (".mp4",), "output video")
+        self.path = check_output_path(path, (".mp4",), "output video", overwrite=overwrite)
+        self.overwrite = overwrite
+        self._created = False  # the file is ours only once _open has created it
         self.rate = Fraction(rate) if rate else Fraction(fps).limit_denominator(1001)
         self.timestamps = timestamps
         self.time_base = Fraction(time_base) if time_base else Fraction(1, 1000)
@@ -142,6 +121,7 @@ class Mp4Sink:
         self._size: tuple[int, int] | None = None
         self._container = self._stream = self._cv_writer = None
         self._last_pts = -1
+        self._packets = self._largest_packet = 0  # muxed so far: what ending the file will still need
         self._t0: float | None = None
         self._options = {"crf": str(crf), "preset": preset}
         try:
@@ -157,6 +137,8 @@ class Mp4Sink:
 
     def _open(self, width: int, height: int) -> None:
         self._size = (width, height)
+        os.close(create_exclusive(self.path, overwrite=self.overwrite))  # the encoder reopens it by name
+        self._created = True
         if self._cv_writer is None and self.encoder.startswith("mp4v"):
             import cv2
 
@@ -176,14 +158,22 @@ class Mp4Sink:
         self._stream = stream
 
     def write(self, result: FrameResult) -> None:
+        """Encode one frame; a full disk raises DiskFullError (close() still finishes what it can)."""
         image = _even(result.image)
         height, width = image.shape[:2]
+        try:
+            self._write(result, image, width, height)
+        except OSError as exc:
+            raise disk_full(self.path, exc) if is_disk_full(exc) else exc from None
+
+    def _write(self, result: FrameResult, image: np.ndarray, width: int, height: int) -> None:
         if self._size is None:
             self._open(width, height)
         elif (width, height) != self._size:
             import cv2  # a camera that changes resolution mid-run: keep the file's size
 
             image = cv2.resize(image, self._size)
+        self._ensure_room_to_finish()
         if self._cv_writer is not None:
             self._cv_writer.write(np.ascontiguousarray(image))
             self.written += 1
@@ -202,35 +192,71 @@ class Mp4Sink:
             pts = self.written
             frame.time_base = 1 / self.rate
         frame.pts = self._last_pts = pts
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        self._mux(self._stream.encode(frame))
         self.written += 1
 
+    def _mux(self, packets) -> None:
+        for packet in packets:
+            self._largest_packet = max(self._largest_packet, packet.size)
+            self._packets += 1
+            self._container.mux(packet)
+
+    def _ensure_room_to_finish(self) -> None:
+        """Stop while there is still room to end the file, not when the disk is full.
+
+        After one failed write FFmpeg's writer drops every later write (its error is sticky), so an mp4
+        that hit a full disk never gets its index (moov) and plays nowhere. Room is kept for the frames
+        still inside the encoder (at the size of the largest packet so far, twice), the index (about
+        64 bytes a frame) and a margin for the muxer's buffer.
+        """
+        pending = self.written + 1 - self._packets  # frames inside the encoder, and this one
+        needed = _ROOM_MARGIN + 64 * self.written + 2 * pending * self._largest_packet
+        free = _free_bytes(self.path.parent)
+        if free < needed:
+            raise DiskFullError(
+                f"no space left for {self.path} ({free // 1024} KiB free, {needed // 1024} KiB kept to end "
+                "the video so that it plays)"
+            )
+
     def close(self) -> None:
-        """Flush the encoder and write the trailer; a file with no frame at all is removed."""
-        if self._cv_writer is not None:
-            self._cv_writer.release()
-        elif self._container is not None:
-            try:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
-            finally:
-                self._container.close()
-        if self.written == 0 and self.path.exists():
-            self.path.unlink()  # an mp4 without frames plays nowhere; better none than a broken one
-        self._container = self._cv_writer = None
+        """Flush the encoder and write the trailer; a file this sink created but got no frame is removed.
+
+        A run stopped for lack of space (see ``_ensure_room_to_finish``) still has the room to do so.
+        """
+        try:
+            if self._cv_writer is not None:
+                self._cv_writer.release()
+            elif self._container is not None:
+                try:
+                    self._mux(self._stream.encode())
+                finally:
+                    self._container.close()
+        except OSError as exc:
+            raise disk_full(self.path, exc) if is_disk_full(exc) else exc from None
+        finally:
+            self._container = self._cv_writer = None
+            if self._created and self.written == 0:
+                # an mp4 without frames plays nowhere; better none than a broken one (and it was ours)
+                self.path.unlink(missing_ok=True)
+                self._created = False
 
 
 class JsonLinesSink:
-    """One JSON record per frame, flushed per line so the file parses even if the run is cut short.
+    """One JSON record per frame, written whole with one system call, so the file parses even if the run
+    is cut short; on a full disk the half-written line is cut off again and DiskFullError raised. A new file
+    is created at once (empty if no frame comes); an existing one (``overwrite``) is replaced only at the
+    first frame, so a run that fails before it leaves that file as it was.
 
     Record: ``{"frame": i, "timestamp": s, "people": [{"score": s, "keypoints": [[x, y, score], ...]}]}``.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = check_output_path(path, (".jsonl", ".ndjson"), "JSON lines file")
-        self._file = self.path.open("w", encoding="utf-8")
+    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
+        self.path = check_output_path(path, (".jsonl", ".ndjson"), "JSON lines file", overwrite=overwrite)
+        self.overwrite = overwrite
+        self._file: RecordFile | None = None
         self.written = 0
+        if not _exists(self.path):
+            self._file = RecordFile.create(self.path, overwrite=False)
 
     def write(self, result: FrameResult) -> None:
         record = {
@@ -238,12 +264,14 @@ class JsonLinesSink:
             "timestamp": round(result.frame.timestamp, 6),
             "people": result.poses.to_records(),
         }
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        if self._file is None:
+            self._file = RecordFile.create(self.path, overwrite=self.overwrite)
+        self._file.append((json.dumps(record) + "\n").encode("utf-8"))
         self.written += 1
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def coco_records(image_id: int, poses: Poses, category_id: int = 1) -> list[dict]:
@@ -260,20 +288,41 @@ def coco_records(image_id: int, poses: Poses, category_id: int = 1) -> list[dict
 
 
 class CocoSink:
-    """COCO keypoint results (``image_id`` = frame index), written as one JSON list when closed."""
+    """COCO keypoint results (``image_id`` = frame index) as one JSON list, streamed to disk as frames come.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = check_output_path(path, (".json",), "COCO results file")
-        self._file = self.path.open("w", encoding="utf-8")  # opened now: permission errors show up early
-        self._records: list[dict] = []
+    The list is written to a hidden temporary file beside the target (memory stays flat over a long run)
+    and renamed to the target name when closed, so the target is either absent or a whole JSON list, and
+    an existing file is never replaced without ``overwrite``. A run cut short still publishes the records
+    written so far; one that got no frame at all publishes ``[]``, but never in place of an existing file.
+    """
+
+    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
+        self.path = check_output_path(path, (".json",), "COCO results file", overwrite=overwrite)
+        self.overwrite = overwrite
+        self._file = RecordFile.temporary_beside(self.path)  # created now: permission errors show up early
+        self._records = 0
         self.written = 0
 
     def write(self, result: FrameResult) -> None:
-        self._records.extend(coco_records(result.frame.index, result.poses))
+        records = coco_records(result.frame.index, result.poses)
+        if records:
+            text = ",\n".join(json.dumps(r) for r in records)
+            self._file.append(("[" if self._records == 0 else ",\n").encode() + text.encode("utf-8"))
+            self._records += len(records)
         self.written += 1
 
     def close(self) -> None:
         if self._file.closed:
             return
-        with self._file:
-            json.dump(self._records, self._file)
+        if self.written == 0 and _exists(self.path):  # an empty run does not replace a file (overwrite)
+            self._file.close()
+            self._file.path.unlink(missing_ok=True)
+            return
+        try:
+            self._file.append(b"[]\n" if self._records == 0 else b"]\n")
+        except BaseException:
+            self._file.close()
+            self._file.path.unlink(missing_ok=True)  # ours, and not valid JSON: nothing to keep
+            raise
+        self._file.close()
+        publish(self._file.path, self.path, overwrite=self.overwrite)
