@@ -14,7 +14,9 @@ Schema (version 1), every key always present; ``tensorrt`` is ``None`` for an ON
      "shape_profile": {"min": [N,3,H,W], "opt": [...], "max": [...]},
      "onnx": {"file": str, "sha256": str}, "calibration": dict|None, "agreement": dict|None,
      "tensorrt": None | {"version": str, "gpu_name": str, "compute_capability": [major, minor],
-                          "engine_file": str, "workspace_gib": float, "io": [...]}}
+                          "engine_file": str, "workspace_gib": float, "io": [...],
+                          "engine_sha256": str (optional; checked before TensorRT sees the file)},
+     "weights_sha256": str (optional: state-dict digest of the weights, to show --weights match)}
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ _REQUIRED = (
     "num_joints", "input_name", "output_names", "shape_profile", "onnx", "calibration", "agreement",
     "tensorrt",
 )  # fmt: skip
+_OPTIONAL = ("weights_sha256",)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -68,6 +71,9 @@ class Sidecar:
     calibration: dict[str, Any] | None = None
     agreement: dict[str, Any] | None = None
     tensorrt: dict[str, Any] | None = None
+    #: state-dict digest of the weights (:func:`hhrnet_rt.weights.state_dict_digest`); optional, so
+    #: sidecars written before it was added still read.
+    weights_sha256: str | None = None
     package_version: str = ""
     created_utc: str = field(default_factory=utc_now)
     schema: int = SCHEMA_VERSION
@@ -121,7 +127,8 @@ class Sidecar:
                 "engine sidecar is malformed: " + "; ".join(problems) + ". Rebuild the engine with "
                 "`hhrt build-engine`."
             )
-        return cls(**{k: data[k] for k in _REQUIRED})
+        optional = {k: data[k] for k in _OPTIONAL if k in data}
+        return cls(**{k: data[k] for k in _REQUIRED}, **optional)
 
     @classmethod
     def read(cls, path: str | Path) -> Sidecar:
@@ -192,6 +199,8 @@ def schema_problems(data: Mapping[str, Any]) -> list[str]:
         ("calibration", data["calibration"] is None or isinstance(data["calibration"], Mapping), "an object or null"),
         ("agreement", data["agreement"] is None or isinstance(data["agreement"], Mapping), "an object or null"),
     ]  # fmt: skip
+    digest = data.get("weights_sha256")
+    checks.append(("weights_sha256", digest is None or isinstance(digest, str), "a string or null"))
     trt = data["tensorrt"]
     trt_ok = trt is None or (
         isinstance(trt, Mapping)
@@ -202,7 +211,7 @@ def schema_problems(data: Mapping[str, Any]) -> list[str]:
         and all(_is_int(x) for x in trt["compute_capability"])
     )
     checks.append(("tensorrt", trt_ok, "null or {version, gpu_name, compute_capability [major, minor], ...}"))
-    return [f"{key} must be {want}, got {_short(data[key])}" for key, ok, want in checks if not ok]
+    return [f"{key} must be {want}, got {_short(data.get(key))}" for key, ok, want in checks if not ok]
 
 
 def _short(value: Any) -> str:
