@@ -45,7 +45,7 @@ class EngineSettings:
 
     path: Path
     kind: str  # "engine" or "onnx"
-    num_joints: int
+    num_joints: int | None
     flip: bool | None
     input_size: int | None
     shape_profile: dict[str, list[int]] | None
@@ -164,11 +164,10 @@ def _read_onnx(path: Path) -> EngineSettings:
             sidecar.check_onnx_file(path)
         else:
             sidecar = None
+    # None when nothing records it (a bare export): check_outputs then learns it from a test run.
     num_joints = meta.get("num_joints", sidecar.num_joints if sidecar else graph_joints)
-    if num_joints is None:
-        raise InputError(f"{path} records no joint count and its heatmaps output has none; not a pose graph")
     for claimed, where in ((graph_joints, "its heatmaps output"), (sidecar and sidecar.num_joints, "its sidecar")):
-        if claimed is not None and claimed != num_joints:
+        if claimed is not None and num_joints is not None and claimed != num_joints:
             raise InputError(
                 f"{path} is inconsistent: {num_joints} joints in its metadata, {claimed} in {where}; "
                 "rebuild it with `hhrt build-engine`"
@@ -186,7 +185,7 @@ def _read_onnx(path: Path) -> EngineSettings:
     return EngineSettings(
         path=path,
         kind="onnx",
-        num_joints=int(num_joints),
+        num_joints=num_joints,
         flip=meta.get("flip"),
         input_size=meta.get("input_size"),
         shape_profile=meta.get("shape_profile"),
@@ -268,11 +267,11 @@ def file_for_backend(settings: EngineSettings, backend: str, *, single_scale: bo
     return settings.onnx_path
 
 
-def check_outputs(settings: EngineSettings, backend: Any) -> None:
-    """Run one small zero batch and refuse a file whose outputs are not K-joint pose maps.
+def check_outputs(settings: EngineSettings, backend: Any) -> int:
+    """Run one small zero batch, refuse a file whose outputs are not K-joint pose maps; returns K.
 
-    ONNX exports declare the joint axis symbolically, so only a run shows the count; the smallest shape
-    the file accepts keeps it cheap (it doubles as a warm-up).
+    ONNX exports declare the joint axis symbolically, so only a run shows the count (and gives it for a
+    bare export that records none); the smallest shape the file accepts keeps it cheap (a warm-up too).
     """
     import numpy as np
 
@@ -284,11 +283,14 @@ def check_outputs(settings: EngineSettings, backend: Any) -> None:
     except Exception as exc:  # noqa: BLE001 - a runtime's own error types; the file is what is wrong
         raise InputError(f"{settings.path} failed on a {h}x{w} test input ({type(exc).__name__}: {exc})") from None
     k = settings.num_joints
-    if heatmaps.ndim != 4 or heatmaps.shape[1] != k or tags.ndim != 5 or tags.shape[1] != k:
+    got = heatmaps.shape[1] if heatmaps.ndim == 4 else None
+    if got is None or (k is not None and got != k) or tags.ndim != 5 or tags.shape[1] != got:
+        what = f"a {k}-joint pose graph" if k is not None else "a pose graph"
         raise InputError(
-            f"{settings.path} is not a {k}-joint pose graph: it returns heatmaps {tuple(heatmaps.shape)} and "
+            f"{settings.path} is not {what}: it returns heatmaps {tuple(heatmaps.shape)} and "
             f"tags {tuple(tags.shape)} for a {h}x{w} input (settings from {settings.origin})"
         )
+    return int(got)
 
 
 # -- options against the file --------------------------------------------------------------------------

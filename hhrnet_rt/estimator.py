@@ -234,7 +234,7 @@ class PoseEstimator:
         if engine_settings is not None:
             from hhrnet_rt.engine_file import check_outputs
 
-            check_outputs(engine_settings, self.backend)
+            self.num_joints = check_outputs(engine_settings, self.backend)
         self._device_prep = device_preprocessor_for(self.backend, device_preprocess, single, self.input_size)
         from hhrnet_rt import decode
 

@@ -245,3 +245,17 @@ def test_cli_garbage_engine_files(tmp_path, name, content, code, needle):
     result = runner.invoke(app, ["image", str(_image(tmp_path)), "--out", str(tmp_path / "o"), "--engine", str(bad)])
     assert result.exit_code == code, result.output
     assert needle in " ".join(result.output.split()) and "Traceback" not in result.output
+
+
+def test_bare_export_without_records_runs_and_learns_its_joint_count(built, tmp_path):
+    # e.g. an export by another tool with hhrnet-rt's I/O names: nothing recorded, the run tells K.
+    model = onnx.load(str(built.onnx_path))
+    del model.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(model, bare)
+    settings = read_engine_settings(bare)
+    assert settings.num_joints is None and settings.flip is None and "flip and size unknown" in settings.origin
+    est = PoseEstimator(engine=bare, backend="onnxruntime", flip=False, input_size=64, onnx_threads=1)
+    assert est.num_joints == 17
+    with pytest.raises(InputError, match="does not record which weights"):
+        PoseEstimator("random", engine=bare, backend="onnxruntime", flip=False)
