@@ -130,7 +130,9 @@ def _load_onnx(path: Path) -> Any:
 
     size = path.stat().st_size
     if size > MAX_ONNX_BYTES:
-        raise InputError(f"{path} is {size:,} bytes, more than an ONNX file can hold; it is not an ONNX model")
+        raise InputError(
+            f"{path} is {size:,} bytes, more than an ONNX file can hold; it is not an ONNX model"
+        )
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError, RuntimeWarning, ValueError...
@@ -141,7 +143,9 @@ def _load_onnx(path: Path) -> Any:
         if model.ir_version > 0 and len(model.graph.node) > 0:
             return model
         why = "it parses as an empty model: no IR version or no graph nodes"
-    raise InputError(f"{path} is not a readable ONNX model ({why}); pass an .onnx file written by `hhrt build-engine`")
+    raise InputError(
+        f"{path} is not a readable ONNX model ({why}); pass an .onnx file written by `hhrt build-engine`"
+    )
 
 
 def _read_onnx(path: Path) -> EngineSettings:
@@ -160,13 +164,16 @@ def _read_onnx(path: Path) -> EngineSettings:
     sidecar = None
     if sidecar_file.is_file():
         sidecar = Sidecar.read(sidecar_file)
-        if sidecar.onnx["file"] == path.name:  # NAME.fp32.onnx shares NAME.json but is not its file
+        if sidecar.onnx["file"] == path.name:  # a renamed copy's NAME.json may describe another file
             sidecar.check_onnx_file(path)
         else:
             sidecar = None
     # None when nothing records it (a bare export): check_outputs then learns it from a test run.
     num_joints = meta.get("num_joints", sidecar.num_joints if sidecar else graph_joints)
-    for claimed, where in ((graph_joints, "its heatmaps output"), (sidecar and sidecar.num_joints, "its sidecar")):
+    for claimed, where in (
+        (graph_joints, "its heatmaps output"),
+        (sidecar and sidecar.num_joints, "its sidecar"),
+    ):
         if claimed is not None and num_joints is not None and claimed != num_joints:
             raise InputError(
                 f"{path} is inconsistent: {num_joints} joints in its metadata, {claimed} in {where}; "
@@ -181,7 +188,9 @@ def _read_onnx(path: Path) -> EngineSettings:
                 )
         base = _from_sidecar(path, "onnx", sidecar, path)
         return replace(base, weights_sha256=meta.get("weights_sha256", base.weights_sha256))
-    origin = "its ONNX metadata" if meta else "its ONNX graph (no sidecar, no metadata: flip and size unknown)"
+    origin = (
+        "its ONNX metadata" if meta else "its ONNX graph (no sidecar, no metadata: flip and size unknown)"
+    )
     return EngineSettings(
         path=path,
         kind="onnx",
@@ -203,9 +212,13 @@ _META_TYPES = {
     "flip": lambda v: isinstance(v, bool),
     "project": lambda v: isinstance(v, bool),
     "input_size": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 64 and v % 64 == 0,
-    "shape_profile": lambda v: isinstance(v, dict)
-    and all(isinstance(v.get(k), list) and len(v[k]) == 4 and all(isinstance(x, int) for x in v[k])
-            for k in ("min", "opt", "max")),  # fmt: skip
+    "shape_profile": lambda v: (
+        isinstance(v, dict)
+        and all(
+            isinstance(v.get(k), list) and len(v[k]) == 4 and all(isinstance(x, int) for x in v[k])
+            for k in ("min", "opt", "max")
+        )
+    ),  # fmt: skip
     "weights": lambda v: isinstance(v, str),
     "weights_sha256": lambda v: isinstance(v, str),
     "cache_key": lambda v: isinstance(v, str),
@@ -225,7 +238,9 @@ def _metadata(path: Path, model: Any) -> dict[str, Any]:
             value = prop.value
         check = _META_TYPES.get(key)
         if check is not None and not check(value):
-            raise InputError(f"{path}: ONNX metadata {prop.key} = {prop.value[:40]!r} is malformed; rebuild it")
+            raise InputError(
+                f"{path}: ONNX metadata {prop.key} = {prop.value[:40]!r} is malformed; rebuild it"
+            )
         out[key] = value
     return out
 
@@ -275,13 +290,19 @@ def check_outputs(settings: EngineSettings, backend: Any) -> int:
     """
     import numpy as np
 
-    h, w = (settings.shape_profile["min"][2:] if settings.kind == "engine" and settings.shape_profile else (64, 64))
+    h, w = (
+        settings.shape_profile["min"][2:]
+        if settings.kind == "engine" and settings.shape_profile
+        else (64, 64)
+    )
     try:
         heatmaps, tags = backend.run(np.zeros((1, 3, h, w), np.float32))
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - a runtime's own error types; the file is what is wrong
-        raise InputError(f"{settings.path} failed on a {h}x{w} test input ({type(exc).__name__}: {exc})") from None
+        raise InputError(
+            f"{settings.path} failed on a {h}x{w} test input ({type(exc).__name__}: {exc})"
+        ) from None
     k = settings.num_joints
     got = heatmaps.shape[1] if heatmaps.ndim == 4 else None
     if got is None or (k is not None and got != k) or tags.ndim != 5 or tags.shape[1] != got:
@@ -296,7 +317,9 @@ def check_outputs(settings: EngineSettings, backend: Any) -> int:
 # -- options against the file --------------------------------------------------------------------------
 
 
-def resolve_options(settings: EngineSettings, *, flip: bool | None, input_size: int | None) -> tuple[bool, int]:
+def resolve_options(
+    settings: EngineSettings, *, flip: bool | None, input_size: int | None
+) -> tuple[bool, int]:
     """``(flip, input_size)`` to run ``settings`` with: the file's values where the caller gave none.
 
     Raises:

@@ -188,7 +188,9 @@ class PoseEstimator:
             engine_settings = read_engine_settings(engine)
             flip, input_size = resolve_options(engine_settings, flip=flip, input_size=input_size)
         elif weights is None:
-            raise InputError("PoseEstimator needs weights (a name, file, state dict or module) or an engine file")
+            raise InputError(
+                "PoseEstimator needs weights (a name, file, state dict or module) or an engine file"
+            )
         self.input_size = check_input_size(512 if input_size is None else input_size)
         self.scales = _check_scales(scales)
         self.flip = True if flip is None else bool(flip)
@@ -204,7 +206,11 @@ class PoseEstimator:
             from hhrnet_rt.engine_file import check_weights_match, file_for_backend
 
             engine = file_for_backend(engine_settings, name, single_scale=single)
-            self.graph, self.num_joints, self._project = None, engine_settings.num_joints, engine_settings.project
+            self.graph, self.num_joints, self._project = (
+                None,
+                engine_settings.num_joints,
+                engine_settings.project,
+            )
             self.weights_label = f"built into {engine_settings.path} (settings from {engine_settings.origin})"
             if weights is not None:
                 network, label = _build_network(weights)

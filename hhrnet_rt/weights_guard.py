@@ -60,10 +60,16 @@ def _check_zip(path: Path) -> None:
         infos = zf.infolist()
         total = sum(i.file_size for i in infos)
         if total > MAX_LOADED_BYTES:
-            raise _refuse(path, f"its members unpack to {total:,} bytes, more than the {MAX_LOADED_BYTES:,} limit")
+            raise _refuse(
+                path, f"its members unpack to {total:,} bytes, more than the {MAX_LOADED_BYTES:,} limit"
+            )
         for info in infos:
-            if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-                raise _refuse(path, f"{info.filename} expands {info.compress_size:,} -> {info.file_size:,} bytes")
+            if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_RATIO * max(
+                info.compress_size, 1
+            ):
+                raise _refuse(
+                    path, f"{info.filename} expands {info.compress_size:,} -> {info.file_size:,} bytes"
+                )
         if infos and all(i.filename.endswith(".npy") for i in infos):
             for info in infos:
                 _check_npy_header(path, zf, info)
@@ -79,7 +85,9 @@ def _check_zip(path: Path) -> None:
             for key, nbytes in storages.items():
                 have = sizes.get(f"{prefix}data/{key}", 0)
                 if nbytes > have:
-                    raise _refuse(path, f"storage {key} announces {nbytes:,} bytes but the file holds {have:,}")
+                    raise _refuse(
+                        path, f"storage {key} announces {nbytes:,} bytes but the file holds {have:,}"
+                    )
 
 
 def _check_npy_header(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
@@ -100,7 +108,8 @@ def _check_npy_header(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) ->
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if nbytes != info.file_size - header_len:
         raise _refuse(
-            path, f"{info.filename} announces shape {shape} ({nbytes:,} bytes) but holds {info.file_size - header_len:,}"
+            path,
+            f"{info.filename} announces shape {shape} ({nbytes:,} bytes) but holds {info.file_size - header_len:,}",
         )
 
 

@@ -89,7 +89,9 @@ def test_torch_zip_pickle_announcing_a_huge_storage_is_refused(tmp_path):
                 data = data.replace(b"K\x07", b"\x8a\x06" + (TB // 4).to_bytes(6, "little"), 1)
             zout.writestr(info, data)
     before = _rss_mib()
-    with pytest.raises(WeightsError, match="storage 0 announces 1,099,511,627,776 bytes but the file holds 28"):
+    with pytest.raises(
+        WeightsError, match="storage 0 announces 1,099,511,627,776 bytes but the file holds 28"
+    ):
         read_checkpoint(bomb)
     assert _rss_mib() - before < 200
 
@@ -106,9 +108,9 @@ def test_legacy_torch_file_announcing_a_huge_storage_is_refused(tmp_path):
 
 
 def test_scanning_a_pickle_runs_no_code(tmp_path):
-    from hhrnet_rt.weights_guard import _StorageScan
-
     import os
+
+    from hhrnet_rt.weights_guard import _StorageScan
 
     marker = tmp_path / "ran"
 

@@ -268,6 +268,8 @@ def test_unwritable_cache_falls_back_to_a_private_temp_folder(server, payload, t
         path = fetch_named("w32_512", progress=False)
     assert path.parent.parent == tmp_path / "tmp" and path.read_bytes() == payload
     assert path.parent.stat().st_mode & 0o777 == 0o700
-    assert any("cannot be written" in r.getMessage() and str(path.parent) in r.getMessage() for r in caplog.records)
+    assert any(
+        "cannot be written" in r.getMessage() and str(path.parent) in r.getMessage() for r in caplog.records
+    )
     # The next run finds (and re-verifies) the file in the fallback folder instead of downloading again.
     assert fetch_named("w32_512", progress=False) == path

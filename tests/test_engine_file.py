@@ -235,14 +235,21 @@ def test_cli_runs_an_onnx_file_without_weights(built, tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "code", "needle"),
     [
-        ("garbage.onnx", b"\x00\x01 definitely not protobuf \xff" * 50, EXIT_INPUT, "not a readable ONNX model"),
+        (
+            "garbage.onnx",
+            b"\x00\x01 definitely not protobuf \xff" * 50,
+            EXIT_INPUT,
+            "not a readable ONNX model",
+        ),
         ("garbage.engine", b"\x00junk", EXIT_ENGINE_MISMATCH, "no sidecar"),
     ],
 )
 def test_cli_garbage_engine_files(tmp_path, name, content, code, needle):
     bad = tmp_path / name
     bad.write_bytes(content)
-    result = runner.invoke(app, ["image", str(_image(tmp_path)), "--out", str(tmp_path / "o"), "--engine", str(bad)])
+    result = runner.invoke(
+        app, ["image", str(_image(tmp_path)), "--out", str(tmp_path / "o"), "--engine", str(bad)]
+    )
     assert result.exit_code == code, result.output
     assert needle in " ".join(result.output.split()) and "Traceback" not in result.output
 
@@ -254,7 +261,9 @@ def test_bare_export_without_records_runs_and_learns_its_joint_count(built, tmp_
     bare = tmp_path / "bare.onnx"
     onnx.save(model, bare)
     settings = read_engine_settings(bare)
-    assert settings.num_joints is None and settings.flip is None and "flip and size unknown" in settings.origin
+    assert (
+        settings.num_joints is None and settings.flip is None and "flip and size unknown" in settings.origin
+    )
     est = PoseEstimator(engine=bare, backend="onnxruntime", flip=False, input_size=64, onnx_threads=1)
     assert est.num_joints == 17
     with pytest.raises(InputError, match="does not record which weights"):

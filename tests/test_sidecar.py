@@ -147,6 +147,10 @@ def _good() -> dict:
         (json.dumps(_good() | {"shape_profile": {"min": [1, 3, "a", 4]}}).encode(), "shape_profile must be"),
         (json.dumps(_good() | {"onnx": {"file": "m.onnx"}}).encode(), "onnx must be"),
         (json.dumps(_good() | {"onnx": "m.onnx"}).encode(), "onnx must be"),
+        (
+            json.dumps(_good() | {"onnx": {"file": "../../etc/m.onnx", "sha256": "0" * 64}}).encode(),
+            "onnx must be",
+        ),
         (json.dumps(_good() | {"output_names": "heatmaps"}).encode(), "output_names must be"),
         (json.dumps(_good() | {"tensorrt": {"version": 10}}).encode(), "tensorrt must be"),
         (json.dumps(_good() | {"tensorrt": TRT | {"compute_capability": None}}).encode(), "tensorrt must be"),

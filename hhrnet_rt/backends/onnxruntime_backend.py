@@ -158,7 +158,9 @@ class OnnxRuntimeBackend:
             options.inter_op_num_threads = 1
         self.threads = threads
         try:
-            self.session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                str(self.onnx_path), options, providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # noqa: BLE001 - InvalidProtobuf, Fail, InvalidGraph...: all "not usable"
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise InputError(

@@ -76,7 +76,9 @@ InputSize = Annotated[
 Flip = Annotated[
     bool | None,
     typer.Option(
-        "--flip/--no-flip", help="Flip test (default: on, or as the --engine file was built).", show_default=False
+        "--flip/--no-flip",
+        help="Flip test (default: on, or as the --engine file was built).",
+        show_default=False,
     ),
 ]
 Refine = Annotated[

@@ -146,8 +146,12 @@ class Sidecar:
                 "are unknown. Rebuild with `hhrt build-engine` (it writes NAME.engine and NAME.json)."
             ) from None
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            reason = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"not valid JSON: {exc}"
-            raise EngineMismatchError(f"engine sidecar {path} is unreadable ({reason}); rebuild the engine.") from None
+            reason = (
+                "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"not valid JSON: {exc}"
+            )
+            raise EngineMismatchError(
+                f"engine sidecar {path} is unreadable ({reason}); rebuild the engine."
+            ) from None
         except OSError as exc:
             raise InputError(f"cannot read the engine sidecar {path}: {exc.strerror or exc}") from None
         return cls.from_dict(data)
@@ -169,6 +173,11 @@ MAX_SIDECAR_BYTES = 1 << 20
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_file_name(v: Any) -> bool:
+    # A bare name: the files are looked up beside the sidecar, never elsewhere on the disk.
+    return isinstance(v, str) and v not in ("", ".", "..") and "/" not in v and "\\" not in v
 
 
 def _is_shape(v: Any) -> bool:
@@ -193,9 +202,9 @@ def schema_problems(data: Mapping[str, Any]) -> list[str]:
         ("shape_profile", isinstance(data["shape_profile"], Mapping)
          and all(_is_shape(data["shape_profile"].get(k)) for k in ("min", "opt", "max")),
          "min/opt/max shapes [N,3,H,W]"),
-        ("onnx", isinstance(data["onnx"], Mapping) and isinstance(data["onnx"].get("file"), str)
+        ("onnx", isinstance(data["onnx"], Mapping) and _is_file_name(data["onnx"].get("file"))
          and isinstance(data["onnx"].get("sha256"), str) and len(data["onnx"]["sha256"]) == 64,
-         "{file, sha256}"),
+         "{file: a name in the same folder, sha256}"),
         ("calibration", data["calibration"] is None or isinstance(data["calibration"], Mapping), "an object or null"),
         ("agreement", data["agreement"] is None or isinstance(data["agreement"], Mapping), "an object or null"),
     ]  # fmt: skip
