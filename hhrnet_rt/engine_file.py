@@ -95,6 +95,12 @@ def read_engine_settings(path: str | os.PathLike) -> EngineSettings:
 
 
 def _read_engine(path: Path) -> EngineSettings:
+    if not sidecar_path_for(path).is_file():
+        # Every engine `hhrt build-engine` writes has one: without it this is not a usable file (exit 2).
+        raise InputError(
+            f"{path} has no sidecar {sidecar_path_for(path).name} beside it, so it is not an engine from "
+            "`hhrt build-engine` (or was separated from its sidecar); rebuild it, or keep NAME.json with it"
+        )
     sidecar = Sidecar.read(sidecar_path_for(path))
     trt = sidecar.tensorrt or {}
     recorded = trt.get("engine_sha256")

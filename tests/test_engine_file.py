@@ -205,7 +205,7 @@ def test_damaged_engine_and_mixed_up_files(built, tmp_path):
     with pytest.raises(EngineMismatchError, match="not an object"):
         read_engine_settings(engine)
     (tmp_path / "t.json").unlink()
-    with pytest.raises(EngineMismatchError, match="no sidecar"):
+    with pytest.raises(InputError, match="has no sidecar t.json beside it"):
         read_engine_settings(engine)
 
 
@@ -233,23 +233,21 @@ def test_cli_runs_an_onnx_file_without_weights(built, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("name", "content", "code", "needle"),
+    ("name", "content", "sidecar", "code", "needle"),
     [
-        (
-            "garbage.onnx",
-            b"\x00\x01 definitely not protobuf \xff" * 50,
-            EXIT_INPUT,
-            "not a readable ONNX model",
-        ),
-        ("garbage.engine", b"\x00junk", EXIT_ENGINE_MISMATCH, "no sidecar"),
+        ("garbage.onnx", b"\x00\x01 not protobuf \xff" * 50, None, EXIT_INPUT, "not a readable ONNX model"),
+        ("garbage.engine", b"\x00junk", None, EXIT_INPUT, "has no sidecar garbage.json beside it"),
+        ("garbage.engine", b"\x00junk", b"null", EXIT_ENGINE_MISMATCH, "holds a JSON NoneType"),
+        ("garbage.engine", b"\x00junk", b"\xff\xfe\x00", EXIT_ENGINE_MISMATCH, "not UTF-8 text"),
     ],
 )
-def test_cli_garbage_engine_files(tmp_path, name, content, code, needle):
+def test_cli_garbage_engine_files(tmp_path, name, content, sidecar, code, needle):
     bad = tmp_path / name
     bad.write_bytes(content)
-    result = runner.invoke(
-        app, ["image", str(_image(tmp_path)), "--out", str(tmp_path / "o"), "--engine", str(bad)]
-    )
+    if sidecar is not None:
+        bad.with_suffix(".json").write_bytes(sidecar)
+    args = ["image", str(_image(tmp_path)), "--out", str(tmp_path / "o"), "--engine", str(bad)]
+    result = runner.invoke(app, args)
     assert result.exit_code == code, result.output
     assert needle in " ".join(result.output.split()) and "Traceback" not in result.output
 
