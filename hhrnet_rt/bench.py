@@ -222,7 +222,7 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
             on_step(f"exporting a {precision} ONNX graph for ONNX Runtime")
             engine = str(_onnx_for(PoseGraph(network, flip=cfg.flip), precision, cfg.input_size, Path(tmp)))
         estimator = PoseEstimator(
-            network,
+            network if engine is None else None,  # a file carries its own weights (hhrnet_rt.engine_file)
             input_size=cfg.input_size,
             flip=cfg.flip,
             backend=name,

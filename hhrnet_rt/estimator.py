@@ -129,9 +129,12 @@ class PoseEstimator:
 
     Args:
         weights: named weights ("w32_512", ...), a checkpoint path, a state dict, an ``nn.Module``
-            (e.g. :class:`~hhrnet_rt.model.HigherHRNet`), or "random" (random-init W32-512).
-        input_size: short side of the network input; a multiple of 64.
-        flip: official flip test (mirrored second pass, 2-D tags).
+            (e.g. :class:`~hhrnet_rt.model.HigherHRNet`), or "random" (random-init W32-512). ``None``
+            with an ``engine`` (the file is self-contained); given with one, they must be the weights the
+            file was built from (compared by digest), else InputError.
+        input_size: short side of the network input; a multiple of 64. ``None``: 512, or the engine's.
+        flip: official flip test (mirrored second pass, 2-D tags). ``None``: on, or as the engine was
+            built; an explicit value that contradicts the engine is an InputError.
         scales: test scales (official TEST.SCALE_FACTOR); several scales need 1.0 among them.
         adjust, refine: official decoding steps.
         backend: "torch", "onnxruntime", "tensorrt" or "auto" (see :func:`~hhrnet_rt.backends.choose_backend`).
@@ -140,7 +143,9 @@ class PoseEstimator:
             engine / ``.onnx`` file. torch on CUDA runs fp32 or fp16 (opt-in); torch on the CPU fp32
             only; ONNX Runtime and TensorRT run the precision of their file, and an explicit request
             that differs from it is an error (see :func:`~hhrnet_rt.backends.create_backend`).
-        engine: TensorRT engine file (tensorrt/auto), or an ``.onnx`` file to run with ONNX Runtime.
+        engine: TensorRT engine file (tensorrt/auto), or an ``.onnx`` file to run with ONNX Runtime; its
+            settings are read by :mod:`hhrnet_rt.engine_file` (ONNX Runtime runs an engine's ``.onnx``
+            sibling when TensorRT is not chosen).
         device_preprocess: resize/normalise on the backend's device (see the module docstring).
             ``None`` (default): on for CUDA backends with one test scale. ``False``: always OpenCV/numpy
             (bit-exact with the official preprocessing). ``True``: force it; needs one scale and a torch
@@ -156,10 +161,10 @@ class PoseEstimator:
 
     def __init__(
         self,
-        weights,
+        weights=None,
         *,
-        input_size: int = 512,
-        flip: bool = True,
+        input_size: int | None = None,
+        flip: bool | None = None,
         scales: Sequence[float] = (1.0,),
         adjust: bool = True,
         refine: bool = True,
@@ -180,9 +185,19 @@ class PoseEstimator:
         check_precision(precision)  # before the (slow) model load
         choose_decode_on(decode_on, "cpu")  # validates; the backend's device decides "auto" below
 
-        self.input_size = check_input_size(input_size)
+        engine_settings = None
+        if engine is not None:  # the file decides flip and size unless they were given (and then must agree)
+            from hhrnet_rt.engine_file import read_engine_settings, resolve_options
+
+            engine_settings = read_engine_settings(engine)
+            flip, input_size = resolve_options(engine_settings, flip=flip, input_size=input_size)
+        elif weights is None:
+            raise InputError(
+                "PoseEstimator needs weights (a name, file, state dict or module) or an engine file"
+            )
+        self.input_size = check_input_size(512 if input_size is None else input_size)
         self.scales = _check_scales(scales)
-        self.flip = bool(flip)
+        self.flip = True if flip is None else bool(flip)
         self.adjust = bool(adjust)
         self.refine = bool(refine)
         self.decode_params = decode_params or DecodeParams()
@@ -190,16 +205,32 @@ class PoseEstimator:
         single = self.scales == (1.0,)
         if name == "tensorrt" and not single:
             raise InputError("several test scales are supported on the torch and onnxruntime backends only")
-        network, self.weights_label = _build_network(weights)
-        num_joints = getattr(getattr(network, "spec", None), "num_joints", None)
-        self.num_joints = int(num_joints) if num_joints is not None else _probe_num_joints(network)
-        # The graph projects to the input size itself only for the plain single-scale case; otherwise
-        # it returns 1/2-resolution maps and project_and_aggregate projects them to the base size.
-        try:
-            self.graph = PoseGraph(network, flip=self.flip, project=single, num_joints=self.num_joints)
-        except ValueError as exc:  # e.g. no known flip permutation for this joint count
-            raise InputError(str(exc)) from None
-        self.graph.eval()
+        if engine_settings is not None:
+            # With a file no network is built (weights, if given, are only compared with the file's).
+            from hhrnet_rt.engine_file import check_weights_match, file_for_backend
+
+            engine = file_for_backend(engine_settings, name, single_scale=single)
+            self.graph, self.num_joints, self._project = (
+                None,
+                engine_settings.num_joints,
+                engine_settings.project,
+            )
+            self.weights_label = f"built into {engine_settings.path} (settings from {engine_settings.origin})"
+            if weights is not None:
+                network, label = _build_network(weights)
+                check_weights_match(engine_settings, network, f"the weights {label}")
+        else:
+            network, self.weights_label = _build_network(weights)
+            num_joints = getattr(getattr(network, "spec", None), "num_joints", None)
+            self.num_joints = int(num_joints) if num_joints is not None else _probe_num_joints(network)
+            # The graph projects to the input size itself only for the plain single-scale case; otherwise
+            # it returns 1/2-resolution maps and project_and_aggregate projects them to the base size.
+            try:
+                self.graph = PoseGraph(network, flip=self.flip, project=single, num_joints=self.num_joints)
+            except ValueError as exc:  # e.g. no known flip permutation for this joint count
+                raise InputError(str(exc)) from None
+            self.graph.eval()
+            self._project = single
         self.backend = create_backend(
             name,
             self.graph,
@@ -210,6 +241,10 @@ class PoseEstimator:
             example_hw=(self.input_size, self.input_size),
             cache_dir=onnx_cache_dir,
         )
+        if engine_settings is not None:
+            from hhrnet_rt.engine_file import check_outputs
+
+            self.num_joints = check_outputs(engine_settings, self.backend)
         self._device_prep = device_preprocessor_for(self.backend, device_preprocess, single, self.input_size)
         self.decode_on = choose_decode_on(decode_on, self.backend.device)
         from hhrnet_rt import decode
@@ -254,7 +289,7 @@ class PoseEstimator:
 
         from hhrnet_rt.device_prep import hand_over, maps_to_host
 
-        if self.graph.project:
+        if self._project:
             heatmaps, tags = self._run(prepared.inputs[0][1], prepared.ready)
             heatmaps, tags = heatmaps[0], tags[0]
         else:

@@ -7,7 +7,9 @@ dicts, and the named weights "w32_512", "w32_640", "w48_512" (downloaded once, h
 :mod:`hhrnet_rt.download`).
 
 Files are read with ``torch.load(weights_only=True)`` only: a checkpoint that needs arbitrary
-unpickling is refused, so code inside a malicious file never runs.
+unpickling is refused, so code inside a malicious file never runs. Before that, the sizes its headers
+announce are checked against what it holds (:mod:`hhrnet_rt.weights_guard`), so a decompression bomb or
+an absurd header is refused before anything is allocated.
 
 Example:
     >>> model, spec = build_from_checkpoint("pose_higher_hrnet_w32_512.pth")  # doctest: +SKIP
@@ -125,6 +127,9 @@ def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
     path = check_input_file(path, "checkpoint file", error=WeightsError)
     if path.stat().st_size == 0:
         raise WeightsError(f"{path} is not a PyTorch checkpoint: it is empty (0 bytes; an interrupted copy?)")
+    from hhrnet_rt.weights_guard import check_checkpoint_sizes
+
+    check_checkpoint_sizes(path)  # headers first: nothing is allocated for a bomb
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()

@@ -36,9 +36,19 @@ def test_info_table(monkeypatch, tmp_path):
 
 
 def test_info_json_reports_cached_weights(monkeypatch, tmp_path):
+    import hashlib
+
+    from hhrnet_rt.download import NamedWeights
+
     cache = tmp_path / "weights"
     cache.mkdir()
-    (cache / NAMED_WEIGHTS["w32_512"].filename).write_bytes(b"x")
+    # "cached" means the hash was checked: w32_512's entry is made to expect this file's hash, while
+    # w48_512's file has the right name and the wrong content.
+    good = NamedWeights("https://example.invalid/good-" + hashlib.sha256(b"x").hexdigest()[:8] + ".pth",
+                        hashlib.sha256(b"x").hexdigest()[:8])  # fmt: skip
+    monkeypatch.setitem(NAMED_WEIGHTS, "w32_512", good)
+    (cache / good.filename).write_bytes(b"x")
+    (cache / NAMED_WEIGHTS["w48_512"].filename).write_bytes(b"x")
     monkeypatch.setenv("HHRT_CACHE_DIR", str(cache))
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
     result = runner.invoke(app, ["info", "--json"])
@@ -47,6 +57,11 @@ def test_info_json_reports_cached_weights(monkeypatch, tmp_path):
     assert facts["weights_cache"]["dir"] == str(cache)
     cached = facts["weights_cache"]["cached"]
     assert cached["w32_512"] is True and all(v is False for k, v in cached.items() if k != "w32_512")
+    assert facts["weights_cache"]["hash_mismatch"] == {
+        "w48_512": str(cache / NAMED_WEIGHTS["w48_512"].filename)
+    }
+    table = runner.invoke(app, ["info"]).stdout
+    assert "sha256 verified" in table and "sha256 differs" in table
     assert facts["numba_cache_dir"] == str(tmp_path / "numba")
     assert facts["versions"]["torch"] == torch.__version__
     assert len(facts["gpus"]) == (torch.cuda.device_count() if torch.cuda.is_available() else 0)

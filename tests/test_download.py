@@ -62,6 +62,8 @@ def server(payload):
 @pytest.fixture(autouse=True)
 def cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("HHRT_CACHE_DIR", str(tmp_path / "cache"))
+    # The local test server speaks plain http; everything else must be https.
+    monkeypatch.setattr(download, "PLAIN_HTTP_HOSTS", {"127.0.0.1"})
     return tmp_path / "cache"
 
 
@@ -124,5 +126,150 @@ def test_damaged_cache_file_names_the_file_to_delete(cache, monkeypatch):
     monkeypatch.setitem(NAMED_WEIGHTS, "w32_512", entry)
     cache.mkdir(parents=True)
     (cache / entry.filename).write_text("not weights")
-    with pytest.raises(WeightsError, match="Delete the cached file .*never-used-12345678.pth"):
+    # The hash is checked on use, before the file is read: the message names the file to delete.
+    with pytest.raises(DownloadError, match=r"cached file .*never-used-12345678.pth is not the w32_512"):
         build_from_checkpoint("w32_512")
+    assert (cache / entry.filename).read_text() == "not weights"  # not ours to delete
+
+
+# -- the cache and the wire are verified, never trusted ------------------------------------------------
+
+
+def _serve(handler_body):
+    """A 127.0.0.1 server whose GET handler is ``handler_body(handler)``; returns (base_url, close)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server API
+            handler_body(self)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+
+    def close():
+        httpd.shutdown()
+        httpd.server_close()
+
+    return f"http://127.0.0.1:{httpd.server_address[1]}", close
+
+
+def _no_leftovers(cache: Path) -> bool:
+    return not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_replaced_cache_file_is_refused_and_info_says_so(server, payload, cache, monkeypatch):
+    from hhrnet_rt.cli.info import collect
+
+    base, requests = server
+    prefix = hashlib.sha256(payload).hexdigest()[:8]
+    monkeypatch.setitem(NAMED_WEIGHTS, "w32_512", NamedWeights(f"{base}/tiny-{prefix}.pth", prefix))
+    path = fetch_named("w32_512", progress=False)
+    assert collect()["weights_cache"]["cached"]["w32_512"] is True
+    # Someone puts another (perfectly loadable) checkpoint under the cached name.
+    other = dict(HigherHRNet(TINY).state_dict())
+    torch.save(other, path)
+    with pytest.raises(DownloadError, match=rf"{path.name} is not the w32_512 checkpoint.*Delete it"):
+        build_from_checkpoint("w32_512")
+    assert path.is_file() and len(requests) == 1  # neither deleted nor silently re-downloaded
+    facts = collect()["weights_cache"]
+    assert facts["cached"]["w32_512"] is False and facts["hash_mismatch"] == {"w32_512": str(path)}
+
+
+def test_plain_http_and_redirects_to_http_are_refused(server, cache, monkeypatch):
+    base, requests = server
+    monkeypatch.setattr(download, "PLAIN_HTTP_HOSTS", set())
+    monkeypatch.setitem(NAMED_WEIGHTS, "w32_512", NamedWeights(f"{base}/x-12345678.pth", "12345678"))
+    with pytest.raises(DownloadError, match="only https"):
+        fetch_named("w32_512", progress=False)
+    assert requests == [] and _no_leftovers(cache)
+
+    # A redirect may not leave https for http: the allowed test host redirects to a disallowed one.
+    def redirect(h):
+        h.send_response(302)
+        h.send_header("Location", f"http://localhost:{base.rsplit(':', 1)[1].split('/')[0]}/zoo/x.pth")
+        h.end_headers()
+
+    url, close = _serve(redirect)
+    try:
+        monkeypatch.setattr(download, "PLAIN_HTTP_HOSTS", {"127.0.0.1"})
+        monkeypatch.setitem(NAMED_WEIGHTS, "w32_512", NamedWeights(f"{url}/x-12345678.pth", "12345678"))
+        with pytest.raises(DownloadError, match="refused to download http://localhost.*only https"):
+            fetch_named("w32_512", progress=False)
+    finally:
+        close()
+    assert requests == [] and _no_leftovers(cache)
+
+
+@pytest.mark.parametrize("announce", [True, False], ids=["content-length", "no-content-length"])
+def test_size_cap(cache, monkeypatch, announce):
+    body = b"x" * 5000
+
+    def send(h):
+        h.send_response(200)
+        if announce:
+            h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    url, close = _serve(send)
+    monkeypatch.setattr(download, "MAX_BYTES", 4096)
+    monkeypatch.setattr(download, "_CHUNK", 1024)
+    monkeypatch.setitem(NAMED_WEIGHTS, "w32_512", NamedWeights(f"{url}/big-12345678.pth", "12345678"))
+    try:
+        with pytest.raises(DownloadError, match="more than the 4,096-byte limit"):
+            fetch_named("w32_512", progress=False)
+    finally:
+        close()
+    assert _no_leftovers(cache)  # the temporary .part file is gone too
+
+
+def test_overall_deadline_stops_a_trickling_server(cache, monkeypatch):
+    import time
+
+    def trickle(h):
+        h.send_response(200)
+        h.send_header("Content-Length", "100000")
+        h.end_headers()
+        for _ in range(200):  # a byte every 10 ms: each read is quick, the whole never ends in time
+            try:
+                h.wfile.write(b"x")
+                h.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.01)
+
+    url, close = _serve(trickle)
+    monkeypatch.setattr(download, "DEADLINE_S", 0.2)
+    monkeypatch.setattr(download, "_CHUNK", 1)
+    monkeypatch.setitem(NAMED_WEIGHTS, "w32_512", NamedWeights(f"{url}/slow-12345678.pth", "12345678"))
+    try:
+        with pytest.raises(DownloadError, match=r"took longer than 0 s and was stopped"):
+            fetch_named("w32_512", progress=False)
+    finally:
+        close()
+    assert _no_leftovers(cache)
+
+
+def test_unwritable_cache_falls_back_to_a_private_temp_folder(server, payload, tmp_path, monkeypatch, caplog):
+    # Root ignores permission bits, so the unwritable folder is one that cannot be created at all: its
+    # parent is a regular file (mkdir fails with NotADirectoryError for every user).
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("HHRT_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    base, _ = server
+    prefix = hashlib.sha256(payload).hexdigest()[:8]
+    monkeypatch.setitem(NAMED_WEIGHTS, "w32_512", NamedWeights(f"{base}/tiny-{prefix}.pth", prefix))
+    with caplog.at_level("WARNING", logger="hhrnet_rt.paths"):
+        path = fetch_named("w32_512", progress=False)
+    assert path.parent.parent == tmp_path / "tmp" and path.read_bytes() == payload
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert any(
+        "cannot be written" in r.getMessage() and str(path.parent) in r.getMessage() for r in caplog.records
+    )
+    # The next run finds (and re-verifies) the file in the fallback folder instead of downloading again.
+    assert fetch_named("w32_512", progress=False) == path

@@ -124,3 +124,67 @@ def test_invalid_fields_are_refused():
         make_sidecar(precision="int4")
     with pytest.raises(InputError, match="shape_profile"):
         make_sidecar(shape_profile={"min": [1, 3, 64, 64]})
+
+
+# -- any malformed sidecar is a clear EngineMismatchError, never a TypeError/KeyError ------------------
+
+
+def _good() -> dict:
+    return make_sidecar().to_dict()
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"null", "JSON NoneType, not an object"),
+        (b"[1, 2]", "JSON list, not an object"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00binary", "not UTF-8 text"),
+        (b"[" * 100_000 + b"]" * 100_000, "unreadable"),  # nesting deep enough to exhaust the parser
+        (json.dumps(_good() | {"num_joints": "17"}).encode(), "num_joints must be a joint count, got '17'"),
+        (json.dumps(_good() | {"flip": 1}).encode(), "flip must be true or false"),
+        (json.dumps(_good() | {"input_size": 500}).encode(), "input_size must be a positive multiple of 64"),
+        (json.dumps(_good() | {"shape_profile": None}).encode(), "shape_profile must be"),
+        (json.dumps(_good() | {"shape_profile": {"min": [1, 3, "a", 4]}}).encode(), "shape_profile must be"),
+        (json.dumps(_good() | {"onnx": {"file": "m.onnx"}}).encode(), "onnx must be"),
+        (json.dumps(_good() | {"onnx": "m.onnx"}).encode(), "onnx must be"),
+        (
+            json.dumps(_good() | {"onnx": {"file": "../../etc/m.onnx", "sha256": "0" * 64}}).encode(),
+            "onnx must be",
+        ),
+        (json.dumps(_good() | {"output_names": "heatmaps"}).encode(), "output_names must be"),
+        (json.dumps(_good() | {"tensorrt": {"version": 10}}).encode(), "tensorrt must be"),
+        (json.dumps(_good() | {"tensorrt": TRT | {"compute_capability": None}}).encode(), "tensorrt must be"),
+        (json.dumps(_good() | {"precision": None}).encode(), "precision must be one of"),
+        (json.dumps(_good() | {"schema": None}).encode(), "schema None"),
+    ],
+)
+def test_malformed_sidecars_are_engine_mismatch_errors(tmp_path, content, needle):
+    path = tmp_path / "m.json"
+    path.write_bytes(content)
+    with pytest.raises(EngineMismatchError, match=re_escape(needle)):
+        Sidecar.read(path)
+
+
+def re_escape(text: str) -> str:
+    import re
+
+    return re.escape(text)
+
+
+def test_huge_or_unreadable_sidecar(tmp_path):
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (2 << 20))
+    with pytest.raises(EngineMismatchError, match="far more than a sidecar holds"):
+        Sidecar.read(big)
+    with pytest.raises(InputError, match="cannot read the engine sidecar"):
+        Sidecar.read(tmp_path)  # a folder: OSError, not a traceback
+
+
+def test_onnx_hash_is_checked_against_the_file(tmp_path):
+    onnx_file = tmp_path / "m.onnx"
+    onnx_file.write_bytes(b"graph bytes")
+    sc = make_sidecar(onnx={"file": "m.onnx", "sha256": sha256_file(onnx_file)})
+    sc.check_onnx_file(onnx_file)
+    onnx_file.write_bytes(b"other graph bytes")
+    with pytest.raises(EngineMismatchError, match="is not the ONNX file its sidecar describes"):
+        sc.check_onnx_file(onnx_file)

@@ -9,6 +9,8 @@ dynamic axes, so one file serves every input size (tests run files exported at o
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 from pathlib import Path
 
@@ -16,16 +18,18 @@ import numpy as np
 
 from hhrnet_rt import paths
 from hhrnet_rt.backends.base import check_batch
+from hhrnet_rt.engine_file import INPUT_NAME, META_PREFIX, OUTPUT_NAMES, onnx_metadata
 from hhrnet_rt.errors import BackendUnavailableError, InputError
 from hhrnet_rt.inputs import check_input_file
 
-INPUT_NAME = "image"
-OUTPUT_NAMES = ("heatmaps", "tags")
+log = logging.getLogger(__name__)
+_CACHE_KEY = META_PREFIX + "cache_key"
 
 
 def default_cache_dir() -> Path:
-    """The ``onnx`` folder of the package cache (:func:`hhrnet_rt.paths.cache_dir`)."""
-    return paths.cache_dir() / "onnx"
+    """The ``onnx`` folder of the package cache, or of the temporary fallback when that is read-only
+    (:func:`hhrnet_rt.paths.writable_cache_dir`)."""
+    return paths.writable_cache_dir("onnx")
 
 
 def graph_cache_key(graph) -> str:
@@ -50,18 +54,23 @@ def dynamic_axes(project: bool) -> dict[str, dict[int, str]]:
     }
 
 
-def export_cached(graph, *, example_hw: tuple[int, int], cache_dir: str | os.PathLike | None = None) -> Path:
-    """Export ``graph`` (a PoseGraph) to ONNX unless the cache already holds it; returns the file path."""
+def export_cached(
+    graph,
+    *,
+    example_hw: tuple[int, int],
+    cache_dir: str | os.PathLike | None = None,
+    refresh: bool = False,
+) -> Path:
+    """Export ``graph`` (a PoseGraph) to ONNX unless the cache already holds it; returns the file path.
+
+    ``refresh=True`` exports again even if a file is there (the caller found it corrupt).
+    """
     import torch
 
     from hhrnet_rt.export.onnx import export_onnx
 
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    k = graph.num_joints if graph.num_joints is not None else "k"
-    name = f"posegraph_k{k}_{'flip' if graph.flip else 'noflip'}_{'proj' if graph.project else 'half'}"
-    path = cache / f"{name}_{graph_cache_key(graph)[:16]}.onnx"
-    if path.is_file():
+    path = cached_export_path(graph, cache_dir)
+    if path.is_file() and not refresh:
         return path
     # export_onnx writes a temporary file and renames it, so a concurrent exporter of the same graph
     # (another process) never leaves a half-written file at ``path``.
@@ -72,7 +81,33 @@ def export_cached(graph, *, example_hw: tuple[int, int], cache_dir: str | os.Pat
         input_names=[INPUT_NAME],
         output_names=list(OUTPUT_NAMES),
         dynamic_axes=dynamic_axes(graph.project),
+        metadata=_export_metadata(graph),
     )
+
+
+def cached_export_path(graph, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the cache keeps ``graph``'s export (the folder is created)."""
+    if cache_dir is None:
+        cache = default_cache_dir()
+    else:
+        cache = Path(cache_dir)
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the ONNX cache folder {cache}: {exc.strerror or exc}") from None
+    k = graph.num_joints if graph.num_joints is not None else "k"
+    name = f"posegraph_k{k}_{'flip' if graph.flip else 'noflip'}_{'proj' if graph.project else 'half'}"
+    return cache / f"{name}_{graph_cache_key(graph)[:16]}.onnx"
+
+
+def _export_metadata(graph) -> dict[str, str]:
+    """The file describes itself, and carries its cache key so a corrupt or foreign file is noticed."""
+    from hhrnet_rt.weights import state_dict_digest
+
+    return onnx_metadata(
+        num_joints=int(graph.num_joints), flip=graph.flip, project=graph.project,
+        weights_sha256=state_dict_digest(graph.network), cache_key=graph_cache_key(graph),
+    )  # fmt: skip
 
 
 def _precision_of(path: Path) -> str:
@@ -122,7 +157,16 @@ class OnnxRuntimeBackend:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
         self.threads = threads
-        self.session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(
+                str(self.onnx_path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # noqa: BLE001 - InvalidProtobuf, Fail, InvalidGraph...: all "not usable"
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InputError(
+                f"{self.onnx_path} is not an ONNX model ONNX Runtime can load ({type(exc).__name__}: "
+                f"{first[:200]}); pass an .onnx file written by `hhrt build-engine`"
+            ) from None
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if inputs != [INPUT_NAME] or outputs != list(OUTPUT_NAMES):
@@ -132,6 +176,7 @@ class OnnxRuntimeBackend:
             )
         self.precision = _precision_of(self.onnx_path)
         self.ort_version = ort.__version__
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
     @classmethod
     def from_graph(
@@ -142,8 +187,22 @@ class OnnxRuntimeBackend:
         cache_dir: str | os.PathLike | None = None,
         threads: int | None = None,
     ) -> OnnxRuntimeBackend:
-        """Export ``graph`` (a PoseGraph) into the cache (once) and open it."""
-        return cls(export_cached(graph, example_hw=example_hw, cache_dir=cache_dir), threads=threads)
+        """Export ``graph`` (a PoseGraph) into the cache (once) and open it.
+
+        A cached file that ONNX Runtime cannot load, or whose recorded cache key is not this graph's
+        (truncated, overwritten, from an older version), is exported again with a warning.
+        """
+        path = export_cached(graph, example_hw=example_hw, cache_dir=cache_dir)
+        try:
+            backend = cls(path, threads=threads)
+            if backend.metadata.get(_CACHE_KEY) == json.dumps(graph_cache_key(graph)):
+                return backend
+            problem = "it does not carry this graph's cache key"
+        except InputError as exc:
+            problem = str(exc)
+        log.warning("warning: the cached ONNX export %s is unusable (%s); exporting it again", path, problem)
+        path = export_cached(graph, example_hw=example_hw, cache_dir=cache_dir, refresh=True)
+        return cls(path, threads=threads)
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = check_batch(x)

@@ -135,7 +135,7 @@ def _auto(engine, device) -> tuple[str, str, str]:
         return "torch", dev, f"CUDA GPU visible to torch{why}; using torch on {dev}"
     why = "no CUDA GPU visible to torch"
     if engine is not None:
-        why += " (the engine needs one)"
+        why += " (the engine needs one; ONNX Runtime runs the .onnx it was built from, if it is beside it)"
     if onnxruntime_available():
         return "onnxruntime", "cpu", f"{why}; using ONNX Runtime on the CPU"
     return "torch", "cpu", f"{why} and onnxruntime is not installed; using torch on the CPU"

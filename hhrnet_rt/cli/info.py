@@ -68,10 +68,13 @@ def collect() -> dict:
     except ImportError:
         backends["ONNX Runtime"] = "not installed"
 
-    from hhrnet_rt.download import NAMED_WEIGHTS, cache_dir
+    from hhrnet_rt.download import NAMED_WEIGHTS, cache_dir, cached_state
 
     cache = cache_dir()
-    weights = {name: (cache / entry.filename).is_file() for name, entry in NAMED_WEIGHTS.items()}
+    # Hashed now, not judged by name: a different file under the cached name is not "cached".
+    states = {name: cached_state(name) for name in NAMED_WEIGHTS}
+    weights = {name: state == "verified" for name, (state, _) in states.items()}
+    mismatched = {name: str(path) for name, (state, path) in states.items() if state == "mismatch"}
 
     import numba
 
@@ -80,7 +83,7 @@ def collect() -> dict:
         "versions": versions,
         "gpus": gpus,
         "backends": backends,
-        "weights_cache": {"dir": str(cache), "cached": weights},
+        "weights_cache": {"dir": str(cache), "cached": weights, "hash_mismatch": mismatched},
         "numba_cache_dir": numba_cache
         or "beside the package sources (__pycache__); set NUMBA_CACHE_DIR to move it",
     }
@@ -114,6 +117,10 @@ def info(
     cache = facts["weights_cache"]
     table.add_row("weights cache", cache["dir"])
     for name, present in cache["cached"].items():
-        table.add_row(f"  {name}", "cached" if present else "not downloaded")
+        if name in cache["hash_mismatch"]:
+            state = f"present but its sha256 differs (delete {cache['hash_mismatch'][name]})"
+        else:
+            state = "cached (sha256 verified)" if present else "not downloaded"
+        table.add_row(f"  {name}", escape(state))
     table.add_row("numba cache", facts["numba_cache_dir"])
     stdout.print(table)

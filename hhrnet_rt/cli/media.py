@@ -38,11 +38,13 @@ JsonLines = Annotated[
     Path | None, typer.Option("--json", help="Keypoints, one JSON record per frame (.jsonl).")
 ]
 Weights = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--weights", "-w",
         help="Named weights (w32_512, w32_640, w48_512; downloaded on first use), a checkpoint file "
-        "(.pth/.pt/.npz), or 'random' (random-init W32-512, for testing).",
+        "(.pth/.pt/.npz), or 'random' (random-init W32-512, for testing). Default: w32_512, or none "
+        "with --engine (the file carries its weights; given with it, they must be the file's).",
+        show_default=False,
     ),
 ]  # fmt: skip
 Backend = Annotated[BackendName, typer.Option(help="Inference backend; auto picks the fastest available.")]
@@ -64,10 +66,19 @@ InputSize = Annotated[
     int | None,
     typer.Option(
         callback=check_input_size,
-        help="Network input size, a multiple of 64 (default: 640 for *_640 weights, else 512).",
+        help="Network input size, a multiple of 64 (default: the --engine file's; else 640 for *_640 "
+        "weights, else 512).",
     ),
 ]
-Flip = Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test (official default: on).")]
+# None = not given: an --engine file then decides, and a value that contradicts the file is an error.
+Flip = Annotated[
+    bool | None,
+    typer.Option(
+        "--flip/--no-flip",
+        help="Flip test (default: on, or as the --engine file was built).",
+        show_default=False,
+    ),
+]
 Refine = Annotated[
     bool, typer.Option("--refine/--no-refine", help="Refine pass of the decoder (official: on).")
 ]
@@ -93,10 +104,13 @@ def make_estimator(
         check_input_file(engine, "engine file")
     name, chosen_device, reason = choose_backend(backend.value, engine=engine, device=device)
     console.print(f"backend: [bold]{name}[/] on {chosen_device} ({reason})", highlight=False)
-    source = Path(weights) if is_regular_file(weights) else weights
+    if engine is None:
+        weights = weights or "w32_512"
+        input_size = input_size or _preset_input_size(weights)
+    source = Path(weights) if weights is not None and is_regular_file(weights) else weights
     kwargs = {"flip": flip, "refine": refine, "backend": name, "device": chosen_device, "engine": engine}
     kwargs["precision"] = precision.value if precision is not None else None
-    kwargs["input_size"] = input_size or _preset_input_size(weights)
+    kwargs["input_size"] = input_size  # None with --engine: the file's (hhrnet_rt.engine_file)
     kwargs["decode_on"] = decode_on.value
     with console.status("loading the model..."):
         estimator = PoseEstimator(source, **kwargs)
@@ -160,7 +174,12 @@ def _sinks(
             # Files too: their frames' presentation times (variable frame rate stays as it was).
             time_base = None if live else source.time_base
             mp4 = Mp4Sink(
-                out, source.fps, rate=source.rate, timestamps="capture", time_base=time_base, overwrite=overwrite
+                out,
+                source.fps,
+                rate=source.rate,
+                timestamps="capture",
+                time_base=time_base,
+                overwrite=overwrite,
             )
             if mp4.warning:
                 console.print(f"[yellow]warning:[/] {mp4.warning}", highlight=False)
@@ -251,13 +270,13 @@ def video(
     out: Annotated[Path, typer.Option("--out", "-o", help="Annotated output video (.mp4, H.264).")],
     json_out: JsonLines = None,
     coco: Annotated[Path | None, typer.Option(help="Keypoints in COCO results format (.json).")] = None,
-    weights: Weights = "w32_512",
+    weights: Weights = None,
     backend: Backend = BackendName.auto,
     engine: Engine = None,
     precision: PrecisionOpt = None,
     device: Device = None,
     input_size: InputSize = None,
-    flip: Flip = True,
+    flip: Flip = None,
     refine: Refine = True,
     max_frames: MaxFrames = None,
     show: Annotated[bool, typer.Option(help="Also show the result in a window (q or Esc stops).")] = False,
@@ -304,13 +323,13 @@ def webcam(
         Path | None, typer.Option("--out", "-o", help="Also record the annotated stream (.mp4).")
     ] = None,
     json_out: JsonLines = None,
-    weights: Weights = "w32_512",
+    weights: Weights = None,
     backend: Backend = BackendName.auto,
     engine: Engine = None,
     precision: PrecisionOpt = None,
     device: Device = None,
     input_size: InputSize = None,
-    flip: Flip = True,
+    flip: Flip = None,
     refine: Refine = True,
     max_frames: MaxFrames = None,
     show: Annotated[bool, typer.Option(help="Show the window (default); --no-show to only record.")] = True,
@@ -354,13 +373,13 @@ def image(
     json_out: Annotated[
         bool, typer.Option("--json", help="Also write <name>.json with the keypoints.")
     ] = False,
-    weights: Weights = "w32_512",
+    weights: Weights = None,
     backend: Backend = BackendName.auto,
     engine: Engine = None,
     precision: PrecisionOpt = None,
     device: Device = None,
     input_size: InputSize = None,
-    flip: Flip = True,
+    flip: Flip = None,
     refine: Refine = True,
     exif_orientation: Annotated[
         bool,

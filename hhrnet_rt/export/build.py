@@ -185,6 +185,19 @@ def build_onnx_files(
         )
         calibration.update(source=str(source.path), kind=source.kind, count=len(source.calib))
 
+    # The file describes itself (a lone .onnx still knows how to run): stamped into the final file only
+    # now, after quantisation, which builds a new model from the fp32 one.
+    from hhrnet_rt.engine_file import onnx_metadata
+    from hhrnet_rt.export.onnx import write_metadata
+
+    weights_digest = state_dict_digest(network)
+    metadata = onnx_metadata(
+        num_joints=int(network.spec.num_joints), flip=flip, project=True, input_size=input_size,
+        shape_profile=profile.as_dict(), weights=str(weights), weights_sha256=weights_digest,
+    )  # fmt: skip
+    for path in {fp32_path, onnx_path}:
+        write_metadata(path, metadata)
+
     agreement = None
     if precision != "fp32":
         if source is not None and source.holdout:
@@ -212,6 +225,7 @@ def build_onnx_files(
         onnx={"file": onnx_path.name, "sha256": sha256_file(onnx_path)},
         calibration=calibration,
         agreement=agreement,
+        weights_sha256=weights_digest,
     )
     sidecar_path = sidecar.write(out_dir / f"{name}.json")
     return BuildResult(onnx_path, fp32_path, sidecar_path, None, sidecar)
@@ -243,6 +257,8 @@ def build_tensorrt_engine(
         timing_cache=out_dir / "timing.cache",  # + GPU and TensorRT tags
         progress=progress,
     )
+    # Checked before TensorRT is handed the bytes: a damaged or swapped engine gets a clear message.
+    result.sidecar.tensorrt["engine_sha256"] = sha256_file(engine_path)
     result.sidecar.write(result.sidecar_path)
     result.engine_path = engine_path
     return result

@@ -74,6 +74,7 @@ def export_onnx(
     opset: int = 17,
     fp16: bool = False,
     exporter: str = "auto",
+    metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Export ``module`` (in eval mode) to ``path`` and validate the file with ``onnx.checker``.
 
@@ -87,6 +88,8 @@ def export_onnx(
         opset: ONNX opset (>= 17).
         fp16: half-precision graph with float32 inputs and outputs.
         exporter: "auto" (TorchScript exporter if this torch has it, else dynamo), "torchscript" or "dynamo".
+        metadata: ONNX ``metadata_props`` to store in the file (e.g. :func:`hhrnet_rt.engine_file.onnx_metadata`),
+            written before the file appears at ``path``.
 
     Returns:
         The path written.
@@ -114,6 +117,8 @@ def export_onnx(
     try:
         with torch.no_grad():
             _run_exporter(target, args, tmp, input_names, output_names, dynamic_axes, opset, exporter)
+        if metadata:
+            _set_metadata(tmp, metadata)
         try:
             onnx.checker.check_model(str(tmp), full_check=False)
         except onnx.checker.ValidationError as e:
@@ -123,6 +128,32 @@ def export_onnx(
         tmp.unlink(missing_ok=True)
     _log_io(path)
     return path
+
+
+def write_metadata(path: str | os.PathLike, metadata: Mapping[str, str]) -> Path:
+    """Add or replace ``metadata_props`` entries of an existing ONNX file (rewritten via a temporary
+    file and a rename, so a reader never sees half a file)."""
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _set_metadata(path, metadata, out=tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _set_metadata(path: Path, metadata: Mapping[str, str], out: Path | None = None) -> None:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in metadata]
+    del model.metadata_props[:]
+    for key, value in [*kept, *metadata.items()]:
+        model.metadata_props.add(key=key, value=str(value))
+    onnx.save(model, str(out or path))
 
 
 def _run_exporter(module, args, path: Path, input_names, output_names, dynamic_axes, opset, exporter) -> None:

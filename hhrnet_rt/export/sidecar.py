@@ -14,7 +14,9 @@ Schema (version 1), every key always present; ``tensorrt`` is ``None`` for an ON
      "shape_profile": {"min": [N,3,H,W], "opt": [...], "max": [...]},
      "onnx": {"file": str, "sha256": str}, "calibration": dict|None, "agreement": dict|None,
      "tensorrt": None | {"version": str, "gpu_name": str, "compute_capability": [major, minor],
-                          "engine_file": str, "workspace_gib": float, "io": [...]}}
+                          "engine_file": str, "workspace_gib": float, "io": [...],
+                          "engine_sha256": str (optional; checked before TensorRT sees the file)},
+     "weights_sha256": str (optional: state-dict digest of the weights, to show --weights match)}
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ _REQUIRED = (
     "num_joints", "input_name", "output_names", "shape_profile", "onnx", "calibration", "agreement",
     "tensorrt",
 )  # fmt: skip
+_OPTIONAL = ("weights_sha256",)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -68,6 +71,9 @@ class Sidecar:
     calibration: dict[str, Any] | None = None
     agreement: dict[str, Any] | None = None
     tensorrt: dict[str, Any] | None = None
+    #: state-dict digest of the weights (:func:`hhrnet_rt.weights.state_dict_digest`); optional, so
+    #: sidecars written before it was added still read.
+    weights_sha256: str | None = None
     package_version: str = ""
     created_utc: str = field(default_factory=utc_now)
     schema: int = SCHEMA_VERSION
@@ -96,7 +102,14 @@ class Sidecar:
         return path
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Sidecar:
+    def from_dict(cls, data: Any) -> Sidecar:
+        """Validate an untrusted parsed sidecar: any malformed one is an EngineMismatchError, never a
+        TypeError/KeyError from deeper down."""
+        if not isinstance(data, Mapping):
+            raise EngineMismatchError(
+                f"engine sidecar holds a JSON {type(data).__name__}, not an object; rebuild the engine with "
+                "`hhrt build-engine`."
+            )
         missing = [k for k in _REQUIRED if k not in data]
         if missing:
             raise EngineMismatchError(
@@ -105,26 +118,114 @@ class Sidecar:
             )
         if data["schema"] != SCHEMA_VERSION:
             raise EngineMismatchError(
-                f"engine sidecar has schema {data['schema']}, this version reads {SCHEMA_VERSION}. "
+                f"engine sidecar has schema {data['schema']!r}, this version reads {SCHEMA_VERSION}. "
                 "Rebuild the engine with `hhrt build-engine`."
             )
-        return cls(**{k: data[k] for k in _REQUIRED})
+        problems = schema_problems(data)
+        if problems:
+            raise EngineMismatchError(
+                "engine sidecar is malformed: " + "; ".join(problems) + ". Rebuild the engine with "
+                "`hhrt build-engine`."
+            )
+        optional = {k: data[k] for k in _OPTIONAL if k in data}
+        return cls(**{k: data[k] for k in _REQUIRED}, **optional)
 
     @classmethod
     def read(cls, path: str | Path) -> Sidecar:
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            if path.stat().st_size > MAX_SIDECAR_BYTES:
+                raise EngineMismatchError(
+                    f"engine sidecar {path} is {path.stat().st_size:,} bytes, far more than a sidecar "
+                    "holds; it is not one. Rebuild the engine."
+                )
+            data = json.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise EngineMismatchError(
                 f"no sidecar {path} next to the engine: without it the engine's GPU and TensorRT version "
                 "are unknown. Rebuild with `hhrt build-engine` (it writes NAME.engine and NAME.json)."
             ) from None
-        except json.JSONDecodeError as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            reason = (
+                "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"not valid JSON: {exc}"
+            )
             raise EngineMismatchError(
-                f"engine sidecar {path} is not valid JSON ({exc}); rebuild the engine."
+                f"engine sidecar {path} is unreadable ({reason}); rebuild the engine."
             ) from None
+        except OSError as exc:
+            raise InputError(f"cannot read the engine sidecar {path}: {exc.strerror or exc}") from None
         return cls.from_dict(data)
+
+    def check_onnx_file(self, onnx_path: str | Path) -> None:
+        """Raise EngineMismatchError unless ``onnx_path``'s sha256 is the one this sidecar records."""
+        got = sha256_file(onnx_path)
+        if got != self.onnx["sha256"]:
+            raise EngineMismatchError(
+                f"{onnx_path} is not the ONNX file its sidecar describes (sha256 {got[:12]}..., the sidecar "
+                f"records {self.onnx['sha256'][:12]}...): the files were mixed up or changed after the "
+                "build. Rebuild with `hhrt build-engine`."
+            )
+
+
+#: A real sidecar is a few KB (the agreement report included); anything far larger is not one.
+MAX_SIDECAR_BYTES = 1 << 20
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_file_name(v: Any) -> bool:
+    # A bare name: the files are looked up beside the sidecar, never elsewhere on the disk.
+    return isinstance(v, str) and v not in ("", ".", "..") and "/" not in v and "\\" not in v
+
+
+def _is_shape(v: Any) -> bool:
+    return isinstance(v, list) and len(v) == 4 and all(_is_int(x) and x > 0 for x in v)
+
+
+def schema_problems(data: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the types and values of a sidecar dict that has every key (empty: nothing)."""
+    checks: list[tuple[str, bool, str]] = [
+        ("name", isinstance(data["name"], str), "a string"),
+        ("package_version", isinstance(data["package_version"], str), "a string"),
+        ("created_utc", isinstance(data["created_utc"], str), "a string"),
+        ("precision", data["precision"] in PRECISIONS, f"one of {PRECISIONS}"),
+        ("input_size", _is_int(data["input_size"]) and data["input_size"] >= 64 and data["input_size"] % 64 == 0,
+         "a positive multiple of 64"),
+        ("flip", isinstance(data["flip"], bool), "true or false"),
+        ("weights", isinstance(data["weights"], str), "a string"),
+        ("num_joints", _is_int(data["num_joints"]) and 0 < data["num_joints"] <= 1000, "a joint count"),
+        ("input_name", isinstance(data["input_name"], str), "a string"),
+        ("output_names", isinstance(data["output_names"], list)
+         and all(isinstance(x, str) for x in data["output_names"]), "a list of strings"),
+        ("shape_profile", isinstance(data["shape_profile"], Mapping)
+         and all(_is_shape(data["shape_profile"].get(k)) for k in ("min", "opt", "max")),
+         "min/opt/max shapes [N,3,H,W]"),
+        ("onnx", isinstance(data["onnx"], Mapping) and _is_file_name(data["onnx"].get("file"))
+         and isinstance(data["onnx"].get("sha256"), str) and len(data["onnx"]["sha256"]) == 64,
+         "{file: a name in the same folder, sha256}"),
+        ("calibration", data["calibration"] is None or isinstance(data["calibration"], Mapping), "an object or null"),
+        ("agreement", data["agreement"] is None or isinstance(data["agreement"], Mapping), "an object or null"),
+    ]  # fmt: skip
+    digest = data.get("weights_sha256")
+    checks.append(("weights_sha256", digest is None or isinstance(digest, str), "a string or null"))
+    trt = data["tensorrt"]
+    trt_ok = trt is None or (
+        isinstance(trt, Mapping)
+        and isinstance(trt.get("version"), str)
+        and isinstance(trt.get("gpu_name"), str)
+        and isinstance(trt.get("compute_capability"), list)
+        and len(trt["compute_capability"]) == 2
+        and all(_is_int(x) for x in trt["compute_capability"])
+    )
+    checks.append(("tensorrt", trt_ok, "null or {version, gpu_name, compute_capability [major, minor], ...}"))
+    return [f"{key} must be {want}, got {_short(data.get(key))}" for key, ok, want in checks if not ok]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def sidecar_path_for(path: str | Path) -> Path:
