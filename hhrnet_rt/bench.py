@@ -47,7 +47,7 @@ class BenchConfig:
     warmup: int = 10
     engine: str | None = None
     device: str | None = None
-    flip: bool = True
+    flip: bool | None = None  # None: the engine file's, else on (official)
     decode_on: str = "auto"  # see PoseEstimator(decode_on=...)
     end_to_end: bool = True
     threads: int | None = None
@@ -220,7 +220,7 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
 
             precision = cfg.precision or "fp32"
             on_step(f"exporting a {precision} ONNX graph for ONNX Runtime")
-            engine = str(_onnx_for(PoseGraph(network, flip=cfg.flip), precision, cfg.input_size, Path(tmp)))
+            engine = str(_onnx_for(PoseGraph(network, flip=cfg.flip is not False), precision, cfg.input_size, Path(tmp)))
         estimator = PoseEstimator(
             network if engine is None else None,  # a file carries its own weights (hhrnet_rt.engine_file)
             input_size=cfg.input_size,

@@ -77,6 +77,20 @@ def test_cli_bench_json_and_tables(tmp_path, golden_dir):
     assert "model-only" in result.output and "FPS" in result.output
 
 
+def test_cli_bench_json_never_replaces_a_file_without_overwrite(tmp_path, golden_dir):
+    out = tmp_path / "bench.json"
+    out.write_text("the user's notes\n")
+    args = ["bench", "--backend", "torch", "--weights", str(golden_dir / "tiny_model.npz"), "--input-size", "64",
+            "--frames", "1", "--warmup", "0", "--no-flip", "--no-e2e", "--json", str(out)]  # fmt: skip
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2, refused.output
+    assert "--overwrite" in refused.output and "model-only" not in refused.output  # refused before measuring
+    assert out.read_text() == "the user's notes\n"
+    replaced = runner.invoke(app, [*args, "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads(out.read_text())["model_only"]["input_shape"][0] == 1
+
+
 @pytest.mark.parametrize(
     ("args", "code", "needle"),
     [

@@ -80,7 +80,13 @@ def test_int8_calibrates_once_then_uses_the_cache(workdir, golden_dir, no_tensor
     assert len(caches) == 1
     ops = {n.op_type for n in onnx.load(str(workdir / "eng" / "q.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    second = _build(*args)
+    # The first build's files are the user's now: a second build into the same names needs --overwrite.
+    before = (workdir / "eng" / "q.onnx").read_bytes()
+    refused = _build(*args)
+    assert refused.exit_code == 2, refused.output
+    assert "already exists" in refused.output and "--overwrite" in refused.output
+    assert (workdir / "eng" / "q.onnx").read_bytes() == before
+    second = _build(*args, "--overwrite")
     assert second.exit_code == 5, second.output
     side2 = json.loads((workdir / "eng" / "q.json").read_text())
     assert side2["calibration"]["cache_hit"] is True and side2["calibration"]["images"] is None
@@ -138,3 +144,16 @@ def test_tensorrt_missing_message_names_the_onnx_and_the_extra(no_tensorrt, tmp_
 def test_missing_weights_file(workdir):
     result = _build("--weights", str(workdir / "nope.pth"), "--precision", "fp32")
     assert result.exit_code == 3, result.output
+
+
+def test_build_never_replaces_existing_files_without_overwrite(workdir, golden_dir, no_tensorrt):
+    # Checked before any export work: the user's file under a build name stays as it was.
+    (workdir / "eng").mkdir()
+    mine = workdir / "eng" / "t.json"
+    mine.write_text("not a sidecar: the user's file\n")
+    result = _build("--weights", str(golden_dir / "tiny_model.npz"), "--precision", "fp32", "--input-size", "64",
+                    "--out", "eng", "--name", "t", "--no-flip")  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "t.json already exists" in result.output.replace("\n", "") and "--overwrite" in result.output
+    assert mine.read_text() == "not a sidecar: the user's file\n"
+    assert not (workdir / "eng" / "t.onnx").exists()

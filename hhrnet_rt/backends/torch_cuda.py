@@ -245,8 +245,12 @@ class TorchCudaBackend:
         # buffer until the copy has run).
         xt = self._torch.from_numpy(check_batch(x)).pin_memory().to(self._device, non_blocking=True)
         heatmaps, tags = self.run_torch(xt)
-        # .cpu() runs on the caller's stream, which waits for the backend's: the arrays are complete.
-        return heatmaps.cpu().numpy(), tags.cpu().numpy()
+        # Contiguous on the device, then one copy each (a channels_last graph's outputs are strided; see
+        # maps_to_host). The copy runs on the caller's stream, which waits for the backend's.
+        from hhrnet_rt.device_prep import maps_to_host
+
+        heatmaps, tags, _ = maps_to_host(heatmaps, tags)
+        return heatmaps, tags
 
     def describe(self) -> dict[str, Any]:
         return {

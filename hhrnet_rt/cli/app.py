@@ -60,6 +60,10 @@ DecodeOnOpt = Annotated[
         "host (maps copied to the CPU once, Numba decode), or auto: device on CUDA backends, host on CPU.",
     ),
 ]
+Overwrite = Annotated[
+    bool,
+    typer.Option("--overwrite", "-y", help="Replace output files that already exist (never the input)."),
+]
 
 
 # Documented in README.md ("Exit codes"); keep the two in step.

@@ -10,7 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hhrnet_rt.cli.app import BackendName, DecodeOn, DecodeOnOpt, Precision, app, console, handle_errors
+from hhrnet_rt.cli.app import (
+    BackendName,
+    DecodeOn,
+    DecodeOnOpt,
+    Overwrite,
+    Precision,
+    app,
+    console,
+    handle_errors,
+)
 
 
 def report_tables(report: dict[str, Any]) -> list[Table]:
@@ -90,16 +99,25 @@ def bench_cmd(
         Path | None, typer.Option(help="TensorRT engine, or an .onnx file for ONNX Runtime.")
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: the backend's).")] = None,
-    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Official flip test in the graph.")] = True,
+    flip: Annotated[
+        bool | None,
+        typer.Option("--flip/--no-flip", help="Official flip test in the graph (default: on, or the engine's)."),
+    ] = None,
     decode_on: DecodeOnOpt = DecodeOn.auto,
     end_to_end: Annotated[
         bool, typer.Option("--e2e/--no-e2e", help="Also run the threaded pipeline.")
     ] = True,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime intra-op threads.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Measure model-only and end-to-end speed of a backend, bytes device→host per frame, the machine."""
     from hhrnet_rt.bench import BenchConfig, run_bench
+    from hhrnet_rt.video.outputs import check_output_path, write_new_file
+
+    if json_out is not None:  # before minutes of measuring, not after
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out = check_output_path(json_out, (".json",), "report file", overwrite=overwrite)
 
     cfg = BenchConfig(
         backend=backend.value,
@@ -121,6 +139,5 @@ def bench_cmd(
     for table in report_tables(report):
         out.print(table)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=2) + "\n")
+        write_new_file(json_out, (json.dumps(report, indent=2) + "\n").encode(), overwrite=overwrite)
         console.print(f"[green]report[/] {json_out}", highlight=False)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hhrnet_rt.cli.app import Precision, app, console, handle_errors
+from hhrnet_rt.cli.app import Overwrite, Precision, app, console, handle_errors
 from hhrnet_rt.errors import InputError
 
 
@@ -99,6 +99,7 @@ def build_engine_cmd(
     workspace_gib: Annotated[
         float, typer.Option(min=0.25, help="TensorRT builder workspace limit, GiB.")
     ] = 4.0,
+    overwrite: Overwrite = False,
 ) -> None:
     """Export the pose graph to ONNX at the chosen precision, report its agreement with fp32, and build a
     TensorRT engine where TensorRT is installed (otherwise stop after the ONNX, exit code 5)."""
@@ -125,6 +126,7 @@ def build_engine_cmd(
         name=name,
         calib_cache_dir=DEFAULT_CALIB_DIR,
         on_step=step,
+        overwrite=overwrite,
     )
     if result.sidecar.agreement:
         console.print(agreement_table(precision.value, result.sidecar.agreement))

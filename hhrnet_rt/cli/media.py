@@ -18,7 +18,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hhrnet_rt.cli import signals
-from hhrnet_rt.cli.app import BackendName, DecodeOn, DecodeOnOpt, Precision, app, console, handle_errors
+from hhrnet_rt.cli.app import (
+    BackendName,
+    DecodeOn,
+    DecodeOnOpt,
+    Overwrite,
+    Precision,
+    app,
+    console,
+    handle_errors,
+)
 from hhrnet_rt.errors import InputError, PipelineError
 
 # Tables are results, not diagnostics: they go to stdout.
@@ -83,10 +92,6 @@ Refine = Annotated[
     bool, typer.Option("--refine/--no-refine", help="Refine pass of the decoder (official: on).")
 ]
 MaxFrames = Annotated[int | None, typer.Option(min=1, help="Stop after this many frames.")]
-Overwrite = Annotated[
-    bool,
-    typer.Option("--overwrite", "-y", help="Replace output files that already exist (never the input)."),
-]
 
 # How long the end of a run waits for a stage that is busy (one inference call on a slow device).
 JOIN_TIMEOUT_S = 30.0

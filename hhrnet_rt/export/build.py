@@ -114,6 +114,7 @@ def build_onnx_files(
     name: str | None = None,
     calib_cache_dir: str | Path = DEFAULT_CALIB_DIR,
     on_step: Callable[[str], None] = lambda msg: None,
+    overwrite: bool = False,
 ) -> BuildResult:
     """Export, bake precision, measure agreement and write ``NAME.onnx`` + ``NAME.json`` (no TensorRT).
 
@@ -121,7 +122,7 @@ def build_onnx_files(
     Follow with :func:`build_tensorrt_engine`.
 
     Raises:
-        InputError: bad precision or input size.
+        InputError: bad precision or input size, or an output file exists and ``overwrite`` is false.
         CalibrationError: INT8 without readable calibration images.
     """
     from hhrnet_rt.export.agreement import onnx_agreement
@@ -136,6 +137,12 @@ def build_onnx_files(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = name or default_name(weights, precision, input_size, flip)
+    # Every file this build may write is checked before any work: an earlier build's files (or anything
+    # else under those names) are replaced only with overwrite=True.
+    from hhrnet_rt.video.outputs import refuse_existing
+
+    for suffix in (".onnx", ".fp32.onnx", ".json", ".engine"):
+        refuse_existing(out_dir / f"{name}{suffix}", "build output", overwrite)
 
     # Calibration images first: a missing folder should fail before minutes of export work.
     source: CalibrationSource | None = None
