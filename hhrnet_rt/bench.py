@@ -220,7 +220,8 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
 
             precision = cfg.precision or "fp32"
             on_step(f"exporting a {precision} ONNX graph for ONNX Runtime")
-            engine = str(_onnx_for(PoseGraph(network, flip=cfg.flip is not False), precision, cfg.input_size, Path(tmp)))
+            graph = PoseGraph(network, flip=cfg.flip is not False)
+            engine = str(_onnx_for(graph, precision, cfg.input_size, Path(tmp)))
         estimator = PoseEstimator(
             network if engine is None else None,  # a file carries its own weights (hhrnet_rt.engine_file)
             input_size=cfg.input_size,

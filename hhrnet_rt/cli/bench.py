@@ -101,7 +101,9 @@ def bench_cmd(
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: the backend's).")] = None,
     flip: Annotated[
         bool | None,
-        typer.Option("--flip/--no-flip", help="Official flip test in the graph (default: on, or the engine's)."),
+        typer.Option(
+            "--flip/--no-flip", help="Official flip test in the graph (default: on, or the engine's)."
+        ),
     ] = None,
     decode_on: DecodeOnOpt = DecodeOn.auto,
     end_to_end: Annotated[
