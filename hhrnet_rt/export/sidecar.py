@@ -14,7 +14,7 @@ Schema (version 1), every key always present; ``tensorrt`` is ``None`` for an ON
      "shape_profile": {"min": [N,3,H,W], "opt": [...], "max": [...]},
      "onnx": {"file": str, "sha256": str}, "calibration": dict|None, "agreement": dict|None,
      "tensorrt": None | {"version": str, "gpu_name": str, "compute_capability": [major, minor],
-                          "engine_file": str, "workspace_gib": float, "io": [...],
+                          "engine_file": str, "workspace_gib": float, "io": [...], "tf32": false,
                           "engine_sha256": str (optional; checked before TensorRT sees the file)},
      "weights_sha256": str (optional: state-dict digest of the weights, to show --weights match)}
 """
