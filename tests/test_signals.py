@@ -177,3 +177,15 @@ def test_ctrl_c_while_a_stage_is_busy_past_the_join_timeout(tmp_path, golden_dir
     assert "stages still running at exit: inference" in stderr
     records = _check_outputs(clip, out, js)
     assert 2 <= len(records) <= 5  # frames 0-4 were inferred before the busy call
+
+
+def test_exit_code_constants_are_128_plus_the_signal():
+    # The README's table is checked against the EXIT_* constants (test_exit_codes); these pin the numbers
+    # that cli/signals.py computes, so the table, the constants and the behaviour agree.
+    import signal
+
+    from hhrnet_rt.cli import app
+
+    assert app.EXIT_INTERRUPTED == 128 + signal.SIGINT
+    assert app.EXIT_TERMINATED == 128 + signal.SIGTERM
+    assert app.EXIT_HANGUP == 128 + signal.SIGHUP

@@ -77,7 +77,10 @@ EXIT_ENGINE_MISMATCH = 6
 EXIT_CALIBRATION = 7
 EXIT_PIPELINE = 8
 EXIT_DISK_FULL = 8  # a pipeline stage (write) that failed for lack of space: same code, its own message
-EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM and SIGHUP end a run the same way: 143 and 129
+# 128 + the signal number, the shell's convention (cli/signals.py computes it from the signal received).
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C)
+EXIT_TERMINATED = 143  # SIGTERM
+EXIT_HANGUP = 129  # SIGHUP
 
 _EXIT_CODES: tuple[tuple[type[errors.HhrtError], int], ...] = (
     (errors.TensorRTUnavailableError, EXIT_TENSORRT_MISSING),
