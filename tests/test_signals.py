@@ -184,8 +184,8 @@ def test_exit_code_constants_are_128_plus_the_signal():
     # that cli/signals.py computes, so the table, the constants and the behaviour agree.
     import signal
 
-    from hhrnet_rt.cli import app
+    from hhrnet_rt.cli.app import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED
 
-    assert app.EXIT_INTERRUPTED == 128 + signal.SIGINT
-    assert app.EXIT_TERMINATED == 128 + signal.SIGTERM
-    assert app.EXIT_HANGUP == 128 + signal.SIGHUP
+    assert EXIT_INTERRUPTED == 128 + signal.SIGINT
+    assert EXIT_TERMINATED == 128 + signal.SIGTERM
+    assert EXIT_HANGUP == 128 + signal.SIGHUP
