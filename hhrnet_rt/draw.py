@@ -105,6 +105,13 @@ class PoseAnnotator:
         return frame_bgr
 
 
+def annotator_for(min_score: float | None) -> PoseAnnotator:
+    """The annotator that goes with a people choice (:meth:`Poses.select`): with ``min_score`` the people
+    were chosen before drawing, so all of them are drawn (drawn = counted = written); without it, the
+    default style, which hides low-score fragments from the picture only."""
+    return PoseAnnotator(PoseStyle(person_threshold=None)) if min_score is not None else PoseAnnotator()
+
+
 def _pt(xy: np.ndarray) -> tuple[int, int]:
     return int(xy[0]), int(xy[1])
 

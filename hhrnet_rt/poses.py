@@ -79,6 +79,8 @@ class Poses:
             index = slice(index, index + 1 if index != -1 else None)
         elif not isinstance(index, slice):
             index = np.asarray(index)
+            if index.size == 0:  # [] is float64 to numpy: "nobody", not an error
+                index = index.astype(np.intp)
             if index.dtype == bool and index.shape != self.scores.shape:
                 raise IndexError(f"boolean mask of shape {index.shape} for {len(self)} people")
         return replace(self, keypoints=self.keypoints[index], scores=self.scores[index])

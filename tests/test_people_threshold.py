@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from hhrnet_rt.cli.media import _annotator
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.video import JsonLinesSink, run_pipeline
 from hhrnet_rt.video import stages as stages_module
@@ -79,7 +78,7 @@ def _run(tmp_path, monkeypatch, *, min_score=None, max_people=None):
     monkeypatch.setattr(stages_module, "draw_hud", spy)
     keep, js = _Keep(), tmp_path / "k.jsonl"
     result = run_pipeline(
-        _Blank(), _FourPeople(), [keep, JsonLinesSink(js)], annotator=_annotator(min_score), hud=True,
+        _Blank(), _FourPeople(), [keep, JsonLinesSink(js)], hud=True,
         min_score=min_score, max_people=max_people,
     )  # fmt: skip
     records = [json.loads(line) for line in js.read_text().splitlines()]

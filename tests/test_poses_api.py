@@ -32,7 +32,7 @@ def test_mask_index_and_slice_give_poses():
     one = poses[1]
     assert one.keypoints.shape == (1, 17, 3) and one.scores.tolist() == pytest.approx([0.6])
     assert poses[-1].scores.tolist() == pytest.approx([0.4])
-    assert len(poses[1:]) == 2 and len(poses[[2, 0]]) == 2
+    assert len(poses[1:]) == 2 and len(poses[[2, 0]]) == 2 and len(poses[[]]) == 0
     assert len(poses[poses.scores > 1]) == 0 and poses[poses.scores > 1].num_joints == 17
     with pytest.raises(IndexError, match="mask"):
         poses[np.array([True, False])]

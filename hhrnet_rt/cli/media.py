@@ -230,14 +230,6 @@ def _check_outputs(
             check_output_path(path, suffixes, what, overwrite=overwrite, inputs=inputs)
 
 
-def _annotator(min_score: float | None):
-    """With --min-score the people are chosen once, before drawing (Poses.select), so the annotator
-    draws all it gets; without it, the default style hides low-score fragments from the picture only."""
-    from hhrnet_rt.draw import PoseAnnotator, PoseStyle
-
-    return PoseAnnotator(PoseStyle(person_threshold=None)) if min_score is not None else PoseAnnotator()
-
-
 def _run(
     source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | None, title: str,
     min_score: float | None = None, max_people: int | None = None,
@@ -269,7 +261,7 @@ def _run(
         try:
             result = run_pipeline(
                 source, estimator, sinks, hud=hud, max_frames=max_frames, on_frame=on_frame, display=window,
-                join_timeout_s=JOIN_TIMEOUT_S, annotator=_annotator(min_score), min_score=min_score,
+                join_timeout_s=JOIN_TIMEOUT_S, min_score=min_score,
                 max_people=max_people,
             )  # fmt: skip
         except PipelineError as exc:
@@ -524,11 +516,12 @@ def image(
 def _images(plan, estimator, *, exif_orientation, min_score, max_people, overwrite) -> None:
     import cv2
 
+    from hhrnet_rt.draw import annotator_for
     from hhrnet_rt.inputs import read_image
     from hhrnet_rt.poses import KEYPOINTS_SCHEMA
     from hhrnet_rt.video.outputs import write_new_file
 
-    annotator = _annotator(min_score)
+    annotator = annotator_for(min_score)
     table = Table("image", "people", "ms", "written")
     for path, target, keypoints_target in plan:
         picture = read_image(path, exif_orientation=exif_orientation)

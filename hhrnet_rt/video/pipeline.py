@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hhrnet_rt.draw import PoseAnnotator
+from hhrnet_rt.draw import PoseAnnotator, annotator_for
 from hhrnet_rt.errors import DiskFullError, PipelineError
 from hhrnet_rt.stop_signals import signals_deferred
 from hhrnet_rt.video.channels import POLL_S, Channel, LatestImage
@@ -112,7 +112,8 @@ def run_pipeline(
         source: a :mod:`hhrnet_rt.video.sources` source (``read``, ``close``, ``live``, ``decode_failures``).
         estimator: anything with ``prepare``/``infer``/``decode`` (a :class:`hhrnet_rt.PoseEstimator`).
         sinks: written in frame order from the output thread (e.g. ``Mp4Sink``, ``JsonLinesSink``).
-        annotator: draws the people; a default :class:`PoseAnnotator` when ``None`` and ``draw`` is true.
+        annotator: draws the people; when ``None`` and ``draw`` is true, :func:`~hhrnet_rt.draw.annotator_for`
+            ``(min_score)`` (draws every chosen person when ``min_score`` is given).
         draw: draw the people onto the frames at all.
         hud: draw FPS, latency, people and drops in the top-left corner.
         stop_event: set it (from any thread) to end the run early; the frames written so far stay valid.
@@ -133,7 +134,7 @@ def run_pipeline(
             lines, an mp4 ended as far as the disk allowed).
         PipelineError: a stage raised; the message names the stage, the frame and the cause.
     """
-    annotator = (annotator or PoseAnnotator()) if draw else None
+    annotator = (annotator or annotator_for(min_score)) if draw else None
     stages = Stages(
         source, estimator, sinks, annotator=annotator, hud=hud, on_frame=on_frame,
         min_score=min_score, max_people=max_people,
