@@ -143,3 +143,17 @@ def test_video_from_an_http_url(tmp_path, monkeypatch, tiny, http_folder):
     assert len(Path("out/street.jsonl").read_text().splitlines()) == 4
     missing = _invoke(["video", f"{base}/missing.mkv", "--out", "o2", *tiny])
     assert missing.exit_code == EXIT_INPUT and "could not read the stream" in missing.output
+
+
+def test_a_bad_video_stops_the_run_and_keeps_earlier_outputs(tmp_path, monkeypatch, tiny):
+    monkeypatch.chdir(tmp_path)
+    make_video(Path("a.mp4"), 2)
+    Path("b.mp4").write_text("not a video\n" * 50)
+    first_bad = _invoke(["video", "b.mp4", "a.mp4", *tiny])
+    assert first_bad.exit_code == EXIT_INPUT and "not a video file" in first_bad.output
+    assert "backend:" not in first_bad.output and not Path("runs/pose/1").exists()  # failed before the model
+    second_bad = _invoke(["video", "a.mp4", "b.mp4", *tiny])
+    assert second_bad.exit_code == EXIT_INPUT and "not a video file" in second_bad.output
+    assert len(read_video(Path("runs/pose/1/a.mp4"))[0]) == 2 and list(Path("runs/pose/1").iterdir()) == [
+        Path("runs/pose/1/a.mp4")
+    ]

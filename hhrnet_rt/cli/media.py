@@ -343,6 +343,7 @@ def video(
     from hhrnet_rt.cli.targets import plan_video_outputs
     from hhrnet_rt.inputs import check_input_file
     from hhrnet_rt.runs import new_run_dir, remove_if_empty
+    from hhrnet_rt.video import FileSource
 
     sources = expand_videos(inputs, recursive=recursive)
     for source in sources:  # every local input is checked before anything is created or loaded
@@ -353,12 +354,20 @@ def video(
     run_dir = new_run_dir() if out is None else None
     try:
         plan = plan_video_outputs(sources, out, json_out, coco, run_dir=run_dir, overwrite=overwrite)
-        estimator = make_estimator(
-            weights, backend, engine, device, input_size, flip, refine, precision, decode_on
-        )
+        source = FileSource(plan[0].source)  # a first input that is not a video fails before the model loads
+        try:
+            estimator = make_estimator(
+                weights, backend, engine, device, input_size, flip, refine, precision, decode_on
+            )
+        except BaseException:
+            source.close()
+            raise
         for targets in plan:
-            _video_one(targets, estimator, show=show, max_frames=max_frames, min_score=min_score,
+            if source is None:
+                source = FileSource(targets.source)
+            _video_one(source, targets, estimator, show=show, max_frames=max_frames, min_score=min_score,
                        max_people=max_people, overwrite=overwrite)  # fmt: skip
+            source = None
     finally:
         if run_dir is not None:
             remove_if_empty(run_dir)
@@ -366,11 +375,8 @@ def video(
         console.print(f"results saved to [bold]{escape(str(run_dir))}[/]", highlight=False)
 
 
-def _video_one(targets, estimator, *, show, max_frames, min_score, max_people, overwrite) -> None:
-    """One input of ``hhrt video`` through the pipeline into its outputs."""
-    from hhrnet_rt.video import FileSource
-
-    source = FileSource(targets.source)
+def _video_one(source, targets, estimator, *, show, max_frames, min_score, max_people, overwrite) -> None:
+    """One input of ``hhrt video`` (its source open) through the pipeline into its outputs."""
     try:
         _warm_up(estimator, source)
         sinks = _sinks(targets.video, targets.json, targets.coco, source, live=False, overwrite=overwrite)
