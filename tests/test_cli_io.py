@@ -79,9 +79,12 @@ def test_image_folder_glob_recursive_into_run_folders(tmp_path, monkeypatch, tin
         assert all(s >= 0.1 for s in scores)  # written = the threshold
         assert counted[f"{name}.{'png' if name == 'a' else 'jpg'}"] == str(len(scores))  # counted = written
     assert any(counted.values()) and sum(map(int, counted.values())) > 0  # the threshold kept someone
-    second = _invoke(["image", "pics/*.png", *tiny])  # a glob, as a quoted pattern reaches us
+    second = _invoke(["image", "pics/*.png", "--json", "--max-people", "2", *tiny])  # a quoted pattern
     assert second.exit_code == 0, second.output
-    assert sorted(p.name for p in Path("runs/pose/2").iterdir()) == ["a.png"]
+    assert sorted(p.name for p in Path("runs/pose/2").iterdir()) == ["a.json", "a.png"]
+    best = json.loads(Path("runs/pose/2/a.json").read_text())["people"]
+    everyone = json.loads((run1 / "a.json").read_text())["people"]  # >= 0.1: the best few of them
+    assert len(best) == 2 and sorted(p["score"] for p in best) == sorted(p["score"] for p in everyone)[-2:]
     assert sorted(p.name for p in run1.iterdir()) == ["a.json", "a.png", "b.jpg", "b.json"]  # untouched
 
 
