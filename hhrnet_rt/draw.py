@@ -38,7 +38,9 @@ class PoseStyle:
             decoder keeps every group, including fragments that start from one stray peak (score at
             most 1/17 of it) and that refine then completes, often on top of another person; 0.1 hides
             those from the picture only (JSON and COCO outputs keep everyone, as the official
-            evaluation does).
+            evaluation does). ``None`` draws everyone it is given: what ``hhrt --min-score`` uses, as
+            the people are then chosen once, before drawing, counting and writing
+            (:meth:`Poses.select`).
         show_person_score: write the person score above the person's top-most joint.
         colors: BGR colours, one per person, cycled.
     """
@@ -46,7 +48,7 @@ class PoseStyle:
     joint_radius: int = 3
     line_thickness: int = 2
     score_threshold: float = 0.1
-    person_threshold: float = 0.1
+    person_threshold: float | None = 0.1
     show_person_score: bool = False
     colors: tuple[tuple[int, int, int], ...] = PERSON_COLORS_BGR
 
@@ -61,6 +63,12 @@ class PoseAnnotator:
     def __init__(self, style: PoseStyle | None = None) -> None:
         self.style = style or PoseStyle()
 
+    def drawn(self, poses: Poses) -> np.ndarray:
+        """(P,) bool: which people :meth:`annotate` draws; the HUD and summaries count these."""
+        if self.style.person_threshold is None:
+            return np.ones(len(poses), bool)
+        return poses.scores > self.style.person_threshold
+
     def annotate(self, frame_bgr: np.ndarray, poses: Poses) -> np.ndarray:
         """Draw ``poses`` onto ``frame_bgr`` in place and return it (copy first to keep the original).
 
@@ -71,8 +79,9 @@ class PoseAnnotator:
             raise ValueError(f"frame: expected (H, W, 3) uint8 BGR, got {frame_bgr.shape} {frame_bgr.dtype}")
         style = self.style
         edges = skeleton_for(poses.num_joints)
+        drawn = self.drawn(poses)
         for p, (person, score) in enumerate(zip(poses.keypoints, poses.scores, strict=True)):
-            if score <= style.person_threshold:
+            if not drawn[p]:
                 continue
             color = style.colors[p % len(style.colors)]
             visible = person[:, 2] > style.score_threshold
@@ -94,6 +103,13 @@ class PoseAnnotator:
                 cv2.putText(frame_bgr, f"{score:.2f}", (x, max(y, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1,
                             cv2.LINE_AA)  # fmt: skip
         return frame_bgr
+
+
+def annotator_for(min_score: float | None) -> PoseAnnotator:
+    """The annotator that goes with a people choice (:meth:`Poses.select`): with ``min_score`` the people
+    were chosen before drawing, so all of them are drawn (drawn = counted = written); without it, the
+    default style, which hides low-score fragments from the picture only."""
+    return PoseAnnotator(PoseStyle(person_threshold=None)) if min_score is not None else PoseAnnotator()
 
 
 def _pt(xy: np.ndarray) -> tuple[int, int]:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+#: Version of the keypoint records' layout (JSON lines, ``hhrt image --json``); see
+#: ``schemas/keypoints.schema.json``. Raised when a field changes meaning or disappears.
+KEYPOINTS_SCHEMA = "hhrnet-rt/keypoints/1"
+# Rounding of written records: 0.01 px is far below any network's accuracy, 1e-4 keeps the score order of
+# real detections; full float32 digits (``412.50833129882812``) only tripled the files.
+XY_DECIMALS = 2
+SCORE_DECIMALS = 4
 
 
 class _EmptyDescriptor:
@@ -37,6 +45,8 @@ class Poses:
         >>> poses = Poses.empty(17)
         >>> len(poses), poses.empty()
         (0, True)
+        >>> len(poses[poses.scores > 0.3])
+        0
     """
 
     keypoints: np.ndarray
@@ -62,9 +72,83 @@ class Poses:
     def num_joints(self) -> int:
         return int(self.keypoints.shape[1])
 
+    def __getitem__(self, index) -> Poses:
+        """People picked by an int, a slice, an index array or a boolean mask (``poses[poses.scores > .3]``);
+        always a :class:`Poses` (one person stays (1, K, 3)), ``meta`` is kept."""
+        if isinstance(index, (int, np.integer)):
+            index = slice(index, index + 1 if index != -1 else None)
+        elif not isinstance(index, slice):
+            index = np.asarray(index)
+            if index.size == 0:  # [] is float64 to numpy: "nobody", not an error
+                index = index.astype(np.intp)
+            if index.dtype == bool and index.shape != self.scores.shape:
+                raise IndexError(f"boolean mask of shape {index.shape} for {len(self)} people")
+        return replace(self, keypoints=self.keypoints[index], scores=self.scores[index])
+
+    def select(self, min_score: float | None = None, max_people: int | None = None) -> Poses:
+        """The people with score >= ``min_score``, at most ``max_people`` of them (the highest scores),
+        in their original order (so colours and indices stay as the decoder gave them).
+
+        ``None`` leaves that limit off; ``select()`` returns ``self``.
+        """
+        if max_people is not None and max_people < 0:
+            raise ValueError(f"max_people must be >= 0, got {max_people}")
+        keep = np.arange(len(self))
+        if min_score is not None:
+            keep = keep[self.scores >= min_score]
+        if max_people is not None and len(keep) > max_people:
+            best = np.argsort(-self.scores[keep], kind="stable")[:max_people]
+            keep = np.sort(keep[best])
+        return self if len(keep) == len(self) else self[keep]
+
+    def bboxes(self, min_joint_score: float = 0.0) -> np.ndarray:
+        """(P, 4) float32 ``x1, y1, x2, y2`` around each person's joints with score > ``min_joint_score``.
+
+        A joint not found has score 0 and meaningless x/y, so it never widens a box. A person without
+        any such joint gets a row of NaN.
+        """
+        boxes = np.full((len(self), 4), np.nan, np.float32)
+        for p, person in enumerate(self.keypoints):
+            seen = (person[:, 2] > min_joint_score) & np.isfinite(person[:, :2]).all(axis=1)
+            if seen.any():
+                xy = person[seen, :2]
+                boxes[p] = (*xy.min(axis=0), *xy.max(axis=0))
+        return boxes
+
     def to_records(self) -> list[dict]:
-        """JSON-ready list: one ``{"score": s, "keypoints": [[x, y, score] * K]}`` per person."""
+        """JSON-ready list: one ``{"score": s, "keypoints": [[x, y, score] * K]}`` per person, x/y rounded
+        to 0.01 px and scores to 1e-4 (see ``XY_DECIMALS``); a non-finite value becomes ``None`` (JSON
+        has no NaN)."""
         return [
-            {"score": float(s), "keypoints": [[float(v) for v in joint] for joint in person]}
+            {
+                "score": _rounded(s, SCORE_DECIMALS),
+                "keypoints": [
+                    [_rounded(x, XY_DECIMALS), _rounded(y, XY_DECIMALS), _rounded(v, SCORE_DECIMALS)]
+                    for x, y, v in person
+                ],
+            }
             for person, s in zip(self.keypoints, self.scores, strict=True)
         ]
+
+    def to_supervision(self):
+        """The people as ``supervision.KeyPoints`` (xy, confidence; ``class_id`` 0 = person).
+
+        Raises:
+            ImportError: supervision is not installed (``pip install supervision``); hhrnet-rt does not
+                depend on it.
+        """
+        try:
+            import supervision as sv
+        except ImportError as exc:
+            raise ImportError("Poses.to_supervision needs supervision: pip install supervision") from exc
+        return sv.KeyPoints(
+            xy=self.keypoints[:, :, :2].copy(),
+            confidence=self.keypoints[:, :, 2].copy(),
+            class_id=np.zeros(len(self), dtype=int),
+            data={"person_score": self.scores.copy()},
+        )
+
+
+def _rounded(value, decimals: int) -> float | None:
+    value = float(value)
+    return round(value, decimals) if np.isfinite(value) else None

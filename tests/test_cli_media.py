@@ -62,7 +62,7 @@ def test_video_end_to_end(tmp_path, tiny, clip):
     assert [r["frame"] for r in records] == list(range(6)) and rate == 25
     assert_output_frames(frames, decoded_frames(clip), records)
     for r in records:
-        assert set(r) == {"frame", "timestamp", "people"}
+        assert set(r) == {"schema", "frame", "timestamp", "people"}
         for person in r["people"]:
             assert set(person) == {"score", "keypoints"}
             assert np.array(person["keypoints"]).shape == (17, 3)

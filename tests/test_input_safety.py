@@ -100,14 +100,23 @@ def test_file_source_refuses_a_fifo_without_blocking(fifo):
 
 
 # -- the commands ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", ["fifo", "long_name", "directory"])
+@pytest.mark.parametrize("kind", ["fifo", "long_name", "directory", "folder_with_fifo"])
 def test_video_input(kind, tmp_path, fifo, long_name, tiny):
-    path = {"fifo": fifo, "long_name": long_name, "directory": tmp_path}[kind]
+    # A folder is an input of videos (issue 10): one without videos is refused, a FIFO in it too.
+    (tmp_path / "empty").mkdir()
+    path = {
+        "fifo": fifo,
+        "long_name": long_name,
+        "directory": tmp_path / "empty",
+        "folder_with_fifo": fifo.parent,
+    }[kind]
     result = invoke(["video", path, "--out", tmp_path / "o.mp4", *tiny])
     assert result.exit_code == EXIT_INPUT, result.output
     line = one_line_error(result.output)
     assert "not found" not in line and "does not exist" not in line
-    assert {"fifo": "is a pipe", "long_name": "name is too long", "directory": "is a directory"}[kind] in line
+    expected = {"fifo": "is a pipe", "long_name": "name is too long", "directory": "holds no video files",
+                "folder_with_fifo": "is a pipe"}  # fmt: skip
+    assert expected[kind] in line
     assert not (tmp_path / "o.mp4").exists()
 
 

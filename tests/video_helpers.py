@@ -192,7 +192,7 @@ def run_in_thread(fn, timeout: float = 20.0):
 
 
 def poses_from_record(record: dict, num_joints: int = 17) -> Poses:
-    """The Poses a JSON lines record describes (exact: the file holds the float32 values)."""
+    """The Poses a JSON lines record describes (to 0.005 px: the file rounds x/y to 0.01 px)."""
     if not record["people"]:
         return Poses.empty(num_joints)
     keypoints = np.array([p["keypoints"] for p in record["people"]], np.float32)

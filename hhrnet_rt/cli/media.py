@@ -92,6 +92,25 @@ Refine = Annotated[
     bool, typer.Option("--refine/--no-refine", help="Refine pass of the decoder (official: on).")
 ]
 MaxFrames = Annotated[int | None, typer.Option(min=1, help="Stop after this many frames.")]
+MinScore = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        help="Keep only people with score >= this: the one threshold for what is drawn, counted and "
+        "written (JSON, COCO). Default: the files keep everyone (as the official evaluation does) and the "
+        "picture hides people scoring 0.1 or less.",
+        show_default=False,
+    ),
+]
+MaxPeople = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="Keep at most this many people per frame (the highest scores).", show_default=False
+    ),
+]
+Recursive = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Also look in the sub-folders of folder inputs.")
+]
 
 # How long the end of a run waits for a stage that is busy (one inference call on a slow device).
 JOIN_TIMEOUT_S = 30.0
@@ -216,7 +235,10 @@ def _check_outputs(
             check_output_path(path, suffixes, what, overwrite=overwrite, inputs=inputs)
 
 
-def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | None, title: str):
+def _run(
+    source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | None, title: str,
+    min_score: float | None = None, max_people: int | None = None,
+):  # fmt: skip
     from hhrnet_rt.video import run_pipeline
     from hhrnet_rt.video.display import Window
     from hhrnet_rt.video.report import summary_table
@@ -244,7 +266,8 @@ def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | N
         try:
             result = run_pipeline(
                 source, estimator, sinks, hud=hud, max_frames=max_frames, on_frame=on_frame, display=window,
-                join_timeout_s=JOIN_TIMEOUT_S,
+                join_timeout_s=JOIN_TIMEOUT_S, min_score=min_score,
+                max_people=max_people,
             )  # fmt: skip
         except PipelineError as exc:
             if exc.threads_still_running:
@@ -271,10 +294,39 @@ def _run(source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | N
 @app.command()
 @handle_errors
 def video(
-    input: Annotated[Path, typer.Argument(help="Input video file.")],  # checked by FileSource
-    out: Annotated[Path, typer.Option("--out", "-o", help="Annotated output video (.mp4, H.264).")],
-    json_out: JsonLines = None,
-    coco: Annotated[Path | None, typer.Option(help="Keypoints in COCO results format (.json).")] = None,
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Video files, folders, glob patterns or http(s)/rtsp URLs.", show_default=False),
+    ],  # checked by hhrnet_rt.inputs / FileSource
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Annotated video: an .mp4 file (one input) or a folder (<name>.mp4 per input). "
+            "Default: a new runs/pose/N folder.",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--json",
+            help="Keypoints as JSON lines: a .jsonl file (one input) or a folder (<name>.jsonl per input).",
+            show_default=False,
+        ),
+    ] = None,
+    coco: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keypoints in COCO results format: a .json file (one input) or a folder "
+            "(<name>.coco.json per input).",
+            show_default=False,
+        ),
+    ] = None,
+    recursive: Recursive = False,
+    min_score: MinScore = None,
+    max_people: MaxPeople = None,
     weights: Weights = None,
     backend: Backend = BackendName.auto,
     engine: Engine = None,
@@ -288,23 +340,56 @@ def video(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     overwrite: Overwrite = False,
 ) -> None:
-    """Annotate every frame of a video: one output frame per input frame, in order, at the input rate."""
+    """Annotate every frame of each video: one output frame per input frame, in order, at the input rate.
+
+    Several inputs are processed one after another, each with its own outputs.
+    """
+    from hhrnet_rt.cli.inputs_expand import expand_videos
+    from hhrnet_rt.cli.targets import plan_video_outputs
+    from hhrnet_rt.inputs import check_input_file
+    from hhrnet_rt.runs import new_run_dir, remove_if_empty
     from hhrnet_rt.video import FileSource
 
-    _check_outputs(out, json_out, coco, overwrite=overwrite, inputs=[input])
+    sources = expand_videos(inputs, recursive=recursive)
+    for source in sources:  # every local input is checked before anything is created or loaded
+        if isinstance(source, Path):
+            check_input_file(source, "video file")
     if show:
         _require_window()
-    source = FileSource(input)
+    run_dir = new_run_dir() if out is None else None
     try:
-        estimator = make_estimator(
-            weights, backend, engine, device, input_size, flip, refine, precision, decode_on
-        )
+        plan = plan_video_outputs(sources, out, json_out, coco, run_dir=run_dir, overwrite=overwrite)
+        source = FileSource(plan[0].source)  # a first input that is not a video fails before the model loads
+        try:
+            estimator = make_estimator(
+                weights, backend, engine, device, input_size, flip, refine, precision, decode_on
+            )
+        except BaseException:
+            source.close()
+            raise
+        for targets in plan:
+            if source is None:
+                source = FileSource(targets.source)
+            _video_one(source, targets, estimator, show=show, max_frames=max_frames, min_score=min_score,
+                       max_people=max_people, overwrite=overwrite)  # fmt: skip
+            source = None
+    finally:
+        if run_dir is not None:
+            remove_if_empty(run_dir)
+    if run_dir is not None and run_dir.is_dir():
+        console.print(f"results saved to [bold]{escape(str(run_dir))}[/]", highlight=False)
+
+
+def _video_one(source, targets, estimator, *, show, max_frames, min_score, max_people, overwrite) -> None:
+    """One input of ``hhrt video`` (its source open) through the pipeline into its outputs."""
+    try:
         _warm_up(estimator, source)
-        sinks = _sinks(out, json_out, coco, source, live=False, overwrite=overwrite)
+        sinks = _sinks(targets.video, targets.json, targets.coco, source, live=False, overwrite=overwrite)
     except BaseException:
         source.close()
         raise
-    result = _run(source, estimator, sinks, hud=False, show=show, max_frames=max_frames, title=input.name)
+    result = _run(source, estimator, sinks, hud=False, show=show, max_frames=max_frames, title=source.name,
+                  min_score=min_score, max_people=max_people)  # fmt: skip
     whole_file = result.stopped is None and (max_frames is None or result.frames_read < max_frames)
     if whole_file and (shortfall := source.shortfall_warning(result.frames_read)):
         console.print(f"[yellow]warning:[/] {escape(shortfall)}", highlight=False)  # a file name may hold [ ]
@@ -328,6 +413,8 @@ def webcam(
         Path | None, typer.Option("--out", "-o", help="Also record the annotated stream (.mp4).")
     ] = None,
     json_out: JsonLines = None,
+    min_score: MinScore = None,
+    max_people: MaxPeople = None,
     weights: Weights = None,
     backend: Backend = BackendName.auto,
     engine: Engine = None,
@@ -367,17 +454,31 @@ def webcam(
     except BaseException:
         source.close()
         raise
-    _run(source, estimator, sinks, hud=True, show=show, max_frames=max_frames, title=source.description)
+    _run(source, estimator, sinks, hud=True, show=show, max_frames=max_frames, title=source.description,
+         min_score=min_score, max_people=max_people)  # fmt: skip
 
 
 @app.command()
 @handle_errors
 def image(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files.")],  # checked by hhrnet_rt.inputs
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the annotated images (created).")],
+    inputs: Annotated[
+        list[str], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)
+    ],  # checked by hhrnet_rt.inputs
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for the annotated images (created). Default: a new runs/pose/N folder.",
+            show_default=False,
+        ),
+    ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Also write <name>.json with the keypoints.")
     ] = False,
+    recursive: Recursive = False,
+    min_score: MinScore = None,
+    max_people: MaxPeople = None,
     weights: Weights = None,
     backend: Backend = BackendName.auto,
     engine: Engine = None,
@@ -397,67 +498,58 @@ def image(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     overwrite: Overwrite = False,
 ) -> None:
-    """Annotate images; keypoints optionally as JSON next to them."""
+    """Annotate images; keypoints optionally as JSON beside the annotated images."""
+    from hhrnet_rt.cli.inputs_expand import expand_images
+    from hhrnet_rt.cli.targets import plan_image_outputs
+    from hhrnet_rt.inputs import check_image_file
+    from hhrnet_rt.runs import new_run_dir, remove_if_empty
+    from hhrnet_rt.video.outputs import check_output_dir
+
+    paths = expand_images(inputs, recursive=recursive)
+    for path in paths:  # all inputs are checked before the model loads
+        check_image_file(path)
+    run_dir = new_run_dir() if out is None else None
+    try:
+        folder = check_output_dir(out) if out is not None else run_dir
+        plan = plan_image_outputs(paths, folder, keypoints=json_out, overwrite=overwrite)
+        estimator = make_estimator(
+            weights, backend, engine, device, input_size, flip, refine, precision, decode_on
+        )
+        _images(plan, estimator, exif_orientation=exif_orientation, min_score=min_score,
+                max_people=max_people, overwrite=overwrite)  # fmt: skip
+    finally:
+        if run_dir is not None:
+            remove_if_empty(run_dir)
+    if run_dir is not None and run_dir.is_dir():
+        console.print(f"results saved to [bold]{escape(str(run_dir))}[/]", highlight=False)
+
+
+def _images(plan, estimator, *, exif_orientation, min_score, max_people, overwrite) -> None:
     import cv2
 
-    from hhrnet_rt.draw import PoseAnnotator
-    from hhrnet_rt.inputs import check_image_file, read_image
-    from hhrnet_rt.video.outputs import check_output_dir, write_new_file
+    from hhrnet_rt.draw import annotator_for
+    from hhrnet_rt.inputs import read_image
+    from hhrnet_rt.poses import KEYPOINTS_SCHEMA
+    from hhrnet_rt.video.outputs import write_new_file
 
-    for path in inputs:  # all inputs are checked before the model loads
-        check_image_file(path)
-    check_output_dir(out)
-    plan = _image_targets(inputs, out, keypoints=json_out, overwrite=overwrite)
-    estimator = make_estimator(
-        weights, backend, engine, device, input_size, flip, refine, precision, decode_on
-    )
-    annotator = PoseAnnotator()
+    annotator = annotator_for(min_score)
     table = Table("image", "people", "ms", "written")
     for path, target, keypoints_target in plan:
         picture = read_image(path, exif_orientation=exif_orientation)
         t0 = time.perf_counter()
-        poses = estimator.predict(picture)
+        poses = estimator.predict(picture).select(min_score, max_people)  # drawn = counted = written
         ms = 1e3 * (time.perf_counter() - t0)
+        drawn = int(annotator.drawn(poses).sum())
         encoded, data = cv2.imencode(target.suffix, annotator.annotate(picture, poses))
         if not encoded:
             raise InputError(f"could not encode {target}")
         write_new_file(target, data.tobytes(), overwrite=overwrite)
+        people = str(drawn)
         if keypoints_target is not None:
-            record = {"image": str(path), "width": picture.shape[1], "height": picture.shape[0],
-                      "people": poses.to_records()}  # fmt: skip
+            record = {"schema": KEYPOINTS_SCHEMA, "image": str(path), "width": picture.shape[1],
+                      "height": picture.shape[0], "people": poses.to_records()}  # fmt: skip
             write_new_file(keypoints_target, (json.dumps(record) + "\n").encode(), overwrite=overwrite)
-        table.add_row(str(path), str(len(poses)), f"{ms:.0f}", str(target))
+            if drawn != len(poses):
+                people = f"{drawn} ({len(poses)} in JSON)"
+        table.add_row(str(path), people, f"{ms:.0f}", str(target))
     stdout.print(table)
-
-
-def _image_targets(
-    inputs: list[Path], out: Path, *, keypoints: bool, overwrite: bool
-) -> list[tuple[Path, Path, Path | None]]:
-    """(input, annotated image, keypoints file or None) for each input, every target checked up front:
-    none may be an input (``--out`` the inputs' own folder), none may exist without --overwrite."""
-    import cv2
-
-    from hhrnet_rt.video.outputs import refuse_existing, refuse_input
-
-    used: set[str] = set()
-    plan = []
-    for path in inputs:
-        stem = _unique_stem(path.stem, used)
-        suffix = path.suffix.lower() if cv2.haveImageWriter(f"x{path.suffix}") else ".png"
-        target = out / f"{stem}{suffix}"
-        keypoints_target = out / f"{stem}.json" if keypoints else None
-        for file, what in ((target, "output image"), (keypoints_target, "keypoints file")):
-            if file is not None:
-                refuse_input(file, what, inputs)
-                refuse_existing(file, what, overwrite)
-        plan.append((path, target, keypoints_target))
-    return plan
-
-
-def _unique_stem(stem: str, used: set[str]) -> str:
-    """Two inputs called x.jpg in different folders must not overwrite each other's output."""
-    candidate, n = stem, 1
-    while candidate in used:
-        candidate, n = f"{stem}_{n}", n + 1
-    used.add(candidate)
-    return candidate

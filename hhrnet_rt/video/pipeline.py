@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hhrnet_rt.draw import PoseAnnotator
+from hhrnet_rt.draw import PoseAnnotator, annotator_for
 from hhrnet_rt.errors import DiskFullError, PipelineError
 from hhrnet_rt.stop_signals import signals_deferred
 from hhrnet_rt.video.channels import POLL_S, Channel, LatestImage
@@ -56,6 +56,10 @@ class PipelineResult:
             early: ``"interrupted"`` (Ctrl-C), ``"quit"`` (q/Esc in the window), ``"stop event"``.
         threads_still_running: stages that had not ended when the run returned (should be empty).
         threaded: whether the threaded runner (or the sequential reference loop) produced this.
+        people_written: people in the frames written (what the sinks got, after ``min_score`` and
+            ``max_people``), summed over frames.
+        people_drawn: people drawn on those frames (and counted on the HUD); equal to ``people_written``
+            unless the annotator hides some (its ``person_threshold``).
     """
 
     frames_read: int = 0
@@ -71,6 +75,8 @@ class PipelineResult:
     stopped: str | None = None
     threads_still_running: tuple[str, ...] = ()
     threaded: bool = True
+    people_written: int = 0
+    people_drawn: int = 0
 
     @property
     def fps(self) -> float:
@@ -93,6 +99,8 @@ def run_pipeline(
     queue_size: int = 4,
     threaded: bool = True,
     join_timeout_s: float = 30.0,
+    min_score: float | None = None,
+    max_people: int | None = None,
 ) -> PipelineResult:
     """Run ``source`` through ``estimator`` into ``sinks``; returns timings and counts.
 
@@ -104,7 +112,8 @@ def run_pipeline(
         source: a :mod:`hhrnet_rt.video.sources` source (``read``, ``close``, ``live``, ``decode_failures``).
         estimator: anything with ``prepare``/``infer``/``decode`` (a :class:`hhrnet_rt.PoseEstimator`).
         sinks: written in frame order from the output thread (e.g. ``Mp4Sink``, ``JsonLinesSink``).
-        annotator: draws the people; a default :class:`PoseAnnotator` when ``None`` and ``draw`` is true.
+        annotator: draws the people; when ``None`` and ``draw`` is true, :func:`~hhrnet_rt.draw.annotator_for`
+            ``(min_score)`` (draws every chosen person when ``min_score`` is given).
         draw: draw the people onto the frames at all.
         hud: draw FPS, latency, people and drops in the top-left corner.
         stop_event: set it (from any thread) to end the run early; the frames written so far stay valid.
@@ -117,14 +126,19 @@ def run_pipeline(
         threaded: ``False`` runs the same stages one after another in this thread (a reference for
             benchmarks).
         join_timeout_s: how long to wait for a stage to finish its current item after a stop.
+        min_score, max_people: which people go on (:meth:`Poses.select`), chosen once after decode, so
+            what is drawn, counted and written is the same set (``None``: no limit).
 
     Raises:
         DiskFullError: an output ran out of space; the files hold the frames written before (whole JSON
             lines, an mp4 ended as far as the disk allowed).
         PipelineError: a stage raised; the message names the stage, the frame and the cause.
     """
-    annotator = (annotator or PoseAnnotator()) if draw else None
-    stages = Stages(source, estimator, sinks, annotator=annotator, hud=hud, on_frame=on_frame)
+    annotator = (annotator or annotator_for(min_score)) if draw else None
+    stages = Stages(
+        source, estimator, sinks, annotator=annotator, hud=hud, on_frame=on_frame,
+        min_score=min_score, max_people=max_people,
+    )  # fmt: skip
     runner = _Runner(stages, stop_event, max_frames, display, queue_size, join_timeout_s)
     return runner.run_threaded() if threaded else runner.run_sequential()
 
@@ -328,4 +342,6 @@ class _Runner:
             stopped=self.reason,
             threads_still_running=still,
             threaded=threaded,
+            people_written=st.people_written,
+            people_drawn=st.people_drawn,
         )

@@ -21,6 +21,10 @@ def summary_table(result: PipelineResult, title: str = "pipeline") -> Table:
     if result.decode_failures:
         frames += f" / {result.decode_failures} undecodable"
     table.add_row("frames", frames, "", "")
+    people = f"{result.people_written}"
+    if result.people_drawn != result.people_written:
+        people = f"{result.people_drawn} drawn / {result.people_written} in the files"
+    table.add_row("people (all frames)", people, "", "")
     table.add_row("wall time", f"{result.wall_s:.2f} s", "", "")
     table.add_row("end-to-end FPS", f"{result.fps:.2f}", "", "")
     for name, stats in result.stages.items():

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hhrnet_rt.errors import DiskFullError, InputError
-from hhrnet_rt.poses import Poses
+from hhrnet_rt.poses import KEYPOINTS_SCHEMA, Poses
 from hhrnet_rt.video.outputs import (
     RecordFile,
     check_output_dir,  # noqa: F401 - callers import it from here too; its home is video.outputs
@@ -247,7 +247,9 @@ class JsonLinesSink:
     is created at once (empty if no frame comes); an existing one (``overwrite``) is replaced only at the
     first frame, so a run that fails before it leaves that file as it was.
 
-    Record: ``{"frame": i, "timestamp": s, "people": [{"score": s, "keypoints": [[x, y, score], ...]}]}``.
+    Record: ``{"schema": "hhrnet-rt/keypoints/1", "frame": i, "timestamp": s, "people": [{"score": s,
+    "keypoints": [[x, y, score], ...]}]}``, x/y rounded to 0.01 px and scores to 1e-4
+    (:meth:`Poses.to_records`); ``schemas/keypoints.schema.json`` in the repository describes it.
     """
 
     def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
@@ -260,6 +262,7 @@ class JsonLinesSink:
 
     def write(self, result: FrameResult) -> None:
         record = {
+            "schema": KEYPOINTS_SCHEMA,
             "frame": result.frame.index,
             "timestamp": round(result.frame.timestamp, 6),
             "people": result.poses.to_records(),

@@ -23,6 +23,15 @@ from hhrnet_rt.inputs import check_input_file, is_regular_file
 from hhrnet_rt.video.file_decoder import StreamDecoder
 
 DEFAULT_FPS = 30.0
+#: Addresses FFmpeg opens itself (``hhrt video URL``); anything else is a local path.
+URL_SCHEMES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://")
+# Seconds FFmpeg may wait to open a URL / for the next data, so a dead server ends the run with a message.
+URL_TIMEOUT_S = (15.0, 30.0)
+
+
+def is_url(spec: object) -> bool:
+    """A stream address FFmpeg opens (the scheme decides, case-insensitive as URLs are)."""
+    return isinstance(spec, str) and spec.lower().startswith(URL_SCHEMES)
 
 
 @dataclass(frozen=True)
@@ -49,11 +58,13 @@ class FileSource:
     """A video file decoded with PyAV: every decodable frame, in order.
 
     Args:
-        path: the video file.
+        path: the video file, or an ``http(s)://`` / ``rtsp://`` / ``rtmp://`` address read with FFmpeg
+            (every frame, in order, as for a file: a live stream is processed at the rate inference keeps
+            up with; ``CameraSource`` keeps only the newest frame instead).
 
     Raises:
         InputError: the file is missing, is not a video FFmpeg can read, has no video stream, or has no
-            frame that decodes.
+            frame that decodes; a URL cannot be opened within ``URL_TIMEOUT_S``.
 
     Example:
         >>> src = FileSource("walk.mp4")            # doctest: +SKIP
@@ -65,14 +76,21 @@ class FileSource:
     def __init__(self, path: str | Path) -> None:
         import av  # heavy: only when a file is actually read
 
-        self.path = check_input_file(path, "video file")  # a FIFO or /dev/stdin: a clear refusal, no hang
+        url = is_url(path)
+        # a FIFO or /dev/stdin: a clear refusal, no hang (URLs are FFmpeg's to check)
+        self.path = path if url else check_input_file(path, "video file")
+        self.name = url_name(path) if url else self.path.name
         try:
-            self._container = av.open(str(self.path))
+            self._container = (
+                av.open(str(self.path), timeout=URL_TIMEOUT_S) if url else av.open(str(self.path))
+            )
         except av.error.EOFError:
             raise InputError(
                 f"{self.path} contains no video frames (the file ends before the first one)"
             ) from None
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            if url:
+                raise InputError(f"could not read the stream {self.path} ({exc})") from None
             if self.path.stat().st_size == 0:
                 raise InputError(f"{self.path} is empty (0 bytes), not a video") from None
             raise InputError(f"{self.path} is not a video file that FFmpeg can read ({exc})") from None
@@ -101,7 +119,7 @@ class FileSource:
         self.size = (width, height)  # upright: after the rotation below
         self.frame_count, self._count_is_exact = self._announced_frames()
         turned = f", turned {self.rotation}°" if self.rotation else ""
-        self.description = f"{self.path.name} ({width}x{height}, {self.fps:.3g} fps{turned})"
+        self.description = f"{self.name} ({width}x{height}, {self.fps:.3g} fps{turned})"
 
     def _announced_frames(self) -> tuple[int | None, bool]:
         """(frames the container announces, whether that is a count rather than duration x rate)."""
@@ -130,7 +148,7 @@ class FileSource:
         )
         failed = f" ({self.decode_failures} could not be decoded)" if self.decode_failures else ""
         return (
-            f"{self.path.name}: the container announces {announced} but {frames_read} were read{failed}; "
+            f"{self.name}: the container announces {announced} but {frames_read} were read{failed}; "
             "the file is probably cut short or damaged"
         )
 
@@ -172,6 +190,14 @@ class FileSource:
 
     def close(self) -> None:
         self._container.close()
+
+
+def url_name(url: str) -> str:
+    """The last part of a URL's path (``clip.mp4`` of ``http://host/v/clip.mp4?x=1``), else the host."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return Path(parts.path).name or parts.hostname or url
 
 
 class CameraSource:

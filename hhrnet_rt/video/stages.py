@@ -63,6 +63,8 @@ class Stages:
         annotator: PoseAnnotator | None,
         hud: bool,
         on_frame: Callable[[FrameResult], None] | None,
+        min_score: float | None = None,
+        max_people: int | None = None,
     ) -> None:
         self.source, self.estimator, self.sinks = source, estimator, tuple(sinks)
         self.annotator, self.hud, self.on_frame = annotator, hud, on_frame
@@ -70,7 +72,9 @@ class Stages:
         self.latencies: list[float] = []
         self.d2h_bytes: list[int] = []  # per frame, when the estimator's maps report it (decode thread)
         self.rolling = RollingRate()
+        self.min_score, self.max_people = min_score, max_people
         self.read = self.dropped = self.processed = self.written = 0
+        self.people_written = self.people_drawn = 0  # output thread only
 
     def _timed(self, stage: str, frame_index: int | None, fn: Callable[..., Any], *args: Any) -> Any:
         t0 = time.perf_counter()
@@ -100,6 +104,7 @@ class Stages:
     def decode(self, item: tuple[Frame, Any, Any]) -> tuple[Frame, Poses]:
         frame, prepared, maps = item
         poses = self._timed("decode", frame.index, self.estimator.decode, maps, prepared)
+        poses = poses.select(self.min_score, self.max_people)  # the one choice of who is drawn and written
         nbytes = getattr(maps, "d2h_bytes", None)  # complete after decode (the device decode adds to it)
         if nbytes is not None:
             self.d2h_bytes.append(int(nbytes))
@@ -108,11 +113,14 @@ class Stages:
 
     def _draw(self, frame: Frame, poses: Poses) -> FrameResult:
         image = frame.image
+        drawn = len(poses)
         if self.annotator is not None:
             image = self.annotator.annotate(image, poses)
+            drawn = int(self.annotator.drawn(poses).sum())
+        self.people_drawn += drawn
         latency = time.perf_counter() - frame.t_capture
-        if self.hud:
-            lines = [f"{self.rolling.fps:5.1f} FPS  {1e3 * latency:4.0f} ms", f"people {len(poses)}"]
+        if self.hud:  # the people on the picture, not the fragments it hides
+            lines = [f"{self.rolling.fps:5.1f} FPS  {1e3 * latency:4.0f} ms", f"people {drawn}"]
             if self.dropped:
                 lines.append(f"dropped {self.dropped}")
             # Text size follows the frame width so the box covers about the same share of any frame.
@@ -129,6 +137,7 @@ class Stages:
         frame, poses = item
         result = self._timed("draw", frame.index, self._draw, frame, poses)
         self._timed("write", frame.index, self._write, result)
+        self.people_written += len(poses)
         self.latencies.append(result.latency_s)
         self.rolling.tick(result.latency_s)
         self.written += 1

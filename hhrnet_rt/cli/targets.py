@@ -1,0 +1,113 @@
+"""Where each input's outputs go, decided and checked for all inputs before the model loads.
+
+An output option names a file (one input only) or a folder (``<name>.<ext>`` per input, created if
+needed); a path that is an existing folder or has no extension is a folder. Without ``--out`` the
+annotated outputs go to a new numbered run folder (:mod:`hhrnet_rt.runs`), never next to the input.
+Every target is checked with the rules of :mod:`hhrnet_rt.video.outputs`: never an input, never an
+existing file without ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hhrnet_rt.errors import InputError
+
+
+@dataclass(frozen=True)
+class VideoTargets:
+    """The outputs of one ``hhrt video`` input (``None``: not asked for)."""
+
+    source: str | Path
+    video: Path
+    json: Path | None
+    coco: Path | None
+
+
+def is_folder_target(path: Path) -> bool:
+    return path.is_dir() or path.suffix == ""
+
+
+def input_name(source: str | Path) -> str:
+    """The stem outputs are named after: a file's stem, a URL's last path part without extension."""
+    from hhrnet_rt.video.sources import is_url, url_name
+
+    return Path(url_name(source)).stem if is_url(source) else Path(source).stem
+
+
+def plan_video_outputs(
+    sources: list[str | Path],
+    out: Path | None,
+    json_out: Path | None,
+    coco: Path | None,
+    *,
+    run_dir: Path | None,
+    overwrite: bool,
+) -> list[VideoTargets]:
+    """One :class:`VideoTargets` per source; ``run_dir`` stands in for a missing ``out``."""
+    from hhrnet_rt.video.outputs import check_output_dir, check_output_path
+
+    local = [s for s in sources if isinstance(s, Path)]
+    kinds = {
+        "video": (out if out is not None else run_dir, ".mp4", (".mp4",), "output video", "--out"),
+        "json": (json_out, ".jsonl", (".jsonl", ".ndjson"), "JSON lines file", "--json"),
+        "coco": (coco, ".coco.json", (".json",), "COCO results file", "--coco"),
+    }
+    for place, _, _, _, flag in kinds.values():
+        if place is not None and not is_folder_target(place) and len(sources) > 1:
+            raise InputError(
+                f"{flag} {place} names one file but {len(sources)} inputs were given; give a folder "
+                "(each input gets <name> files there)"
+            )
+    for place, *_ in kinds.values():
+        if place is not None and is_folder_target(place):
+            check_output_dir(place)
+    used: set[str] = set()
+    plan = []
+    for source in sources:
+        stem = unique_stem(input_name(source), used)
+        chosen: dict[str, Path | None] = {}
+        for key, (place, ext, suffixes, what, _) in kinds.items():
+            if place is None:
+                chosen[key] = None
+                continue
+            target = place / f"{stem}{ext}" if is_folder_target(place) else place
+            chosen[key] = check_output_path(target, suffixes, what, overwrite=overwrite, inputs=local)
+        if len({p for p in chosen.values() if p is not None}) < sum(p is not None for p in chosen.values()):
+            raise InputError(f"two outputs of {source} would be the same file; give them different names")
+        plan.append(VideoTargets(source, chosen["video"], chosen["json"], chosen["coco"]))
+    return plan
+
+
+def plan_image_outputs(
+    inputs: list[Path], out: Path, *, keypoints: bool, overwrite: bool
+) -> list[tuple[Path, Path, Path | None]]:
+    """(input, annotated image, keypoints file or None) for each input, every target checked up front:
+    none may be an input (``--out`` the inputs' own folder), none may exist without --overwrite."""
+    import cv2
+
+    from hhrnet_rt.video.outputs import refuse_existing, refuse_input
+
+    used: set[str] = set()
+    plan = []
+    for path in inputs:
+        stem = unique_stem(path.stem, used)
+        suffix = path.suffix.lower() if cv2.haveImageWriter(f"x{path.suffix}") else ".png"
+        target = out / f"{stem}{suffix}"
+        keypoints_target = out / f"{stem}.json" if keypoints else None
+        for file, what in ((target, "output image"), (keypoints_target, "keypoints file")):
+            if file is not None:
+                refuse_input(file, what, inputs)
+                refuse_existing(file, what, overwrite)
+        plan.append((path, target, keypoints_target))
+    return plan
+
+
+def unique_stem(stem: str, used: set[str]) -> str:
+    """Two inputs called x.jpg in different folders must not overwrite each other's output."""
+    candidate, n = stem, 1
+    while candidate in used:
+        candidate, n = f"{stem}_{n}", n + 1
+    used.add(candidate)
+    return candidate
