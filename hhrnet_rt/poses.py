@@ -24,10 +24,12 @@ class _EmptyDescriptor:
 
     def __get__(self, instance, owner):
         if instance is None:
+
             def build(num_joints: int = 17) -> Poses:
                 return owner(
                     keypoints=np.zeros((0, num_joints, 3), np.float32), scores=np.zeros((0,), np.float32)
                 )
+
             return build
         return lambda: len(instance) == 0
 
