@@ -112,6 +112,13 @@ def cached_state(name: str) -> tuple[str, Path | None]:
     return ("mismatch", mismatch) if mismatch else ("missing", None)
 
 
+def needs_download(name: str) -> bool:
+    """True when no cache folder holds a file named like checkpoint ``name`` (a quick look, no hashing:
+    callers use it to show the download before other progress displays; :func:`fetch_named` checks)."""
+    filename = NAMED_WEIGHTS[name].filename
+    return not any((folder / filename).is_file() for folder in cache_candidates())
+
+
 def fetch_named(name: str, *, progress: bool = True) -> Path:
     """Path of the cached checkpoint ``name``, downloading and hash-checking it on first use.
 

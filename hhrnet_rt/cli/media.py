@@ -108,6 +108,7 @@ def make_estimator(
         weights = weights or "w32_512"
         input_size = input_size or _preset_input_size(weights)
     source = Path(weights) if weights is not None and is_regular_file(weights) else weights
+    _download_before_spinner(source)
     kwargs = {"flip": flip, "refine": refine, "backend": name, "device": chosen_device, "engine": engine}
     kwargs["precision"] = precision.value if precision is not None else None
     kwargs["input_size"] = input_size  # None with --engine: the file's (hhrnet_rt.engine_file)
@@ -120,6 +121,15 @@ def make_estimator(
     if shown:
         console.print(f"model: {shown}", highlight=False, soft_wrap=True)
     return estimator
+
+
+def _download_before_spinner(weights) -> None:
+    """A first use of named weights downloads them here, with their own progress bar, rather than under
+    the loading spinner (two live displays on one terminal overwrite each other)."""
+    from hhrnet_rt.download import NAMED_WEIGHTS, fetch_named, needs_download
+
+    if isinstance(weights, str) and weights in NAMED_WEIGHTS and needs_download(weights):
+        fetch_named(weights)
 
 
 def _warm_up(estimator, source) -> None:
