@@ -83,6 +83,15 @@ Refine = Annotated[
     bool, typer.Option("--refine/--no-refine", help="Refine pass of the decoder (official: on).")
 ]
 MaxFrames = Annotated[int | None, typer.Option(min=1, help="Stop after this many frames.")]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="CPU threads for inference: torch's on the CPU, ONNX Runtime's intra-op threads "
+        "(default: the library's, about one per core).",
+        show_default=False,
+    ),
+]
 Overwrite = Annotated[
     bool,
     typer.Option("--overwrite", "-y", help="Replace output files that already exist (never the input)."),
@@ -93,8 +102,9 @@ JOIN_TIMEOUT_S = 30.0
 
 
 def make_estimator(
-    weights, backend, engine, device, input_size, flip, refine, precision=None, decode_on=DecodeOn.auto
-):
+    weights, backend, engine, device, input_size, flip, refine, precision=None, decode_on=DecodeOn.auto,
+    threads=None,
+):  # fmt: skip
     """Build the PoseEstimator the options describe and say which backend runs and why."""
     from hhrnet_rt.backends.select import choose_backend
     from hhrnet_rt.estimator import PoseEstimator
@@ -113,6 +123,11 @@ def make_estimator(
     kwargs["precision"] = precision.value if precision is not None else None
     kwargs["input_size"] = input_size  # None with --engine: the file's (hhrnet_rt.engine_file)
     kwargs["decode_on"] = decode_on.value
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)  # process-wide: torch has no per-model thread count
+        kwargs["onnx_threads"] = threads
     with console.status("loading the model..."):
         estimator = PoseEstimator(source, **kwargs)
     facts = estimator.describe()
@@ -291,6 +306,7 @@ def video(
     max_frames: MaxFrames = None,
     show: Annotated[bool, typer.Option(help="Also show the result in a window (q or Esc stops).")] = False,
     decode_on: DecodeOnOpt = DecodeOn.auto,
+    threads: Threads = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Annotate every frame of a video: one output frame per input frame, in order, at the input rate."""
@@ -302,7 +318,7 @@ def video(
     source = FileSource(input)
     try:
         estimator = make_estimator(
-            weights, backend, engine, device, input_size, flip, refine, precision, decode_on
+            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads
         )
         _warm_up(estimator, source)
         sinks = _sinks(out, json_out, coco, source, live=False, overwrite=overwrite)
@@ -343,7 +359,18 @@ def webcam(
     refine: Refine = True,
     max_frames: MaxFrames = None,
     show: Annotated[bool, typer.Option(help="Show the window (default); --no-show to only record.")] = True,
+    width: Annotated[
+        int | None, typer.Option(min=1, help="Frame width to ask the camera for.", show_default=False)
+    ] = None,
+    height: Annotated[
+        int | None, typer.Option(min=1, help="Frame height to ask the camera for.", show_default=False)
+    ] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(min=1.0, help="Frame rate to ask the camera for.", show_default=False),
+    ] = None,
     decode_on: DecodeOnOpt = DecodeOn.auto,
+    threads: Threads = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Live pose estimation: newest frame wins, drops are counted; q or Esc quits the window."""
@@ -362,10 +389,12 @@ def webcam(
         show = False
     if not show and out is None and json_out is None:
         raise InputError("nothing to do: --no-show needs --out OUT.mp4 and/or --json OUT.jsonl")
-    source = CameraSource(int(camera) if camera.isdigit() else camera)
+    source = CameraSource(int(camera) if camera.isdigit() else camera, width=width, height=height, fps=fps)
+    if source.warning:  # a camera picks the nearest mode it has
+        console.print(f"[yellow]warning:[/] {escape(source.warning)}", highlight=False)
     try:
         estimator = make_estimator(
-            weights, backend, engine, device, input_size, flip, refine, precision, decode_on
+            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads
         )
         _warm_up(estimator, source)
         sinks = _sinks(out, json_out, None, source, live=True, overwrite=overwrite)
@@ -400,6 +429,7 @@ def image(
         ),
     ] = True,
     decode_on: DecodeOnOpt = DecodeOn.auto,
+    threads: Threads = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Annotate images; keypoints optionally as JSON next to them."""
@@ -414,7 +444,7 @@ def image(
     check_output_dir(out)
     plan = _image_targets(inputs, out, keypoints=json_out, overwrite=overwrite)
     estimator = make_estimator(
-        weights, backend, engine, device, input_size, flip, refine, precision, decode_on
+        weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads
     )
     annotator = PoseAnnotator()
     table = Table("image", "people", "ms", "written")
