@@ -189,8 +189,17 @@ def synthetic_frames(n: int, size: tuple[int, int] = (360, 640), seed: int = 0) 
     return frames
 
 
-def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
-    """Measure; returns the JSON-ready report (config, machine, backend, model_only, end_to_end, memory)."""
+def run_bench(
+    cfg: BenchConfig,
+    on_step: Callable[[str], None] = lambda msg: None,
+    *,
+    on_estimator: Callable[[Any], None] | None = None,
+) -> dict[str, Any]:
+    """Measure; returns the JSON-ready report (config, machine, backend, model_only, end_to_end, memory).
+
+    ``on_estimator`` is called with the built PoseEstimator before anything is timed (the backend
+    comparison takes its outputs there for the agreement figures).
+    """
     import torch
 
     from hhrnet_rt.backends import choose_backend
@@ -233,6 +242,8 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
             onnx_threads=cfg.threads,
         )
         backend = estimator.backend
+        if on_estimator is not None:
+            on_estimator(estimator)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
 
