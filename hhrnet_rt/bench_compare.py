@@ -106,7 +106,7 @@ def compare_backends(
             engine=cfg.engine if cand.backend == "tensorrt" else None,
         )
         try:
-            report = run_bench(one, on_step, on_estimator=lambda est: outputs.append(est.backend.run(x)))
+            report = run_bench(one, on_step, on_estimator=lambda est, out=outputs: out.append(est.backend.run(x)))
         except Exception as exc:  # noqa: BLE001 - one failing backend must not hide the others' figures
             row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
             on_step(f"{cand.backend} {cand.precision}: failed ({row['error']})")

@@ -140,7 +140,9 @@ EXIT_ENGINE_MISMATCH = 6
 EXIT_CALIBRATION = 7
 EXIT_PIPELINE = 8
 EXIT_DISK_FULL = 8  # a pipeline stage (write) that failed for lack of space: same code, its own message
-EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM and SIGHUP end a run the same way: 143 and 129
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM and SIGHUP end a run the same way:
+EXIT_TERMINATED = 143  # 128 + SIGTERM (signals.interrupted_exit_code gives the code of the signal received)
+EXIT_HANGUP = 129  # 128 + SIGHUP
 
 _EXIT_CODES: tuple[tuple[type[errors.HhrtError], int], ...] = (
     (errors.TensorRTUnavailableError, EXIT_TENSORRT_MISSING),
@@ -165,6 +167,20 @@ def exit_code_for(error: errors.HhrtError) -> int:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: Library arguments whose flag is not the argument's name with "-" for "_".
+_FLAG_FOR_ARGUMENT = {"onnx_threads": "threads"}
+
+
+def flag_for(name: str, value: object = errors.NOT_GIVEN) -> str:
+    """How the CLI names a library argument in a message: ``--backend onnxruntime``, ``--no-flip``."""
+    flag = "--" + _FLAG_FOR_ARGUMENT.get(name, name).replace("_", "-")
+    if value is errors.NOT_GIVEN or value is True:
+        return flag
+    if value is False:
+        return f"--no-{flag[2:]}"
+    return f"{flag} {value}"
+
+
 def handle_errors(fn: F) -> F:
     """Turn library errors into one red line and an exit code; tracebacks only with HHRT_DEBUG=1.
 
@@ -178,7 +194,8 @@ def handle_errors(fn: F) -> F:
 
         code = EXIT_INTERNAL  # what an unexpected exception ends with
         try:
-            with signals.stop_signals_interrupt():  # SIGTERM/SIGHUP end the command like Ctrl-C
+            # library messages name flags, not arguments, while a command runs
+            with signals.stop_signals_interrupt(), errors.option_style(flag_for):
                 result = fn(*args, **kwargs)
             code = EXIT_OK
             return result

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from hhrnet_rt.errors import CalibrationError
+from hhrnet_rt.errors import CalibrationError, option
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def _ort_method(method: str) -> Any:
         "minmax": CalibrationMethod.MinMax,
     }
     if method not in table:
-        raise CalibrationError(f"--calib-method must be one of {CALIB_METHODS}, got {method!r}")
+        raise CalibrationError(f"{option('calib_method')} must be one of {CALIB_METHODS}, got {method!r}")
     return table[method]
 
 
