@@ -11,64 +11,18 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperCommand, TyperGroup
 
 from hhrnet_rt import errors
+from hhrnet_rt.cli.help_style import HhrtTyper
 
 # Diagnostics go to stderr so stdout stays clean for data (tables, JSON) that users pipe.
 console = Console(stderr=True)
-
-
-
-def _conventional_metavars(params: list[Any]) -> list[Any]:
-    """Arguments shown as ``INPUTS`` (Typer 0.29 writes ``{inputs}``) and no type after a flag (Typer
-    writes ``<bool>`` although ``--flip/--no-flip`` takes no value). Typer shows a metavar when one is set.
-    """
-    for param in params:
-        if param.param_type_name == "argument" and param.metavar is None and param.name:
-            param.metavar = param.name.upper()
-        elif getattr(param, "is_flag", False) and param.metavar is None:
-            param.metavar = ""
-    return params
-
-
-class ConventionalHelpCommand(TyperCommand):
-    """A command whose help reads like other command-line tools' (``hhrt video [OPTIONS] INPUT``)."""
-
-    def get_params(self, ctx: Any) -> list[Any]:
-        return _conventional_metavars(super().get_params(ctx))  # includes the help option, made on demand
-
-    def collect_usage_pieces(self, ctx: Any) -> list[str]:
-        pieces = [self.options_metavar] if self.options_metavar else []
-        for param in self.get_params(ctx):
-            if param.param_type_name == "argument":
-                name = f"{param.metavar}{'...' if param.nargs != 1 else ''}"
-                pieces.append(name if param.required else f"[{name}]")
-            else:
-                pieces.extend(param.get_usage_pieces(ctx))
-        return pieces
-
-
-class ConventionalHelpGroup(TyperGroup):
-    """The root ``hhrt`` group, with the same flag display as its commands."""
-
-    def get_params(self, ctx: Any) -> list[Any]:
-        return _conventional_metavars(super().get_params(ctx))
-
-
-class HhrtTyper(typer.Typer):
-    """A Typer app whose commands default to :class:`ConventionalHelpCommand`."""
-
-    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any):  # type: ignore[override]
-        return super().command(*args, cls=cls or ConventionalHelpCommand, **kwargs)
-
 
 app = HhrtTyper(
     name="hhrt",
     help="Real-time multi-person pose estimation with HigherHRNet.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    cls=ConventionalHelpGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -14,13 +14,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hhrnet_rt.cli.app import ConventionalHelpGroup, HhrtTyper, app, console, handle_errors
+from hhrnet_rt.cli.app import app, console, handle_errors
+from hhrnet_rt.cli.help_style import HhrtTyper
 from hhrnet_rt.errors import InputError, WeightsError
 
 weights_app = HhrtTyper(
     help="List, download and locate the named weights (to prepare a machine without network access).",
     no_args_is_help=True,
-    cls=ConventionalHelpGroup,
 )
 app.add_typer(weights_app, name="weights")
 
