@@ -73,9 +73,7 @@ def _agreement_input(input_size: int) -> np.ndarray:
     return preprocess_bgr(synthetic_frames(1)[0], input_size)
 
 
-def compare_backends(
-    cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: None
-) -> dict[str, Any]:
+def compare_backends(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
     """Measure every candidate; returns ``{"rows": [...], "reference": ..., "config": ..., "machine": ...}``.
 
     A row has backend, precision, device, and either ``skipped`` / ``error`` (a string) or the measured
@@ -106,7 +104,9 @@ def compare_backends(
             engine=cfg.engine if cand.backend == "tensorrt" else None,
         )
         try:
-            report = run_bench(one, on_step, on_estimator=lambda est, out=outputs: out.append(est.backend.run(x)))
+            report = run_bench(
+                one, on_step, on_estimator=lambda est, out=outputs: out.append(est.backend.run(x))
+            )
         except Exception as exc:  # noqa: BLE001 - one failing backend must not hide the others' figures
             row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
             on_step(f"{cand.backend} {cand.precision}: failed ({row['error']})")
