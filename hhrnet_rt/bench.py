@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.errors import InputError, option
 
 
 @dataclass(frozen=True)
@@ -189,8 +189,17 @@ def synthetic_frames(n: int, size: tuple[int, int] = (360, 640), seed: int = 0) 
     return frames
 
 
-def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
-    """Measure; returns the JSON-ready report (config, machine, backend, model_only, end_to_end, memory)."""
+def run_bench(
+    cfg: BenchConfig,
+    on_step: Callable[[str], None] = lambda msg: None,
+    *,
+    on_estimator: Callable[[Any], None] | None = None,
+) -> dict[str, Any]:
+    """Measure; returns the JSON-ready report (config, machine, backend, model_only, end_to_end, memory).
+
+    ``on_estimator`` is called with the built PoseEstimator before anything is timed (the backend
+    comparison takes its outputs there for the agreement figures).
+    """
     import torch
 
     from hhrnet_rt.backends import choose_backend
@@ -198,18 +207,18 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
     from hhrnet_rt.export.build import load_network
 
     if cfg.precision not in (None, "fp32", "fp16", "int8"):
-        raise InputError(f"--precision must be fp32, fp16 or int8, got {cfg.precision!r}")
+        raise InputError(f"{option('precision')} must be fp32, fp16 or int8, got {cfg.precision!r}")
     if cfg.batch < 1 or cfg.frames < 1 or cfg.warmup < 0:
-        raise InputError("--batch and --frames must be >= 1 and --warmup >= 0")
+        raise InputError(f"{option('batch')} and {option('frames')} must be >= 1 and {option('warmup')} >= 0")
     name, device, reason = choose_backend(cfg.backend, engine=cfg.engine, device=cfg.device)
     on_step(f"backend: {name} on {device} ({reason})")
     # Checked here too (the estimator would refuse it as well) so the error comes before the model load.
     if name == "torch" and device == "cpu" and cfg.precision not in (None, "fp32"):
         raise InputError(
-            f"torch on the CPU runs fp32 only; for {cfg.precision} on the CPU use --backend onnxruntime"
+            f"torch on the CPU runs fp32 only; for {cfg.precision} on the CPU use {option('backend', 'onnxruntime')}"
         )
     if name == "tensorrt" and cfg.engine is None:
-        raise InputError("--backend tensorrt needs --engine NAME.engine (build it with `hhrt build-engine`)")
+        raise InputError(f"{option('backend', 'tensorrt')} needs {option('engine', 'NAME.engine')} (build it with `hhrt build-engine`)")
 
     on_step(f"weights: {cfg.weights}")
     network = load_network(cfg.weights)
@@ -234,6 +243,8 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
             onnx_threads=cfg.threads,
         )
         backend = estimator.backend
+        if on_estimator is not None:
+            on_estimator(estimator)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
 

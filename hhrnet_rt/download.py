@@ -33,7 +33,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from hhrnet_rt.errors import DownloadError
+from hhrnet_rt.errors import DownloadError, option
 from hhrnet_rt.paths import cache_candidates, writable_cache_dir
 from hhrnet_rt.paths import cache_dir as cache_dir  # re-exported: callers ask this module where weights live
 
@@ -87,7 +87,7 @@ def check_url(url: str) -> None:
     raise DownloadError(
         f"refused to download {url}: only https URLs are fetched (a checkpoint over plain http, or a "
         "redirect to one, could be replaced on the way). Download the file yourself and pass it with "
-        "--weights /path/to/file.pth."
+        f"{option('weights', '/path/to/file.pth')}."
     )
 
 
@@ -112,6 +112,13 @@ def cached_state(name: str) -> tuple[str, Path | None]:
     return ("mismatch", mismatch) if mismatch else ("missing", None)
 
 
+def needs_download(name: str) -> bool:
+    """True when no cache folder holds a file named like checkpoint ``name`` (a quick look, no hashing:
+    callers use it to show the download before other progress displays; :func:`fetch_named` checks)."""
+    filename = NAMED_WEIGHTS[name].filename
+    return not any((folder / filename).is_file() for folder in cache_candidates())
+
+
 def fetch_named(name: str, *, progress: bool = True) -> Path:
     """Path of the cached checkpoint ``name``, downloading and hash-checking it on first use.
 
@@ -133,7 +140,7 @@ def fetch_named(name: str, *, progress: bool = True) -> Path:
         raise DownloadError(
             f"the cached file {found} is not the {name} checkpoint: its sha256 does not start with "
             f"{entry.sha256_prefix} (changed or replaced since it was downloaded). Delete it to download "
-            "it again, or pass a file you trust with --weights /path/to/file.pth."
+            f"it again, or pass a file you trust with {option('weights', '/path/to/file.pth')}."
         )
     check_url(entry.url)
     target = writable_cache_dir() / entry.filename
@@ -153,7 +160,7 @@ def _download(entry: NamedWeights, target: Path, *, progress: bool) -> None:
             raise DownloadError(
                 f"{entry.url} downloaded but its sha256 is {got[:16]}..., expected a hash starting with "
                 f"{entry.sha256_prefix}; the file was deleted. Retry later, or pass a file you trust with "
-                "--weights /path/to/file.pth."
+                f"{option('weights', '/path/to/file.pth')}."
             )
         os.replace(tmp, target)
     except OSError as e:  # the cache folder itself (mkstemp, write, rename): not the network
@@ -184,7 +191,7 @@ def _stream(entry: NamedWeights, target: Path, out, *, progress: bool):
                         raise DownloadError(
                             f"downloading {entry.url} took longer than {DEADLINE_S:.0f} s and was stopped "
                             f"({received:,} bytes received); retry later, or download the file elsewhere "
-                            f"and pass it with --weights /path/to/{target.name}."
+                            f"and pass it with {option('weights', f'/path/to/{target.name}')}."
                         )
                     out.write(chunk)
                     digest.update(chunk)
@@ -193,7 +200,7 @@ def _stream(entry: NamedWeights, target: Path, out, *, progress: bool):
         reason = getattr(e, "reason", None) or e
         raise DownloadError(
             f"could not download {entry.url} ({reason}). Without network access, download the file "
-            f"elsewhere and pass it with --weights /path/to/{target.name}, or copy it to {target}."
+            f"elsewhere and pass it with {option('weights', f'/path/to/{target.name}')}, or copy it to {target}."
         ) from None
     return digest
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from hhrnet_rt.errors import EngineMismatchError, InputError
+from hhrnet_rt.errors import EngineMismatchError, InputError, option
 from hhrnet_rt.export.sidecar import Sidecar, sha256_file, sidecar_path_for
 
 #: Prefix of every ``metadata_props`` key hhrnet-rt writes into an ONNX file.
@@ -91,7 +91,7 @@ def read_engine_settings(path: str | os.PathLike) -> EngineSettings:
         return _read_onnx(path)
     if suffix in (".engine", ".plan", ".trt"):
         return _read_engine(path)
-    raise InputError(f"{path}: --engine takes a TensorRT .engine or an .onnx file from `hhrt build-engine`")
+    raise InputError(f"{path}: {option('engine')} takes a TensorRT .engine or an .onnx file from `hhrt build-engine`")
 
 
 def _read_engine(path: Path) -> EngineSettings:
@@ -266,13 +266,14 @@ def file_for_backend(settings: EngineSettings, backend: str, *, single_scale: bo
     """
     if backend == "torch":
         raise InputError(
-            f"the torch backend runs a network built from --weights and cannot run {settings.path}; use "
-            "--backend onnxruntime (an .onnx file) or tensorrt (an .engine file), or drop --engine"
+            f"the torch backend runs a network built from {option('weights')} and cannot run {settings.path}; "
+            f"use {option('backend', 'onnxruntime')} (an .onnx file) or {option('backend', 'tensorrt')} (an "
+            f".engine file), or drop {option('engine')}"
         )
     if not single_scale and settings.project:
         raise InputError(
             f"{settings.path} projects its maps to one input size, so it cannot run several test scales; "
-            "use --weights for multi-scale testing"
+            f"use {option('weights')} for multi-scale testing"
         )
     if backend == "tensorrt":
         if settings.kind != "engine":
@@ -283,7 +284,8 @@ def file_for_backend(settings: EngineSettings, backend: str, *, single_scale: bo
     if settings.onnx_path is None:
         raise InputError(
             f"{settings.path} is a TensorRT engine, which ONNX Runtime cannot run, and the .onnx it was built "
-            "from is not beside it; pass that .onnx file with --engine, or run on a CUDA GPU with TensorRT"
+            f"from is not beside it; pass that .onnx file with {option('engine')}, or run on a CUDA GPU with "
+            "TensorRT"
         )
     return settings.onnx_path
 
@@ -336,7 +338,7 @@ def resolve_options(
         have = "with" if settings.flip else "without"
         raise InputError(
             f"{settings.path} was built {have} the flip test (flip is baked into the graph), but "
-            f"{'--flip' if flip else '--no-flip'} was asked for; leave the option out to run it as built, "
+            f"{option('flip', flip)} was asked for; leave it out to run the file as built, "
             f"or build another file with `hhrt build-engine {'--flip' if flip else '--no-flip'}`"
         )
     run_flip = settings.flip if settings.flip is not None else (True if flip is None else bool(flip))
@@ -348,7 +350,7 @@ def resolve_options(
             raise InputError(
                 f"input size {size} is outside the shape profile of {settings.path} (short side {lo}..{hi}: "
                 f"min {settings.shape_profile['min']}, max {settings.shape_profile['max']}); leave "
-                f"--input-size out to use {settings.input_size}, or rebuild with `hhrt build-engine "
+                f"{option('input_size')} out to use {settings.input_size}, or rebuild with `hhrt build-engine "
                 f"--input-size {size}`"
             )
     return run_flip, size
@@ -365,11 +367,11 @@ def check_weights_match(settings: EngineSettings, network: Any, label: str) -> N
     if settings.weights_sha256 is None:
         raise InputError(
             f"{settings.path} does not record which weights it was built from ({settings.origin}), so "
-            f"{label} cannot be shown to match it: the file carries its own weights, drop --weights"
+            f"{label} cannot be shown to match it: the file carries its own weights, drop {option('weights')}"
         )
     if state_dict_digest(network) != settings.weights_sha256:
         built = f" (built from {settings.weights})" if settings.weights else ""
         raise InputError(
             f"{label} are not the weights {settings.path} was built from{built}: the file carries its own "
-            "weights, drop --weights (or rebuild the file from these weights with `hhrt build-engine`)"
+            f"weights, drop {option('weights')} (or rebuild the file from these weights with `hhrt build-engine`)"
         )

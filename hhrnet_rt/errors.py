@@ -5,6 +5,10 @@ Only :mod:`hhrnet_rt.cli` turns these into exit codes; library code never calls 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
 
 class HhrtError(Exception):
     """Base class of every error meant to reach a user as a plain message (no traceback)."""
@@ -58,3 +62,38 @@ class PipelineError(HhrtError):
 
 class DiskFullError(PipelineError):
     """An output could not be written for lack of space; what was written before stays usable."""
+
+
+
+# How a message names one of the caller's arguments. The library speaks of its own arguments
+# (``backend='onnxruntime'``); while a CLI command runs, the CLI's style names its flags instead
+# (``--backend onnxruntime``), so the same message fits whoever reads it and only hhrnet_rt.cli knows
+# the flags.
+NOT_GIVEN: Any = object()
+
+
+def _as_argument(name: str, value: object) -> str:
+    return name if value is NOT_GIVEN else f"{name}={value!r}"
+
+
+_option_style: Callable[[str, object], str] = _as_argument
+
+
+def option(name: str, value: object = NOT_GIVEN) -> str:
+    """``name`` (or ``name=value``) of a library argument, as the current style writes it.
+
+    ``value`` may be a placeholder such as ``"NAME.onnx"``; leave it out to name the argument alone.
+    """
+    return _option_style(name, value)
+
+
+@contextlib.contextmanager
+def option_style(style: Callable[[str, object], str]) -> Iterator[None]:
+    """Within the block, :func:`option` writes ``style(name, value)`` (``value`` is :data:`NOT_GIVEN`
+    when only the name is meant)."""
+    global _option_style
+    before, _option_style = _option_style, style
+    try:
+        yield
+    finally:
+        _option_style = before

@@ -89,5 +89,5 @@ def test_errors(tmp_path):
     src = open_calibration_source(folder, count=10, holdout=0)
     with pytest.raises(CalibrationError, match="broken.png"):
         list(src.iter_images(src.calib))
-    with pytest.raises(CalibrationError, match="calib-count"):
+    with pytest.raises(CalibrationError, match="calib_count must be at least 1"):
         open_calibration_source(folder, count=0)

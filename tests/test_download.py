@@ -112,7 +112,7 @@ def test_server_down_gives_url_and_local_file_hint(cache, monkeypatch):
     with pytest.raises(DownloadError) as info:
         fetch_named("w32_640", progress=False)
     msg = str(info.value)
-    assert url in msg and "--weights /path/to/w32-8ae85183.pth" in msg
+    assert url in msg and "weights='/path/to/w32-8ae85183.pth'" in msg
     assert not cache.exists() or list(cache.iterdir()) == []
 
 

@@ -64,7 +64,7 @@ def _invoke(args: list[str]):
 def test_sink_refuses_an_existing_file(tmp_path, name, make):
     target = tmp_path / name
     target.write_bytes(OLD)
-    with pytest.raises(InputError, match="already exists; add --overwrite"):
+    with pytest.raises(InputError, match="already exists; add overwrite=True"):
         make(target, False)
     assert target.read_bytes() == OLD
 

@@ -6,6 +6,8 @@ cache); the golden tiny model checks fp16 and int8 agreement with fp32 on the re
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import onnx
 import pytest
@@ -122,6 +124,15 @@ def test_range_cache_skips_calibration(small_onnx, tmp_path):
     assert len(calls) == 1, "a cached calibration must not read the calibration images again"
     assert second["cache_hit"] and second["images"] is None
     assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+
+
+def test_onnx_runtime_calibration_prints_are_logged_not_shown(small_onnx, tmp_path, capfd, caplog):
+    caplog.set_level(logging.DEBUG, logger="hhrnet_rt.export.quantize")
+    quantize_int8(small_onnx, tmp_path / "q.onnx", calibration_inputs=_calib_inputs, method="percentile")
+    out, err = capfd.readouterr()
+    assert out == "" and "histogram" not in err.lower(), (out, err)
+    # ORT 1.x prints "Collecting tensor data and making histogram ..." for the histogram methods
+    assert any("onnxruntime: " in r.getMessage() and "histogram" in r.getMessage() for r in caplog.records)
 
 
 def test_cache_key_covers_its_fields():

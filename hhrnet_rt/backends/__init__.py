@@ -19,18 +19,19 @@ import os
 
 from hhrnet_rt.backends.base import Backend
 from hhrnet_rt.backends.select import choose_backend
-from hhrnet_rt.errors import BackendUnavailableError, InputError
+from hhrnet_rt.errors import BackendUnavailableError, InputError, option
 
 __all__ = ["PRECISIONS", "Backend", "check_precision", "choose_backend", "create_backend"]
 
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
-_INT8_HINT = (
-    "int8 needs a TensorRT engine built with `hhrt build-engine --precision int8` (run it with --backend "
-    "tensorrt --engine NAME.engine), or the int8 .onnx file that command writes, run with --backend "
-    "onnxruntime --engine NAME.onnx"
-)
+def _int8_hint() -> str:
+    return (
+        "int8 needs a TensorRT engine built with `hhrt build-engine --precision int8` (run it with "
+        f"{option('backend', 'tensorrt')} {option('engine', 'NAME.engine')}), or the int8 .onnx file that "
+        f"command writes, run with {option('backend', 'onnxruntime')} {option('engine', 'NAME.onnx')}"
+    )
 
 
 def check_precision(precision: str | None) -> str | None:
@@ -79,7 +80,7 @@ def create_backend(
         if precision not in (None, "fp32"):
             raise InputError(
                 f"ONNX Runtime runs {precision} only from a {precision} .onnx file: write one with `hhrt "
-                f"build-engine --precision {precision}` and pass it with --engine NAME.onnx "
+                f"build-engine --precision {precision}` and pass it with {option('engine', 'NAME.onnx')} "
                 "(without a file the fp32 graph is exported and run)"
             )
         return OnnxRuntimeBackend.from_graph(
@@ -87,7 +88,7 @@ def create_backend(
         )
     if name == "tensorrt":
         if engine is None:
-            raise BackendUnavailableError("the tensorrt backend needs an engine file (--engine)")
+            raise BackendUnavailableError(f"the tensorrt backend needs an engine file ({option('engine')})")
         module = importlib.import_module("hhrnet_rt.backends.tensorrt_backend")
         return _same_precision(module.TensorRTBackend(engine, device=device), precision, engine)
     raise BackendUnavailableError(f"unknown backend {name!r}")
@@ -96,15 +97,15 @@ def create_backend(
 def _torch_backend(graph, device: str, precision: str | None) -> Backend:
     precision = precision or "fp32"
     if precision == "int8":
-        raise InputError(f"the torch backend runs fp32 or fp16 (fp16 on CUDA only); {_INT8_HINT}")
+        raise InputError(f"the torch backend runs fp32 or fp16 (fp16 on CUDA only); {_int8_hint()}")
     if str(device).startswith("cuda"):
         from hhrnet_rt.backends.torch_cuda import TorchCudaBackend
 
         return TorchCudaBackend(graph, device=device, precision=precision)
     if precision != "fp32":
         raise InputError(
-            f"torch on the CPU runs fp32 only, not {precision}; for {precision} on the CPU use --backend "
-            f"onnxruntime with a {precision} .onnx file (`hhrt build-engine --precision {precision}` "
+            f"torch on the CPU runs fp32 only, not {precision}; for {precision} on the CPU use "
+            f"{option('backend', 'onnxruntime')} with a {precision} .onnx file (`hhrt build-engine --precision {precision}` "
             "writes one), or run torch on a CUDA device"
         )
     from hhrnet_rt.backends.torch_backend import TorchBackend

@@ -19,7 +19,7 @@ import numpy as np
 from hhrnet_rt import paths
 from hhrnet_rt.backends.base import check_batch
 from hhrnet_rt.engine_file import INPUT_NAME, META_PREFIX, OUTPUT_NAMES, onnx_metadata
-from hhrnet_rt.errors import BackendUnavailableError, InputError
+from hhrnet_rt.errors import BackendUnavailableError, InputError, option
 from hhrnet_rt.inputs import check_input_file
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class OnnxRuntimeBackend:
             import onnxruntime as ort
         except ImportError as exc:
             raise BackendUnavailableError(
-                f"onnxruntime is not importable ({exc}); pip install onnxruntime, or use --backend torch"
+                f"onnxruntime is not importable ({exc}); pip install onnxruntime, or use {option('backend', 'torch')}"
             ) from None
         self.onnx_path = check_input_file(onnx_path, "ONNX file")
         if threads is not None and threads < 1:

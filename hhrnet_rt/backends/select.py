@@ -15,6 +15,7 @@ from hhrnet_rt.errors import (
     BackendUnavailableError,
     InputError,
     TensorRTUnavailableError,
+    option,
 )
 
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
@@ -69,14 +70,15 @@ def choose_backend(
         if _is_cuda(device):
             if not cuda_available():
                 raise BackendUnavailableError(
-                    f"device {device!r} requested but no CUDA GPU is visible to torch; use --device cpu"
+                    f"device {device!r} requested but no CUDA GPU is visible to torch; use {option('device', 'cpu')}"
                 )
             return "torch", str(device), f"torch on {device} as requested"
         return "torch", "cpu", "torch on the CPU as requested"
     if req == "onnxruntime":
         if _is_cuda(device):
             raise InputError(
-                "the onnxruntime backend runs on the CPU only here; use --backend torch or tensorrt for CUDA"
+                f"the onnxruntime backend runs on the CPU only here; use {option('backend', 'torch')} or "
+                f"{option('backend', 'tensorrt')} for CUDA"
             )
         if not onnxruntime_available():
             raise BackendUnavailableError("onnxruntime is not installed; pip install onnxruntime")
@@ -86,17 +88,17 @@ def choose_backend(
 
 def _tensorrt(engine, device) -> tuple[str, str, str]:
     if device is not None and not _is_cuda(device):
-        raise InputError("TensorRT runs on a CUDA GPU only; drop --device cpu or pick another backend")
+        raise InputError(f"TensorRT runs on a CUDA GPU only; drop {option('device', 'cpu')} or pick another backend")
     if not tensorrt_available():
         raise TensorRTUnavailableError(
             f"the tensorrt package is not installed: {TENSORRT_INSTALL_HINT} "
-            "(or use --backend onnxruntime / torch)"
+            f"(or use {option('backend', 'onnxruntime')} / {option('backend', 'torch')})"
         )
     if not cuda_available():
         raise BackendUnavailableError("TensorRT needs a CUDA GPU and none is visible to torch")
     if engine is None:
         raise BackendUnavailableError(
-            "the tensorrt backend needs an engine file: build one with `hhrt build-engine` and pass --engine"
+            f"the tensorrt backend needs an engine file: build one with `hhrt build-engine` and pass {option('engine')}"
         )
     dev = str(device) if device is not None else "cuda"
     return "tensorrt", dev, f"TensorRT engine {os.fspath(engine)} on {dev} as requested"
@@ -112,14 +114,14 @@ def _auto(engine, device) -> tuple[str, str, str]:
         if _is_cuda(device):
             raise InputError(
                 f"{os.fspath(engine)} is an ONNX file, which runs on ONNX Runtime on the CPU only here; "
-                "drop --device, or build a TensorRT engine from it with `hhrt build-engine`"
+                f"drop {option('device')}, or build a TensorRT engine from it with `hhrt build-engine`"
             )
         if onnxruntime_available():
             return "onnxruntime", "cpu", f"{os.fspath(engine)} is an ONNX file; using ONNX Runtime on the CPU"
     has_cuda = cuda_available()
     if _is_cuda(device) and not has_cuda:
         raise BackendUnavailableError(
-            f"device {device!r} requested but no CUDA GPU is visible to torch; use --device cpu"
+            f"device {device!r} requested but no CUDA GPU is visible to torch; use {option('device', 'cpu')}"
         )
     dev = str(device) if device is not None else "cuda"
     if engine is not None and has_cuda and tensorrt_available():

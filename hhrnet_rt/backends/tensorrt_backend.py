@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from hhrnet_rt.backends.stream import BackendStream
-from hhrnet_rt.errors import BackendUnavailableError, EngineMismatchError, InputError
+from hhrnet_rt.errors import BackendUnavailableError, EngineMismatchError, InputError, option
 from hhrnet_rt.export.sidecar import Sidecar, check_engine_compatible, sidecar_path_for
 from hhrnet_rt.export.tensorrt_build import ShapeProfile, profile_from_dict
 from hhrnet_rt.inputs import input_file_problem, shown
@@ -67,7 +67,7 @@ def check_input_shape(shape: tuple[int, ...], profile: ShapeProfile) -> None:
         raise InputError(
             f"input {tuple(shape)} is outside the engine's shape profile min {profile.min} .. max "
             f"{profile.max}; rebuild with `hhrt build-engine --shapes MIN:OPT:MAX` covering it, or use a "
-            "smaller --input-size"
+            f"smaller {option('input_size')}"
         )
 
 

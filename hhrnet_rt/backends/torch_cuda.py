@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from hhrnet_rt.backends.stream import BackendStream
-from hhrnet_rt.errors import BackendUnavailableError, InputError
+from hhrnet_rt.errors import BackendUnavailableError, InputError, option
 
 # ImageNet statistics as used by the official ToTensor + Normalize (RGB order).
 _MEAN = (0.485, 0.456, 0.406)
@@ -168,8 +168,8 @@ class TorchCudaBackend:
             )
         if not torch.cuda.is_available():
             raise BackendUnavailableError(
-                "no CUDA GPU is visible to torch (CPU-only build or no driver); use --device cpu or "
-                "--backend onnxruntime"
+                "no CUDA GPU is visible to torch (CPU-only build or no driver); use "
+                f"{option('device', 'cpu')} or {option('backend', 'onnxruntime')}"
             )
         torch.backends.cudnn.benchmark = True  # fixed input sizes per stream: let cuDNN pick the fastest algo
         if precision == "fp32":

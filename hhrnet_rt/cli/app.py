@@ -13,17 +13,38 @@ from rich.console import Console
 from rich.markup import escape
 
 from hhrnet_rt import errors
+from hhrnet_rt.cli.help_style import HhrtTyper
 
 # Diagnostics go to stderr so stdout stays clean for data (tables, JSON) that users pipe.
 console = Console(stderr=True)
 
-app = typer.Typer(
+app = HhrtTyper(
     name="hhrt",
     help="Real-time multi-person pose estimation with HigherHRNet.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from hhrnet_rt import __version__
+
+        typer.echo(f"hhrt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Real-time multi-person pose estimation with HigherHRNet."""
 
 
 class BackendName(StrEnum):
@@ -105,6 +126,20 @@ def exit_code_for(error: errors.HhrtError) -> int:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: Library arguments whose flag is not the argument's name with "-" for "_".
+_FLAG_FOR_ARGUMENT = {"onnx_threads": "threads"}
+
+
+def flag_for(name: str, value: object = errors.NOT_GIVEN) -> str:
+    """How the CLI names a library argument in a message: ``--backend onnxruntime``, ``--no-flip``."""
+    flag = "--" + _FLAG_FOR_ARGUMENT.get(name, name).replace("_", "-")
+    if value is errors.NOT_GIVEN or value is True:
+        return flag
+    if value is False:
+        return f"--no-{flag[2:]}"
+    return f"{flag} {value}"
+
+
 def handle_errors(fn: F) -> F:
     """Turn library errors into one red line and an exit code; tracebacks only with HHRT_DEBUG=1.
 
@@ -118,7 +153,8 @@ def handle_errors(fn: F) -> F:
 
         code = EXIT_INTERNAL  # what an unexpected exception ends with
         try:
-            with signals.stop_signals_interrupt():  # SIGTERM/SIGHUP end the command like Ctrl-C
+            # library messages name flags, not arguments, while a command runs
+            with signals.stop_signals_interrupt(), errors.option_style(flag_for):
                 result = fn(*args, **kwargs)
             code = EXIT_OK
             return result

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hhrnet_rt.cli.app import (
@@ -20,6 +23,11 @@ from hhrnet_rt.cli.app import (
     console,
     handle_errors,
 )
+from hhrnet_rt.cli.media import check_input_size
+from hhrnet_rt.errors import InputError
+
+#: The --backend choices of every command, and "all": every usable backend and precision in one table.
+BenchBackend = StrEnum("BenchBackend", {**{b.name: b.value for b in BackendName}, "all": "all"})
 
 
 def report_tables(report: dict[str, Any]) -> list[Table]:
@@ -74,12 +82,63 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
     return tables
 
 
+def comparison_table(report: dict[str, Any]) -> tuple[Table, list[str]]:
+    """``hhrt bench --backend all``: one row per backend and precision, and a note for each row that was
+    skipped or failed (below the table: reasons are sentences, too long for a column)."""
+    cfg = report["config"]
+    table = Table(
+        title="hhrt bench --backend all",
+        box=box.SIMPLE_HEAD,  # fits 80 columns
+        pad_edge=False,
+        collapse_padding=True,
+        caption=f"input {cfg['input_size']}, flip={cfg['flip']}, weights {cfg['weights']}"
+        + (" (random: speed only)" if cfg["weights"] == "random" else "")
+        + f". ms, FPS: model only; e2e: threaded pipeline; err (heatmap max |error|) and peaks (share "
+        f"of heatmap peaks kept): against {report['reference']} on one synthetic frame",
+    )
+    for col in ("backend", "prec", "device"):
+        table.add_column(col, no_wrap=True)
+    # ms, FPS: the model alone (p50, mean); e2e: the threaded pipeline; err: heatmap max |error|; peaks:
+    # the share of the reference's heatmap peaks found again (the caption says so too)
+    for col in ("ms", "FPS", "e2e FPS", "err", "peaks"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    notes = []
+
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    for row in report["rows"]:
+        facts = [row["backend"], row["precision"], row["device"]]
+        if "skipped" in row or "error" in row:
+            failed = "error" in row
+            table.add_row(*facts, "-", "-", "-", "-", "-", "[red]failed[/]" if failed else "skipped")
+            notes.append(f"{row['backend']} {row['precision']}: {row['error'] if failed else row['skipped']}")
+            continue
+        peaks = row["peak_agreement"]
+        table.add_row(
+            *facts,
+            num(row["model_only_p50_ms"], ".2f"),
+            num(row["model_only_fps"], ".1f"),
+            num(row["end_to_end_fps"], ".1f"),
+            num(row["heatmap_max_abs"], ".4f"),
+            "-" if peaks is None else f"{100 * peaks:.1f}%",
+            "ok",
+        )
+    return table, notes
+
+
 @app.command("bench")
 @handle_errors
 def bench_cmd(
     backend: Annotated[
-        BackendName, typer.Option(case_sensitive=False, help="Backend to measure.")
-    ] = BackendName.auto,
+        BenchBackend,
+        typer.Option(
+            case_sensitive=False,
+            help="Backend to measure; all: every usable backend and precision in one table (model-only "
+            "ms, end-to-end FPS, agreement with torch fp32).",
+        ),
+    ] = BenchBackend.auto,
     precision: Annotated[
         Precision | None,
         typer.Option(
@@ -91,7 +150,9 @@ def bench_cmd(
     weights: Annotated[
         str, typer.Option(help="'random' (default; speed only), a name or a path.")
     ] = "random",
-    input_size: Annotated[int, typer.Option(help="Short side of the network input (multiple of 64).")] = 512,
+    input_size: Annotated[
+        int, typer.Option(callback=check_input_size, help="Short side of the network input (multiple of 64).")
+    ] = 512,
     batch: Annotated[int, typer.Option(min=1, help="Batch size of the model-only runs.")] = 1,
     frames: Annotated[int, typer.Option(min=1, help="Timed runs / frames.")] = 100,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs / frames.")] = 10,
@@ -122,7 +183,7 @@ def bench_cmd(
         json_out = check_output_path(json_out, (".json",), "report file", overwrite=overwrite)
 
     cfg = BenchConfig(
-        backend=backend.value,
+        backend=backend.value if backend != BenchBackend.all else "auto",
         precision=precision.value if precision is not None else None,
         weights=weights,
         input_size=input_size,
@@ -136,10 +197,25 @@ def bench_cmd(
         end_to_end=end_to_end,
         threads=threads,
     )
-    report = run_bench(cfg, on_step=lambda msg: console.print(f"[cyan]•[/] {msg}", highlight=False))
+
+    def step(msg: str) -> None:
+        console.print(f"[cyan]•[/] {escape(msg)}", highlight=False)
+
     out = Console()  # tables on stdout: they are the command's result
-    for table in report_tables(report):
+    if backend == BenchBackend.all:
+        from hhrnet_rt.bench_compare import compare_backends
+
+        if precision is not None:
+            raise InputError("--backend all measures every precision; leave --precision out")
+        report = compare_backends(cfg, on_step=step)
+        table, notes = comparison_table(report)
         out.print(table)
+        for note in notes:
+            out.print(escape(note), highlight=False)
+    else:
+        report = run_bench(cfg, on_step=step)
+        for table in report_tables(report):
+            out.print(table)
     if json_out is not None:
         write_new_file(json_out, (json.dumps(report, indent=2) + "\n").encode(), overwrite=overwrite)
         console.print(f"[green]report[/] {json_out}", highlight=False)

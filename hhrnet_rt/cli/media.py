@@ -111,14 +111,24 @@ MaxPeople = Annotated[
 Recursive = Annotated[
     bool, typer.Option("--recursive", "-r", help="Also look in the sub-folders of folder inputs.")
 ]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="CPU threads for inference: torch's on the CPU, ONNX Runtime's intra-op threads "
+        "(default: the library's, about one per core).",
+        show_default=False,
+    ),
+]
 
 # How long the end of a run waits for a stage that is busy (one inference call on a slow device).
 JOIN_TIMEOUT_S = 30.0
 
 
 def make_estimator(
-    weights, backend, engine, device, input_size, flip, refine, precision=None, decode_on=DecodeOn.auto
-):
+    weights, backend, engine, device, input_size, flip, refine, precision=None, decode_on=DecodeOn.auto,
+    threads=None,
+):  # fmt: skip
     """Build the PoseEstimator the options describe and say which backend runs and why."""
     from hhrnet_rt.backends.select import choose_backend
     from hhrnet_rt.estimator import PoseEstimator
@@ -132,10 +142,16 @@ def make_estimator(
         weights = weights or "w32_512"
         input_size = input_size or _preset_input_size(weights)
     source = Path(weights) if weights is not None and is_regular_file(weights) else weights
+    _download_before_spinner(source)
     kwargs = {"flip": flip, "refine": refine, "backend": name, "device": chosen_device, "engine": engine}
     kwargs["precision"] = precision.value if precision is not None else None
     kwargs["input_size"] = input_size  # None with --engine: the file's (hhrnet_rt.engine_file)
     kwargs["decode_on"] = decode_on.value
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)  # process-wide: torch has no per-model thread count
+        kwargs["onnx_threads"] = threads
     with console.status("loading the model..."):
         estimator = PoseEstimator(source, **kwargs)
     facts = estimator.describe()
@@ -144,6 +160,15 @@ def make_estimator(
     if shown:
         console.print(f"model: {shown}", highlight=False, soft_wrap=True)
     return estimator
+
+
+def _download_before_spinner(weights) -> None:
+    """A first use of named weights downloads them here, with their own progress bar, rather than under
+    the loading spinner (two live displays on one terminal overwrite each other)."""
+    from hhrnet_rt.download import NAMED_WEIGHTS, fetch_named, needs_download
+
+    if isinstance(weights, str) and weights in NAMED_WEIGHTS and needs_download(weights):
+        fetch_named(weights)
 
 
 def _warm_up(estimator, source) -> None:
@@ -338,6 +363,7 @@ def video(
     max_frames: MaxFrames = None,
     show: Annotated[bool, typer.Option(help="Also show the result in a window (q or Esc stops).")] = False,
     decode_on: DecodeOnOpt = DecodeOn.auto,
+    threads: Threads = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Annotate every frame of each video: one output frame per input frame, in order, at the input rate.
@@ -362,7 +388,7 @@ def video(
         source = FileSource(plan[0].source)  # a first input that is not a video fails before the model loads
         try:
             estimator = make_estimator(
-                weights, backend, engine, device, input_size, flip, refine, precision, decode_on
+                weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads
             )
         except BaseException:
             source.close()
@@ -425,7 +451,18 @@ def webcam(
     refine: Refine = True,
     max_frames: MaxFrames = None,
     show: Annotated[bool, typer.Option(help="Show the window (default); --no-show to only record.")] = True,
+    width: Annotated[
+        int | None, typer.Option(min=1, help="Frame width to ask the camera for.", show_default=False)
+    ] = None,
+    height: Annotated[
+        int | None, typer.Option(min=1, help="Frame height to ask the camera for.", show_default=False)
+    ] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(min=1.0, help="Frame rate to ask the camera for.", show_default=False),
+    ] = None,
     decode_on: DecodeOnOpt = DecodeOn.auto,
+    threads: Threads = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Live pose estimation: newest frame wins, drops are counted; q or Esc quits the window."""
@@ -444,10 +481,12 @@ def webcam(
         show = False
     if not show and out is None and json_out is None:
         raise InputError("nothing to do: --no-show needs --out OUT.mp4 and/or --json OUT.jsonl")
-    source = CameraSource(int(camera) if camera.isdigit() else camera)
+    source = CameraSource(int(camera) if camera.isdigit() else camera, width=width, height=height, fps=fps)
+    if source.warning:  # a camera picks the nearest mode it has
+        console.print(f"[yellow]warning:[/] {escape(source.warning)}", highlight=False)
     try:
         estimator = make_estimator(
-            weights, backend, engine, device, input_size, flip, refine, precision, decode_on
+            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads
         )
         _warm_up(estimator, source)
         sinks = _sinks(out, json_out, None, source, live=True, overwrite=overwrite)
@@ -496,6 +535,7 @@ def image(
         ),
     ] = True,
     decode_on: DecodeOnOpt = DecodeOn.auto,
+    threads: Threads = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Annotate images; keypoints optionally as JSON beside the annotated images."""
@@ -513,7 +553,7 @@ def image(
         folder = check_output_dir(out) if out is not None else run_dir
         plan = plan_image_outputs(paths, folder, keypoints=json_out, overwrite=overwrite)
         estimator = make_estimator(
-            weights, backend, engine, device, input_size, flip, refine, precision, decode_on
+            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads
         )
         _images(plan, estimator, exif_orientation=exif_orientation, min_score=min_score,
                 max_people=max_people, overwrite=overwrite)  # fmt: skip

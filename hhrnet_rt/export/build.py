@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hhrnet_rt.errors import CalibrationError, InputError
+from hhrnet_rt.errors import CalibrationError, InputError, option
 from hhrnet_rt.export.sidecar import Sidecar, sha256_file
 from hhrnet_rt.export.tensorrt_build import ShapeProfile, default_profile
 
@@ -130,9 +130,9 @@ def build_onnx_files(
     from hhrnet_rt.export.quantize import calibration_cache_key, quantize_int8
 
     if precision not in ("fp32", "fp16", "int8"):
-        raise InputError(f"--precision must be fp32, fp16 or int8, got {precision!r}")
+        raise InputError(f"{option('precision')} must be fp32, fp16 or int8, got {precision!r}")
     if input_size < 64 or input_size % 64:
-        raise InputError(f"--input-size must be a multiple of 64 (e.g. 512), got {input_size}")
+        raise InputError(f"{option('input_size')} must be a multiple of 64 (e.g. 512), got {input_size}")
     profile = profile or default_profile(input_size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

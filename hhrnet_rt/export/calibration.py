@@ -19,14 +19,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hhrnet_rt.errors import CalibrationError
+from hhrnet_rt.errors import CalibrationError, option
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_HOLDOUT = 4
-_FILL_HINT = (
-    "put 100-500 representative images (JPEG/PNG, people at the sizes you expect) in calibration/, "
-    "or pass --calib VIDEO to sample frames from a video"
-)
+def _fill_hint() -> str:
+    return (
+        "put 100-500 representative images (JPEG/PNG, people at the sizes you expect) in calibration/, "
+        f"or pass {option('calib', 'VIDEO')} to sample frames from a video"
+    )
 
 
 def evenly_spaced(total: int, count: int) -> list[int]:
@@ -148,16 +149,16 @@ def open_calibration_source(
     """
     path = Path(path)
     if count < 1:
-        raise CalibrationError(f"--calib-count must be at least 1, got {count}")
+        raise CalibrationError(f"{option('calib_count')} must be at least 1, got {count}")
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:
-            raise CalibrationError(f"no calibration images (*.jpg, *.png, ...) in {path}: {_FILL_HINT}")
+            raise CalibrationError(f"no calibration images (*.jpg, *.png, ...) in {path}: {_fill_hint()}")
         kind, items = "folder", files
     elif path.is_file():
         kind, items = "video", list(range(_count_frames(path)))
     else:
-        raise CalibrationError(f"calibration source {path} does not exist: {_FILL_HINT}")
+        raise CalibrationError(f"calibration source {path} does not exist: {_fill_hint()}")
     # Calibration gets its `count` first; the held-out set gets what is left (at least one image when
     # there are two or more, so the agreement report is never measured on calibration images).
     holdout = min(holdout, max(len(items) - count, 1 if len(items) >= 2 else 0))

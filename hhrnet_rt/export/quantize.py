@@ -32,17 +32,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
+import io
 import json
 import logging
-import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hhrnet_rt.errors import CalibrationError
+from hhrnet_rt.errors import CalibrationError, option
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def _ort_method(method: str) -> Any:
         "minmax": CalibrationMethod.MinMax,
     }
     if method not in table:
-        raise CalibrationError(f"--calib-method must be one of {CALIB_METHODS}, got {method!r}")
+        raise CalibrationError(f"{option('calib_method')} must be one of {CALIB_METHODS}, got {method!r}")
     return table[method]
 
 
@@ -161,7 +161,7 @@ def calibrate_ranges(
         while not reader.exhausted:
             before = reader.count
             try:
-                with contextlib.redirect_stdout(sys.stderr):
+                with _ort_prints_to_log():
                     calibrator.collect_data(_Chunk(reader, CALIB_CHUNK))
             except ValueError:  # "No data is collected": the reader had nothing left for this call
                 if reader.count != before:
@@ -169,12 +169,27 @@ def calibrate_ranges(
                 break
         if reader.count == 0:
             raise CalibrationError("no calibration images were produced, so INT8 ranges cannot be computed")
-        with contextlib.redirect_stdout(sys.stderr):  # ORT prints progress; stdout is for data
+        with _ort_prints_to_log():
             ranges = calibrator.compute_data()
         if not isinstance(ranges, TensorsData):  # pragma: no cover - ORT API contract
             raise CalibrationError(f"unexpected calibration result {type(ranges).__name__}")
     save_tensors_data(ranges, cache_path)
     return reader.count
+
+
+@contextlib.contextmanager
+def _ort_prints_to_log() -> Iterator[None]:
+    """ONNX Runtime's calibrators report with ``print`` ("Collecting tensor data and making histogram ...",
+    bin counts): caught and logged at debug level, so they reach neither stdout (data) nor the terminal
+    between hhrt's own progress lines."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            yield
+    finally:
+        for line in printed.getvalue().splitlines():
+            if line.strip():
+                log.debug("onnxruntime: %s", line.strip())
 
 
 def deconv_weight_overrides(model_path: Path) -> dict[str, list[dict[str, int]]]:

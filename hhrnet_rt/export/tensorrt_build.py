@@ -29,6 +29,7 @@ from hhrnet_rt.errors import (
     BackendUnavailableError,
     InputError,
     TensorRTUnavailableError,
+    option,
 )
 
 log = logging.getLogger(__name__)
@@ -82,14 +83,14 @@ def _parse_one(text: str, what: str) -> tuple[int, int, int]:
     try:
         nums = [int(p) for p in parts]
     except ValueError:
-        raise InputError(f"--shapes {what} {text!r} is not S, HxW or NxHxW with integers") from None
+        raise InputError(f"{option('shapes')} {what} {text!r} is not S, HxW or NxHxW with integers") from None
     if len(nums) == 1:
         return 1, nums[0], nums[0]
     if len(nums) == 2:
         return 1, nums[0], nums[1]
     if len(nums) == 3:
         return nums[0], nums[1], nums[2]
-    raise InputError(f"--shapes {what} {text!r} is not S, HxW or NxHxW")
+    raise InputError(f"{option('shapes')} {what} {text!r} is not S, HxW or NxHxW")
 
 
 def parse_shapes(spec: str) -> ShapeProfile:
@@ -101,19 +102,19 @@ def parse_shapes(spec: str) -> ShapeProfile:
     """
     fields = spec.split(":")
     if len(fields) != 3:
-        raise InputError(f"--shapes must be MIN:OPT:MAX (e.g. 512:512x960:1024x1024), got {spec!r}")
+        raise InputError(f"{option('shapes')} must be MIN:OPT:MAX (e.g. 512:512x960:1024x1024), got {spec!r}")
     shapes = [_parse_one(f.strip(), w) for f, w in zip(fields, ("MIN", "OPT", "MAX"), strict=True)]
     for (n, h, w), what in zip(shapes, ("MIN", "OPT", "MAX"), strict=True):
         if n < 1 or h < SIZE_MULTIPLE or w < SIZE_MULTIPLE:
-            raise InputError(f"--shapes {what} {n}x{h}x{w}: batch must be >= 1 and H, W >= {SIZE_MULTIPLE}")
+            raise InputError(f"{option('shapes')} {what} {n}x{h}x{w}: batch must be >= 1 and H, W >= {SIZE_MULTIPLE}")
         if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
             raise InputError(
-                f"--shapes {what} {h}x{w}: H and W must be multiples of {SIZE_MULTIPLE} (the preprocessing "
+                f"{option('shapes')} {what} {h}x{w}: H and W must be multiples of {SIZE_MULTIPLE} (the preprocessing "
                 f"pads to multiples of {SIZE_MULTIPLE}), e.g. {_round_up(h)}x{_round_up(w)}"
             )
     lo, mid, hi = shapes
     if not all(a <= b <= c for a, b, c in zip(lo, mid, hi, strict=True)):
-        raise InputError(f"--shapes needs MIN <= OPT <= MAX in every dimension, got {spec!r}")
+        raise InputError(f"{option('shapes')} needs MIN <= OPT <= MAX in every dimension, got {spec!r}")
     return ShapeProfile(*((n, 3, h, w) for n, h, w in shapes))
 
 
@@ -193,7 +194,7 @@ def gpu_facts() -> tuple[str, tuple[int, int]]:
     if not torch.cuda.is_available():
         raise BackendUnavailableError(
             "TensorRT is installed but torch sees no CUDA GPU; engines can only be built and run on an "
-            "NVIDIA GPU. Use the ONNX file with `--backend onnxruntime` instead."
+            f"NVIDIA GPU. Use the ONNX file with {option('backend', 'onnxruntime')} instead."
         )
     index = torch.cuda.current_device()
     return torch.cuda.get_device_name(index), tuple(torch.cuda.get_device_capability(index))

@@ -41,7 +41,7 @@ class Window:
     def __init__(self, title: str = "hhrt") -> None:
         problem = gui_problem()
         if problem:
-            raise InputError(f"cannot open a window: {problem}; record with --out OUT.mp4 instead")
+            raise InputError(f"cannot open a window: {problem}")  # the CLI says what to do instead
         import cv2
 
         self.title = title

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from hhrnet_rt.errors import DiskFullError, InputError
+from hhrnet_rt.errors import DiskFullError, InputError, option
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -43,7 +43,7 @@ def refuse_input(path: Path, what: str, inputs: Iterable[str | Path]) -> None:
 def refuse_existing(path: Path, what: str, overwrite: bool) -> None:
     """The one home of the overwrite rule: an existing file (or link) is replaced only with consent."""
     if not overwrite and (path.exists() or path.is_symlink()):
-        raise InputError(f"{what} {path} already exists; add --overwrite to replace it")
+        raise InputError(f"{what} {path} already exists; add {option('overwrite', True)} to replace it")
 
 
 def _probe_directory(directory: Path) -> None:
@@ -129,7 +129,7 @@ def create_exclusive(path: Path, *, overwrite: bool) -> int:
     try:
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     except FileExistsError:
-        raise InputError(f"{path} already exists; add --overwrite to replace it") from None
+        raise InputError(f"{path} already exists; add {option('overwrite', True)} to replace it") from None
 
 
 class RecordFile:

@@ -207,20 +207,37 @@ class CameraSource:
         spec: camera index (``0``), URL (``rtsp://...``), or a local video path.
         pace: sleep between frames to hold the source's frame rate. Defaults to on for local files (so a
             file behaves like a camera) and off for cameras and URLs (they pace themselves).
+        width, height, fps: the frame size and rate to ask the camera for (``None``: its default). A
+            camera may pick the nearest mode it has; ``size``/``fps`` say what it delivers and ``warning``
+            what differs from the request (``None`` when nothing does).
 
     Raises:
-        InputError: the camera or stream does not open.
+        InputError: the camera or stream does not open, or a requested size or rate is not positive.
     """
 
     live = True
 
-    def __init__(self, spec: int | str, *, pace: bool | None = None) -> None:
+    def __init__(
+        self,
+        spec: int | str,
+        *,
+        pace: bool | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        fps: float | None = None,
+    ) -> None:
         import cv2
 
+        from hhrnet_rt.video.capture_setup import quiet_opencv, request_format
+
+        for name, value in (("width", width), ("height", height), ("fps", fps)):
+            if value is not None and not value > 0:
+                raise InputError(f"CameraSource {name} must be positive, got {value}")
         self.spec = spec
         is_file = isinstance(spec, str) and "://" not in spec and is_regular_file(spec)
         self._pace = is_file if pace is None else pace
-        self._cap = cv2.VideoCapture(spec)
+        with quiet_opencv():  # a missing camera is said in one line below, not in OpenCV's ten
+            self._cap = cv2.VideoCapture(spec)
         if not self._cap.isOpened():
             self._cap.release()
             if isinstance(spec, int):
@@ -229,13 +246,9 @@ class CameraSource:
                     "program (on Linux, `ls /dev/video*` lists cameras), or pass a video file or stream URL"
                 )
             raise InputError(f"could not open the stream {spec!r}: check the URL or path")
-        fps = self._cap.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and 1.0 <= fps <= 1000.0 else DEFAULT_FPS
+        self.size, got_fps, self.warning = request_format(self._cap, width=width, height=height, fps=fps)
+        self.fps = got_fps if got_fps and 1.0 <= got_fps <= 1000.0 else DEFAULT_FPS
         self.rate = None
-        self.size = (
-            int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-            int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-        )
         self.frame_count: int | None = None
         self.decode_failures = 0
         self.description = f"camera {spec}" if isinstance(spec, int) else str(spec)
