@@ -74,10 +74,28 @@ Refine = Annotated[
     bool, typer.Option("--refine/--no-refine", help="Refine pass of the decoder (official: on).")
 ]
 MaxFrames = Annotated[int | None, typer.Option(min=1, help="Stop after this many frames.")]
+FAST_INPUT_SIZE = 384
+Fast = Annotated[
+    bool,
+    typer.Option(
+        "--fast",
+        help=f"Laptop preset: input {FAST_INPUT_SIZE} (unless --input-size is given) and no flip test. "
+        "With an int8 CPU file (`hhrt build-engine --target cpu --precision int8 --input-size "
+        f"{FAST_INPUT_SIZE} --no-flip`) passed as --engine, the fastest CPU setting; see README, CPU.",
+    ),
+]
 
 
-def make_estimator(weights, backend, engine, device, input_size, flip, refine, precision=None):
+def fast_preset(fast: bool, input_size: int | None, flip: bool) -> tuple[int | None, bool]:
+    """(input size, flip) after the --fast preset: a smaller input and no flip; an explicit size wins."""
+    if not fast:
+        return input_size, flip
+    return input_size or FAST_INPUT_SIZE, False
+
+
+def make_estimator(weights, backend, engine, device, input_size, flip, refine, precision=None, fast=False):
     """Build the PoseEstimator the options describe and say which backend runs and why."""
+    input_size, flip = fast_preset(fast, input_size, flip)
     from hhrnet_rt.backends.select import choose_backend
     from hhrnet_rt.estimator import PoseEstimator
 
@@ -210,6 +228,7 @@ def video(
     device: Device = None,
     input_size: InputSize = None,
     flip: Flip = True,
+    fast: Fast = False,
     refine: Refine = True,
     max_frames: MaxFrames = None,
     show: Annotated[bool, typer.Option(help="Also show the result in a window (q or Esc stops).")] = False,
@@ -222,7 +241,7 @@ def video(
         _require_window()
     source = FileSource(input)
     try:
-        estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision)
+        estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision, fast)
         sinks = _sinks(out, json_out, coco, source, live=False)
     except BaseException:
         source.close()
@@ -255,6 +274,7 @@ def webcam(
     device: Device = None,
     input_size: InputSize = None,
     flip: Flip = True,
+    fast: Fast = False,
     refine: Refine = True,
     max_frames: MaxFrames = None,
     show: Annotated[bool, typer.Option(help="Show the window (default); --no-show to only record.")] = True,
@@ -277,7 +297,7 @@ def webcam(
         raise InputError("nothing to do: --no-show needs --out OUT.mp4 and/or --json OUT.jsonl")
     source = CameraSource(int(camera) if camera.isdigit() else camera)
     try:
-        estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision)
+        estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision, fast)
         sinks = _sinks(out, json_out, None, source, live=True)
     except BaseException:
         source.close()
@@ -300,6 +320,7 @@ def image(
     device: Device = None,
     input_size: InputSize = None,
     flip: Flip = True,
+    fast: Fast = False,
     refine: Refine = True,
 ) -> None:
     """Annotate images; keypoints optionally as JSON next to them."""
@@ -312,7 +333,7 @@ def image(
         if not cv2.haveImageReader(str(path)):
             raise InputError(f"{path} is not an image OpenCV can read")
     check_output_dir(out)
-    estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision)
+    estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision, fast)
     annotator = PoseAnnotator()
     table = Table("image", "people", "ms", "written")
     used: set[str] = set()
