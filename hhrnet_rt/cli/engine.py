@@ -14,6 +14,11 @@ from hhrnet_rt.cli.app import Precision, app, console, handle_errors
 from hhrnet_rt.errors import InputError
 
 
+class Target(StrEnum):
+    tensorrt = "tensorrt"
+    cpu = "cpu"
+
+
 class CalibMethod(StrEnum):
     entropy = "entropy"
     percentile = "percentile"
@@ -99,6 +104,14 @@ def build_engine_cmd(
     workspace_gib: Annotated[
         float, typer.Option(min=0.25, help="TensorRT builder workspace limit, GiB.")
     ] = 4.0,
+    target: Annotated[
+        Target,
+        typer.Option(
+            case_sensitive=False,
+            help="tensorrt: build a TensorRT engine. cpu: stop at an ONNX file for ONNX Runtime on the CPU "
+            "(int8 in the layout of its CPU kernels; run with --backend onnxruntime --engine NAME.onnx).",
+        ),
+    ] = Target.tensorrt,
 ) -> None:
     """Export the pose graph to ONNX at the chosen precision, report its agreement with fp32, and build a
     TensorRT engine where TensorRT is installed (otherwise stop after the ONNX, exit code 5)."""
@@ -124,6 +137,7 @@ def build_engine_cmd(
         out_dir=out,
         name=name,
         calib_cache_dir=DEFAULT_CALIB_DIR,
+        target=target.value,
         on_step=step,
     )
     if result.sidecar.agreement:
@@ -131,6 +145,11 @@ def build_engine_cmd(
     console.print(
         f"[green]ONNX[/] {result.onnx_path}\n[green]sidecar[/] {result.sidecar_path}", highlight=False
     )
+    if target is Target.cpu:
+        console.print(
+            f"run it with: hhrt video IN --backend onnxruntime --engine {result.onnx_path}", highlight=False
+        )
+        return
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console)
     with progress:
         # Raises TensorRTUnavailableError (exit 5) where TensorRT is missing; the ONNX files are kept.
