@@ -87,8 +87,10 @@ def generated_frames(n: int, seed: int) -> list[np.ndarray]:
     return synthetic_frames(n, FRAME_HW, seed)
 
 
-def build_files(network: Any, input_size: int, flip: bool, folder: Path, calib: list[np.ndarray], log) -> dict:
-    """fp32, int8 TensorRT-shaped, int8 CPU-shaped (QDQ and QOperator) ONNX files for one setting."""
+def build_files(
+    network: Any, input_size: int, flip: bool, folder: Path, calib: list[np.ndarray], log
+) -> dict:
+    """fp32, int8 TensorRT-shaped, int8 CPU-shaped (QOperator = the default, and QDQ) files for one setting."""
     from hhrnet_rt.export.build import export_graph, preprocess_bgr
     from hhrnet_rt.export.quantize import quantize_int8
     from hhrnet_rt.export.quantize_cpu import quantize_int8_cpu
@@ -99,8 +101,8 @@ def build_files(network: Any, input_size: int, flip: bool, folder: Path, calib: 
     jobs: dict[str, Callable[[Path], Any]] = {
         "int8-trt": lambda out: quantize_int8(files["fp32"], out, calibration_inputs=lambda: inputs),
         "int8-cpu": lambda out: quantize_int8_cpu(files["fp32"], out, calibration_inputs=lambda: inputs),
-        "int8-cpu-qop": lambda out: quantize_int8_cpu(
-            files["fp32"], out, calibration_inputs=lambda: inputs, quant_format="qoperator"
+        "int8-cpu-qdq": lambda out: quantize_int8_cpu(
+            files["fp32"], out, calibration_inputs=lambda: inputs, quant_format="qdq"
         ),
     }
     for name, job in jobs.items():
@@ -132,7 +134,9 @@ def openvino_variants(fp32: Path, calib_inputs: list[np.ndarray], log) -> dict[s
     return out
 
 
-def make_variants(network: Any, setting: str, folder: Path, calib: list[np.ndarray], args, log) -> list[Variant]:
+def make_variants(
+    network: Any, setting: str, folder: Path, calib: list[np.ndarray], args, log
+) -> list[Variant]:
     from hhrnet_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
     from hhrnet_rt.estimator import PoseEstimator
     from hhrnet_rt.export.build import preprocess_bgr
@@ -140,7 +144,9 @@ def make_variants(network: Any, setting: str, folder: Path, calib: list[np.ndarr
     input_size, flip = args.sizes[setting], SETTINGS[setting][1]
     log(f"{setting}: input {input_size}, flip {flip}")
     files = build_files(network, input_size, flip, folder, calib, log)
-    backends: dict[str, Any] = {name: OnnxRuntimeBackend(path, threads=args.threads) for name, path in files.items()}
+    backends: dict[str, Any] = {
+        name: OnnxRuntimeBackend(path, threads=args.threads) for name, path in files.items()
+    }
     if args.ort_variants:
         cores = max(1, (os.cpu_count() or 2) - 1)
         for name in ("fp32", "int8-cpu"):
@@ -228,7 +234,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="ORT intra-op threads (default: ORT's)")
     parser.add_argument("--ort-variants", action="store_true", help="add spinning / cores-1 sessions")
     parser.add_argument("--no-openvino", action="store_true")
-    parser.add_argument("--official-size", type=int, default=SETTINGS["official"][0], help="smoke tests: smaller")
+    parser.add_argument(
+        "--official-size", type=int, default=SETTINGS["official"][0], help="smoke tests: smaller"
+    )
     parser.add_argument("--fast-size", type=int, default=SETTINGS["fast"][0])
     args = parser.parse_args()
     args.sizes = {"official": args.official_size, "fast": args.fast_size}

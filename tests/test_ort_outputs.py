@@ -28,7 +28,11 @@ class _TwoHeads(nn.Module):
 @pytest.fixture(scope="module")
 def onnx_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("ort") / "two.onnx"
-    axes = {"image": {0: "n", 2: "h", 3: "w"}, "heatmaps": {0: "n", 2: "h", 3: "w"}, "tags": {0: "n", 2: "h", 3: "w"}}
+    axes = {
+        "image": {0: "n", 2: "h", 3: "w"},
+        "heatmaps": {0: "n", 2: "h", 3: "w"},
+        "tags": {0: "n", 2: "h", 3: "w"},
+    }
     return export_onnx(_TwoHeads().eval(), path, example_input=torch.zeros(1, 3, 16, 16), input_names=["image"],
                        output_names=["heatmaps", "tags"], dynamic_axes=axes)  # fmt: skip
 
@@ -106,6 +110,12 @@ def test_concurrent_callers_get_distinct_buffers(onnx_file):
 def test_spinning_is_off_by_default_and_reported(onnx_file):
     backend = OnnxRuntimeBackend(onnx_file, threads=1)
     assert backend.describe()["spinning"] is False
-    assert backend.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert (
+        backend.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+        == "0"
+    )
     spinning = OnnxRuntimeBackend(onnx_file, threads=1, spinning=True)
-    assert spinning.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert (
+        spinning.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+        == "1"
+    )

@@ -52,7 +52,9 @@ def test_not_a_pose_graph_is_refused():
 
 def test_unknown_format_is_refused(tmp_path):
     with pytest.raises(CalibrationError, match="format"):
-        quantize_int8_cpu(tmp_path / "x.onnx", tmp_path / "y.onnx", calibration_inputs=list, quant_format="q4")
+        quantize_int8_cpu(
+            tmp_path / "x.onnx", tmp_path / "y.onnx", calibration_inputs=list, quant_format="q4"
+        )
 
 
 @pytest.fixture
@@ -69,7 +71,9 @@ def workdir(tmp_path, monkeypatch):
 
 
 def test_fp16_for_the_cpu_is_refused(workdir):
-    result = runner.invoke(app, ["build-engine", "--weights", "random", "--precision", "fp16", "--target", "cpu"])
+    result = runner.invoke(
+        app, ["build-engine", "--weights", "random", "--precision", "fp16", "--target", "cpu"]
+    )
     assert result.exit_code == 2, result.output
     assert "fp32 or int8" in result.output
 
@@ -88,24 +92,42 @@ def test_cpu_int8_build_layout_agreement_and_run(workdir, golden_dir, one_torch_
     layout = cpu_int8_layout(path)
     print("layout:", layout)
     assert layout["activation_dtypes"] == {"uint8"}  # u8 activations, not TensorRT's symmetric s8
-    assert layout["dequantize_ops"] > 100  # the network really is quantized (tiny model: ~1900)
+    assert layout["qlinear_ops"] > 100  # QOperator: the network runs as QLinear* ops (tiny model: ~930)
     assert layout["final_convs"] > 0 and layout["float_final_convs"] == layout["final_convs"]
     assert layout["quantized_ops_in_tail"] == 0  # the flip/projection tail reads float outputs only
-    # Quantized outputs: Add and Relu outputs carry their own Q/DQ (TensorRT's layout quantizes only conv
-    # inputs), so int8 flows conv -> add -> conv without a float round trip.
-    model = onnx.load(str(path))
-    quantized = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
-    adds = [n for n in model.graph.node if n.op_type == "Add" and n.name.startswith("/network/")]
+    # Quantized outputs: residual adds are int8 ops too (TensorRT's layout quantizes only conv inputs and
+    # runs every Add in float), so int8 flows conv -> add -> conv without a float round trip.
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert ops.count("QLinearAdd") > 0 and ops.count("QLinearConv") > 0
+
+    # The QDQ form of the same layout, from the range cache the build wrote (no second calibration).
+    caches = list((workdir / "calibration").glob("*.calib.json"))
+    assert len(caches) == 1
+    qdq = workdir / "qdq.onnx"
+
+    def no_images():
+        raise AssertionError("a cached calibration must not read the images again")
+
+    info = quantize_int8_cpu(workdir / "eng" / "tiny_model-64-int8-cpu.fp32.onnx", qdq, calibration_inputs=no_images,
+                             method="minmax", cache_path=caches[0], quant_format="qdq")  # fmt: skip
+    assert info["cache_hit"] and info["format"] == "qdq"
+    qdq_layout = cpu_int8_layout(qdq)
+    assert qdq_layout["activation_dtypes"] == {"uint8"} and qdq_layout["dequantize_ops"] > 100
+    assert qdq_layout["float_final_convs"] == qdq_layout["final_convs"] > 0
+    assert qdq_layout["quantized_ops_in_tail"] == 0
+    qdq_model = onnx.load(str(qdq))
+    quantized = {n.input[0] for n in qdq_model.graph.node if n.op_type == "QuantizeLinear"}
+    adds = [n for n in qdq_model.graph.node if n.op_type == "Add" and n.name.startswith("/network/")]
     assert adds and sum(a.output[0] in quantized for a in adds) >= len(adds) // 2
 
     side = json.loads((workdir / "eng" / "tiny_model-64-int8-cpu.json").read_text())
     assert side["precision"] == "int8" and side["tensorrt"] is None
-    assert side["calibration"]["target"] == "cpu" and side["calibration"]["format"] == "qdq"
+    assert side["calibration"]["target"] == "cpu" and side["calibration"]["format"] == "qoperator"
     agreement = side["agreement"]
     print("agreement:", agreement)
     assert "held-out" in agreement["images_from"]
-    # Measured on the tiny model (size 64, minmax, 4 calibration images): heatmap max |err| 0.074, mean
-    # 0.012, peak agreement 0.96. The tiny model (random weights, 8..64 channels) quantizes far worse than
+    # Measured on the tiny model (size 64, minmax, 4 calibration images): heatmap max |err| 0.064 (QDQ:
+    # 0.078), mean 0.011, peak agreement 0.97 (QDQ: 0.95). The tiny model (random weights, 8..64 channels) quantizes far worse than
     # a trained W32; these bounds catch broken scales or zero points (errors of order 1, peaks near 0).
     assert 0 < agreement["heatmap_max_abs"] < 0.25
     assert agreement["heatmap_mean_abs"] < 0.04

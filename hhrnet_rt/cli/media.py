@@ -241,7 +241,9 @@ def video(
         _require_window()
     source = FileSource(input)
     try:
-        estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision, fast)
+        estimator = make_estimator(
+            weights, backend, engine, device, input_size, flip, refine, precision, fast
+        )
         sinks = _sinks(out, json_out, coco, source, live=False)
     except BaseException:
         source.close()
@@ -297,7 +299,9 @@ def webcam(
         raise InputError("nothing to do: --no-show needs --out OUT.mp4 and/or --json OUT.jsonl")
     source = CameraSource(int(camera) if camera.isdigit() else camera)
     try:
-        estimator = make_estimator(weights, backend, engine, device, input_size, flip, refine, precision, fast)
+        estimator = make_estimator(
+            weights, backend, engine, device, input_size, flip, refine, precision, fast
+        )
         sinks = _sinks(out, json_out, None, source, live=True)
     except BaseException:
         source.close()

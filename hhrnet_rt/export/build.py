@@ -96,7 +96,9 @@ def synthetic_images(n: int = 2, shape: tuple[int, int] = (360, 480), seed: int 
     return out
 
 
-def default_name(weights: str | Path, precision: str, input_size: int, flip: bool, target: str = "tensorrt") -> str:
+def default_name(
+    weights: str | Path, precision: str, input_size: int, flip: bool, target: str = "tensorrt"
+) -> str:
     stem = Path(str(weights)).stem if str(weights) != "random" else "random_w32"
     cpu = "-cpu" if target == "cpu" and precision == "int8" else ""  # the two int8 files differ
     return f"{stem}-{input_size}-{precision}{cpu}" + ("" if flip else "-noflip")
@@ -175,10 +177,11 @@ def build_onnx_files(
         export_graph(network, onnx_path, flip=flip, input_size=input_size, fp16=True)
     elif precision == "int8":
         assert source is not None
+        # target only for cpu: the TensorRT key is unchanged, so existing range caches stay valid
         key = calibration_cache_key(
             model=state_dict_digest(network), input_size=input_size, flip=flip, method=calib_method,
             images=source.fingerprint(), **({"target": "cpu"} if target == "cpu" else {}),
-        )  # fmt: skip  (the TensorRT key is unchanged, so existing range caches stay valid)
+        )  # fmt: skip
         cache_path = Path(calib_cache_dir) / f"{key}.calib.json"
 
         def calibration_inputs() -> Iterator[np.ndarray]:

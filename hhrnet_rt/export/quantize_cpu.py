@@ -12,8 +12,10 @@ conv. ORT's CPU kernels are fastest on the layout its documentation recommends f
   flows from one conv through the residual add and the fusion resize into the next conv without going
   back to float; ORT fuses each DQ -> op -> Q group into QLinearConv / QLinearAdd at session creation
   (QDQ format) or the file holds those ops directly (QOperator format). Both are built and timed by
-  ``benchmarks/bench_cpu.py``; QDQ is the default (ORT's recommended format; it also quantizes the
-  transposed conv of the deconv stage, which the QOperator format leaves in float);
+  ``benchmarks/bench_cpu.py``; QOperator is the default: in the same interleaved run (W32, 640x480 frame,
+  2 shared cores) it ran 2.40x the fp32 speed against 2.07x for QDQ at input 512 with flip, and was
+  faster at the fast preset too (``benchmarks/results/bench_cpu.md``), even though it leaves the deconv
+  stage's transposed conv in float (ORT has no QLinearConvTranspose in that format);
 * **per-channel weights** (one scale per output channel): HRNet's channels differ in range by orders
   of magnitude;
 * **float where precision decides**: the final 1x1 layers (heatmaps and tags; tags' small differences
@@ -24,6 +26,7 @@ conv. ORT's CPU kernels are fastest on the layout its documentation recommends f
 
 Calibration reuses :func:`hhrnet_rt.export.quantize.calibrate_ranges` and its JSON range cache; the cache
 key must include ``target="cpu"`` because these ranges cover more tensors (outputs of Add, Relu, Resize).
+Both formats calibrate the same tensors, so one cached range file serves either.
 
 Example:
     >>> quantize_int8_cpu("w.fp32.onnx", "w.int8cpu.onnx", calibration_inputs=lambda: imgs)  # doctest: +SKIP
@@ -93,7 +96,7 @@ def quantize_int8_cpu(
     calibration_inputs: Callable[[], Iterable[np.ndarray]],
     method: str = "percentile",
     cache_path: str | Path | None = None,
-    quant_format: str = "qdq",
+    quant_format: str = "qoperator",
     reduce_range: bool = False,
     input_name: str = "image",
     percentile: float = 99.999,
@@ -107,7 +110,7 @@ def quantize_int8_cpu(
             ranges are not cached.
         method: ``entropy`` | ``percentile`` | ``minmax``.
         cache_path: range cache (JSON); reused when present, written when not; ``None``: always calibrate.
-        quant_format: ``qdq`` (default) or ``qoperator`` (see the module docstring).
+        quant_format: ``qoperator`` (default) or ``qdq`` (see the module docstring).
         reduce_range: 7-bit weights; only for CPUs without VNNI (AVX2-only), where U8S8 products can
             saturate. Off by default: CI-class Xeons and EPYCs have VNNI.
 
@@ -129,7 +132,9 @@ def quantize_int8_cpu(
         raise CalibrationError(
             "this onnxruntime is too old for cached INT8 calibration; pip install -U onnxruntime"
         )
-    op_types = CPU_OP_TYPES if quant_format == "qdq" else tuple(t for t in CPU_OP_TYPES if t != "ConvTranspose")
+    op_types = (
+        CPU_OP_TYPES if quant_format == "qdq" else tuple(t for t in CPU_OP_TYPES if t != "ConvTranspose")
+    )
     with tempfile.TemporaryDirectory(prefix="hhrt-quant-cpu-") as tmp:
         cache = Path(cache_path) if cache_path is not None else Path(tmp) / "ranges.calib.json"
         cache_hit = cache.is_file()
@@ -139,7 +144,7 @@ def quantize_int8_cpu(
         if not cache_hit:
             cache.parent.mkdir(parents=True, exist_ok=True)
             images = calibrate_ranges(
-                model_in, cache, calibration_inputs(), method=method, op_types=op_types,
+                model_in, cache, calibration_inputs(), method=method, op_types=CPU_OP_TYPES,
                 input_name=input_name, percentile=percentile,
             )  # fmt: skip
         quantize_static(
