@@ -10,7 +10,11 @@ Example:
 
 from __future__ import annotations
 
-from hhrnet_rt.poses import Poses
+from hhrnet_rt.threads import configure_threads
+
+configure_threads()  # before anything imports torch (see hhrnet_rt/threads.py)
+
+from hhrnet_rt.poses import Poses  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["PoseEstimator", "Poses", "__version__"]

@@ -12,6 +12,8 @@ import hashlib
 import json
 import logging
 import os
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,66 @@ from hhrnet_rt.inputs import check_input_file
 
 log = logging.getLogger(__name__)
 _CACHE_KEY = META_PREFIX + "cache_key"
+
+# Most output buffer pairs kept for reuse (see OutputRing). The pipeline holds at most
+# queue_size // 2 + 2 maps at once (4 with its default queue of 4), so 8 leaves room for a deeper queue
+# before the ring stops growing and falls back to fresh arrays.
+MAX_OUTPUT_BUFFERS = 8
+
+
+class OutputRing:
+    """Output arrays reused between calls, handed out only when nothing else references them.
+
+    Allocating the outputs afresh each frame costs page faults over the whole buffer (73.5 MB for W32 at
+    512x960 with projection). Reuse must not overwrite maps that the pipeline is still decoding (it keeps
+    several frames in flight), so the ownership rule is enforced, not documented: a buffer pair is
+    reused only when the ring holds the last references to both arrays (``sys.getrefcount``; views such
+    as ``heatmaps[0]`` or ``torch.from_numpy`` keep their base referenced). While every buffer is still in
+    use, a new pair is added, up to ``capacity``; beyond that, fresh arrays are returned.
+    """
+
+    def __init__(self, capacity: int = MAX_OUTPUT_BUFFERS) -> None:
+        self.capacity = capacity
+        self._pairs: dict[tuple[int, ...], list[tuple[np.ndarray, np.ndarray]]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _free(pair: tuple[np.ndarray, np.ndarray]) -> bool:
+        return _most_refs(pair) <= _FREE_REFS
+
+    def take(self, key: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Check out a free buffer pair for input shape ``key`` (None: allocate); :meth:`adopt` it after.
+
+        The pair leaves the ring until adopted, so two threads never get the same one.
+        """
+        with self._lock:
+            pairs = self._pairs.get(key, [])
+            for i, pair in enumerate(pairs):
+                if self._free(pair):
+                    return pairs.pop(i)
+        return None
+
+    def adopt(self, key: tuple[int, ...], pair: tuple[np.ndarray, np.ndarray]) -> None:
+        """Keep outputs (checked out or fresh) for reuse once their users drop them (if there is room)."""
+        with self._lock:
+            if len(self._pairs) > 4:  # input shapes change rarely; do not hoard buffers for old ones
+                self._pairs.clear()
+            pairs = self._pairs.setdefault(key, [])
+            if len(pairs) < self.capacity:
+                pairs.append(pair)
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self._pairs.values())
+
+
+def _most_refs(pair: tuple[np.ndarray, np.ndarray]) -> int:
+    heatmaps, tags = pair
+    return max(sys.getrefcount(heatmaps), sys.getrefcount(tags))
+
+
+# References to an array that only the ring's tuple holds, counted through the same code path (the
+# interpreter's own counting of locals and arguments differs between Python versions, so it is measured).
+_FREE_REFS = _most_refs((np.empty(1), np.empty(1)))
 
 
 def default_cache_dir() -> Path:
@@ -131,6 +193,8 @@ class OnnxRuntimeBackend:
     Args:
         onnx_path: the model file; input "image" (N, 3, h, w) float32, outputs "heatmaps" and "tags".
         threads: intra-op threads (``None``: ONNX Runtime's default, one per physical core).
+        spinning: let idle pool threads spin-wait (ORT's default; off here, see ``__init__``).
+        reuse_outputs: write outputs into reused buffers (:class:`OutputRing`) instead of new arrays.
 
     ``InferenceSession.run`` is thread-safe, so ``run`` can be called from any thread.
 
@@ -142,7 +206,14 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
     device = "cpu"
 
-    def __init__(self, onnx_path: str | os.PathLike, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        onnx_path: str | os.PathLike,
+        *,
+        threads: int | None = None,
+        spinning: bool = False,
+        reuse_outputs: bool = True,
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -156,7 +227,14 @@ class OnnxRuntimeBackend:
         if threads is not None:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
+        # ORT's pool threads spin-wait for work between ops by default. In the pipeline the decode and
+        # draw threads need those cores while inference runs, so spinning is off unless asked for.
+        spin = "1" if spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         self.threads = threads
+        self.spinning = spinning
+        self._ring = OutputRing() if reuse_outputs else None
         try:
             self.session = ort.InferenceSession(
                 str(self.onnx_path), options, providers=["CPUExecutionProvider"]
@@ -205,8 +283,23 @@ class OnnxRuntimeBackend:
         return cls(path, threads=threads)
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Heatmaps and tags for ``x``; the arrays may be reused once nothing references them (OutputRing)."""
         x = check_batch(x)
-        heatmaps, tags = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
+        if self._ring is None:
+            heatmaps, tags = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
+            return heatmaps, tags
+        key = tuple(x.shape)
+        pair = self._ring.take(key)
+        if pair is None:  # first call at this shape, or every buffer still in use: ORT allocates
+            pair = tuple(self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x}))
+        else:
+            binding = self.session.io_binding()
+            binding.bind_cpu_input(INPUT_NAME, np.ascontiguousarray(x))
+            for name, out in zip(OUTPUT_NAMES, pair, strict=True):
+                binding.bind_output(name, "cpu", 0, out.dtype, list(out.shape), out.ctypes.data)
+            self.session.run_with_iobinding(binding)
+        self._ring.adopt(key, pair)
+        heatmaps, tags = pair
         return heatmaps, tags
 
     def describe(self) -> dict:
@@ -216,5 +309,6 @@ class OnnxRuntimeBackend:
             "precision": self.precision,
             "onnx": str(self.onnx_path),
             "threads": self.threads,
+            "spinning": self.spinning,
             "onnxruntime": self.ort_version,
         }

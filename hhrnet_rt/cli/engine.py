@@ -14,6 +14,11 @@ from hhrnet_rt.cli.app import Overwrite, Precision, app, console, handle_errors
 from hhrnet_rt.errors import InputError
 
 
+class Target(StrEnum):
+    tensorrt = "tensorrt"
+    cpu = "cpu"
+
+
 class CalibMethod(StrEnum):
     entropy = "entropy"
     percentile = "percentile"
@@ -99,6 +104,14 @@ def build_engine_cmd(
     workspace_gib: Annotated[
         float, typer.Option(min=0.25, help="TensorRT builder workspace limit, GiB.")
     ] = 4.0,
+    target: Annotated[
+        Target,
+        typer.Option(
+            case_sensitive=False,
+            help="tensorrt: build a TensorRT engine. cpu: stop at an ONNX file for ONNX Runtime on the CPU "
+            "(int8 in the layout of its CPU kernels; run with --backend onnxruntime --engine NAME.onnx).",
+        ),
+    ] = Target.tensorrt,
     overwrite: Overwrite = False,
 ) -> None:
     """Export the pose graph to ONNX at the chosen precision, report its agreement with fp32, and build a
@@ -125,6 +138,7 @@ def build_engine_cmd(
         out_dir=out,
         name=name,
         calib_cache_dir=DEFAULT_CALIB_DIR,
+        target=target.value,
         on_step=step,
         overwrite=overwrite,
     )
@@ -133,6 +147,11 @@ def build_engine_cmd(
     console.print(
         f"[green]ONNX[/] {result.onnx_path}\n[green]sidecar[/] {result.sidecar_path}", highlight=False
     )
+    if target is Target.cpu:
+        console.print(
+            f"run it with: hhrt video IN --backend onnxruntime --engine {result.onnx_path}", highlight=False
+        )
+        return
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console)
     with progress:
         # Raises TensorRTUnavailableError (exit 5) where TensorRT is missing; the ONNX files are kept.

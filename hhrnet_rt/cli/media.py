@@ -121,15 +121,35 @@ Threads = Annotated[
     ),
 ]
 
+FAST_INPUT_SIZE = 384
+Fast = Annotated[
+    bool,
+    typer.Option(
+        "--fast",
+        help=f"Laptop preset: input {FAST_INPUT_SIZE} (unless --input-size is given) and no flip test. "
+        "With an int8 CPU file (`hhrt build-engine --target cpu --precision int8 --input-size "
+        f"{FAST_INPUT_SIZE} --no-flip`) passed as --engine, the fastest CPU setting; see README, CPU.",
+    ),
+]
+
+
+def fast_preset(fast: bool, input_size: int | None, flip: bool | None) -> tuple[int | None, bool | None]:
+    """(input size, flip) after the --fast preset: a smaller input and no flip; an explicit size wins."""
+    if not fast:
+        return input_size, flip
+    return input_size or FAST_INPUT_SIZE, False
+
+
 # How long the end of a run waits for a stage that is busy (one inference call on a slow device).
 JOIN_TIMEOUT_S = 30.0
 
 
 def make_estimator(
     weights, backend, engine, device, input_size, flip, refine, precision=None, decode_on=DecodeOn.auto,
-    threads=None,
+    threads=None, fast=False,
 ):  # fmt: skip
     """Build the PoseEstimator the options describe and say which backend runs and why."""
+    input_size, flip = fast_preset(fast, input_size, flip)
     from hhrnet_rt.backends.select import choose_backend
     from hhrnet_rt.estimator import PoseEstimator
     from hhrnet_rt.inputs import check_input_file, is_regular_file
@@ -359,6 +379,7 @@ def video(
     device: Device = None,
     input_size: InputSize = None,
     flip: Flip = None,
+    fast: Fast = False,
     refine: Refine = True,
     max_frames: MaxFrames = None,
     show: Annotated[bool, typer.Option(help="Also show the result in a window (q or Esc stops).")] = False,
@@ -388,7 +409,17 @@ def video(
         source = FileSource(plan[0].source)  # a first input that is not a video fails before the model loads
         try:
             estimator = make_estimator(
-                weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads
+                weights,
+                backend,
+                engine,
+                device,
+                input_size,
+                flip,
+                refine,
+                precision,
+                decode_on,
+                threads,
+                fast,
             )
         except BaseException:
             source.close()
@@ -448,6 +479,7 @@ def webcam(
     device: Device = None,
     input_size: InputSize = None,
     flip: Flip = None,
+    fast: Fast = False,
     refine: Refine = True,
     max_frames: MaxFrames = None,
     show: Annotated[bool, typer.Option(help="Show the window (default); --no-show to only record.")] = True,
@@ -486,7 +518,7 @@ def webcam(
         console.print(f"[yellow]warning:[/] {escape(source.warning)}", highlight=False)
     try:
         estimator = make_estimator(
-            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads
+            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
         )
         _warm_up(estimator, source)
         sinks = _sinks(out, json_out, None, source, live=True, overwrite=overwrite)
@@ -525,6 +557,7 @@ def image(
     device: Device = None,
     input_size: InputSize = None,
     flip: Flip = None,
+    fast: Fast = False,
     refine: Refine = True,
     exif_orientation: Annotated[
         bool,
@@ -553,7 +586,7 @@ def image(
         folder = check_output_dir(out) if out is not None else run_dir
         plan = plan_image_outputs(paths, folder, keypoints=json_out, overwrite=overwrite)
         estimator = make_estimator(
-            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads
+            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
         )
         _images(plan, estimator, exif_orientation=exif_orientation, min_score=min_score,
                 max_people=max_people, overwrite=overwrite)  # fmt: skip

@@ -32,6 +32,7 @@ DYNAMIC_AXES = {
     "tags": {0: "batch", 2: "height", 3: "width"},
 }
 DEFAULT_CALIB_DIR = Path("calibration")
+TARGETS = ("tensorrt", "cpu")  # who runs the file: TensorRT (GPU) or ONNX Runtime's CPU kernels
 
 
 @dataclass
@@ -95,9 +96,12 @@ def synthetic_images(n: int = 2, shape: tuple[int, int] = (360, 480), seed: int 
     return out
 
 
-def default_name(weights: str | Path, precision: str, input_size: int, flip: bool) -> str:
+def default_name(
+    weights: str | Path, precision: str, input_size: int, flip: bool, target: str = "tensorrt"
+) -> str:
     stem = Path(str(weights)).stem if str(weights) != "random" else "random_w32"
-    return f"{stem}-{input_size}-{precision}" + ("" if flip else "-noflip")
+    cpu = "-cpu" if target == "cpu" and precision == "int8" else ""  # the two int8 files differ
+    return f"{stem}-{input_size}-{precision}{cpu}" + ("" if flip else "-noflip")
 
 
 def build_onnx_files(
@@ -113,13 +117,16 @@ def build_onnx_files(
     out_dir: str | Path = "engines",
     name: str | None = None,
     calib_cache_dir: str | Path = DEFAULT_CALIB_DIR,
+    target: str = "tensorrt",
     on_step: Callable[[str], None] = lambda msg: None,
     overwrite: bool = False,
 ) -> BuildResult:
     """Export, bake precision, measure agreement and write ``NAME.onnx`` + ``NAME.json`` (no TensorRT).
 
     ``calib`` defaults to ``calib_cache_dir`` (``calibration/``), which also keeps the range caches.
-    Follow with :func:`build_tensorrt_engine`.
+    ``target="tensorrt"``: follow with :func:`build_tensorrt_engine`. ``target="cpu"``: the ONNX file is
+    the product (run it with ``--backend onnxruntime --engine NAME.onnx``); int8 is then quantized in the
+    layout of ONNX Runtime's CPU kernels (:mod:`hhrnet_rt.export.quantize_cpu`), and fp16 is refused.
 
     Raises:
         InputError: bad precision or input size, or an output file exists and ``overwrite`` is false.
@@ -128,15 +135,22 @@ def build_onnx_files(
     from hhrnet_rt.export.agreement import onnx_agreement
     from hhrnet_rt.export.calibration import CalibrationSource, open_calibration_source
     from hhrnet_rt.export.quantize import calibration_cache_key, quantize_int8
+    from hhrnet_rt.export.quantize_cpu import quantize_int8_cpu
 
     if precision not in ("fp32", "fp16", "int8"):
         raise InputError(f"{option('precision')} must be fp32, fp16 or int8, got {precision!r}")
+    if target not in TARGETS:
+        raise InputError(f"{option('target')} must be one of {TARGETS}, got {target!r}")
+    if target == "cpu" and precision == "fp16":
+        raise InputError(
+            f"{option('target', 'cpu')} builds fp32 or int8: ONNX Runtime's CPU kernels have no fast fp16"
+        )
     if input_size < 64 or input_size % 64:
         raise InputError(f"{option('input_size')} must be a multiple of 64 (e.g. 512), got {input_size}")
     profile = profile or default_profile(input_size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = name or default_name(weights, precision, input_size, flip)
+    name = name or default_name(weights, precision, input_size, flip, target)
     # Every file this build may write is checked before any work: an earlier build's files (or anything
     # else under those names) are replaced only with overwrite=True.
     from hhrnet_rt.video.outputs import refuse_existing
@@ -172,9 +186,10 @@ def build_onnx_files(
         export_graph(network, onnx_path, flip=flip, input_size=input_size, fp16=True)
     elif precision == "int8":
         assert source is not None
+        # target only for cpu: the TensorRT key is unchanged, so existing range caches stay valid
         key = calibration_cache_key(
             model=state_dict_digest(network), input_size=input_size, flip=flip, method=calib_method,
-            images=source.fingerprint(),
+            images=source.fingerprint(), **({"target": "cpu"} if target == "cpu" else {}),
         )  # fmt: skip
         cache_path = Path(calib_cache_dir) / f"{key}.calib.json"
 
@@ -182,14 +197,21 @@ def build_onnx_files(
             on_step(f"calibrating on {len(source.calib)} images from {source.path} ({calib_method})")
             return (preprocess_bgr(img, input_size) for img in source.iter_images(source.calib))
 
-        on_step(f"quantising to INT8 (Q/DQ) -> {onnx_path}")
-        calibration = quantize_int8(
-            fp32_path,
-            onnx_path,
-            calibration_inputs=calibration_inputs,
-            method=calib_method,
-            cache_path=cache_path,
-        )
+        if target == "cpu":
+            on_step(f"quantising to INT8 for ONNX Runtime's CPU kernels (u8 activations) -> {onnx_path}")
+            calibration = quantize_int8_cpu(
+                fp32_path, onnx_path, calibration_inputs=calibration_inputs, method=calib_method,
+                cache_path=cache_path,
+            )  # fmt: skip
+        else:
+            on_step(f"quantising to INT8 (Q/DQ) -> {onnx_path}")
+            calibration = quantize_int8(
+                fp32_path,
+                onnx_path,
+                calibration_inputs=calibration_inputs,
+                method=calib_method,
+                cache_path=cache_path,
+            )
         calibration.update(source=str(source.path), kind=source.kind, count=len(source.calib))
 
     # The file describes itself (a lone .onnx still knows how to run): stamped into the final file only

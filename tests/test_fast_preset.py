@@ -1,0 +1,36 @@
+"""The --fast laptop preset: a smaller input and no flip test, an explicit --input-size still wins."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from typer.testing import CliRunner
+
+from hhrnet_rt.cli import app
+from hhrnet_rt.cli.media import FAST_INPUT_SIZE, fast_preset
+
+runner = CliRunner()
+
+
+def test_fast_preset_values():
+    assert fast_preset(False, None, True) == (None, True)
+    assert fast_preset(True, None, True) == (FAST_INPUT_SIZE, False)
+    assert fast_preset(True, 256, True) == (256, False)
+    assert FAST_INPUT_SIZE % 64 == 0 and FAST_INPUT_SIZE < 512
+
+
+def _image_run(tmp_path, golden_dir, *extra):
+    picture = tmp_path / "p.png"
+    cv2.imwrite(str(picture), np.full((120, 160, 3), 90, np.uint8))
+    args = ["image", str(picture), "--out", str(tmp_path / "out"), "--weights", str(golden_dir / "tiny_model.npz"),
+            "--backend", "torch", *extra]  # fmt: skip
+    return runner.invoke(app, args)
+
+
+def test_image_fast_uses_the_preset(tmp_path, golden_dir, one_torch_thread):
+    result = _image_run(tmp_path, golden_dir, "--fast", "--input-size", "64")
+    assert result.exit_code == 0, result.output
+    assert "input_size 64" in result.output and "flip False" in result.output
+    result = _image_run(tmp_path, golden_dir, "--fast")
+    assert result.exit_code == 0, result.output
+    assert f"input_size {FAST_INPUT_SIZE}" in result.output and "flip False" in result.output
