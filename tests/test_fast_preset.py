@@ -31,6 +31,6 @@ def test_image_fast_uses_the_preset(tmp_path, golden_dir, one_torch_thread):
     result = _image_run(tmp_path, golden_dir, "--fast", "--input-size", "64")
     assert result.exit_code == 0, result.output
     assert "input_size 64" in result.output and "flip False" in result.output
-    result = _image_run(tmp_path, golden_dir, "--fast")
+    result = _image_run(tmp_path, golden_dir, "--fast", "--overwrite")  # the first run's p.png is there
     assert result.exit_code == 0, result.output
     assert f"input_size {FAST_INPUT_SIZE}" in result.output and "flip False" in result.output
