@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from hhrnet_rt.poses import Poses
 
+# The one source of the version: pyproject.toml reads it from here at build time (dynamic version), so
+# the package metadata and ``hhrnet_rt.__version__`` cannot disagree.
 __version__ = "0.1.0"
 __all__ = ["PoseEstimator", "Poses", "__version__"]
 
