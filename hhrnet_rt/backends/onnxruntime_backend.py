@@ -24,12 +24,25 @@ from hhrnet_rt.inputs import check_input_file
 
 log = logging.getLogger(__name__)
 _CACHE_KEY = META_PREFIX + "cache_key"
+CACHE_SUBDIR = "onnx"
+# Every file this backend writes into its cache matches it (see cached_export_path).
+_EXPORT_GLOB = "posegraph_k*.onnx"
 
 
 def default_cache_dir() -> Path:
     """The ``onnx`` folder of the package cache, or of the temporary fallback when that is read-only
     (:func:`hhrnet_rt.paths.writable_cache_dir`)."""
-    return paths.writable_cache_dir("onnx")
+    return paths.writable_cache_dir(CACHE_SUBDIR)
+
+
+def cached_exports() -> list[Path]:
+    """The exports this backend wrote into the package cache and its temporary fallback (not files
+    written to a ``cache_dir`` the caller chose)."""
+    found = []
+    for folder in paths.cache_candidates(CACHE_SUBDIR):
+        if folder.is_dir():
+            found += [f for f in sorted(folder.glob(_EXPORT_GLOB)) if f.is_file() and not f.is_symlink()]
+    return found
 
 
 def graph_cache_key(graph) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import os
 import platform
 from typing import Annotated
 
@@ -20,7 +19,6 @@ stdout = Console()
 
 # (label, import name, distribution names to ask importlib.metadata, first found wins)
 _PACKAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("hhrnet-rt", "hhrnet_rt", ("hhrnet-rt",)),
     ("torch", "torch", ("torch",)),
     ("numpy", "numpy", ("numpy",)),
     ("opencv", "cv2", ("opencv-python", "opencv-python-headless", "opencv-contrib-python")),
@@ -45,7 +43,10 @@ def package_version(module: str, distributions: tuple[str, ...]) -> str:
 
 def collect() -> dict:
     """Everything ``hhrt info`` shows, as a JSON-ready dict."""
-    versions = {"python": platform.python_version()}
+    import hhrnet_rt
+
+    # The imported package's own version (installed metadata may belong to another copy on sys.path).
+    versions = {"python": platform.python_version(), "hhrnet-rt": hhrnet_rt.__version__}
     versions.update({label: package_version(mod, dists) for label, mod, dists in _PACKAGES})
 
     import torch
@@ -76,16 +77,28 @@ def collect() -> dict:
     weights = {name: state == "verified" for name, (state, _) in states.items()}
     mismatched = {name: str(path) for name, (state, path) in states.items() if state == "mismatch"}
 
-    import numba
+    from hhrnet_rt import paths
+    from hhrnet_rt.backends.onnxruntime_backend import CACHE_SUBDIR
+    from hhrnet_rt.decode import cache as numba_cache
 
-    numba_cache = os.environ.get("NUMBA_CACHE_DIR") or numba.config.CACHE_DIR
+    inventory = paths.cache_inventory()
     return {
         "versions": versions,
         "gpus": gpus,
         "backends": backends,
         "weights_cache": {"dir": str(cache), "cached": weights, "hash_mismatch": mismatched},
-        "numba_cache_dir": numba_cache
-        or "beside the package sources (__pycache__); set NUMBA_CACHE_DIR to move it",
+        # Where this process really reads and writes the kernels (Numba's setting as configured at import).
+        "numba_cache": {
+            "dir": str(numba_cache.kernel_cache_dir()) if numba_cache.CACHE_USABLE else None,
+            "location": numba_cache.CACHE_LOCATION,
+            "files": len(inventory["numba"]),
+            "bytes": paths.total_size(inventory["numba"]),
+        },
+        "onnx_cache": {
+            "dir": str(paths.cache_dir() / CACHE_SUBDIR),
+            "files": len(inventory["onnx"]),
+            "bytes": paths.total_size(inventory["onnx"]),
+        },
     }
 
 
@@ -102,6 +115,7 @@ def info(
         stdout.print_json(json.dumps(facts))
         return
     table = Table("", "", show_header=False, title="hhrnet-rt")
+    table.columns[1].overflow = "fold"  # paths are shown whole, wrapped, never cut with an ellipsis
     for label, version in facts["versions"].items():
         table.add_row(label, version)
     table.add_section()
@@ -122,5 +136,12 @@ def info(
         else:
             state = "cached (sha256 verified)" if present else "not downloaded"
         table.add_row(f"  {name}", escape(state))
-    table.add_row("numba cache", facts["numba_cache_dir"])
+    from hhrnet_rt.cli.cache import human_size
+
+    for label, key in (("numba cache", "numba_cache"), ("ONNX export cache", "onnx_cache")):
+        entry = facts[key]
+        where = entry["dir"] or entry["location"]
+        files = f"{entry['files']} file" + ("" if entry["files"] == 1 else "s")
+        table.add_row(label, escape(f"{where} ({files}, {human_size(entry['bytes'])})"))
+    table.add_row("", "hhrt cache clear deletes both")
     stdout.print(table)
