@@ -7,6 +7,8 @@ and reads what pip would install from it.
 from __future__ import annotations
 
 import email
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -121,3 +123,48 @@ def test_wheel_metadata_and_contents(tmp_path):
     assert torch.specifier.contains(Version("2.15.0"))
     assert {"tensorrt-cu12", "tensorrt-cu13"} <= set(meta.get_all("Provides-Extra"))
     assert "Typing :: Typed" in meta.get_all("Classifier")
+
+
+def _fake_wheel(folder: Path, name: str, version: str) -> None:
+    """A wheel that carries only metadata: enough for pip's resolver, which never installs it here."""
+    dist = f"{name.replace('-', '_')}-{version}"
+    with zipfile.ZipFile(folder / f"{dist}-py3-none-any.whl", "w") as zf:
+        zf.writestr(
+            f"{dist}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        )
+        zf.writestr(
+            f"{dist}.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        zf.writestr(f"{dist}.dist-info/RECORD", "")
+
+
+@pytest.mark.slow
+def test_pip_resolves_a_newer_torch(tmp_path):
+    """pip's own resolver, offline, against an index holding torch 2.15.0 and today's newest releases of
+    the other dependencies: the install plan must take that torch (an upper bound would refuse it)."""
+    index = tmp_path / "index"
+    index.mkdir()
+    newest = {"torch": "2.15.0", "numpy": "2.5.5", "opencv-python": "5.0.0.93", "numba": "0.68.1"}
+    for name in _requirements():
+        _fake_wheel(index, name, newest.get(name, "99.0"))
+    src = tmp_path / "src"  # only what the build reads, so no egg-info lands in the checkout
+    shutil.copytree(REPO / "hhrnet_rt", src / "hhrnet_rt", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(REPO / name, src / name)
+    # No pip configuration of this machine (its index, find-links or constraints) takes part.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-build-isolation",
+         "--no-index", "--find-links", str(index), "--report", str(report), "--quiet", str(src)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plan = {
+        item["metadata"]["name"]: item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
+    assert plan["torch"] == "2.15.0"
+    assert plan["hhrnet-rt"] == hhrnet_rt.__version__
