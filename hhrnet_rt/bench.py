@@ -145,7 +145,7 @@ def _time_model(backend: Any, x: np.ndarray, warmup: int, frames: int) -> list[f
     """Latencies of ``frames`` calls after ``warmup``; zero-copy + synchronised on CUDA."""
     run: Callable[[], Any]
     sync: Callable[[], None] = lambda: None  # noqa: E731
-    if str(getattr(backend, "device", "cpu")).startswith("cuda") and hasattr(backend, "run_torch"):
+    if backend.tensor_native and str(backend.device).startswith("cuda"):
         import torch
 
         xt = torch.from_numpy(x).to(backend.device)
@@ -193,12 +193,11 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
     """Measure; returns the JSON-ready report (config, machine, backend, model_only, end_to_end, memory)."""
     import torch
 
-    from hhrnet_rt.backends import choose_backend
+    from hhrnet_rt.backends import check_precision, choose_backend
     from hhrnet_rt.estimator import PoseEstimator
     from hhrnet_rt.export.build import load_network
 
-    if cfg.precision not in (None, "fp32", "fp16", "int8"):
-        raise InputError(f"--precision must be fp32, fp16 or int8, got {cfg.precision!r}")
+    check_precision(cfg.precision)
     if cfg.batch < 1 or cfg.frames < 1 or cfg.warmup < 0:
         raise InputError("--batch and --frames must be >= 1 and --warmup >= 0")
     name, device, reason = choose_backend(cfg.backend, engine=cfg.engine, device=cfg.device)
@@ -268,7 +267,7 @@ def run_bench(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: Non
     memory = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}  # Linux: KiB
     if torch.cuda.is_available():
         memory["gpu_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
-    describe = backend.describe() if hasattr(backend, "describe") else {}
+    describe = backend.describe()
     return {
         "config": asdict(cfg),
         "weights_note": "random weights (speed only; outputs are meaningless)"

@@ -18,7 +18,7 @@ What runs where:
     ``infer``: the backend runs :class:`~hhrnet_rt.graph.PoseGraph` (the flip test as one batch of 2N);
     several scales are aggregated with :func:`~hhrnet_rt.graph.project_and_aggregate` in torch, on the
     backend's device. Backends with ``run_torch`` (torch, TensorRT) keep the maps as device tensors;
-    ONNX Runtime returns numpy arrays, wrapped as CPU tensors without a copy.
+    ONNX Runtime returns numpy arrays, wrapped as CPU tensors without a copy (its ``run_torch``).
     ``decode`` (``decode_on``; "auto" = "device" on CUDA backends, "host" on CPU backends):
     "host": ``infer`` makes the maps contiguous on the device and copies them to the host once
     (12 x K x H x W bytes with flip: 73.5 MB for a 640x480 frame at input 512; nothing crosses on a CPU
@@ -311,10 +311,8 @@ class PoseEstimator:
 
         from hhrnet_rt.device_prep import run_on_device
 
-        if not hasattr(self.backend, "run_torch"):  # ONNX Runtime: numpy only; wrap, no copy
-            heatmaps, tags = self.backend.run(x)
-            return torch.from_numpy(heatmaps), torch.from_numpy(tags)
         if isinstance(x, np.ndarray):  # preprocessed on the CPU: one upload (a no-op on the CPU)
+            # ONNX Runtime's run_torch shares the CPU tensor's memory with numpy both ways: no copy.
             x = torch.from_numpy(x).to(self.backend.device)
         return run_on_device(self.backend, x, ready)
 

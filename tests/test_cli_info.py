@@ -28,7 +28,7 @@ def test_info_table(monkeypatch, tmp_path):
     for name in ("opencv", "numba", "onnxruntime", "PyAV", "tensorrt", "ONNX Runtime", "TensorRT"):
         assert name in out
     if importlib.util.find_spec("tensorrt") is None:
-        assert "not installed" in out and "pip install tensorrt" in out
+        assert "not installed" in out and "pip install" in out  # the whole hint wraps; JSON test below
     if not torch.cuda.is_available():
         assert "CPU only" in out
     assert "weights cache" in out and "numba cache" in out and "ONNX export cache" in out  # paths: JSON test
@@ -73,5 +73,9 @@ def test_info_json_reports_cached_weights(monkeypatch, tmp_path):
     assert facts["onnx_cache"]["dir"] == str(cache / "onnx") and facts["onnx_cache"]["files"] == 0
     assert facts["versions"]["torch"] == torch.__version__
     assert len(facts["gpus"]) == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if importlib.util.find_spec("tensorrt") is None:
+        from hhrnet_rt.backends import select
+
+        assert facts["backends"]["TensorRT"] == select.NO_TENSORRT  # choose_backend's words
     if importlib.util.find_spec("onnxruntime") is not None:
         assert "CPUExecutionProvider" in facts["backends"]["ONNX Runtime"]

@@ -44,3 +44,14 @@ def test_installed_metadata_matches_the_package():
     assert dist.metadata["License-Expression"] == "MIT"
     assert (dist.read_text("licenses/LICENSE") or "").startswith("MIT License")
     assert any(ep.value == "hhrnet_rt.cli:main" for ep in dist.entry_points if ep.name == "hhrt")
+
+
+def test_end_to_end_predict_runs(one_torch_thread):
+    """Model, preprocessing, decode and back-projection all load and run from where the package is."""
+    import numpy as np
+
+    from hhrnet_rt import PoseEstimator, Poses
+
+    estimator = PoseEstimator("random", input_size=64, backend="torch", device="cpu")
+    poses = estimator.predict(np.zeros((48, 80, 3), np.uint8))
+    assert isinstance(poses, Poses) and poses.keypoints.shape[1:] == (17, 3)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from hhrnet_rt import paths
-from hhrnet_rt.backends.base import check_batch
+from hhrnet_rt.backends.base import BackendName, check_batch, describe_common
 from hhrnet_rt.engine_file import INPUT_NAME, META_PREFIX, OUTPUT_NAMES, onnx_metadata
 from hhrnet_rt.errors import BackendUnavailableError, InputError
 from hhrnet_rt.inputs import check_input_file
@@ -152,8 +152,9 @@ class OnnxRuntimeBackend:
         >>> heatmaps, tags = backend.run(x)
     """
 
-    name = "onnxruntime"
+    name = BackendName.onnxruntime
     device = "cpu"
+    tensor_native = False  # numpy in and out; run_torch wraps run for CPU tensors
 
     def __init__(self, onnx_path: str | os.PathLike, *, threads: int | None = None) -> None:
         try:
@@ -222,12 +223,18 @@ class OnnxRuntimeBackend:
         heatmaps, tags = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
         return heatmaps, tags
 
+    def run_torch(self, x):
+        """Backend protocol on CPU tensors: shares their memory with numpy both ways (no copy)."""
+        import torch
+
+        if not isinstance(x, torch.Tensor) or x.device.type != "cpu":
+            raise InputError(
+                f"the onnxruntime backend takes CPU tensors, got {getattr(x, 'device', type(x).__name__)}"
+            )
+        heatmaps, tags = self.run(x.detach().numpy())
+        return torch.from_numpy(heatmaps), torch.from_numpy(tags)
+
     def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "device": self.device,
-            "precision": self.precision,
-            "onnx": str(self.onnx_path),
-            "threads": self.threads,
-            "onnxruntime": self.ort_version,
-        }
+        return describe_common(
+            self, onnx=str(self.onnx_path), threads=self.threads, onnxruntime=self.ort_version
+        )

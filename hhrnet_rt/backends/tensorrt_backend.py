@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from hhrnet_rt.backends.base import BackendName, describe_common
 from hhrnet_rt.backends.stream import BackendStream
 from hhrnet_rt.errors import BackendUnavailableError, EngineMismatchError, InputError
 from hhrnet_rt.export.sidecar import Sidecar, check_engine_compatible, sidecar_path_for
@@ -122,7 +123,8 @@ class TensorRTBackend:
         TensorRTUnavailableError: ``tensorrt`` is not importable.
     """
 
-    name = "tensorrt"
+    name = BackendName.tensorrt
+    tensor_native = True
 
     def __init__(self, engine_path: str | Path, *, device: str = "cuda:0") -> None:
         if (problem := input_file_problem(engine_path)) is not None:
@@ -215,14 +217,12 @@ class TensorRTBackend:
         return heatmaps.float().cpu().numpy(), tags.float().cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "backend": self.name,
-            "device": self.device,
-            "precision": self.precision,
-            "engine": str(self.engine_path),
-            "gpu": self.gpu_name,
-            "tensorrt": self.trt_version,
-            "shape_profile": self.sidecar.shape_profile,
-            "input_size": self.sidecar.input_size,
-            "flip": self.sidecar.flip,
-        }
+        return describe_common(
+            self,
+            engine=str(self.engine_path),
+            gpu=self.gpu_name,
+            tensorrt=self.trt_version,
+            shape_profile=self.sidecar.shape_profile,
+            input_size=self.sidecar.input_size,
+            flip=self.sidecar.flip,
+        )

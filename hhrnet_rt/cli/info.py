@@ -13,7 +13,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from hhrnet_rt.cli.app import app, handle_errors
-from hhrnet_rt.errors import TENSORRT_INSTALL_HINT
 
 stdout = Console()
 
@@ -56,18 +55,9 @@ def collect() -> dict:
         for i in range(torch.cuda.device_count())
     ] if torch.cuda.is_available() else []  # fmt: skip
 
-    backends: dict[str, str] = {"torch (CPU)": "available"}
-    backends["torch (CUDA)"] = "available" if gpus else "no CUDA GPU visible to torch"
-    if versions["tensorrt"] == "not installed":
-        backends["TensorRT"] = f"not installed ({TENSORRT_INSTALL_HINT})"
-    else:
-        backends["TensorRT"] = "available" if gpus else "installed, but no CUDA GPU"
-    try:
-        import onnxruntime
+    from hhrnet_rt.backends import backend_status
 
-        backends["ONNX Runtime"] = ", ".join(onnxruntime.get_available_providers())
-    except ImportError:
-        backends["ONNX Runtime"] = "not installed"
+    backends = backend_status()  # the probes and reasons choose_backend uses
 
     from hhrnet_rt.download import NAMED_WEIGHTS, cache_dir, cached_state
 
