@@ -20,6 +20,7 @@ from hhrnet_rt import paths
 from hhrnet_rt.backends.base import BackendName, check_batch, describe_common
 from hhrnet_rt.engine_file import INPUT_NAME, META_PREFIX, OUTPUT_NAMES, onnx_metadata
 from hhrnet_rt.errors import BackendUnavailableError, InputError
+from hhrnet_rt.export.sidecar import dynamic_axes
 from hhrnet_rt.inputs import check_input_file
 
 log = logging.getLogger(__name__)
@@ -55,16 +56,6 @@ def graph_cache_key(graph) -> str:
     flip_index = None if graph.flip_index is None else graph.flip_index.tolist()
     settings = repr((graph.flip, flip_index, graph.project, graph.LAYOUT, torch.__version__))
     return hashlib.sha256((state_dict_digest(graph.network) + settings).encode()).hexdigest()
-
-
-def dynamic_axes(project: bool) -> dict[str, dict[int, str]]:
-    """Dynamic N, h, w for the PoseGraph ONNX input and outputs (h/2, w/2 outputs without projection)."""
-    out_h, out_w = ("height", "width") if project else ("half_height", "half_width")
-    return {
-        INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-        OUTPUT_NAMES[0]: {0: "batch", 2: out_h, 3: out_w},
-        OUTPUT_NAMES[1]: {0: "batch", 2: out_h, 3: out_w},
-    }
 
 
 def export_cached(
@@ -185,8 +176,8 @@ class OnnxRuntimeBackend:
         outputs = [o.name for o in self.session.get_outputs()]
         if inputs != [INPUT_NAME] or outputs != list(OUTPUT_NAMES):
             raise InputError(
-                f"{self.onnx_path} has inputs {inputs} and outputs {outputs}; expected ['image'] and "
-                "['heatmaps', 'tags'] (a PoseGraph export, e.g. from `hhrt build-engine`)"
+                f"{self.onnx_path} has inputs {inputs} and outputs {outputs}; expected {[INPUT_NAME]} and "
+                f"{list(OUTPUT_NAMES)} (a PoseGraph export, e.g. from `hhrt build-engine`)"
             )
         self.precision = _precision_of(self.onnx_path)
         self.ort_version = ort.__version__

@@ -33,7 +33,7 @@ import numpy as np
 from hhrnet_rt.backends.base import BackendName, describe_common
 from hhrnet_rt.backends.stream import BackendStream
 from hhrnet_rt.errors import BackendUnavailableError, EngineMismatchError, InputError
-from hhrnet_rt.export.sidecar import Sidecar, check_engine_compatible, sidecar_path_for
+from hhrnet_rt.export.sidecar import OUTPUT_NAMES, Sidecar, check_engine_compatible, sidecar_path_for
 from hhrnet_rt.export.tensorrt_build import ShapeProfile, profile_from_dict
 from hhrnet_rt.inputs import input_file_problem, shown
 
@@ -163,10 +163,10 @@ class TensorRTBackend:
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self._outputs = [n for n in names if n not in inputs]
-        if len(inputs) != 1 or set(self._outputs) != {"heatmaps", "tags"}:
+        if len(inputs) != 1 or set(self._outputs) != set(OUTPUT_NAMES):
             raise EngineMismatchError(
                 f"engine {self.engine_path} has inputs {inputs} and outputs {self._outputs}; expected one "
-                "input and outputs heatmaps, tags. Rebuild it with `hhrt build-engine`."
+                f"input and outputs {', '.join(OUTPUT_NAMES)}. Rebuild it with `hhrt build-engine`."
             )
         self._input = inputs[0]
         self._dtypes = {n: getattr(torch, torch_dtype_name(self._engine.get_tensor_dtype(n))) for n in names}
@@ -203,7 +203,8 @@ class TensorRTBackend:
             raise BackendUnavailableError(
                 f"TensorRT failed to run {self.engine_path} on input {tuple(x.shape)}"
             )
-        return outputs["heatmaps"], outputs["tags"]
+        heatmaps, tags = (outputs[name] for name in OUTPUT_NAMES)
+        return heatmaps, tags
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Backend protocol: numpy ``(N, 3, h, w)`` float32 in, numpy float32 ``(heatmaps, tags)`` out."""
