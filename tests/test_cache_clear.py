@@ -45,7 +45,7 @@ def test_clear_deletes_kernels_and_exports_only(caches):
     assert result.exit_code == 0, result.output
     assert not any(f.exists() for f in ours["numba"] + ours["onnx"])
     assert all(f.exists() for f in ours["weights"] + theirs)  # weights only with --weights
-    assert "3 files, freed 300 B" in result.stdout and "1 files, freed 100 B" in result.stdout
+    assert "3 files, freed 300 B" in result.stdout and "1 file, freed 100 B" in result.stdout
 
 
 def test_clear_weights_too(caches):

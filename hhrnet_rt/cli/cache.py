@@ -34,6 +34,11 @@ def human_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+def file_count(n: int) -> str:
+    """``"1 file"``, ``"3 files"``."""
+    return f"{n} file" if n == 1 else f"{n} files"
+
+
 @cache_app.command("clear")
 @handle_errors
 def clear(
@@ -66,6 +71,8 @@ def clear(
                 )
         removed[kind] = size
         verb = "would free" if dry_run else "freed"
-        stdout.print(f"{_KIND_LABELS[kind]}: {len(files)} files, {verb} {human_size(size)}", highlight=False)
+        stdout.print(
+            f"{_KIND_LABELS[kind]}: {file_count(len(files))}, {verb} {human_size(size)}", highlight=False
+        )
     if failed:
         raise typer.Exit(EXIT_INTERNAL)  # the warnings above say which files and why

@@ -126,12 +126,11 @@ def info(
         else:
             state = "cached (sha256 verified)" if present else "not downloaded"
         table.add_row(f"  {name}", escape(state))
-    from hhrnet_rt.cli.cache import human_size
+    from hhrnet_rt.cli.cache import file_count, human_size
 
     for label, key in (("numba cache", "numba_cache"), ("ONNX export cache", "onnx_cache")):
         entry = facts[key]
         where = entry["dir"] or entry["location"]
-        files = f"{entry['files']} file" + ("" if entry["files"] == 1 else "s")
-        table.add_row(label, escape(f"{where} ({files}, {human_size(entry['bytes'])})"))
+        table.add_row(label, escape(f"{where} ({file_count(entry['files'])}, {human_size(entry['bytes'])})"))
     table.add_row("", "hhrt cache clear deletes both")
     stdout.print(table)
