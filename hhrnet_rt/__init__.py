@@ -16,6 +16,8 @@ configure_threads()  # before anything imports torch (see hhrnet_rt/threads.py)
 
 from hhrnet_rt.poses import Poses  # noqa: E402
 
+# The one source of the version: pyproject.toml reads it from here at build time (dynamic version), so
+# the package metadata and ``hhrnet_rt.__version__`` cannot disagree.
 __version__ = "0.1.0"
 __all__ = ["PoseEstimator", "Poses", "__version__"]
 

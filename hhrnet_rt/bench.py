@@ -176,7 +176,7 @@ def _time_model(backend: Any, x: np.ndarray, warmup: int, frames: int) -> list[f
     """Latencies of ``frames`` calls after ``warmup``; zero-copy + synchronised on CUDA."""
     run: Callable[[], Any]
     sync: Callable[[], None] = lambda: None  # noqa: E731
-    if str(getattr(backend, "device", "cpu")).startswith("cuda") and hasattr(backend, "run_torch"):
+    if backend.tensor_native and str(backend.device).startswith("cuda"):
         import torch
 
         xt = torch.from_numpy(x).to(backend.device)
@@ -233,12 +233,11 @@ def run_bench(
     """
     import torch
 
-    from hhrnet_rt.backends import choose_backend
+    from hhrnet_rt.backends import check_precision, choose_backend
     from hhrnet_rt.estimator import PoseEstimator
     from hhrnet_rt.export.build import load_network
 
-    if cfg.precision not in (None, "fp32", "fp16", "int8"):
-        raise InputError(f"{option('precision')} must be fp32, fp16 or int8, got {cfg.precision!r}")
+    check_precision(cfg.precision)
     if cfg.batch < 1 or cfg.frames < 1 or cfg.warmup < 0:
         raise InputError(f"{option('batch')} and {option('frames')} must be >= 1 and {option('warmup')} >= 0")
     name, device, reason = choose_backend(cfg.backend, engine=cfg.engine, device=cfg.device)
@@ -314,7 +313,7 @@ def run_bench(
     memory = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}  # Linux: KiB
     if torch.cuda.is_available():
         memory["gpu_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
-    describe = backend.describe() if hasattr(backend, "describe") else {}
+    describe = backend.describe()
     return {
         "config": asdict(cfg),
         "weights_note": "random weights (speed only; outputs are meaningless)"

@@ -121,10 +121,11 @@ def device_preprocessor_for(
 ) -> DevicePreprocessor | None:
     """The estimator's choice: a :class:`DevicePreprocessor` on ``backend.device``, or ``None`` (numpy).
 
-    ``requested=None`` turns it on for backends with ``run_torch`` on a CUDA device and one test scale;
-    ``True`` forces it (any device, for testing on the CPU) and refuses what cannot work.
+    ``requested=None`` turns it on for tensor-native backends (``Backend.tensor_native``: torch,
+    TensorRT) on a CUDA device with one test scale; ``True`` forces it (any device, for testing on the
+    CPU) and refuses what cannot work.
     """
-    capable = hasattr(backend, "run_torch")
+    capable = backend.tensor_native
     if requested is None:
         requested = capable and single and str(backend.device).startswith("cuda")
     elif requested and not (capable and single):

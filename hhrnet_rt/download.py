@@ -118,6 +118,15 @@ def needs_download(name: str) -> bool:
     filename = NAMED_WEIGHTS[name].filename
     return not any((folder / filename).is_file() for folder in cache_candidates())
 
+def cached_weight_files() -> list[Path]:
+    """The named checkpoints present in the package cache and its temporary fallback (any content)."""
+    return [
+        folder / entry.filename
+        for folder in cache_candidates()
+        for entry in NAMED_WEIGHTS.values()
+        if (folder / entry.filename).is_file() and not (folder / entry.filename).is_symlink()
+    ]
+
 
 def fetch_named(name: str, *, progress: bool = True) -> Path:
     """Path of the cached checkpoint ``name``, downloading and hash-checking it on first use.

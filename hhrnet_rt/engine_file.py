@@ -29,12 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from hhrnet_rt.errors import EngineMismatchError, InputError, option
-from hhrnet_rt.export.sidecar import Sidecar, sha256_file, sidecar_path_for
+from hhrnet_rt.export.sidecar import INPUT_NAME, OUTPUT_NAMES, Sidecar, sha256_file, sidecar_path_for
+from hhrnet_rt.preprocess import is_valid_input_size
 
 #: Prefix of every ``metadata_props`` key hhrnet-rt writes into an ONNX file.
 META_PREFIX = "hhrnet_rt."
-INPUT_NAME = "image"
-OUTPUT_NAMES = ("heatmaps", "tags")
 #: protobuf cannot hold more than 2 GiB; a larger ".onnx" is not one (and is not read into memory).
 MAX_ONNX_BYTES = 2 << 30
 
@@ -217,7 +216,7 @@ _META_TYPES = {
     "num_joints": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1000,
     "flip": lambda v: isinstance(v, bool),
     "project": lambda v: isinstance(v, bool),
-    "input_size": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 64 and v % 64 == 0,
+    "input_size": is_valid_input_size,
     "shape_profile": lambda v: (
         isinstance(v, dict)
         and all(

@@ -18,7 +18,7 @@ What runs where:
     ``infer``: the backend runs :class:`~hhrnet_rt.graph.PoseGraph` (the flip test as one batch of 2N);
     several scales are aggregated with :func:`~hhrnet_rt.graph.project_and_aggregate` in torch, on the
     backend's device. Backends with ``run_torch`` (torch, TensorRT) keep the maps as device tensors;
-    ONNX Runtime returns numpy arrays, wrapped as CPU tensors without a copy.
+    ONNX Runtime returns numpy arrays, wrapped as CPU tensors without a copy (its ``run_torch``).
     ``decode`` (``decode_on``; "auto" = "device" on CUDA backends, "host" on CPU backends):
     "host": ``infer`` makes the maps contiguous on the device and copies them to the host once
     (12 x K x H x W bytes with flip: 73.5 MB for a 640x480 frame at input 512; nothing crosses on a CPU
@@ -36,7 +36,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -44,13 +44,17 @@ import numpy as np
 from hhrnet_rt.config import DecodeParams
 from hhrnet_rt.errors import InputError
 from hhrnet_rt.poses import Poses
-from hhrnet_rt.preprocess import Affine, as_bgr_u8, multi_scale_size, normalize, resize_align
+from hhrnet_rt.preprocess import (
+    Affine,
+    as_bgr_u8,
+    check_input_size,
+    multi_scale_size,
+    normalize,
+    resize_align,
+)
 from hhrnet_rt.stage_data import DECODE_ON, Maps, Prepared, choose_decode_on
 
 __all__ = ["DECODE_ON", "Maps", "PoseEstimator", "Prepared", "check_input_size", "choose_decode_on"]
-
-# The official preprocessing pads both sides to multiples of 64 (and the network needs multiples of 32).
-SIZE_MULTIPLE = 64
 
 
 def _check_image_hw(image_hw: Sequence[int]) -> tuple[int, int]:
@@ -62,23 +66,6 @@ def _check_image_hw(image_hw: Sequence[int]) -> tuple[int, int]:
     if not ok:
         raise InputError(f"image_hw must be two positive integers (height, width), got {image_hw!r}")
     return h, w
-
-
-def check_input_size(input_size: int) -> int:
-    """Return ``input_size`` as an int, or raise InputError naming the nearest valid sizes."""
-    numeric = isinstance(input_size, int | float | np.integer | np.floating)
-    if isinstance(input_size, bool) or not numeric or not np.isfinite(input_size):
-        raise InputError(f"input size must be an integer, got {input_size!r}")
-    n = int(input_size)
-    if n != input_size or n < SIZE_MULTIPLE or n % SIZE_MULTIPLE:
-        low = max(SIZE_MULTIPLE, n // SIZE_MULTIPLE * SIZE_MULTIPLE)
-        high = max(SIZE_MULTIPLE, -(-n // SIZE_MULTIPLE) * SIZE_MULTIPLE)
-        near = f"{low}" if low == high else f"{low} or {high}"
-        raise InputError(
-            f"input size must be a positive multiple of {SIZE_MULTIPLE} (the official preprocessing pads "
-            f"to multiples of 64), got {input_size!r}; nearest valid sizes: {near}"
-        )
-    return n
 
 
 def _check_scales(scales: Sequence[float]) -> tuple[float, ...]:
@@ -99,20 +86,10 @@ def _check_scales(scales: Sequence[float]) -> tuple[float, ...]:
 
 
 def _build_network(weights):
-    """(network in eval mode, label for describe())."""
-    from torch import nn
+    """(network in eval mode, label for describe()): :func:`hhrnet_rt.weights.load_network`."""
+    from hhrnet_rt.weights import load_network
 
-    if isinstance(weights, nn.Module):
-        return weights.eval(), f"{type(weights).__name__} module"
-    if isinstance(weights, str) and weights == "random":
-        from hhrnet_rt.weights import random_network
-
-        return random_network(), "random-init W32-512 (seed 0, untrained: for testing only)"
-    from hhrnet_rt.weights import build_from_checkpoint
-
-    model, _spec = build_from_checkpoint(weights)
-    label = "state dict" if isinstance(weights, Mapping) else os.fspath(weights)
-    return model.eval(), label
+    return load_network(weights)
 
 
 def _probe_num_joints(network) -> int:
@@ -311,10 +288,8 @@ class PoseEstimator:
 
         from hhrnet_rt.device_prep import run_on_device
 
-        if not hasattr(self.backend, "run_torch"):  # ONNX Runtime: numpy only; wrap, no copy
-            heatmaps, tags = self.backend.run(x)
-            return torch.from_numpy(heatmaps), torch.from_numpy(tags)
         if isinstance(x, np.ndarray):  # preprocessed on the CPU: one upload (a no-op on the CPU)
+            # ONNX Runtime's run_torch shares the CPU tensor's memory with numpy both ways: no copy.
             x = torch.from_numpy(x).to(self.backend.device)
         return run_on_device(self.backend, x, ready)
 

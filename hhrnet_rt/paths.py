@@ -85,3 +85,32 @@ def cache_candidates(sub: str = "") -> list[Path]:
     uid = os.getuid() if hasattr(os, "getuid") else 0
     fallback = Path(tempfile.gettempdir()) / f"hhrnet-rt-cache-{uid}"
     return [preferred, fallback / sub if sub else fallback]
+
+
+def cache_inventory(*, weights: bool = False) -> dict[str, list[Path]]:
+    """The files hhrnet-rt wrote into its caches, by kind: "numba" (compiled decode kernels), "onnx"
+    (ONNX Runtime exports) and, with ``weights=True``, "weights" (downloaded named checkpoints).
+
+    Only files whose names hhrnet-rt gives are listed (anything else in those folders is not ours), so
+    deleting the listed files is what ``hhrt cache clear`` does.
+    """
+    from hhrnet_rt.backends.onnxruntime_backend import cached_exports
+    from hhrnet_rt.decode.cache import cached_kernel_files
+
+    found = {"numba": cached_kernel_files(), "onnx": cached_exports()}
+    if weights:
+        from hhrnet_rt.download import cached_weight_files
+
+        found["weights"] = cached_weight_files()
+    return found
+
+
+def total_size(files: list[Path]) -> int:
+    """Bytes in ``files`` (files that vanished meanwhile count 0)."""
+    size = 0
+    for f in files:
+        try:
+            size += f.stat().st_size
+        except OSError:
+            pass
+    return size

@@ -23,6 +23,42 @@ from hhrnet_rt.errors import InputError
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
 
+# The official preprocessing pads both sides to multiples of 64 (and the network needs multiples of 32):
+# the one rule for a network input size, checked by check_input_size for every caller (estimator, CLI
+# options, engine build, sidecar and ONNX metadata).
+INPUT_SIZE_MULTIPLE = 64
+
+
+def is_valid_input_size(value: object) -> bool:
+    """``value`` is an int (not a bool) and a positive multiple of :data:`INPUT_SIZE_MULTIPLE`."""
+    return (
+        isinstance(value, int | np.integer)
+        and not isinstance(value, bool)
+        and value >= INPUT_SIZE_MULTIPLE
+        and value % INPUT_SIZE_MULTIPLE == 0
+    )
+
+
+def check_input_size(input_size: object) -> int:
+    """Return ``input_size`` as an int, or raise InputError naming the nearest valid sizes.
+
+    Integral floats (``512.0``) are accepted; anything else that is not a positive multiple of 64 is not.
+    """
+    numeric = isinstance(input_size, int | float | np.integer | np.floating)
+    if isinstance(input_size, bool) or not numeric or not np.isfinite(input_size):  # type: ignore[arg-type]
+        raise InputError(f"input size must be an integer, got {input_size!r}")
+    n = int(input_size)  # type: ignore[arg-type]
+    if n != input_size or not is_valid_input_size(n):
+        m = INPUT_SIZE_MULTIPLE
+        low, high = max(m, n // m * m), max(m, -(-n // m) * m)
+        near = f"{low}" if low == high else f"{low} or {high}"
+        raise InputError(
+            f"input size must be a positive multiple of {m} (the official preprocessing pads to multiples "
+            f"of {m}), got {input_size!r}; nearest valid sizes: {near}"
+        )
+    return n
+
+
 # Refuse inputs whose resized size would be absurd (e.g. a 1x10000 strip at input size 512 becomes
 # 512 x 5 million pixels); the warp alone would need gigabytes.
 MAX_RESIZED_PIXELS = 64 * 1024 * 1024

@@ -315,6 +315,25 @@ def random_network(seed: int = 0) -> HigherHRNet:
         return HigherHRNet(ModelSpec.preset("w32_512")).eval()
 
 
+def load_network(weights: Source | nn.Module) -> tuple[nn.Module, str]:
+    """The one way every caller (estimator, engine build, bench) turns ``weights`` into a network.
+
+    Args:
+        weights: named weights ("w32_512", ...), a checkpoint path, a state dict, an ``nn.Module`` (used
+            as it is), or "random" (:func:`random_network`: seeded, so every caller gets the same one).
+
+    Returns:
+        ``(network in eval mode, label)``; the label says what was loaded (for ``describe()``).
+    """
+    if isinstance(weights, nn.Module):
+        return weights.eval(), f"{type(weights).__name__} module"
+    if isinstance(weights, str | os.PathLike) and os.fspath(weights) == "random":
+        return random_network(), "random-init W32-512 (seed 0, untrained: for testing only)"
+    model, _spec = build_from_checkpoint(weights)
+    label = "state dict" if isinstance(weights, Mapping) else os.fspath(weights)
+    return model.eval(), label
+
+
 def state_dict_digest(module: nn.Module) -> str:
     """sha256 over a module's state dict (names, shapes, dtypes, bytes): identifies its weights in cache keys."""
     import hashlib

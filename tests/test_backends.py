@@ -301,3 +301,42 @@ def test_torch_backend_run_torch_equals_run(tiny_graph):
     ref_h, ref_t = backend.run(x)
     np.testing.assert_array_equal(heatmaps.numpy(), ref_h)
     np.testing.assert_array_equal(tags.numpy(), ref_t)
+
+
+def test_every_backend_declares_the_protocol_and_describes_with_the_same_keys(tiny_graph, tmp_path):
+    """What the estimator calls is declared (no hasattr probing), names are the enum, and describe()
+    starts with the same keys on every backend (the CUDA ones are covered by the GPU tests' describe)."""
+    from hhrnet_rt.backends import Backend, BackendName, create_backend
+    from hhrnet_rt.backends.base import DESCRIBE_KEYS
+
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    for name in (BackendName.torch, BackendName.onnxruntime):
+        backend = create_backend(name, tiny_graph, example_hw=(64, 64), cache_dir=tmp_path)
+        assert isinstance(backend, Backend) and backend.name is name
+        assert tuple(backend.describe())[: len(DESCRIBE_KEYS)] == DESCRIBE_KEYS
+        assert backend.describe()["backend"] == name.value
+        # run_torch is part of the protocol on every backend, tensor-native or not; same numbers as run.
+        heatmaps, _ = backend.run_torch(torch.from_numpy(x))
+        np.testing.assert_array_equal(heatmaps.numpy(), backend.run(x)[0])
+    assert (
+        create_backend("onnxruntime", tiny_graph, example_hw=(64, 64), cache_dir=tmp_path).tensor_native
+        is False
+    )
+
+
+def test_backend_status_uses_the_probes_and_reasons_of_choose_backend(monkeypatch):
+    monkeypatch.setattr(select, "cuda_available", lambda: False)
+    monkeypatch.setattr(select, "tensorrt_available", lambda: True)
+    monkeypatch.setattr(select, "onnxruntime_available", lambda: False)
+    status = select.backend_status()
+    assert status["torch (CUDA)"] == select.NO_CUDA
+    assert status["TensorRT"] == f"installed, but {select.NO_CUDA}"
+    assert status["ONNX Runtime"] == select.NO_ONNXRUNTIME
+    with pytest.raises(BackendUnavailableError, match=select.NO_CUDA):
+        choose_backend("tensorrt", engine="x.engine")
+    with pytest.raises(BackendUnavailableError, match=select.NO_ONNXRUNTIME):
+        choose_backend("onnxruntime")
+    monkeypatch.setattr(select, "tensorrt_available", lambda: False)
+    assert select.backend_status()["TensorRT"] == select.NO_TENSORRT
+    with pytest.raises(TensorRTUnavailableError, match="not installed"):
+        choose_backend("tensorrt", engine="x.engine")

@@ -28,10 +28,10 @@ def test_info_table(monkeypatch, tmp_path):
     for name in ("opencv", "numba", "onnxruntime", "PyAV", "tensorrt", "ONNX Runtime", "TensorRT"):
         assert name in out
     if importlib.util.find_spec("tensorrt") is None:
-        assert "not installed" in out and "pip install tensorrt" in out
+        assert "not installed" in out and "pip install" in out  # the whole hint wraps; JSON test below
     if not torch.cuda.is_available():
         assert "CPU only" in out
-    assert "weights cache" in out and "numba cache" in out  # the paths themselves: see the JSON test
+    assert "weights cache" in out and "numba cache" in out and "ONNX export cache" in out  # paths: JSON test
     assert "not downloaded" in out
 
 
@@ -51,6 +51,9 @@ def test_info_json_reports_cached_weights(monkeypatch, tmp_path):
     (cache / NAMED_WEIGHTS["w48_512"].filename).write_bytes(b"x")
     monkeypatch.setenv("HHRT_CACHE_DIR", str(cache))
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the cache's temporary fallback: empty here
     result = runner.invoke(app, ["info", "--json"])
     assert result.exit_code == 0, result.output
     facts = json.loads(result.stdout)
@@ -62,8 +65,17 @@ def test_info_json_reports_cached_weights(monkeypatch, tmp_path):
     }
     table = runner.invoke(app, ["info"]).stdout
     assert "sha256 verified" in table and "sha256 differs" in table
-    assert facts["numba_cache_dir"] == str(tmp_path / "numba")
+    from hhrnet_rt.decode import cache as numba_cache
+
+    # The folder this process really uses (set when the decode package was imported), with its files.
+    assert facts["numba_cache"]["dir"] == str(numba_cache.kernel_cache_dir())
+    assert facts["numba_cache"]["files"] == len(numba_cache.cached_kernel_files())
+    assert facts["onnx_cache"]["dir"] == str(cache / "onnx") and facts["onnx_cache"]["files"] == 0
     assert facts["versions"]["torch"] == torch.__version__
     assert len(facts["gpus"]) == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if importlib.util.find_spec("tensorrt") is None:
+        from hhrnet_rt.backends import select
+
+        assert facts["backends"]["TensorRT"] == select.NO_TENSORRT  # choose_backend's words
     if importlib.util.find_spec("onnxruntime") is not None:
         assert "CPUExecutionProvider" in facts["backends"]["ONNX Runtime"]

@@ -321,8 +321,7 @@ def test_device_preprocessing_default_follows_the_backend_device():
 
         def __init__(self, device, tensors=True):
             self.device = device
-            if tensors:
-                self.run_torch = lambda x: x
+            self.tensor_native = tensors  # declared by every backend (Backend protocol), never probed
 
     prep = device_preprocessor_for(Fake("cuda:1"), None, True, 512)
     assert prep is not None and prep.device == torch.device("cuda:1") and prep.input_size == 512

@@ -17,14 +17,20 @@ from __future__ import annotations
 import importlib
 import os
 
-from hhrnet_rt.backends.base import Backend
-from hhrnet_rt.backends.select import choose_backend
+from hhrnet_rt.backends.base import PRECISIONS, Backend, BackendName, Precision, check_precision
+from hhrnet_rt.backends.select import backend_status, choose_backend
 from hhrnet_rt.errors import BackendUnavailableError, InputError, option
 
-__all__ = ["PRECISIONS", "Backend", "check_precision", "choose_backend", "create_backend"]
-
-
-PRECISIONS = ("fp32", "fp16", "int8")
+__all__ = [
+    "PRECISIONS",
+    "Backend",
+    "BackendName",
+    "Precision",
+    "backend_status",
+    "check_precision",
+    "choose_backend",
+    "create_backend",
+]
 
 def _int8_hint() -> str:
     return (
@@ -32,13 +38,6 @@ def _int8_hint() -> str:
         f"{option('backend', 'tensorrt')} {option('engine', 'NAME.engine')}), or the int8 .onnx file that "
         f"command writes, run with {option('backend', 'onnxruntime')} {option('engine', 'NAME.onnx')}"
     )
-
-
-def check_precision(precision: str | None) -> str | None:
-    """Validate a requested precision ("fp32", "fp16", "int8" or ``None`` for the default)."""
-    if precision is not None and precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return precision
 
 
 def create_backend(
@@ -70,9 +69,9 @@ def create_backend(
         BackendUnavailableError: unknown backend, or no engine for tensorrt.
     """
     check_precision(precision)
-    if name == "torch":
+    if name == BackendName.torch:
         return _torch_backend(graph, device, precision)
-    if name == "onnxruntime":
+    if name == BackendName.onnxruntime:
         from hhrnet_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
 
         if engine is not None and os.fspath(engine).endswith(".onnx"):
@@ -86,7 +85,7 @@ def create_backend(
         return OnnxRuntimeBackend.from_graph(
             graph, example_hw=example_hw, cache_dir=cache_dir, threads=onnx_threads
         )
-    if name == "tensorrt":
+    if name == BackendName.tensorrt:
         if engine is None:
             raise BackendUnavailableError(f"the tensorrt backend needs an engine file ({option('engine')})")
         module = importlib.import_module("hhrnet_rt.backends.tensorrt_backend")
@@ -117,7 +116,7 @@ def _same_precision(backend: Backend, requested: str | None, path) -> Backend:
     """The file decides the precision; a different explicit request is an error that names both."""
     actual = backend.precision
     if requested is not None and requested != actual:
-        what = "engine" if backend.name == "tensorrt" else "ONNX file"
+        what = "engine" if backend.name == BackendName.tensorrt else "ONNX file"
         raise InputError(
             f"{os.fspath(path)} is a {actual} {what} but precision {requested} was requested; pass a "
             f"{requested} file (`hhrt build-engine --precision {requested}`), or leave the precision "

@@ -1,43 +1,99 @@
-"""The interface every inference backend implements, and the input check they share."""
+"""The interface every inference backend implements, their names, precisions, and the input check they
+share. This module is the one home of those rules: the CLI's choices, ``create_backend``, the sidecar of
+an engine and ``hhrt info`` all read them from here.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from hhrnet_rt.errors import InputError
 
 
+class BackendName(StrEnum):
+    """The backends (``Backend.name``; ``"auto"`` is a request, :data:`AUTO`, never a backend's name).
+
+    A ``StrEnum``: members equal their strings and print and serialise as them.
+    """
+
+    tensorrt = "tensorrt"
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+
+
+AUTO = "auto"
+# What ``choose_backend`` accepts, in the order auto tries the backends.
+BACKEND_REQUESTS: tuple[str, ...] = (AUTO, *(b.value for b in BackendName))
+
+
+class Precision(StrEnum):
+    """What a backend computes in (``Backend.precision``)."""
+
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
+PRECISIONS: tuple[str, ...] = tuple(p.value for p in Precision)
+
+# The keys every ``Backend.describe()`` starts with (backend-specific details follow).
+DESCRIBE_KEYS = ("backend", "device", "precision")
+
+
+def check_precision(precision: str | None) -> str | None:
+    """Validate a requested precision ("fp32", "fp16", "int8" or ``None`` for the default)."""
+    if precision is not None and precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return precision
+
+
 @runtime_checkable
 class Backend(Protocol):
     """Runs the exported :class:`~hhrnet_rt.graph.PoseGraph` computation on one batch.
 
-    Attributes:
-        name: "torch", "onnxruntime" or "tensorrt".
-        precision: "fp32", "fp16" or "int8" (what the numbers are computed in).
-        device: "cpu", "cuda", "cuda:1", ...
+    Everything the estimator, the pipeline and ``hhrt bench`` use is declared here; nothing is probed.
 
-    Threads: ``run`` (and ``run_torch`` where a backend has it) must be safe to call from several threads
-    at once, each caller getting the result for its own input (the video pipeline runs inference in its
-    own thread; a server may call one estimator from many). How each backend does it is in its
-    docstring: the CUDA backends (torch CUDA, TensorRT) share state between calls (CUDA-graph buffers, an
-    execution context) and serialise calls with a lock while they are enqueued on their own CUDA stream
+    Attributes:
+        name: a :class:`BackendName`.
+        precision: "fp32", "fp16" or "int8" (what the numbers are computed in).
+        device: "cpu", "cuda:0", "cuda:1", ...
+        tensor_native: ``run_torch`` takes and returns tensors on ``device`` without a round trip through
+            numpy (torch, TensorRT). False for ONNX Runtime, whose ``run_torch`` wraps ``run``: it takes
+            CPU tensors only. Device preprocessing needs a tensor-native backend.
+
+    Threads: ``run`` and ``run_torch`` must be safe to call from several threads at once, each caller
+    getting the result for its own input (the video pipeline runs inference in its own thread; a server
+    may call one estimator from many). How each backend does it is in its docstring: the CUDA backends
+    (torch CUDA, TensorRT) share state between calls (CUDA-graph buffers, an execution context) and
+    serialise calls with a lock while they are enqueued on their own CUDA stream
     (:class:`~hhrnet_rt.backends.stream.BackendStream`); torch on the CPU keeps no state between calls;
     an ONNX Runtime session's ``run`` is thread-safe.
     """
 
-    name: str
+    name: BackendName
     precision: str
     device: str
+    tensor_native: bool
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``x (N, 3, h, w) float32`` -> ``(heatmaps (N, K, h, w), tags (N, K, h, w, L))`` float32."""
         ...
 
-    def describe(self) -> dict:
-        """JSON-ready facts: name, device, precision and backend-specific details."""
+    def run_torch(self, x: Any) -> tuple[Any, Any]:
+        """The same on a torch tensor on ``device``; returns float32 ``(heatmaps, tags)`` tensors there."""
         ...
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready facts: :data:`DESCRIBE_KEYS` first (see :func:`describe_common`), then details."""
+        ...
+
+
+def describe_common(backend: Backend, **details: Any) -> dict[str, Any]:
+    """A ``describe()`` result: the keys every backend shares, then its own ``details``."""
+    return {"backend": str(backend.name), "device": backend.device, "precision": backend.precision, **details}
 
 
 def check_batch(x: np.ndarray) -> np.ndarray:

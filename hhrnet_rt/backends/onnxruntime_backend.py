@@ -19,13 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from hhrnet_rt import paths
-from hhrnet_rt.backends.base import check_batch
+from hhrnet_rt.backends.base import BackendName, check_batch, describe_common
 from hhrnet_rt.engine_file import INPUT_NAME, META_PREFIX, OUTPUT_NAMES, onnx_metadata
 from hhrnet_rt.errors import BackendUnavailableError, InputError, option
+from hhrnet_rt.export.sidecar import dynamic_axes
 from hhrnet_rt.inputs import check_input_file
 
 log = logging.getLogger(__name__)
 _CACHE_KEY = META_PREFIX + "cache_key"
+CACHE_SUBDIR = "onnx"
+# Every file this backend writes into its cache matches it (see cached_export_path).
+_EXPORT_GLOB = "posegraph_k*.onnx"
 
 # Most output buffer pairs kept for reuse (see OutputRing). The pipeline holds at most
 # queue_size // 2 + 2 maps at once (4 with its default queue of 4), so 8 leaves room for a deeper queue
@@ -91,7 +95,17 @@ _FREE_REFS = _most_refs((np.empty(1), np.empty(1)))
 def default_cache_dir() -> Path:
     """The ``onnx`` folder of the package cache, or of the temporary fallback when that is read-only
     (:func:`hhrnet_rt.paths.writable_cache_dir`)."""
-    return paths.writable_cache_dir("onnx")
+    return paths.writable_cache_dir(CACHE_SUBDIR)
+
+
+def cached_exports() -> list[Path]:
+    """The exports this backend wrote into the package cache and its temporary fallback (not files
+    written to a ``cache_dir`` the caller chose)."""
+    found = []
+    for folder in paths.cache_candidates(CACHE_SUBDIR):
+        if folder.is_dir():
+            found += [f for f in sorted(folder.glob(_EXPORT_GLOB)) if f.is_file() and not f.is_symlink()]
+    return found
 
 
 def graph_cache_key(graph) -> str:
@@ -104,16 +118,6 @@ def graph_cache_key(graph) -> str:
     flip_index = None if graph.flip_index is None else graph.flip_index.tolist()
     settings = repr((graph.flip, flip_index, graph.project, graph.LAYOUT, torch.__version__))
     return hashlib.sha256((state_dict_digest(graph.network) + settings).encode()).hexdigest()
-
-
-def dynamic_axes(project: bool) -> dict[str, dict[int, str]]:
-    """Dynamic N, h, w for the PoseGraph ONNX input and outputs (h/2, w/2 outputs without projection)."""
-    out_h, out_w = ("height", "width") if project else ("half_height", "half_width")
-    return {
-        INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-        OUTPUT_NAMES[0]: {0: "batch", 2: out_h, 3: out_w},
-        OUTPUT_NAMES[1]: {0: "batch", 2: out_h, 3: out_w},
-    }
 
 
 def export_cached(
@@ -203,8 +207,9 @@ class OnnxRuntimeBackend:
         >>> heatmaps, tags = backend.run(x)
     """
 
-    name = "onnxruntime"
+    name = BackendName.onnxruntime
     device = "cpu"
+    tensor_native = False  # numpy in and out; run_torch wraps run for CPU tensors
 
     def __init__(
         self,
@@ -249,8 +254,8 @@ class OnnxRuntimeBackend:
         outputs = [o.name for o in self.session.get_outputs()]
         if inputs != [INPUT_NAME] or outputs != list(OUTPUT_NAMES):
             raise InputError(
-                f"{self.onnx_path} has inputs {inputs} and outputs {outputs}; expected ['image'] and "
-                "['heatmaps', 'tags'] (a PoseGraph export, e.g. from `hhrt build-engine`)"
+                f"{self.onnx_path} has inputs {inputs} and outputs {outputs}; expected {[INPUT_NAME]} and "
+                f"{list(OUTPUT_NAMES)} (a PoseGraph export, e.g. from `hhrt build-engine`)"
             )
         self.precision = _precision_of(self.onnx_path)
         self.ort_version = ort.__version__
@@ -302,13 +307,22 @@ class OnnxRuntimeBackend:
         heatmaps, tags = pair
         return heatmaps, tags
 
+    def run_torch(self, x):
+        """Backend protocol on CPU tensors: shares their memory with numpy both ways (no copy)."""
+        import torch
+
+        if not isinstance(x, torch.Tensor) or x.device.type != "cpu":
+            raise InputError(
+                f"the onnxruntime backend takes CPU tensors, got {getattr(x, 'device', type(x).__name__)}"
+            )
+        heatmaps, tags = self.run(x.detach().numpy())
+        return torch.from_numpy(heatmaps), torch.from_numpy(tags)
+
     def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "device": self.device,
-            "precision": self.precision,
-            "onnx": str(self.onnx_path),
-            "threads": self.threads,
-            "spinning": self.spinning,
-            "onnxruntime": self.ort_version,
-        }
+        return describe_common(
+            self,
+            onnx=str(self.onnx_path),
+            threads=self.threads,
+            spinning=self.spinning,
+            onnxruntime=self.ort_version,
+        )

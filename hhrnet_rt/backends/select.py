@@ -2,7 +2,8 @@
 
 ``auto`` prefers TensorRT (an engine was given, a GPU and the tensorrt package are present), then torch on
 CUDA, then ONNX Runtime on the CPU, and always says why in one sentence that the CLI prints.
-The availability probes are module functions so tests can monkeypatch them.
+The availability probes are module functions so tests can monkeypatch them; :func:`backend_status`
+(what ``hhrt info`` shows) uses the same probes and the same reasons as :func:`choose_backend`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 
+from hhrnet_rt.backends.base import BACKEND_REQUESTS, BackendName
 from hhrnet_rt.errors import (
     TENSORRT_INSTALL_HINT,
     BackendUnavailableError,
@@ -18,7 +20,10 @@ from hhrnet_rt.errors import (
     option,
 )
 
-BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
+# Why a backend cannot run, in the words both choose_backend's errors and backend_status use.
+NO_CUDA = "no CUDA GPU visible to torch"
+NO_ONNXRUNTIME = "onnxruntime is not installed"
+NO_TENSORRT = f"the tensorrt package is not installed: {TENSORRT_INSTALL_HINT}"
 
 
 def cuda_available() -> bool:
@@ -59,30 +64,28 @@ def choose_backend(
         TensorRTUnavailableError: "tensorrt" requested but the package is not installed.
     """
     req = str(requested).lower()
-    if req not in BACKENDS:
-        raise InputError(f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}")
+    if req not in BACKEND_REQUESTS:
+        raise InputError(f"unknown backend {requested!r}; choose one of {', '.join(BACKEND_REQUESTS)}")
     if device is not None and not (str(device) == "cpu" or _is_cuda(device)):
         raise InputError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'")
 
-    if req == "tensorrt":
+    if req == BackendName.tensorrt:
         return _tensorrt(engine, device)
-    if req == "torch":
+    if req == BackendName.torch:
         if _is_cuda(device):
             if not cuda_available():
-                raise BackendUnavailableError(
-                    f"device {device!r} requested but no CUDA GPU is visible to torch; use {option('device', 'cpu')}"
-                )
-            return "torch", str(device), f"torch on {device} as requested"
-        return "torch", "cpu", "torch on the CPU as requested"
-    if req == "onnxruntime":
+                raise BackendUnavailableError(f"device {device!r} requested but {NO_CUDA}; use {option('device', 'cpu')}")
+            return BackendName.torch, str(device), f"torch on {device} as requested"
+        return BackendName.torch, "cpu", "torch on the CPU as requested"
+    if req == BackendName.onnxruntime:
         if _is_cuda(device):
             raise InputError(
                 f"the onnxruntime backend runs on the CPU only here; use {option('backend', 'torch')} or "
                 f"{option('backend', 'tensorrt')} for CUDA"
             )
         if not onnxruntime_available():
-            raise BackendUnavailableError("onnxruntime is not installed; pip install onnxruntime")
-        return "onnxruntime", "cpu", "ONNX Runtime on the CPU as requested"
+            raise BackendUnavailableError(f"{NO_ONNXRUNTIME}; pip install onnxruntime")
+        return BackendName.onnxruntime, "cpu", "ONNX Runtime on the CPU as requested"
     return _auto(engine, device)
 
 
@@ -91,24 +94,23 @@ def _tensorrt(engine, device) -> tuple[str, str, str]:
         raise InputError(f"TensorRT runs on a CUDA GPU only; drop {option('device', 'cpu')} or pick another backend")
     if not tensorrt_available():
         raise TensorRTUnavailableError(
-            f"the tensorrt package is not installed: {TENSORRT_INSTALL_HINT} "
-            f"(or use {option('backend', 'onnxruntime')} / {option('backend', 'torch')})"
+            f"{NO_TENSORRT} (or use {option('backend', 'onnxruntime')} / {option('backend', 'torch')})"
         )
     if not cuda_available():
-        raise BackendUnavailableError("TensorRT needs a CUDA GPU and none is visible to torch")
+        raise BackendUnavailableError(f"TensorRT needs a CUDA GPU: {NO_CUDA}")
     if engine is None:
         raise BackendUnavailableError(
             f"the tensorrt backend needs an engine file: build one with `hhrt build-engine` and pass {option('engine')}"
         )
     dev = str(device) if device is not None else "cuda"
-    return "tensorrt", dev, f"TensorRT engine {os.fspath(engine)} on {dev} as requested"
+    return BackendName.tensorrt, dev, f"TensorRT engine {os.fspath(engine)} on {dev} as requested"
 
 
 def _auto(engine, device) -> tuple[str, str, str]:
     if device == "cpu":
         if onnxruntime_available():
-            return "onnxruntime", "cpu", "CPU requested; using ONNX Runtime on the CPU"
-        return "torch", "cpu", "CPU requested and onnxruntime is not installed; using torch on the CPU"
+            return BackendName.onnxruntime, "cpu", "CPU requested; using ONNX Runtime on the CPU"
+        return BackendName.torch, "cpu", "CPU requested and onnxruntime is not installed; using torch on the CPU"
     if engine is not None and os.fspath(engine).endswith(".onnx"):
         # Only ONNX Runtime runs an .onnx file; TensorRT needs an engine built from it.
         if _is_cuda(device):
@@ -117,16 +119,14 @@ def _auto(engine, device) -> tuple[str, str, str]:
                 f"drop {option('device')}, or build a TensorRT engine from it with `hhrt build-engine`"
             )
         if onnxruntime_available():
-            return "onnxruntime", "cpu", f"{os.fspath(engine)} is an ONNX file; using ONNX Runtime on the CPU"
+            return BackendName.onnxruntime, "cpu", f"{os.fspath(engine)} is an ONNX file; using ONNX Runtime on the CPU"
     has_cuda = cuda_available()
     if _is_cuda(device) and not has_cuda:
-        raise BackendUnavailableError(
-            f"device {device!r} requested but no CUDA GPU is visible to torch; use {option('device', 'cpu')}"
-        )
+        raise BackendUnavailableError(f"device {device!r} requested but {NO_CUDA}; use {option('device', 'cpu')}")
     dev = str(device) if device is not None else "cuda"
     if engine is not None and has_cuda and tensorrt_available():
         return (
-            "tensorrt",
+            BackendName.tensorrt,
             dev,
             f"engine {os.fspath(engine)} given, CUDA GPU and TensorRT present; using TensorRT",
         )
@@ -134,10 +134,31 @@ def _auto(engine, device) -> tuple[str, str, str]:
         why = ""
         if engine is not None:
             why = " (engine given but the tensorrt package is not installed)"
-        return "torch", dev, f"CUDA GPU visible to torch{why}; using torch on {dev}"
-    why = "no CUDA GPU visible to torch"
+        return BackendName.torch, dev, f"CUDA GPU visible to torch{why}; using torch on {dev}"
+    why = NO_CUDA
     if engine is not None:
         why += " (the engine needs one; ONNX Runtime runs the .onnx it was built from, if it is beside it)"
     if onnxruntime_available():
-        return "onnxruntime", "cpu", f"{why}; using ONNX Runtime on the CPU"
-    return "torch", "cpu", f"{why} and onnxruntime is not installed; using torch on the CPU"
+        return BackendName.onnxruntime, "cpu", f"{why}; using ONNX Runtime on the CPU"
+    return BackendName.torch, "cpu", f"{why} and onnxruntime is not installed; using torch on the CPU"
+
+
+def backend_status() -> dict[str, str]:
+    """Whether each backend can run here ("available") or why not, from the probes ``choose_backend``
+    uses; ONNX Runtime lists its execution providers. Keys: "torch (CPU)", "torch (CUDA)", "TensorRT",
+    "ONNX Runtime"."""
+    cuda = cuda_available()
+    status = {"torch (CPU)": "available", "torch (CUDA)": "available" if cuda else NO_CUDA}
+    if not tensorrt_available():
+        status["TensorRT"] = NO_TENSORRT
+    else:
+        status["TensorRT"] = "available (with an engine file)" if cuda else f"installed, but {NO_CUDA}"
+    status["ONNX Runtime"] = NO_ONNXRUNTIME
+    if onnxruntime_available():
+        try:
+            import onnxruntime
+
+            status["ONNX Runtime"] = ", ".join(onnxruntime.get_available_providers())
+        except ImportError as exc:  # installed but broken (a missing shared library, ...)
+            status["ONNX Runtime"] = f"installed but not importable ({exc})"
+    return status

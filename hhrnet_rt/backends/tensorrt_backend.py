@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from hhrnet_rt.backends.base import BackendName, describe_common
 from hhrnet_rt.backends.stream import BackendStream
 from hhrnet_rt.errors import BackendUnavailableError, EngineMismatchError, InputError, option
-from hhrnet_rt.export.sidecar import Sidecar, check_engine_compatible, sidecar_path_for
+from hhrnet_rt.export.sidecar import OUTPUT_NAMES, Sidecar, check_engine_compatible, sidecar_path_for
 from hhrnet_rt.export.tensorrt_build import ShapeProfile, profile_from_dict
 from hhrnet_rt.inputs import input_file_problem, shown
 
@@ -122,7 +123,8 @@ class TensorRTBackend:
         TensorRTUnavailableError: ``tensorrt`` is not importable.
     """
 
-    name = "tensorrt"
+    name = BackendName.tensorrt
+    tensor_native = True
 
     def __init__(self, engine_path: str | Path, *, device: str = "cuda:0") -> None:
         if (problem := input_file_problem(engine_path)) is not None:
@@ -161,10 +163,10 @@ class TensorRTBackend:
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self._outputs = [n for n in names if n not in inputs]
-        if len(inputs) != 1 or set(self._outputs) != {"heatmaps", "tags"}:
+        if len(inputs) != 1 or set(self._outputs) != set(OUTPUT_NAMES):
             raise EngineMismatchError(
                 f"engine {self.engine_path} has inputs {inputs} and outputs {self._outputs}; expected one "
-                "input and outputs heatmaps, tags. Rebuild it with `hhrt build-engine`."
+                f"input and outputs {', '.join(OUTPUT_NAMES)}. Rebuild it with `hhrt build-engine`."
             )
         self._input = inputs[0]
         self._dtypes = {n: getattr(torch, torch_dtype_name(self._engine.get_tensor_dtype(n))) for n in names}
@@ -201,7 +203,8 @@ class TensorRTBackend:
             raise BackendUnavailableError(
                 f"TensorRT failed to run {self.engine_path} on input {tuple(x.shape)}"
             )
-        return outputs["heatmaps"], outputs["tags"]
+        heatmaps, tags = (outputs[name] for name in OUTPUT_NAMES)
+        return heatmaps, tags
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Backend protocol: numpy ``(N, 3, h, w)`` float32 in, numpy float32 ``(heatmaps, tags)`` out."""
@@ -215,14 +218,12 @@ class TensorRTBackend:
         return heatmaps.float().cpu().numpy(), tags.float().cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "backend": self.name,
-            "device": self.device,
-            "precision": self.precision,
-            "engine": str(self.engine_path),
-            "gpu": self.gpu_name,
-            "tensorrt": self.trt_version,
-            "shape_profile": self.sidecar.shape_profile,
-            "input_size": self.sidecar.input_size,
-            "flip": self.sidecar.flip,
-        }
+        return describe_common(
+            self,
+            engine=str(self.engine_path),
+            gpu=self.gpu_name,
+            tensorrt=self.trt_version,
+            shape_profile=self.sidecar.shape_profile,
+            input_size=self.sidecar.input_size,
+            flip=self.sidecar.flip,
+        )

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hhrnet_rt.backends.base import check_batch
+from hhrnet_rt.backends.base import BackendName, check_batch, describe_common
 
 
 class TorchBackend:
@@ -30,7 +30,8 @@ class TorchBackend:
     between calls, so it can be called from any thread.
     """
 
-    name = "torch"
+    name = BackendName.torch
+    tensor_native = True
 
     def __init__(self, graph: nn.Module, *, device: str = "cpu", channels_last: bool = False) -> None:
         self._device = torch.device(device)
@@ -58,11 +59,9 @@ class TorchBackend:
         return heatmaps, tags
 
     def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "device": self.device,
-            "precision": self.precision,
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads() if self._device.type == "cpu" else None,
-            "channels_last": self._memory_format is torch.channels_last,
-        }
+        return describe_common(
+            self,
+            torch=torch.__version__,
+            threads=torch.get_num_threads() if self._device.type == "cpu" else None,
+            channels_last=self._memory_format is torch.channels_last,
+        )

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from hhrnet_rt.backends.base import BackendName, describe_common
 from hhrnet_rt.backends.stream import BackendStream
 from hhrnet_rt.errors import BackendUnavailableError, InputError, option
 
@@ -149,7 +150,8 @@ class TorchCudaBackend:
         BackendUnavailableError: no CUDA device is visible to torch.
     """
 
-    name = "torch"
+    name = BackendName.torch
+    tensor_native = True
 
     def __init__(
         self,
@@ -253,11 +255,9 @@ class TorchCudaBackend:
         return heatmaps, tags
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "backend": self.name,
-            "device": self.device,
-            "precision": self.precision,
-            "gpu": self._torch.cuda.get_device_name(self._device),
-            "cuda_graphs": self._use_cuda_graphs,
-            "channels_last": self._memory_format is self._torch.channels_last,
-        }
+        return describe_common(
+            self,
+            gpu=self._torch.cuda.get_device_name(self._device),
+            cuda_graphs=self._use_cuda_graphs,
+            channels_last=self._memory_format is self._torch.channels_last,
+        )

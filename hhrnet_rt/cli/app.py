@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from hhrnet_rt import errors
+from hhrnet_rt.backends.base import BACKEND_REQUESTS, Precision  # noqa: F401  (Precision: for the commands)
 from hhrnet_rt.cli.help_style import HhrtTyper
 
 # Diagnostics go to stderr so stdout stays clean for data (tables, JSON) that users pipe.
@@ -47,21 +48,9 @@ def _root(
     """Real-time multi-person pose estimation with HigherHRNet."""
 
 
-class BackendName(StrEnum):
-    """The --backend choices shared by every command."""
-
-    auto = "auto"
-    tensorrt = "tensorrt"
-    torch = "torch"
-    onnxruntime = "onnxruntime"
-
-
-class Precision(StrEnum):
-    """The --precision choices shared by every command."""
-
-    fp32 = "fp32"
-    fp16 = "fp16"
-    int8 = "int8"
+# The --backend choices shared by every command: "auto" and the library's backend names (one home:
+# hhrnet_rt.backends.base); --precision takes the library's Precision enum as it is.
+BackendName = StrEnum("BackendName", [(name, name) for name in BACKEND_REQUESTS])  # type: ignore[misc]
 
 
 class DecodeOn(StrEnum):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import os
 import platform
 from typing import Annotated
 
@@ -14,13 +13,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from hhrnet_rt.cli.app import app, handle_errors
-from hhrnet_rt.errors import TENSORRT_INSTALL_HINT
 
 stdout = Console()
 
 # (label, import name, distribution names to ask importlib.metadata, first found wins)
 _PACKAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("hhrnet-rt", "hhrnet_rt", ("hhrnet-rt",)),
     ("torch", "torch", ("torch",)),
     ("numpy", "numpy", ("numpy",)),
     ("opencv", "cv2", ("opencv-python", "opencv-python-headless", "opencv-contrib-python")),
@@ -45,7 +42,10 @@ def package_version(module: str, distributions: tuple[str, ...]) -> str:
 
 def collect() -> dict:
     """Everything ``hhrt info`` shows, as a JSON-ready dict."""
-    versions = {"python": platform.python_version()}
+    import hhrnet_rt
+
+    # The imported package's own version (installed metadata may belong to another copy on sys.path).
+    versions = {"python": platform.python_version(), "hhrnet-rt": hhrnet_rt.__version__}
     versions.update({label: package_version(mod, dists) for label, mod, dists in _PACKAGES})
 
     import torch
@@ -55,18 +55,9 @@ def collect() -> dict:
         for i in range(torch.cuda.device_count())
     ] if torch.cuda.is_available() else []  # fmt: skip
 
-    backends: dict[str, str] = {"torch (CPU)": "available"}
-    backends["torch (CUDA)"] = "available" if gpus else "no CUDA GPU visible to torch"
-    if versions["tensorrt"] == "not installed":
-        backends["TensorRT"] = f"not installed ({TENSORRT_INSTALL_HINT})"
-    else:
-        backends["TensorRT"] = "available" if gpus else "installed, but no CUDA GPU"
-    try:
-        import onnxruntime
+    from hhrnet_rt.backends import backend_status
 
-        backends["ONNX Runtime"] = ", ".join(onnxruntime.get_available_providers())
-    except ImportError:
-        backends["ONNX Runtime"] = "not installed"
+    backends = backend_status()  # the probes and reasons choose_backend uses
 
     from hhrnet_rt.download import NAMED_WEIGHTS, cache_dir, cached_state
 
@@ -76,16 +67,28 @@ def collect() -> dict:
     weights = {name: state == "verified" for name, (state, _) in states.items()}
     mismatched = {name: str(path) for name, (state, path) in states.items() if state == "mismatch"}
 
-    import numba
+    from hhrnet_rt import paths
+    from hhrnet_rt.backends.onnxruntime_backend import CACHE_SUBDIR
+    from hhrnet_rt.decode import cache as numba_cache
 
-    numba_cache = os.environ.get("NUMBA_CACHE_DIR") or numba.config.CACHE_DIR
+    inventory = paths.cache_inventory()
     return {
         "versions": versions,
         "gpus": gpus,
         "backends": backends,
         "weights_cache": {"dir": str(cache), "cached": weights, "hash_mismatch": mismatched},
-        "numba_cache_dir": numba_cache
-        or "beside the package sources (__pycache__); set NUMBA_CACHE_DIR to move it",
+        # Where this process really reads and writes the kernels (Numba's setting as configured at import).
+        "numba_cache": {
+            "dir": str(numba_cache.kernel_cache_dir()) if numba_cache.CACHE_USABLE else None,
+            "location": numba_cache.CACHE_LOCATION,
+            "files": len(inventory["numba"]),
+            "bytes": paths.total_size(inventory["numba"]),
+        },
+        "onnx_cache": {
+            "dir": str(paths.cache_dir() / CACHE_SUBDIR),
+            "files": len(inventory["onnx"]),
+            "bytes": paths.total_size(inventory["onnx"]),
+        },
     }
 
 
@@ -102,6 +105,7 @@ def info(
         stdout.print_json(json.dumps(facts))
         return
     table = Table("", "", show_header=False, title="hhrnet-rt")
+    table.columns[1].overflow = "fold"  # paths are shown whole, wrapped, never cut with an ellipsis
     for label, version in facts["versions"].items():
         table.add_row(label, version)
     table.add_section()
@@ -122,5 +126,11 @@ def info(
         else:
             state = "cached (sha256 verified)" if present else "not downloaded"
         table.add_row(f"  {name}", escape(state))
-    table.add_row("numba cache", facts["numba_cache_dir"])
+    from hhrnet_rt.cli.cache import file_count, human_size
+
+    for label, key in (("numba cache", "numba_cache"), ("ONNX export cache", "onnx_cache")):
+        entry = facts[key]
+        where = entry["dir"] or entry["location"]
+        table.add_row(label, escape(f"{where} ({file_count(entry['files'])}, {human_size(entry['bytes'])})"))
+    table.add_row("", "hhrt cache clear deletes both")
     stdout.print(table)

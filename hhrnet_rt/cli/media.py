@@ -35,12 +35,15 @@ stdout = Console()
 
 
 def check_input_size(value: int | None) -> int | None:
-    """Typer callback: the network input must be a positive multiple of 64 (the official resize rule)."""
-    if value is None or (value >= 64 and value % 64 == 0):
-        return value
-    lower = value // 64 * 64
-    nearest = f"{lower} or {lower + 64}" if lower >= 64 else "64"
-    raise typer.BadParameter(f"{value} is not a multiple of 64; the nearest valid sizes are {nearest}")
+    """Typer callback: the library's input-size rule (:func:`hhrnet_rt.preprocess.check_input_size`)."""
+    from hhrnet_rt.preprocess import check_input_size as check
+
+    if value is None:
+        return None
+    try:
+        return check(value)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 JsonLines = Annotated[

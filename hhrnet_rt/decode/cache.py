@@ -1,10 +1,13 @@
 """Where Numba keeps the compiled decode kernels, so a new process starts in well under a second.
 
-Numba caches next to the sources (``hhrnet_rt/decode/__pycache__``) when it can write there. When the
-package sits in a read-only place (a system site-packages, a container image) and the user has not set
-``NUMBA_CACHE_DIR``, this module points Numba at a user cache folder instead -- and at a per-user
-temporary folder if even that is not writable -- so no import ever fails for want of a cache.
-It must run before any ``@njit(cache=True)`` kernel is defined: the decode package imports it first.
+The kernels are cached in the ``numba`` folder of the package's user cache (:mod:`hhrnet_rt.paths`:
+``~/.cache/hhrnet-rt/numba`` or ``$HHRT_CACHE_DIR/numba``), never beside the sources: a cache in
+``site-packages`` is left behind by ``pip uninstall`` (Numba's files are not in the wheel's RECORD) and
+cannot be written on a read-only install. ``NUMBA_CACHE_DIR``, when set, wins (Numba's own setting). If
+the user cache cannot be written, :func:`hhrnet_rt.paths.writable_cache_dir` falls back to a private
+temporary folder, and if nothing can be written the kernels compile in every process; no import ever
+fails for want of a cache. It must run before any ``@njit(cache=True)`` kernel is defined: the decode
+package imports it first.
 
 Numba checks a cached kernel only against its own source file, not against the kernels it calls in
 other files: after an edit of ``argmax.py`` the cached ``parse.decode_maps`` would still run the old
@@ -16,31 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numba
 from numba import njit
 
-from hhrnet_rt.paths import cache_dir
+from hhrnet_rt import paths
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def _writable_dir(path: Path) -> bool:
-    """True when ``path`` exists (or can be made) and a file can be created in it."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path):
-            pass
-        return True
-    except OSError:
-        return False
-
-
-def user_cache_dir() -> Path:
-    """The fallback cache folder: the ``numba`` folder of the package cache (:mod:`hhrnet_rt.paths`)."""
-    return cache_dir() / "numba"
+CACHE_SUBDIR = "numba"
 
 
 def configure() -> tuple[bool, str]:
@@ -51,15 +38,13 @@ def configure() -> tuple[bool, str]:
     """
     if os.environ.get("NUMBA_CACHE_DIR"):
         return True, f"NUMBA_CACHE_DIR={os.environ['NUMBA_CACHE_DIR']}"
-    if _writable_dir(PACKAGE_DIR / "__pycache__"):
-        return True, f"in-tree {PACKAGE_DIR / '__pycache__'}"
-    uid = os.getuid() if hasattr(os, "getuid") else "user"
-    for candidate in (user_cache_dir(), Path(tempfile.gettempdir()) / f"hhrnet_rt-numba-{uid}"):
-        if _writable_dir(candidate):
-            # Numba reads config.CACHE_DIR when each cached kernel is defined, i.e. after this.
-            numba.config.CACHE_DIR = str(candidate)
-            return True, f"fallback {candidate}"
-    return False, "no writable cache folder: the kernels compile in every process"
+    try:
+        folder = paths.writable_cache_dir(CACHE_SUBDIR)
+    except OSError:
+        return False, "no writable cache folder: the kernels compile in every process"
+    # Numba reads config.CACHE_DIR when each cached kernel is defined, i.e. after this.
+    numba.config.CACHE_DIR = str(folder)
+    return True, f"user cache {folder}"
 
 
 CACHE_USABLE, CACHE_LOCATION = configure()
@@ -85,7 +70,27 @@ def kernel_cache_dir() -> Path:
 
         sub = _CacheLocator.get_suitable_cache_subpath(str(PACKAGE_DIR / "parse.py"))
         return Path(numba.config.CACHE_DIR).resolve() / sub
-    return PACKAGE_DIR / "__pycache__"
+    return PACKAGE_DIR / "__pycache__"  # only when no folder could be written (then nothing is cached)
+
+
+def _is_kernel_file(path: Path) -> bool:
+    stem = path.name.split(".", 1)[0]
+    return path.name == _STAMP or (stem in _KERNEL_MODULES and path.suffix in (".nbi", ".nbc"))
+
+
+def cached_kernel_files() -> list[Path]:
+    """Every cache file of the decode kernels that hhrnet-rt wrote: in the folder in use now, and under
+    the ``numba`` folders of the package cache and its temporary fallback (other installs and checkouts
+    of the package keep their kernels in sub-folders there). Files of other Numba users are not listed.
+    """
+    folders = [kernel_cache_dir(), *(p for p in paths.cache_candidates(CACHE_SUBDIR))]
+    found: dict[Path, None] = {}
+    for folder in folders:
+        if folder.is_dir():
+            for f in folder.rglob("*"):
+                if f.is_file() and not f.is_symlink() and _is_kernel_file(f):
+                    found[f] = None
+    return list(found)
 
 
 def drop_stale_cache() -> bool:

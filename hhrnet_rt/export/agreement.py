@@ -80,7 +80,9 @@ def match_people(ref: np.ndarray, other: np.ndarray, tol_px: float = DEFAULT_TOL
 
 
 def _run(session: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    heatmaps, tags = session.run(["heatmaps", "tags"], {"image": x})
+    from hhrnet_rt.export.sidecar import INPUT_NAME, OUTPUT_NAMES
+
+    heatmaps, tags = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
     return heatmaps, tags
 
 

@@ -20,17 +20,13 @@ from typing import Any
 import numpy as np
 
 from hhrnet_rt.errors import CalibrationError, InputError, option
-from hhrnet_rt.export.sidecar import Sidecar, sha256_file
+from hhrnet_rt.export.sidecar import INPUT_NAME, OUTPUT_NAMES, Sidecar, dynamic_axes, sha256_file
 from hhrnet_rt.export.tensorrt_build import ShapeProfile, default_profile
 
 log = logging.getLogger(__name__)
 
-IO_NAMES = {"input": "image", "outputs": ("heatmaps", "tags")}
-DYNAMIC_AXES = {
-    "image": {0: "batch", 2: "height", 3: "width"},
-    "heatmaps": {0: "batch", 2: "height", 3: "width"},
-    "tags": {0: "batch", 2: "height", 3: "width"},
-}
+# The PoseGraph built here projects its outputs to the input size (PoseGraph's default).
+DYNAMIC_AXES = dynamic_axes(project=True)
 DEFAULT_CALIB_DIR = Path("calibration")
 TARGETS = ("tensorrt", "cpu")  # who runs the file: TensorRT (GPU) or ONNX Runtime's CPU kernels
 
@@ -46,14 +42,12 @@ class BuildResult:
     sidecar: Sidecar
 
 
-def load_network(weights: str | Path, *, seed: int = 0) -> Any:
-    """A HigherHRNet in eval mode: ``"random"`` = random-init W32-512 (seeded, so rebuilds agree)."""
-    from hhrnet_rt.weights import build_from_checkpoint, random_network
+def load_network(weights: str | Path) -> Any:
+    """A HigherHRNet in eval mode (:func:`hhrnet_rt.weights.load_network`; "random" is seeded, so rebuilds
+    agree with an estimator made from "random")."""
+    from hhrnet_rt.weights import load_network as load
 
-    if str(weights) == "random":
-        return random_network(seed)
-    model, _spec = build_from_checkpoint(weights)
-    return model.eval()
+    return load(weights)[0]
 
 
 def export_graph(network: Any, path: Path, *, flip: bool, input_size: int, fp16: bool = False) -> Path:
@@ -69,8 +63,8 @@ def export_graph(network: Any, path: Path, *, flip: bool, input_size: int, fp16:
         graph,
         path,
         example_input=example,
-        input_names=[IO_NAMES["input"]],
-        output_names=list(IO_NAMES["outputs"]),
+        input_names=[INPUT_NAME],
+        output_names=list(OUTPUT_NAMES),
         dynamic_axes=DYNAMIC_AXES,
         fp16=fp16,
     )
@@ -132,21 +126,23 @@ def build_onnx_files(
         InputError: bad precision or input size, or an output file exists and ``overwrite`` is false.
         CalibrationError: INT8 without readable calibration images.
     """
+    from hhrnet_rt.backends.base import check_precision
     from hhrnet_rt.export.agreement import onnx_agreement
     from hhrnet_rt.export.calibration import CalibrationSource, open_calibration_source
     from hhrnet_rt.export.quantize import calibration_cache_key, quantize_int8
     from hhrnet_rt.export.quantize_cpu import quantize_int8_cpu
+    from hhrnet_rt.preprocess import check_input_size
 
-    if precision not in ("fp32", "fp16", "int8"):
-        raise InputError(f"{option('precision')} must be fp32, fp16 or int8, got {precision!r}")
+    if precision is None:
+        raise InputError(f"{option('precision')} must be fp32, fp16 or int8, got None")
+    check_precision(precision)
     if target not in TARGETS:
         raise InputError(f"{option('target')} must be one of {TARGETS}, got {target!r}")
     if target == "cpu" and precision == "fp16":
         raise InputError(
             f"{option('target', 'cpu')} builds fp32 or int8: ONNX Runtime's CPU kernels have no fast fp16"
         )
-    if input_size < 64 or input_size % 64:
-        raise InputError(f"{option('input_size')} must be a multiple of 64 (e.g. 512), got {input_size}")
+    input_size = check_input_size(input_size)
     profile = profile or default_profile(input_size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from hhrnet_rt.errors import CalibrationError, option
+from hhrnet_rt.export.sidecar import INPUT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def calibrate_ranges(
     *,
     method: str,
     op_types: tuple[str, ...],
-    input_name: str = "image",
+    input_name: str = INPUT_NAME,
     percentile: float = 99.999,
 ) -> int:
     """Run ORT's calibrator over ``inputs`` and save the ranges to ``cache_path``; returns the image count.
@@ -216,7 +217,7 @@ def quantize_int8(
     calibration_inputs: Callable[[], Iterable[np.ndarray]],
     method: str = "percentile",
     cache_path: str | Path | None = None,
-    input_name: str = "image",
+    input_name: str = INPUT_NAME,
     op_types: tuple[str, ...] = QUANT_OP_TYPES,
     percentile: float = 99.999,
 ) -> dict[str, Any]:

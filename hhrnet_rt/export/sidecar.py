@@ -29,10 +29,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hhrnet_rt.backends.base import PRECISIONS
 from hhrnet_rt.errors import EngineMismatchError, InputError
+from hhrnet_rt.preprocess import is_valid_input_size
 
 SCHEMA_VERSION = 1
-PRECISIONS = ("fp32", "fp16", "int8")
+# The interface of every exported PoseGraph (.onnx, engine): one input, two outputs, in this order.
+# Everything that writes, reads or checks such a file takes the names from here.
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("heatmaps", "tags")
 _REQUIRED = (
     "schema", "name", "package_version", "created_utc", "precision", "input_size", "flip", "weights",
     "num_joints", "input_name", "output_names", "shape_profile", "onnx", "calibration", "agreement",
@@ -66,8 +71,8 @@ class Sidecar:
     num_joints: int
     shape_profile: dict[str, list[int]]
     onnx: dict[str, str]
-    input_name: str = "image"
-    output_names: list[str] = field(default_factory=lambda: ["heatmaps", "tags"])
+    input_name: str = INPUT_NAME
+    output_names: list[str] = field(default_factory=lambda: list(OUTPUT_NAMES))
     calibration: dict[str, Any] | None = None
     agreement: dict[str, Any] | None = None
     tensorrt: dict[str, Any] | None = None
@@ -184,6 +189,16 @@ def _is_shape(v: Any) -> bool:
     return isinstance(v, list) and len(v) == 4 and all(_is_int(x) and x > 0 for x in v)
 
 
+def dynamic_axes(project: bool) -> dict[str, dict[int, str]]:
+    """Dynamic N, h, w of the input and outputs (h/2, w/2 outputs when the graph does not project)."""
+    out_h, out_w = ("height", "width") if project else ("half_height", "half_width")
+    return {
+        INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+        OUTPUT_NAMES[0]: {0: "batch", 2: out_h, 3: out_w},
+        OUTPUT_NAMES[1]: {0: "batch", 2: out_h, 3: out_w},
+    }
+
+
 def schema_problems(data: Mapping[str, Any]) -> list[str]:
     """What is wrong with the types and values of a sidecar dict that has every key (empty: nothing)."""
     checks: list[tuple[str, bool, str]] = [
@@ -191,8 +206,7 @@ def schema_problems(data: Mapping[str, Any]) -> list[str]:
         ("package_version", isinstance(data["package_version"], str), "a string"),
         ("created_utc", isinstance(data["created_utc"], str), "a string"),
         ("precision", data["precision"] in PRECISIONS, f"one of {PRECISIONS}"),
-        ("input_size", _is_int(data["input_size"]) and data["input_size"] >= 64 and data["input_size"] % 64 == 0,
-         "a positive multiple of 64"),
+        ("input_size", is_valid_input_size(data["input_size"]), "a positive multiple of 64"),
         ("flip", isinstance(data["flip"], bool), "true or false"),
         ("weights", isinstance(data["weights"], str), "a string"),
         ("num_joints", _is_int(data["num_joints"]) and 0 < data["num_joints"] <= 1000, "a joint count"),

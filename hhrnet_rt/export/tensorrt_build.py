@@ -31,6 +31,7 @@ from hhrnet_rt.errors import (
     TensorRTUnavailableError,
     option,
 )
+from hhrnet_rt.export.sidecar import INPUT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ def build_engine(
     engine_path: str | Path,
     profile: ShapeProfile,
     *,
-    input_name: str = "image",
+    input_name: str = INPUT_NAME,
     workspace_gib: float = DEFAULT_WORKSPACE_GIB,
     timing_cache: str | Path | None = None,
     progress: Any = None,
