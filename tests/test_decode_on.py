@@ -274,7 +274,7 @@ def test_cli_decode_on_option(golden_dir, tmp_path):
     report = json.loads(out.read_text())
     assert report["transfer"]["decode_on"] == "device" and report["transfer"]["frame_hw"] == [360, 640]
     assert report["transfer"]["d2h_bytes_per_frame"] > 0 and "device→host" in result.stdout
-    result = runner.invoke(app, [*args, "--decode-on", "host"])
+    result = runner.invoke(app, [*args, "--decode-on", "host", "--overwrite"])  # replaces the first report
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["transfer"] == {
         "decode_on": "host", "d2h_bytes_per_frame": 0, "frame_hw": [360, 640]

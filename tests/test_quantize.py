@@ -152,7 +152,8 @@ def test_cache_key_covers_its_fields():
 def test_unknown_method_and_empty_calibration(small_onnx, tmp_path):
     from hhrnet_rt.errors import CalibrationError
 
-    with pytest.raises(CalibrationError, match="calib-method"):
+    # The library names its argument; only the CLI renders it as --calib-method.
+    with pytest.raises(CalibrationError, match="calib_method"):
         quantize_int8(small_onnx, tmp_path / "x.onnx", calibration_inputs=_calib_inputs, method="kl")
     with pytest.raises(CalibrationError, match="no calibration images"):
         quantize_int8(small_onnx, tmp_path / "x.onnx", calibration_inputs=lambda: [], method="minmax")
