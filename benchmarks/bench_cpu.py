@@ -157,7 +157,8 @@ def make_variants(
         backends.update(openvino_variants(files["fp32"], calib_inputs, log))
     # One estimator per setting; each pass swaps its backend in, so preprocessing, the tail handling and
     # the decode are the same code for every variant and only the runtime differs.
-    estimator = PoseEstimator(network, input_size=input_size, flip=flip, backend="onnxruntime",
+    # The file carries the weights (hhrnet_rt.engine_file refuses a second source it cannot match).
+    estimator = PoseEstimator(None, input_size=input_size, flip=flip, backend="onnxruntime",
                               engine=str(files["fp32"]))  # fmt: skip
     return [Variant(name, setting, backend, estimator) for name, backend in backends.items()]
 
