@@ -77,8 +77,17 @@ class OpenVinoBackend:
         heatmaps, tags = (out[self.compiled.output(name)] for name in ("heatmaps", "tags"))
         return np.array(heatmaps), np.array(tags)
 
+    tensor_native = False  # numpy in and out, like ONNX Runtime (the Backend protocol)
+
+    def run_torch(self, x: Any) -> tuple[Any, Any]:
+        """The Backend protocol on CPU tensors (what the estimator calls), by way of numpy."""
+        import torch
+
+        heatmaps, tags = self.run(x.numpy())
+        return torch.from_numpy(heatmaps), torch.from_numpy(tags)
+
     def describe(self) -> dict:
-        return {"name": self.name, "device": self.device, "precision": self.precision}
+        return {"backend": self.name, "device": self.device, "precision": self.precision}
 
 
 def generated_frames(n: int, seed: int) -> list[np.ndarray]:
