@@ -277,9 +277,12 @@ class PoseEstimator:
 
         prepared = list(prepared)
         out: list[Maps | None] = [None] * len(prepared)
-        for indices in group_by_shape(prepared):
-            for i, maps in zip(indices, self._infer_group([prepared[i] for i in indices]), strict=True):
-                out[i] = maps
+        limit = self.backend.max_batch or len(prepared) or 1  # a TensorRT engine's profile caps the batch
+        for group in group_by_shape(prepared):
+            for start in range(0, len(group), limit):
+                indices = group[start : start + limit]
+                for i, maps in zip(indices, self._infer_group([prepared[i] for i in indices]), strict=True):
+                    out[i] = maps
         return out  # type: ignore[return-value]
 
     def _infer_group(self, frames: list[Prepared]) -> list[Maps]:

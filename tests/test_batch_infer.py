@@ -90,6 +90,18 @@ def test_one_backend_call_per_shape_group(make, frames, monkeypatch):
         assert m.heatmaps.flags.c_contiguous and m.tags.flags.c_contiguous
 
 
+def test_groups_larger_than_the_backends_max_batch_are_split(make, frames, monkeypatch):
+    # A TensorRT engine accepts batches up to its profile's max (`hhrt build-engine --max-batch`).
+    est = make()
+    monkeypatch.setattr(est.backend, "max_batch", 2)
+    calls = _batch_sizes(est, monkeypatch)
+    with torch.backends.mkldnn.flags(enabled=False):
+        got = est.predict_batch(frames)
+        expected = [est.predict(f) for f in frames]
+    assert calls[:4] == [2, 1, 1, 1]
+    _assert_same_poses(got, expected)
+
+
 @pytest.mark.parametrize("flip", [True, False])
 def test_predict_batch_equals_predict_exactly_with_one_kernel_choice(make, frames, flip):
     est = make(flip=flip)
