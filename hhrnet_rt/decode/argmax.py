@@ -62,23 +62,23 @@ def _tile_box(tg, lo, hi, have, t, tile, tx_n):
     ty0 = (t // tx_n) * tile
     tx0 = (t % tx_n) * tile
     n = min(tx0 + tile, W) - tx0
-    a = np.empty(n, np.float32)
-    b = np.empty(n, np.float32)
-    for d in range(L):
-        plane = tg[d]
-        a[:] = np.inf
-        b[:] = -np.inf
-        # Element-wise over each row's contiguous run of the plane, so it vectorises; then fold.
-        for y in range(ty0, min(ty0 + tile, H)):
+    a = np.full(L * n, np.inf, np.float32)
+    b = np.full(L * n, -np.inf, np.float32)
+    for y in range(ty0, min(ty0 + tile, H)):
+        for d in range(L):
+            # Element-wise over the row's contiguous run in each plane, so it vectorises; then fold.
+            seg = tg[d, y, tx0 : tx0 + n]  # indexed by the loop counter: no negative-index checks
             for i in range(n):
-                v = plane[y, tx0 + i]
-                a[i] = v if v < a[i] else a[i]
-                b[i] = v if v > b[i] else b[i]
+                v = seg[i]
+                k = d * n + i
+                a[k] = v if v < a[k] else a[k]
+                b[k] = v if v > b[k] else b[k]
+    for d in range(L):
         m_lo = np.float32(np.inf)
         m_hi = np.float32(-np.inf)
-        for i in range(n):
-            m_lo = min(m_lo, a[i])
-            m_hi = max(m_hi, b[i])
+        for k in range(d * n, (d + 1) * n):
+            m_lo = min(m_lo, a[k])
+            m_hi = max(m_hi, b[k])
         lo[t, d] = m_lo
         hi[t, d] = m_hi
     have[t] = True
