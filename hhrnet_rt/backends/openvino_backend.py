@@ -182,7 +182,9 @@ class OpenVinoBackend:
                 self._idle.append(request)
         if self._ring is not None:
             self._ring.adopt(key, buffers)
-        return buffers
+        # A new tuple: the ring judges "free" by references to the arrays, and a caller holding the ring's
+        # own tuple would hold them without adding any (``tuple(t)`` would return ``t`` itself).
+        return tuple(list(buffers))
 
     def _take_request(self) -> Any:
         with self._lock:
