@@ -323,8 +323,9 @@ def file_for_backend(settings: EngineSettings, backend: str, *, single_scale: bo
             )
         return settings.path
     if settings.onnx_path is None:
+        runtime = "OpenVINO" if backend == "openvino" else "ONNX Runtime"
         raise InputError(
-            f"{settings.path} is a TensorRT engine, which only TensorRT runs, and the .onnx it was built "
+            f"{settings.path} is a TensorRT engine, which {runtime} cannot run, and the .onnx it was built "
             f"from is not beside it; pass that .onnx file with {option('engine')}, or run on a CUDA GPU with "
             "TensorRT"
         )
