@@ -93,9 +93,7 @@ def build_files(
     return files
 
 
-def openvino_variants(
-    fp32: Path, calib_inputs: list[np.ndarray], threads: int | None, log
-) -> dict[str, Any]:
+def openvino_variants(fp32: Path, calib_inputs: list[np.ndarray], threads: int | None, log) -> dict[str, Any]:
     """The package's OpenVINO backend on the same fp32 ONNX file, and on the int8 IR that `hhrt
     build-engine --target openvino` would write from it (NNCF, same float layers); {} when not installed."""
     from hhrnet_rt.backends.select import openvino_available

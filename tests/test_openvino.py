@@ -70,6 +70,9 @@ def test_shares_the_onnx_export_cache_and_reuses_outputs_safely(tiny_weights, on
     est = PoseEstimator(tiny_weights, input_size=64, flip=False, backend="openvino",
                         onnx_cache_dir=onnx_cache, onnx_threads=1)  # fmt: skip
     backend = est.backend
+    from hhrnet_rt.backends import Backend
+
+    assert isinstance(backend, Backend) and backend.tensor_native is False
     # The file it runs is the ONNX Runtime backend's cached export of the same graph (one export for both).
     assert backend.model_path == cached_export_path(est.graph, onnx_cache)
     assert backend.describe()["threads"] == 1 and list(backend.describe())[:3] == [
