@@ -16,6 +16,7 @@ take it on a quiet machine.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=None, help="frames per sequence (default: 120/200)")
     parser.add_argument("--no-norfair", action="store_true")
     args = parser.parse_args()
+    logging.getLogger().setLevel(logging.ERROR)  # norfair warns on every tracker it makes (scalar distance)
 
     trackers = {"hhrnet-rt PoseTracker": run_ours}
     if not args.no_norfair:

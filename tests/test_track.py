@@ -132,6 +132,15 @@ def test_clear_mot_counts_a_swap_and_a_fragment():
     assert counts.mota == pytest.approx(1 - 4 / 8)
 
 
+def test_clear_mot_gives_one_id_to_one_person_only():
+    """Two people whose last match was the same ID (a switch) cannot both match it again."""
+    a, b, near_a = _person(100), _person(400), _person(103)
+    truth = [_poses(a).with_ids([0]), _poses(a, b).with_ids([0, 1]), _poses(a, near_a).with_ids([0, 1])]
+    tracked = [_poses(a).with_ids([5]), _poses(b).with_ids([5]), _poses(_person(101)).with_ids([5])]
+    counts = clear_mot(truth, tracked)
+    assert counts.matches == 3 and counts.false_positives == 0 and counts.misses == 2
+
+
 def test_synthetic_detections_are_spoiled_truth():
     seq = synthetic.crossing(0, frames=30)
     assert len(seq.truth) == len(seq.detections) == 30

@@ -80,10 +80,12 @@ def _match(gt_ids, hyp_ids, oks, last_id, min_oks) -> list[tuple[int, int]]:
     """Keep last frame's correspondences that still hold, then pair the rest optimally."""
     pairs = []
     hyp_index = {int(h): j for j, h in enumerate(hyp_ids)}
+    taken = set()  # two people may have last matched one ID (after a switch): it goes to one of them
     for g, identity in enumerate(gt_ids.tolist()):
         j = hyp_index.get(last_id.get(identity, -1))
-        if j is not None and oks[g, j] >= min_oks:
+        if j is not None and j not in taken and oks[g, j] >= min_oks:
             pairs.append((g, j))
+            taken.add(j)
     free_g = [g for g in range(len(gt_ids)) if g not in {p for p, _ in pairs}]
     free_h = [h for h in range(len(hyp_ids)) if h not in {q for _, q in pairs}]
     if free_g and free_h:
