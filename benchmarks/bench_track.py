@@ -61,8 +61,12 @@ def sequences(seeds: int, frames: int | None):
     sets = {"crossing (2 people)": [], "crowd (6 people)": [], "crowd (8 people)": []}
     for s in range(seeds):
         sets["crossing (2 people)"].append(synthetic.crossing(s, **({"frames": frames} if frames else {})))
-        sets["crowd (6 people)"].append(synthetic.crowd(s, people=6, **({"frames": frames} if frames else {})))
-        sets["crowd (8 people)"].append(synthetic.crowd(100 + s, people=8, **({"frames": frames} if frames else {})))
+        sets["crowd (6 people)"].append(
+            synthetic.crowd(s, people=6, **({"frames": frames} if frames else {}))
+        )
+        sets["crowd (8 people)"].append(
+            synthetic.crowd(100 + s, people=8, **({"frames": frames} if frames else {}))
+        )
     return sets
 
 

@@ -79,8 +79,12 @@ def test_colour_follows_the_id_not_the_position_in_the_list():
     a = np.array([[20.0, 20.0, 0.9], [20.0, 60.0, 0.9]])
     b = np.array([[120.0, 20.0, 0.9], [120.0, 60.0, 0.9]])
     annotator = PoseAnnotator()
-    one = annotator.annotate(np.zeros((100, 160, 3), np.uint8), Poses(np.stack([a, b]), [0.9, 0.9], ids=[5, 2]))
-    two = annotator.annotate(np.zeros((100, 160, 3), np.uint8), Poses(np.stack([b, a]), [0.9, 0.9], ids=[2, 5]))
+    one = annotator.annotate(
+        np.zeros((100, 160, 3), np.uint8), Poses(np.stack([a, b]), [0.9, 0.9], ids=[5, 2])
+    )
+    two = annotator.annotate(
+        np.zeros((100, 160, 3), np.uint8), Poses(np.stack([b, a]), [0.9, 0.9], ids=[2, 5])
+    )
     assert np.array_equal(one, two)
     plain = annotator.annotate(np.zeros((100, 160, 3), np.uint8), Poses(np.stack([b, a]), [0.9, 0.9]))
     assert not np.array_equal(one, plain)  # without IDs the list order colours them

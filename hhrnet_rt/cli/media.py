@@ -450,7 +450,9 @@ def video(
         console.print(f"results saved to [bold]{escape(str(run_dir))}[/]", highlight=False)
 
 
-def _video_one(source, targets, estimator, *, show, max_frames, min_score, max_people, overwrite, over_time) -> None:
+def _video_one(
+    source, targets, estimator, *, show, max_frames, min_score, max_people, overwrite, over_time
+) -> None:
     """One input of ``hhrt video`` (its source open) through the pipeline into its outputs."""
     try:
         _warm_up(estimator, source)

@@ -20,14 +20,16 @@ Track = Annotated[
     bool,
     typer.Option(
         "--track",
-        help="Give each person an ID that stays the same across frames (JSON \"id\", COCO \"track_id\", "
+        help='Give each person an ID that stays the same across frames (JSON "id", COCO "track_id", '
         "a colour per ID on the picture).",
         rich_help_panel=_PANEL,
     ),
 ]
 TrackMinHits = Annotated[
     int,
-    typer.Option(min=1, help="Frames in a row a new person must be seen before getting an ID.", rich_help_panel=_PANEL),
+    typer.Option(
+        min=1, help="Frames in a row a new person must be seen before getting an ID.", rich_help_panel=_PANEL
+    ),
 ]
 TrackMaxAge = Annotated[
     int,
@@ -45,13 +47,15 @@ Smooth = Annotated[
     typer.Option(
         "--smooth",
         help="Smooth the joints over time (One-Euro filter per tracked joint; turns --track on). JSON "
-        "records then say \"smoothed\": true.",
+        'records then say "smoothed": true.',
         rich_help_panel=_PANEL,
     ),
 ]
 SmoothMinCutoff = Annotated[
     float,
-    typer.Option(min=0.001, help="Cutoff (Hz) for joints at rest: lower smooths more.", rich_help_panel=_PANEL),
+    typer.Option(
+        min=0.001, help="Cutoff (Hz) for joints at rest: lower smooths more.", rich_help_panel=_PANEL
+    ),
 ]
 SmoothBeta = Annotated[
     float,

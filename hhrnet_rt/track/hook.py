@@ -33,7 +33,9 @@ class TemporalSettings:
             return None
         tracker = PoseTracker(min_hits=self.min_hits, max_age=self.max_age, min_oks=self.min_oks)
         smoother = (
-            PoseSmoother(min_cutoff=self.min_cutoff, beta=self.beta, d_cutoff=self.d_cutoff) if self.smooth else None
+            PoseSmoother(min_cutoff=self.min_cutoff, beta=self.beta, d_cutoff=self.d_cutoff)
+            if self.smooth
+            else None
         )
         return TemporalHook(tracker, smoother)
 

@@ -16,11 +16,16 @@ from __future__ import annotations
 import numpy as np
 
 #: COCO keypoint sigmas (cocoapi ``COCOeval.kpt_oks_sigmas``), in COCO joint order.
-COCO_SIGMAS = np.array(
-    [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
-) / 10.0
+COCO_SIGMAS = (
+    np.array(
+        [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
+    )
+    / 10.0
+)
 #: CrowdPose sigmas (crowdposetools), in CrowdPose joint order (12 limbs, then head and neck).
-CROWDPOSE_SIGMAS = np.array([0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89, 0.79, 0.79]) / 10.0
+CROWDPOSE_SIGMAS = (
+    np.array([0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89, 0.79, 0.79]) / 10.0
+)
 # Smallest area used for s^2 (px^2): a person whose seen joints are one point or one line still has a
 # size, so OKS stays defined instead of dividing by zero.
 _MIN_AREA = 32.0 * 32.0

@@ -127,7 +127,9 @@ class PoseTracker:
         common = seen & (before[:, 2] > self.joint_threshold)
         if common.any():
             moved = (person[common, :2] - before[common, :2]).mean(axis=0)
-            track.velocity = (1 - _VELOCITY_GAIN) * track.velocity + _VELOCITY_GAIN * moved / (track.misses + 1)
+            track.velocity = (1 - _VELOCITY_GAIN) * track.velocity + _VELOCITY_GAIN * moved / (
+                track.misses + 1
+            )
         else:
             moved = track.velocity * (track.misses + 1)
         # Joints not seen now move with the person, so they stay usable for the next match.
