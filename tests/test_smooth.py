@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,25 @@ def test_hud_line_lists_ids():
     assert hud_ids_line(poses) == "ids 2 7"
     many = Poses(np.zeros((10, 17, 3)), np.ones(10, np.float32), ids=list(range(10)))
     assert hud_ids_line(many, most=4) == "ids 0 1 2 3 +6"
+
+
+def test_pipeline_calls_the_hook_per_frame_in_order_and_writes_ids(tmp_path):
+    """The post-decode hook sees every frame once, in order, inside the decode stage (one decode timing
+    per frame), and what it returns is what the sinks write."""
+    from video_helpers import FakeEstimator, index_image
+
+    from hhrnet_rt.video import ArraySource, JsonLinesSink, run_pipeline
+
+    seen = []
+
+    def hook(poses, frame):
+        seen.append(frame.index)
+        return poses.with_ids(np.full(len(poses), 7))
+
+    source = ArraySource([index_image(i) for i in range(8)])
+    sink = JsonLinesSink(tmp_path / "o.jsonl")
+    result = run_pipeline(source, FakeEstimator(), [sink], post_decode=hook)
+    assert seen == list(range(8))
+    assert result.stages["decode"].count == 8
+    records = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [p["id"] for r in records for p in r["people"]] == [7] * 8

@@ -108,15 +108,19 @@ class Stages:
 
     def decode(self, item: tuple[Frame, Any, Any]) -> tuple[Frame, Poses]:
         frame, prepared, maps = item
-        poses = self._timed("decode", frame.index, self.estimator.decode, maps, prepared)
-        poses = poses.select(self.min_score, self.max_people)  # the one choice of who is drawn and written
-        if self.post_decode is not None:  # after the choice: IDs go to exactly the people written
-            poses = self._timed("decode", frame.index, self.post_decode, poses, frame)
+        poses = self._timed("decode", frame.index, self._decoded, maps, prepared, frame)
         nbytes = getattr(maps, "d2h_bytes", None)  # complete after decode (the device decode adds to it)
         if nbytes is not None:
             self.d2h_bytes.append(int(nbytes))
         self.processed += 1
         return frame, poses
+
+    def _decoded(self, maps: Any, prepared: Any, frame: Frame) -> Poses:
+        poses = self.estimator.decode(maps, prepared)
+        poses = poses.select(self.min_score, self.max_people)  # the one choice of who is drawn and written
+        if self.post_decode is not None:  # after the choice: IDs go to exactly the people written
+            poses = self.post_decode(poses, frame)
+        return poses
 
     def _draw(self, frame: Frame, poses: Poses) -> FrameResult:
         image = frame.image
