@@ -90,6 +90,18 @@ def test_min_oks_refuses_a_far_match():
     assert tracker.update(_poses(_person(400))).ids.tolist() == [1]  # too far to be person 0
 
 
+def test_joints_without_a_finite_position_do_not_spoil_a_track():
+    """A joint with a score but a NaN position is not seen: it must not reach the track's velocity."""
+    tracker = PoseTracker(min_hits=1)
+    first = _person(100)
+    first[3:6, :2] = np.nan
+    assert tracker.update(_poses(first)).ids.tolist() == [0]
+    for step in range(1, 4):
+        assert tracker.update(_poses(_person(100 + 3 * step))).ids.tolist() == [0]
+    velocity = tracker._tracks[0].velocity
+    assert np.isfinite(velocity).all() and velocity[0] > 0
+
+
 def test_order_of_people_does_not_matter():
     tracker = PoseTracker(min_hits=1)
     first = tracker.update(_poses(_person(100), _person(400))).ids.tolist()

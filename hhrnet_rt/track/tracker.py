@@ -103,7 +103,7 @@ class PoseTracker:
         claimed = {p for _, p in pairs}
         for p in range(len(poses)):
             if p not in claimed and seen[p].any():
-                track = _Track(poses.keypoints[p].copy(), np.zeros(2))
+                track = _Track(self._clean(poses.keypoints[p], seen[p]), np.zeros(2))
                 if self.min_hits <= 1:
                     track.id, self._next_id = self._next_id, self._next_id + 1
                     ids[p] = track.id
@@ -121,6 +121,12 @@ class PoseTracker:
         oks = oks_matrix(predicted, keypoints, joint_threshold=self.joint_threshold)
         return [(int(t), int(p)) for t, p in munkres(1.0 - oks) if oks[t, p] >= self.min_oks]
 
+    @staticmethod
+    def _clean(person: np.ndarray, seen: np.ndarray) -> np.ndarray:
+        """(K, 3) float64 copy with unseen joints zeroed: a NaN or a corner position of a joint the decoder
+        did not find must never reach a track's velocity."""
+        return np.where(seen[:, None], person, 0.0).astype(np.float64)
+
     def _absorb(self, track: _Track, person: np.ndarray, seen: np.ndarray) -> None:
         """Move ``track`` to the matched ``person``: velocity from the joints seen before and now."""
         before = track.keypoints.copy()
@@ -134,6 +140,6 @@ class PoseTracker:
             moved = track.velocity * (track.misses + 1)
         # Joints not seen now move with the person, so they stay usable for the next match.
         before[:, :2] += moved
-        track.keypoints = np.where(seen[:, None], person, before)
+        track.keypoints = np.where(seen[:, None], self._clean(person, seen), before)
         track.misses = 0
         track.hits += 1
