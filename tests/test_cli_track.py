@@ -76,3 +76,13 @@ def test_bad_track_option_is_a_clear_error(tmp_path, tiny):
     result = runner.invoke(app, ["video", "x.mp4", "--track-min-oks", "2", *tiny])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "--track-min-oks" in result.output
+
+
+def test_schema_says_what_an_id_and_the_smoothed_flag_may_be(validator):
+    person = {"score": 0.5, "keypoints": [[1.0, 2.0, 0.3]]}
+    record = {"schema": "hhrnet-rt/keypoints/1", "frame": 0, "timestamp": 0.0, "smoothed": True}
+    for good in (3, None):
+        validator.validate({**record, "people": [{**person, "id": good}]})
+    for bad in (-1, "3", 1.5):
+        assert not validator.is_valid({**record, "people": [{**person, "id": bad}]})
+    assert not validator.is_valid({**record, "smoothed": False, "people": []})

@@ -7,6 +7,7 @@
 """
 
 from hhrnet_rt.track.oks import oks_matrix, sigmas_for
+from hhrnet_rt.track.smooth import PoseSmoother
 from hhrnet_rt.track.tracker import PoseTracker
 
-__all__ = ["PoseTracker", "oks_matrix", "sigmas_for"]
+__all__ = ["PoseSmoother", "PoseTracker", "oks_matrix", "sigmas_for"]
