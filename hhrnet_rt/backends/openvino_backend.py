@@ -82,6 +82,7 @@ class OpenVinoBackend:
     name = BackendName.openvino
     device = "cpu"
     tensor_native = False  # numpy in and out; run_torch wraps run for CPU tensors
+    max_batch = None  # any batch (dynamic axes)
 
     def __init__(
         self, model_path: str | os.PathLike, *, threads: int | None = None, reuse_outputs: bool = True
