@@ -72,7 +72,7 @@ def test_shares_the_onnx_export_cache_and_reuses_outputs_safely(tiny_weights, on
     backend = est.backend
     from hhrnet_rt.backends import Backend
 
-    assert isinstance(backend, Backend) and backend.tensor_native is False
+    assert isinstance(backend, Backend) and backend.tensor_native is False and backend.max_batch is None
     # The file it runs is the ONNX Runtime backend's cached export of the same graph (one export for both).
     assert backend.model_path == cached_export_path(est.graph, onnx_cache)
     assert backend.describe()["threads"] == 1 and list(backend.describe())[:3] == [
@@ -118,6 +118,20 @@ def test_concurrent_calls_each_get_their_own_result(tiny_weights, onnx_cache):
     for i in range(4):
         for got, want in zip(results[i], expected[i], strict=True):
             np.testing.assert_array_equal(got, want)
+
+
+def test_predict_batch_equals_predict(tiny_weights, onnx_cache, golden_bgr):
+    est = PoseEstimator(tiny_weights, input_size=128, flip=True, backend="openvino",
+                        onnx_cache_dir=onnx_cache, onnx_threads=1)  # fmt: skip
+    other = np.ascontiguousarray(golden_bgr[:, ::-1])  # same size, another picture: one batch of 2
+    batch = est.predict_batch([golden_bgr, other])
+    # One call of batch 2 against two calls of batch 1: oneDNN may block the work differently, which
+    # moves the maps in the last bits (as for ONNX Runtime); positions are peaks (+-0.25), so exact to 1e-3.
+    for poses, image in zip(batch, [golden_bgr, other], strict=True):
+        single = est.predict(image)
+        assert len(poses) == len(single) > 0
+        np.testing.assert_allclose(poses.keypoints[..., :2], single.keypoints[..., :2], rtol=0, atol=1e-3)
+        np.testing.assert_allclose(poses.keypoints[..., 2], single.keypoints[..., 2], rtol=0, atol=1e-5)
 
 
 # -- backend choice and refusals --------------------------------------------------------------------
