@@ -308,3 +308,36 @@ def test_fp32_ir_build_runs_like_its_onnx(tmp_path, tiny_weights, monkeypatch):
     # only the order of float operations may differ (fp16 weights would differ by ~1e-3).
     for a, b in zip(ir.run(x), onnx.run(x), strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_build_without_openvino_stops_before_any_work(tmp_path, tiny_weights, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    result = runner.invoke(app, ["build-engine", "--weights", str(tiny_weights), "--precision", "fp32",
+                                 "--target", "openvino", "--input-size", "64", "--out", "eng"])  # fmt: skip
+    from hhrnet_rt.cli.app import EXIT_BACKEND
+
+    assert result.exit_code == EXIT_BACKEND, result.output  # a runtime this machine lacks
+    text = " ".join(result.output.split())
+    assert 'pip install -e ".[openvino]"' in text and "--target cpu" in text
+    assert not (tmp_path / "eng").exists() or not any((tmp_path / "eng").iterdir())  # nothing exported
+
+
+def test_sidecar_refuses_a_malformed_openvino_entry():
+    from hhrnet_rt.errors import EngineMismatchError
+    from hhrnet_rt.export.sidecar import Sidecar
+
+    good = Sidecar(name="m", precision="int8", input_size=64, flip=True, weights="w", num_joints=17,
+                   shape_profile={k: [1, 3, 64, 64] for k in ("min", "opt", "max")},
+                   onnx={"file": "m.fp32.onnx", "sha256": "0" * 64},
+                   openvino={"version": "x", "xml": "m.xml", "xml_sha256": "1" * 64, "bin": "m.bin",
+                             "bin_sha256": "2" * 64}).to_dict()  # fmt: skip
+    assert Sidecar.from_dict(good).openvino["xml"] == "m.xml"
+    # Files are looked up beside the sidecar only: a path elsewhere on the disk is not a file name.
+    for bad in (
+        {**good["openvino"], "bin": "../elsewhere.bin"},
+        {**good["openvino"], "xml_sha256": 5},
+        "m.xml",
+    ):
+        with pytest.raises(EngineMismatchError, match="openvino must be"):
+            Sidecar.from_dict({**good, "openvino": bad})

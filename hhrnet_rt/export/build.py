@@ -151,6 +151,10 @@ def build_onnx_files(
         raise InputError(
             f"{option('target', target)} builds fp32 or int8: fp16 is no faster on the CPU than fp32"
         )
+    if target == "openvino":
+        from hhrnet_rt.export.openvino_build import require_openvino
+
+        require_openvino(int8=precision == "int8")
     input_size = check_input_size(input_size)
     profile = resolve_profile(input_size, profile, max_batch)
     out_dir = Path(out_dir)

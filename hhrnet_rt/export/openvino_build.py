@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from hhrnet_rt.errors import CalibrationError
+from hhrnet_rt.errors import BackendUnavailableError, CalibrationError, option
 from hhrnet_rt.export.quantize_cpu import in_final_layers, in_network
 from hhrnet_rt.export.sidecar import INPUT_NAME, sha256_file
 
@@ -51,6 +52,25 @@ class _Replayable:
 
     def __len__(self) -> int:
         return self._count
+
+
+def require_openvino(int8: bool) -> None:
+    """Fail before any export work when the IR cannot be written here (openvino, and nncf for int8)."""
+    from hhrnet_rt.backends.select import OPENVINO_INSTALL_HINT
+
+    try:
+        import openvino  # noqa: F401
+    except ImportError as exc:
+        missing = f"the openvino package ({exc})"
+    else:
+        missing = (
+            "nncf (it quantises the int8 model)" if int8 and importlib.util.find_spec("nncf") is None else ""
+        )
+    if missing:
+        raise BackendUnavailableError(
+            f"{option('target', 'openvino')} needs {missing}: {OPENVINO_INSTALL_HINT}; or build for ONNX "
+            f"Runtime with {option('target', 'cpu')}"
+        )
 
 
 def float_scope(model: Any) -> list[str]:
