@@ -171,6 +171,16 @@ def test_precision_and_file_refusals(tmp_path, tiny_weights):
         PoseEstimator(None, backend="openvino", engine=bad)
 
 
+def test_precision_comes_from_the_file(tmp_path, tiny_weights):
+    from hhrnet_rt.backends.openvino_backend import OpenVinoBackend
+    from hhrnet_rt.export.build import export_graph, load_network
+
+    half = export_graph(load_network(tiny_weights), tmp_path / "h.onnx", flip=False, input_size=64, fp16=True)
+    assert OpenVinoBackend(half).precision == "fp16"
+    with pytest.raises(InputError, match="is a fp16 OpenVINO model but precision fp32 was requested"):
+        create_backend("openvino", None, engine=half, precision="fp32")
+
+
 def test_info_lists_openvino():
     result = runner.invoke(app, ["info", "--json"])
     assert result.exit_code == 0, result.output

@@ -55,14 +55,20 @@ def import_openvino() -> Any:
 
 
 def precision_of(model: Any) -> str:
-    """ "int8" when the model holds quantised operations or int8 weights, else "fp32" (look, don't guess)."""
+    """ "int8" when the model holds quantised operations or int8 weights, "fp16" when its weights are half
+    precision (an fp16 .onnx: computed in f32 from the rounded weights), else "fp32" -- the file decides,
+    as for ONNX Runtime."""
+    half = False
     for op in model.get_ops():
         kind = op.get_type_name()
         if kind == "FakeQuantize":
             return "int8"
-        if kind == "Constant" and op.get_output_element_type(0).get_type_name() in _INT8_TYPES:
-            return "int8"
-    return "fp32"
+        if kind == "Constant":
+            dtype = op.get_output_element_type(0).get_type_name()
+            if dtype in _INT8_TYPES:
+                return "int8"
+            half = half or dtype == "f16"
+    return "fp16" if half else "fp32"
 
 
 class OpenVinoBackend:
