@@ -28,6 +28,7 @@ from hhrnet_rt.cli.app import (
     console,
     handle_errors,
 )
+from hhrnet_rt.cli.remote import ClientToken, InFlight, SendAs, SendFormat, ServerUrl, remote_estimator
 from hhrnet_rt.errors import InputError, PipelineError
 
 # Tables are results, not diagnostics: they go to stdout.
@@ -389,6 +390,10 @@ def video(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    server: ServerUrl = None,
+    token: ClientToken = None,
+    send: SendAs = SendFormat.jpeg,
+    in_flight: InFlight = 4,
 ) -> None:
     """Annotate every frame of each video: one output frame per input frame, in order, at the input rate.
 
@@ -411,19 +416,12 @@ def video(
         plan = plan_video_outputs(sources, out, json_out, coco, run_dir=run_dir, overwrite=overwrite)
         source = FileSource(plan[0].source)  # a first input that is not a video fails before the model loads
         try:
-            estimator = make_estimator(
-                weights,
-                backend,
-                engine,
-                device,
-                input_size,
-                flip,
-                refine,
-                precision,
-                decode_on,
-                threads,
-                fast,
-            )
+            if server is not None:
+                estimator = remote_estimator(server, token, send, in_flight)
+            else:
+                estimator = make_estimator(
+                    weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
+                )
         except BaseException:
             source.close()
             raise
@@ -499,6 +497,10 @@ def webcam(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    server: ServerUrl = None,
+    token: ClientToken = None,
+    send: SendAs = SendFormat.jpeg,
+    in_flight: InFlight = 4,
 ) -> None:
     """Live pose estimation: newest frame wins, drops are counted; q or Esc quits the window."""
     from hhrnet_rt.video import CameraSource
@@ -520,9 +522,12 @@ def webcam(
     if source.warning:  # a camera picks the nearest mode it has
         console.print(f"[yellow]warning:[/] {escape(source.warning)}", highlight=False)
     try:
-        estimator = make_estimator(
-            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
-        )
+        if server is not None:
+            estimator = remote_estimator(server, token, send, in_flight)
+        else:
+            estimator = make_estimator(
+                weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
+            )
         _warm_up(estimator, source)
         sinks = _sinks(out, json_out, None, source, live=True, overwrite=overwrite)
     except BaseException:
