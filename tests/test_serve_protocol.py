@@ -52,6 +52,7 @@ def test_png_is_lossless_and_decodes_to_the_same_pixels():
         (_png_claiming(64, 48) + b"garbage", 400, "could not be decoded"),
         (b"\xff\xd8\xff\xe0\x00\x10JFIF", 400, "no readable frame header"),
     ],
+    ids=["text", "bomb-header", "zero-width", "corrupt-png", "jpeg-no-frame"],
 )
 def test_bad_images_are_refused_with_a_status_and_reason(data, status, words):
     with pytest.raises(RequestRejected) as caught:
@@ -139,6 +140,20 @@ def test_poses_answer_is_the_image_json_record(handler):
         ("POST", "/v1/poses", AUTH, bytes(60_000), 413, "limit"),  # no Content-Length: counted as read
         ("POST", "/v1/poses", {**AUTH, "Content-Length": "999999999"}, b"x", 413, "999999999 bytes"),
         ("POST", "/v1/poses", {**AUTH, "Content-Length": "12abc"}, b"x", 400, "Content-Length"),
+    ],
+    ids=[
+        "no-token",
+        "wrong-token",
+        "no-scheme",
+        "info-no-token",
+        "poses-get",
+        "health-delete",
+        "no-endpoint",
+        "empty",
+        "not-an-image",
+        "too-large-streamed",
+        "too-large-declared",
+        "bad-length",
     ],
 )
 def test_bad_requests_get_a_4xx_and_a_message(handler, method, path, headers, body, status, words):

@@ -17,6 +17,9 @@ from hhrnet_rt.cli.app import console
 from hhrnet_rt.errors import InputError
 
 TOKEN_ENV = "HHRT_TOKEN"
+# A server that does not answer before the run is a typo or a server not started: say so soon. During
+# the run, requests are retried for PoseClient's longer default (a replica restarting).
+START_RETRY_S = 5.0
 
 
 class SendFormat(StrEnum):
@@ -74,7 +77,7 @@ def remote_estimator(server: str, token: str | None, send: SendFormat, in_flight
     client = PoseClient(server, token=token, image_format=send.value)
     estimator = RemoteEstimator(client, max_in_flight=in_flight)
     with console.status(f"asking {server} ..."):
-        facts = estimator.describe()
+        facts = estimator.describe(retry_s=START_RETRY_S)
     shown = ", ".join(
         f"{k} {facts[k]}" for k in ("backend", "device", "precision", "input_size", "flip") if k in facts
     )

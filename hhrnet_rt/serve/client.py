@@ -66,6 +66,7 @@ class PoseClient:
         self.timeout_s, self.retry_s = float(timeout_s), float(retry_s)
         self._local = threading.local()
         self.bytes_sent = self.bytes_received = 0  # totals over the client's life (benchmarks)
+        self.retries = 0  # failed attempts that were tried again
         self._count_lock = threading.Lock()
 
     # -- public API ----------------------------------------------------------------------------------
@@ -93,13 +94,13 @@ class PoseClient:
         content_type = "image/png" if self.image_format == "png" else "image/jpeg"
         return protocol.poses_from_body(self._request("POST", protocol.POSES_PATH, body, content_type))
 
-    def health(self) -> dict:
-        """``GET /v1/health`` (retried like any request)."""
-        return json.loads(self._request("GET", protocol.HEALTH_PATH))
+    def health(self, *, retry_s: float | None = None) -> dict:
+        """``GET /v1/health``; ``retry_s``: this call's retry budget (default: the client's)."""
+        return json.loads(self._request("GET", protocol.HEALTH_PATH, retry_s=retry_s))
 
-    def info(self) -> dict:
+    def info(self, *, retry_s: float | None = None) -> dict:
         """``GET /v1/info``: model, backend, precision, versions, the server's limits."""
-        return json.loads(self._request("GET", protocol.INFO_PATH))
+        return json.loads(self._request("GET", protocol.INFO_PATH, retry_s=retry_s))
 
     def close(self) -> None:
         """Close this thread's connection (the others close when their threads end)."""
@@ -138,9 +139,16 @@ class PoseClient:
         return answer.status, data
 
     def _request(
-        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        *,
+        retry_s: float | None = None,
     ) -> bytes:
-        deadline = time.monotonic() + self.retry_s
+        retry_s = self.retry_s if retry_s is None else retry_s
+        deadline = time.monotonic() + retry_s
         delay, tries = 0.1, 0
         while True:
             tries += 1
@@ -160,7 +168,9 @@ class PoseClient:
             if time.monotonic() + delay > deadline:
                 raise ServerUnavailable(
                     f"the server {self.url} did not answer {method} {path} after {tries} tries in "
-                    f"{self.retry_s:g} s; last problem: {problem}"
+                    f"{retry_s:g} s; last problem: {problem}"
                 )
+            with self._count_lock:
+                self.retries += 1
             time.sleep(delay)
             delay = min(2 * delay, 2.0)

@@ -86,9 +86,9 @@ class RemoteEstimator:
         h, w = (int(v) for v in image_hw)
         self.predict(np.zeros((h, w, 3), np.uint8))
 
-    def describe(self) -> dict:
+    def describe(self, *, retry_s: float | None = None) -> dict:
         """The server's model facts (``/v1/info``) and where they come from."""
-        facts = dict(self.client.info().get("model", {}))
+        facts = dict(self.client.info(retry_s=retry_s).get("model", {}))
         facts["server"] = self.client.url
         facts["sent_as"] = self.client.image_format
         facts["max_in_flight"] = self.max_in_flight
