@@ -343,6 +343,7 @@ def _run(
 @app.command()
 @handle_errors
 def video(
+    ctx: typer.Context,
     inputs: Annotated[
         list[str],
         typer.Argument(help="Video files, folders, glob patterns or http(s)/rtsp URLs.", show_default=False),
@@ -417,7 +418,7 @@ def video(
         source = FileSource(plan[0].source)  # a first input that is not a video fails before the model loads
         try:
             if server is not None:
-                estimator = remote_estimator(server, token, send, in_flight)
+                estimator = remote_estimator(ctx, server, token, send, in_flight)
             else:
                 estimator = make_estimator(
                     weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
@@ -464,6 +465,7 @@ def _require_window() -> None:
 @app.command()
 @handle_errors
 def webcam(
+    ctx: typer.Context,
     camera: Annotated[
         str, typer.Option(help="Camera index, stream URL, or a video file played in real time.")
     ] = "0",
@@ -523,7 +525,7 @@ def webcam(
         console.print(f"[yellow]warning:[/] {escape(source.warning)}", highlight=False)
     try:
         if server is not None:
-            estimator = remote_estimator(server, token, send, in_flight)
+            estimator = remote_estimator(ctx, server, token, send, in_flight)
         else:
             estimator = make_estimator(
                 weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast

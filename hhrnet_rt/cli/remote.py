@@ -9,7 +9,6 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-import click
 import typer
 from rich.markup import escape
 
@@ -57,23 +56,15 @@ _MODEL_OPTIONS = ("weights", "engine", "precision", "device", "input_size", "fli
                   "backend", "decode_on", "refine")  # fmt: skip
 
 
-def remote_estimator(server: str, token: str | None, send: SendFormat, in_flight: int):
+def remote_estimator(ctx: typer.Context, server: str, token: str | None, send: SendFormat, in_flight: int):
     """The pipeline stages on ``server`` (:class:`~hhrnet_rt.serve.RemoteEstimator`), after one ``/v1/info``
     that proves the server answers and accepts the token."""
     from hhrnet_rt.serve import PoseClient, RemoteEstimator
 
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        given = [
-            name
-            for name in _MODEL_OPTIONS
-            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
-        ]
-        if given:
-            flags = ", ".join("--" + name.replace("_", "-") for name in given)
-            raise InputError(
-                f"{flags}: with --server the server's model is used; start `hhrt serve` with them"
-            )
+    given = [name for name in _MODEL_OPTIONS if _typed(ctx, name)]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise InputError(f"{flags}: with --server the server's model is used; start `hhrt serve` with them")
     client = PoseClient(server, token=token, image_format=send.value)
     estimator = RemoteEstimator(client, max_in_flight=in_flight)
     with console.status(f"asking {server} ..."):
@@ -85,3 +76,9 @@ def remote_estimator(server: str, token: str | None, send: SendFormat, in_flight
         f"server: [bold]{escape(server)}[/] ({escape(shown)}), frames sent as {send.value}", highlight=False
     )
     return estimator
+
+
+def _typed(ctx: typer.Context, name: str) -> bool:
+    """Whether the command's option ``name`` was given (on the command line or by its variable)."""
+    source = ctx.get_parameter_source(name) if name in ctx.params else None
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
