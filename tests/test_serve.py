@@ -3,8 +3,11 @@ through PoseClient, ``hhrt video --server``, a replica killed mid-run, and bad r
 
 One Ray cluster and one server for the whole module (starting them is most of this file's time).
 Exactness: the images travel as PNG (lossless), the replica and this process run the same code on one
-torch thread each (torch CPU kernels are deterministic for a fixed thread count), and the server's
-answer is the JSON records ``hhrt image --json`` writes; so the records must be equal, not close.
+torch thread each (torch CPU kernels are deterministic for a fixed thread count and batch size), and the
+server's answer is the JSON records ``hhrt image --json`` writes; so a request that runs alone (a batch
+of one, like a local ``predict``) must give equal records, not close ones. Requests batched together run
+other oneDNN kernels (chosen by batch size; maps differ by up to ~5e-6, see tests/test_batch_infer.py), so
+batched answers are compared with a tolerance.
 """
 
 from __future__ import annotations
@@ -92,18 +95,31 @@ def test_client_predict_equals_local_predict(client, local, images):
     assert info["serve"]["token"] is True and TOKEN not in json.dumps(info)
 
 
+def _assert_records_close(got: list[dict], expected: list[dict]) -> None:
+    """Same people; x, y within 0.02 px and scores within 2e-4. Why: maps that differ by ~5e-6 (another
+    batch size's kernels) move a pose by far less than the records' rounding (0.01 px, 1e-4), but can tip
+    a value across a rounding boundary: one step, plus float slack."""
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        assert g["score"] == pytest.approx(e["score"], abs=2e-4)
+        g_kp, e_kp = np.array(g["keypoints"], float), np.array(e["keypoints"], float)
+        np.testing.assert_allclose(g_kp[:, :2], e_kp[:, :2], rtol=0, atol=0.02)
+        np.testing.assert_allclose(g_kp[:, 2], e_kp[:, 2], rtol=0, atol=2e-4)
+
+
 def test_eight_threads_batched_equal_serial(client, local, images):
     serial = [client.predict(image).to_records() for image in images]
+    assert serial == [local.predict(image).to_records() for image in images]  # one at a time: exact
     batched = [p.to_records() for p in client.predict_batch(images, concurrency=8)]
-    assert batched == serial
-    assert serial == [local.predict(image).to_records() for image in images]
+    for got, expected in zip(batched, serial, strict=True):
+        _assert_records_close(got, expected)
 
 
 def test_video_with_server_writes_every_frame_with_local_poses(server, local, tmp_path):
     n = 6
     clip = make_video(tmp_path / "clip.mp4", n, width=256, height=192)
     cmd = [sys.executable, "-m", "hhrnet_rt", "video", str(clip), "--server", server, "--send", "png",
-           "--json", str(tmp_path / "o.jsonl"), "--out", str(tmp_path / "o.mp4")]  # fmt: skip
+           "--in-flight", "1", "--json", str(tmp_path / "o.jsonl"), "--out", str(tmp_path / "o.mp4")]  # fmt: skip
     env = {**os.environ, "HHRT_TOKEN": TOKEN}
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=os.getcwd())
     assert run.returncode == 0, run.stderr
@@ -133,7 +149,7 @@ def test_a_killed_replica_is_restarted_and_no_frame_is_lost(server, local, tmp_p
     # failed request); the client's retries cover what still fails. A restart loads the model again:
     # seconds on a busy machine, so a generous budget.
     remote = RemoteEstimator(
-        PoseClient(server, token=TOKEN, image_format="png", retry_s=120), max_in_flight=2
+        PoseClient(server, token=TOKEN, image_format="png", retry_s=120), max_in_flight=1
     )
     killed = threading.Event()
 
