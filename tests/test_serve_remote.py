@@ -159,3 +159,9 @@ def test_cli_serve_checks_its_replica_options():
     run = _hhrt("serve", "--min-replicas", "1")
     assert run.returncode == 2
     assert "both --min-replicas and --max-replicas" in run.stderr
+
+
+def test_cli_serve_finds_a_missing_weights_file_before_starting_ray(tmp_path):
+    run = _hhrt("serve", "--weights", str(tmp_path / "missing.pth"))
+    assert run.returncode == 3
+    assert "missing.pth does not exist" in run.stderr and "Traceback" not in run.stderr

@@ -7,7 +7,6 @@ them on its own node (so ``--backend auto`` chooses where the GPU is, not here).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,7 +29,7 @@ from hhrnet_rt.cli.media import (
     fast_preset,
 )
 from hhrnet_rt.cli.remote import TOKEN_ENV
-from hhrnet_rt.errors import BackendUnavailableError, InputError
+from hhrnet_rt.errors import BackendUnavailableError, InputError, WeightsError
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -42,7 +41,8 @@ def _estimator_options(
     weights, backend, engine, device, input_size, flip, refine, precision, decode_on, fast, threads
 ) -> dict:
     """PoseEstimator keyword arguments for the replicas, with the CLI's defaults (``make_estimator``'s)."""
-    from hhrnet_rt.inputs import check_input_file, is_regular_file
+    from hhrnet_rt.download import NAMED_WEIGHTS
+    from hhrnet_rt.inputs import check_input_file
 
     input_size, flip = fast_preset(fast, input_size, flip)
     if engine is not None:
@@ -50,8 +50,9 @@ def _estimator_options(
     else:
         weights = weights or "w32_512"
         input_size = input_size or _preset_input_size(weights)
-    if weights is not None and is_regular_file(weights):
-        weights = str(Path(weights).resolve())  # replicas may run in another working directory
+    if weights is not None and weights != "random" and weights not in NAMED_WEIGHTS:
+        # A missing file is found here, not as a replica failing to start.
+        weights = str(check_input_file(weights, "weights file", error=WeightsError).resolve())
     _download_before_spinner(weights)  # replicas on this machine then find it in the cache
     return {
         "weights": weights, "engine": engine, "backend": backend.value, "device": device,

@@ -21,6 +21,9 @@ from starlette.responses import Response
 from hhrnet_rt.serve.handler import RequestHandler, ServeSettings
 
 DEPLOYMENT_NAME = "hhrt-poses"
+# Ray's INFO lines (one per request, every replica event) would bury hhrt's own output; warnings and
+# errors still reach the terminal, and everything is in Ray's log folder (/tmp/ray/session_latest/logs).
+QUIET_LOGS = {"log_level": "WARNING"}
 
 
 class PoseDeployment:
@@ -75,6 +78,7 @@ def build_app(
         "ray_actor_options": {"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica},
         # Enough requests in a replica at once to fill a batch while the previous one runs.
         "max_ongoing_requests": max(2 * settings.max_batch, 4),
+        "logging_config": QUIET_LOGS,
     }
     if isinstance(replicas, tuple):
         low, high = replicas

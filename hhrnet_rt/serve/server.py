@@ -60,7 +60,9 @@ def start_server(
         if address is None:
             kwargs["num_cpus"] = num_cpus
         ray.init(address=address, **kwargs)
-    serve.start(http_options={"host": host, "port": port})
+    from hhrnet_rt.serve.deployment import QUIET_LOGS
+
+    serve.start(http_options={"host": host, "port": port}, logging_config=QUIET_LOGS)
     app = build_app(
         estimator_options, settings, replicas=replicas, gpus_per_replica=gpus_per_replica,
         cpus_per_replica=cpus_per_replica, torch_threads=torch_threads,
