@@ -93,8 +93,14 @@ def serve(
         int | None, typer.Option(min=1, help="Autoscale: most replicas.", show_default=False)
     ] = None,
     gpus_per_replica: Annotated[
-        float, typer.Option(min=0.0, help="GPUs each replica reserves (0.5: two per GPU).")
-    ] = 0.0,
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="GPUs each replica reserves (0.5: two replicas per GPU). Default: 1 where the cluster has "
+            "GPUs, else 0.",
+            show_default=False,
+        ),
+    ] = None,
     cpus_per_replica: Annotated[float, typer.Option(min=0.0, help="CPUs each replica reserves.")] = 1.0,
     max_batch: Annotated[
         int, typer.Option(min=1, max=256, help="Most requests one replica runs as one batch.")

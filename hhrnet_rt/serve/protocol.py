@@ -105,7 +105,7 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 def encode_image(image_bgr: np.ndarray, image_format: str = "jpeg", jpeg_quality: int = 95) -> bytes:
     """A BGR image as the body of ``POST /v1/poses``. PNG is lossless (the server sees the same pixels:
-    same poses as a local run); JPEG is ~10x smaller on camera frames and moves the poses a little."""
+    same poses as a local run); JPEG is lossy: smaller for camera pictures, and the poses move a little."""
     import cv2
 
     if image_format == "png":

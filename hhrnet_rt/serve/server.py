@@ -34,7 +34,7 @@ def start_server(
     port: int = 8000,
     address: str | None = None,
     replicas: int | tuple[int, int] = 1,
-    gpus_per_replica: float = 0.0,
+    gpus_per_replica: float | None = None,
     cpus_per_replica: float = 1.0,
     torch_threads: int | None = None,
     num_cpus: int | None = None,
@@ -47,6 +47,9 @@ def start_server(
         host, port: where Serve's HTTP proxy listens (127.0.0.1: this machine only).
         address: an existing cluster (``auto``, ``ray://host:10001``); ``None`` starts a local Ray.
         replicas: a count, or ``(min, max)`` to autoscale on load.
+        gpus_per_replica: GPUs each replica reserves; ``None``: 1 where the cluster has GPUs, else 0.
+            Without a reservation Ray neither places replicas by GPU nor gives each one its own: every
+            replica would see all GPUs and use the first.
         num_cpus: CPUs of a local Ray started here (``None``: all of them).
     """
     ray, serve = require_ray()
@@ -61,6 +64,9 @@ def start_server(
             kwargs["num_cpus"] = num_cpus
         ray.init(address=address, **kwargs)
     from hhrnet_rt.serve.deployment import QUIET_LOGS
+
+    if gpus_per_replica is None:
+        gpus_per_replica = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
 
     serve.start(http_options={"host": host, "port": port}, logging_config=QUIET_LOGS)
     app = build_app(
