@@ -110,9 +110,14 @@ def _assert_records_close(got: list[dict], expected: list[dict]) -> None:
 def test_eight_threads_batched_equal_serial(client, local, images):
     serial = [client.predict(image).to_records() for image in images]
     assert serial == [local.predict(image).to_records() for image in images]  # one at a time: exact
+    before = client.info()["batches"]
     batched = [p.to_records() for p in client.predict_batch(images, concurrency=8)]
     for got, expected in zip(batched, serial, strict=True):
         _assert_records_close(got, expected)
+    after = client.info()["batches"]
+    assert after["frames"] - before["frames"] == len(images)
+    # Requests that arrive within batch_wait_ms share a predict_batch call: 8 at once cannot all be alone.
+    assert after["calls"] - before["calls"] < len(images) and after["largest"] > 1
 
 
 def test_video_with_server_writes_every_frame_with_local_poses(server, local, tmp_path):

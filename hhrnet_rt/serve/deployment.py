@@ -48,11 +48,16 @@ class PoseDeployment:
         self.estimator = PoseEstimator(options.pop("weights", None), **options)
         self._predict_many.set_max_batch_size(settings.max_batch)
         self._predict_many.set_batch_wait_timeout_s(settings.batch_wait_ms / 1000.0)
+        # Live counts, shown by /v1/info (the handler keeps a reference to this dict).
+        self.batches = {"calls": 0, "frames": 0, "largest": 0}
         facts = self.estimator.describe()
-        self.handler = RequestHandler(settings, self._predict_many, {"model": facts})
+        self.handler = RequestHandler(settings, self._predict_many, {"model": facts, "batches": self.batches})
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)  # replaced in __init__ by the settings
     async def _predict_many(self, images: list[Any]) -> list[Any]:
+        self.batches["calls"] += 1
+        self.batches["frames"] += len(images)
+        self.batches["largest"] = max(self.batches["largest"], len(images))
         return await asyncio.to_thread(self.estimator.predict_batch, images)
 
     async def __call__(self, request: Request) -> Response:
