@@ -25,7 +25,7 @@ class StandInServer:
     """``hhrt serve``'s handler on 127.0.0.1 with a fake model (one person per frame, at x = frame width
     / 2); after ``answers`` poses it answers 503 to everything, like a server with no live replica."""
 
-    def __init__(self, answers: int) -> None:
+    def __init__(self, answers: int, token: str | None = None) -> None:
         self.left = answers
         self.lock = threading.Lock()
 
@@ -34,7 +34,7 @@ class StandInServer:
             kp[0, :, 0], kp[0, :, 2] = image.shape[1] / 2, 0.05
             return Poses(keypoints=kp, scores=np.array([0.5], np.float32))
 
-        handler = RequestHandler(ServeSettings(), predict, {"model": {"backend": "stand-in"}})
+        handler = RequestHandler(ServeSettings(token=token), predict, {"model": {"backend": "stand-in"}})
         outer = self
 
         class Http(BaseHTTPRequestHandler):
@@ -102,7 +102,10 @@ def test_a_server_that_stays_down_ends_the_run_with_playable_outputs(tmp_path):
     with StandInServer(answers=5) as server:
         remote = RemoteEstimator(PoseClient(server.url, image_format="png", retry_s=0.5), max_in_flight=2)
         source = FileSource(clip)
-        sinks = [Mp4Sink(tmp_path / "o.mp4", source.fps, rate=source.rate), JsonLinesSink(tmp_path / "o.jsonl")]
+        sinks = [
+            Mp4Sink(tmp_path / "o.mp4", source.fps, rate=source.rate),
+            JsonLinesSink(tmp_path / "o.jsonl"),
+        ]
         with pytest.raises(PipelineError) as caught:
             run_pipeline(source, remote, sinks, join_timeout_s=30)
     message = str(caught.value)
@@ -132,7 +135,9 @@ def test_unreachable_server_fails_after_the_retry_budget():
 
 
 def _hhrt(*args: str, timeout: float = 120):
-    return subprocess.run([sys.executable, "-m", "hhrnet_rt", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "hhrnet_rt", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_cli_server_refuses_model_options(tmp_path):
@@ -165,3 +170,31 @@ def test_cli_serve_finds_a_missing_weights_file_before_starting_ray(tmp_path):
     run = _hhrt("serve", "--weights", str(tmp_path / "missing.pth"))
     assert run.returncode == 3
     assert "missing.pth does not exist" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_cli_webcam_and_video_with_server_and_token(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hhrnet_rt.cli import app
+
+    clip = make_video(tmp_path / "live.mp4", 12, fps=60, width=160, height=120)
+    with StandInServer(answers=100, token="t0k") as server:
+        monkeypatch.setenv("HHRT_TOKEN", "t0k")
+        live = CliRunner().invoke(app, ["webcam", "--camera", str(clip), "--no-show", "--json",
+                                        str(tmp_path / "live.jsonl"), "--server", server.url])  # fmt: skip
+        assert live.exit_code == 0, live.output
+        records = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
+        assert 1 <= len(records) <= 12 and all(r["people"][0]["keypoints"][0][0] == 80.0 for r in records)
+
+        whole = CliRunner().invoke(app, ["video", str(clip), "--json", str(tmp_path / "all.jsonl"), "--out",
+                                         str(tmp_path / "all.mp4"), "--server", server.url, "--in-flight", "3"])  # fmt: skip
+        assert whole.exit_code == 0, whole.output
+        records = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+        assert [r["frame"] for r in records] == list(range(12))  # a file: every frame, in order
+
+        monkeypatch.setenv("HHRT_TOKEN", "wrong")
+        refused = CliRunner().invoke(app, ["video", str(clip), "--out", str(tmp_path / "x.mp4"), "--server",
+                                           server.url])  # fmt: skip
+    assert refused.exit_code == 2
+    assert "refused the request (401)" in refused.output and "wrong token" in refused.output
+    assert not (tmp_path / "x.mp4").exists()
