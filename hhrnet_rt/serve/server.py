@@ -79,9 +79,14 @@ def start_server(
 
 
 def stop_server(*, shutdown_ray: bool = True) -> None:
-    """Remove the application and Serve; stop the local Ray this process started."""
+    """Remove the application. ``shutdown_ray``: also stop Serve and the local Ray this process started;
+    ``False`` (a cluster joined with ``address``): only this application goes, other Serve applications
+    on the cluster keep running."""
     ray, serve = require_ray()
-    if ray.is_initialized():
+    if not ray.is_initialized():
+        return
+    if shutdown_ray:
         serve.shutdown()
-        if shutdown_ray:
-            ray.shutdown()
+        ray.shutdown()
+    else:
+        serve.delete(APP_NAME)
