@@ -32,8 +32,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -69,7 +67,11 @@ def graph_modules(network: Any) -> dict[str, Any]:
             heatmaps, tags = self.graph(x)
             return heatmaps, tags.permute(0, 1, 3, 4, 2).contiguous()  # (N, K, H, W, L)
 
-    return {"net": BareNet().eval(), "graph": PoseGraph(network).eval(), "graph-interleaved": Interleaved().eval()}
+    return {
+        "net": BareNet().eval(),
+        "graph": PoseGraph(network).eval(),
+        "graph-interleaved": Interleaved().eval(),
+    }
 
 
 def export_all(modules: dict[str, Any], folder: Path, size: int) -> dict[str, Path]:
@@ -118,7 +120,9 @@ def main() -> int:
         # The same session settings (spinning off, threads) and output reuse as hhrt's backend, for all.
         sessions = {n: OnnxRuntimeBackend(p, threads=args.threads) for n, p in paths.items()}
         hhrt_file = export_graph(network, Path(tmp) / "hhrt.onnx", flip=True, input_size=args.size)
-        est = PoseEstimator(None, input_size=args.size, flip=True, backend="onnxruntime", engine=str(hhrt_file))
+        est = PoseEstimator(
+            None, input_size=args.size, flip=True, backend="onnxruntime", engine=str(hhrt_file)
+        )
         reuse = OnnxRuntimeBackend(hhrt_file, threads=args.threads)
         fresh = OnnxRuntimeBackend(hhrt_file, threads=args.threads, reuse_outputs=False)
 
@@ -132,7 +136,7 @@ def main() -> int:
             xt = torch.from_numpy(x)
             for name in ("net", "graph", "graph-interleaved"):
                 runs[f"torch {name}"] = lambda m=modules[name]: torch.inference_mode()(m)(xt)
-        for name, fn in runs.items():  # warm-up
+        for fn in runs.values():  # warm-up
             in_worker_thread(fn)
         for _ in range(args.rounds):
             for name, fn in runs.items():
@@ -145,7 +149,9 @@ def main() -> int:
     for name, ms in med.items():
         print(f"| {name} | {ms:.1f} |")
     alloc = med["e2e-fresh"] - med["e2e"]
-    print("\n| tags | tail ms (graph - net) | tail / e2e | tail + alloc / e2e | e2e / net |\n|---|---|---|---|---|")
+    print(
+        "\n| tags | tail ms (graph - net) | tail / e2e | tail + alloc / e2e | e2e / net |\n|---|---|---|---|---|"
+    )
     for label, graph in (("planar (now)", "graph"), ("interleaved (before)", "graph-interleaved")):
         tail = med[graph] - med["net"]
         e2e_ms = med["e2e"] + (med[graph] - med["graph"])  # the before frame: the same, with its graph
@@ -153,7 +159,10 @@ def main() -> int:
               f"| {e2e_ms / med['net']:.3f}x |")  # fmt: skip
     print(f"\nalloc (e2e-fresh - e2e) = {alloc:.1f} ms")
     if args.torch:
-        for label, graph in (("planar (now)", "torch graph"), ("interleaved (before)", "torch graph-interleaved")):
+        for label, graph in (
+            ("planar (now)", "torch graph"),
+            ("interleaved (before)", "torch graph-interleaved"),
+        ):
             print(f"torch tail, {label}: {med[graph] - med['torch net']:.1f} ms")
     return 0
 

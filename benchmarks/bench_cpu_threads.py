@@ -66,7 +66,9 @@ def main() -> int:
         work = Path(tmp)
         clip = make_clip(work / "clip.mp4", args.frames)
         onnx_file = export_graph(load(args.model), work / "graph.onnx", flip=True, input_size=args.size)
-        est = PoseEstimator(None, input_size=args.size, flip=True, backend="onnxruntime", engine=str(onnx_file))
+        est = PoseEstimator(
+            None, input_size=args.size, flip=True, backend="onnxruntime", engine=str(onnx_file)
+        )
         backends = {name: OnnxRuntimeBackend(onnx_file, **kw) for name, kw in settings(cores).items()}
         import numpy as np
 

@@ -31,9 +31,9 @@ from hhrnet_rt.config import DecodeParams  # noqa: E402
 from hhrnet_rt.decode import parse, warmup  # noqa: E402
 from hhrnet_rt.decode.grouping import match_by_tag  # noqa: E402
 from hhrnet_rt.decode.peaks import float32_threshold, gather_tags, top_k_peaks  # noqa: E402
-from hhrnet_rt.tag_layout import by_pixel, planar  # noqa: E402
 from hhrnet_rt.decode.refine import adjust, refine, scores  # noqa: E402
 from hhrnet_rt.decode.synthetic import synthesize  # noqa: E402
+from hhrnet_rt.tag_layout import by_pixel, planar  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -290,7 +290,9 @@ def test_exports_with_interleaved_tags_are_refused_with_a_rebuild_hint(built, tm
     decode to nonsense) nor converted every frame; it is refused, saying to rebuild it."""
     (tmp_path / "old").mkdir()
     old = _with_interleaved_tags(_copy(built, tmp_path / "old", sidecar=False))
-    with pytest.raises(InputError, match=r"interleaved per pixel \(N, K, H, W, L\).*rebuild it with `hhrt build-engine`"):
+    with pytest.raises(
+        InputError, match=r"interleaved per pixel \(N, K, H, W, L\).*rebuild it with `hhrt build-engine`"
+    ):
         PoseEstimator(engine=old, backend="onnxruntime", onnx_threads=1)
     # The same copy with the build's planar tags opens: the refusal is about the layout only.
     PoseEstimator(engine=_copy(built, tmp_path, sidecar=False), backend="onnxruntime", onnx_threads=1)

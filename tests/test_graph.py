@@ -97,7 +97,9 @@ def test_tags_leave_the_graph_as_planes(pipeline):
         with torch.inference_mode():
             _, tags = graph(torch.from_numpy(pipeline["s128_input"]))
         assert tags.shape == (1, 17, planes, 128, 192) and tags.is_contiguous()
-        np.testing.assert_array_equal(tags[0, 3, planes - 1].numpy(), pipeline["s128_flip_tags"][0, 3, ..., planes - 1])
+        np.testing.assert_array_equal(
+            tags[0, 3, planes - 1].numpy(), pipeline["s128_flip_tags"][0, 3, ..., planes - 1]
+        )
 
 
 def test_flip_index_is_applied(pipeline):
