@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from hhrnet_rt.cli import signals
+from hhrnet_rt.cli import ray_video, signals
 from hhrnet_rt.cli.app import (
     BackendName,
     DecodeOn,
@@ -389,11 +389,17 @@ def video(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    ray: ray_video.RayFlag = False,
+    address: ray_video.RayAddress = None,
+    cpus_per_task: ray_video.CpusPerTask = 1.0,
+    gpus_per_task: ray_video.GpusPerTask = 0.0,
+    max_retries: ray_video.MaxRetries = 3,
 ) -> None:
     """Annotate every frame of each video: one output frame per input frame, in order, at the input rate.
 
-    Several inputs are processed one after another, each with its own outputs.
+    Several inputs are processed one after another, each with its own outputs (with --ray: as Ray tasks).
     """
+    ray_video.check_options(ray, show, address, cpus_per_task, gpus_per_task, max_retries)
     from hhrnet_rt.cli.inputs_expand import expand_videos
     from hhrnet_rt.cli.targets import plan_video_outputs
     from hhrnet_rt.inputs import check_input_file
@@ -409,6 +415,11 @@ def video(
     run_dir = new_run_dir() if out is None else None
     try:
         plan = plan_video_outputs(sources, out, json_out, coco, run_dir=run_dir, overwrite=overwrite)
+        if ray:
+            model = (weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast)
+            recipe = ray_video.recipe_for(*model, min_score=min_score, max_people=max_people, max_frames=max_frames)
+            return ray_video.run(plan, recipe, address=address, cpus_per_task=cpus_per_task,
+                                 gpus_per_task=gpus_per_task, max_retries=max_retries, overwrite=overwrite)
         source = FileSource(plan[0].source)  # a first input that is not a video fails before the model loads
         try:
             estimator = make_estimator(

@@ -1,0 +1,164 @@
+"""``hhrt video ... --ray``: one real local Ray cluster (127.0.0.1, no dashboard) for the whole module.
+
+The cluster is started here (not in conftest): the in-process runs find it already connected and use it;
+the subprocess run joins it with ``--address``, as a user joins a running cluster. Worker deaths are
+injected through the test-only faults file that :mod:`hhrnet_rt.cluster.video_task` reads.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+from video_helpers import make_video, read_video, run_in_thread
+
+from hhrnet_rt.cli import app
+from hhrnet_rt.cli.app import EXIT_PIPELINE
+from hhrnet_rt.cluster.video_task import FAULTS_ENV
+
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs Ray: pip install -e '.[ray]'"),
+]
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_TIMEOUT_S = 240  # a bound, not a figure: a hung cluster fails the test instead of the CI job
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def faults_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("faults") / "faults.json"
+    path.write_text("{}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster(faults_file, one_torch_thread):
+    """A 2-CPU Ray on 127.0.0.1 whose workers see the faults file; yields its address."""
+    from hhrnet_rt.cluster import require_ray
+
+    saved = {k: os.environ.get(k) for k in (FAULTS_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    os.environ[FAULTS_ENV] = str(faults_file)  # before init: the workers inherit the raylet's environment
+    ray = require_ray(loopback=True)
+    if ray.is_initialized():
+        pytest.fail("Ray is already connected in this test process; this module needs its own cluster")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        address = ray.get_runtime_context().gcs_address
+        assert address.startswith("127.0.0.1:"), f"the test cluster must stay on loopback, got {address}"
+        assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+        yield address
+    finally:
+        ray.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def tiny(golden_dir) -> list[str]:
+    return ["--weights", str(golden_dir / "tiny_model.npz"), "--backend", "torch", "--input-size", "64"]
+
+
+def _inject(faults_file: Path, video: Path, *, crash_attempts: int, at_frame: int) -> None:
+    faults = json.loads(faults_file.read_text())
+    faults[str(video.absolute())] = {"crash_attempts": crash_attempts, "at_frame": at_frame}
+    faults_file.write_text(json.dumps(faults))
+
+
+def _invoke(args: list[str]):
+    result = run_in_thread(lambda: runner.invoke(app, args), timeout=RUN_TIMEOUT_S)
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".part" in p.name)
+
+
+def _assert_same_records(got: list[dict], expected: list[dict]) -> None:
+    assert [r["frame"] for r in got] == [r["frame"] for r in expected]
+    assert [r["timestamp"] for r in got] == [r["timestamp"] for r in expected]
+    for a, b in zip(got, expected, strict=True):
+        assert len(a["people"]) == len(b["people"]), f"frame {a['frame']}"
+        for p, q in zip(a["people"], b["people"], strict=True):
+            # Same code on the same pixels, but the Ray workers run torch on one thread (Ray sets
+            # OMP_NUM_THREADS) and the local run may not: sums in another order move floats by ~1e-6,
+            # which can flip the file's last rounded digit (x/y to 0.01 px, scores to 1e-4).
+            np.testing.assert_allclose(p["keypoints"], q["keypoints"], rtol=0, atol=1e-4 + 0.01)
+            assert p["score"] == pytest.approx(q["score"], abs=1e-4 + 1e-6)
+
+
+def test_three_videos_on_ray_equal_the_local_run(tmp_path, cluster, tiny):
+    videos = [make_video(tmp_path / f"{name}.mp4", n) for name, n in (("a", 6), ("b", 8), ("c", 5))]
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    done = _invoke(["video", *map(str, videos), "--out", str(local), "--json", str(local), *tiny])
+    assert done.exit_code == 0, done.output
+    done = _invoke(["video", *map(str, videos), "--ray", "--out", str(remote), "--json", str(remote), *tiny])
+    assert done.exit_code == 0, done.output
+
+    assert sorted(p.name for p in remote.iterdir()) == sorted(p.name for p in local.iterdir())
+    people = 0
+    for video in videos:
+        got, expected = _records(remote / f"{video.stem}.jsonl"), _records(local / f"{video.stem}.jsonl")
+        _assert_same_records(got, expected)
+        people += sum(len(r["people"]) for r in got)
+        frames, _ = read_video(remote / f"{video.stem}.mp4")
+        reference, _ = read_video(local / f"{video.stem}.mp4")
+        assert len(frames) == len(reference) == len(expected)
+        # Same frames, same people drawn, same encoder settings; only a drawn person whose score sat on
+        # the drawing threshold could differ (see above), so allow a little, far below another frame's.
+        for f, r in zip(frames, reference, strict=True):
+            assert float(np.mean(np.abs(f.astype(np.int16) - r))) < 0.5
+    assert people > 0, "the tiny model finds someone: otherwise the comparison above compared nothing"
+    assert re.search(r"3 of 3 videos done, 19 frames written", done.output), done.output
+
+
+def test_a_worker_that_dies_once_is_retried_and_the_video_completes(tmp_path, cluster, tiny, faults_file):
+    video = make_video(tmp_path / "d.mp4", 8)
+    _inject(faults_file, video, crash_attempts=1, at_frame=3)  # dies mid-file: its files are half written
+    out = tmp_path / "out"
+    done = _invoke(["video", str(video), "--ray", "--out", str(out), "--json", str(out), *tiny])
+    assert done.exit_code == 0, done.output
+    assert re.search(r"d\.mp4\s*│\s*8/8\s*│[^│]*│\s*1\s*│\s*ok", done.output), done.output  # one retry
+    assert [r["frame"] for r in _records(out / "d.jsonl")] == list(range(8))
+    frames, _ = read_video(out / "d.mp4")
+    assert len(frames) == 8
+    assert _leftovers(out) == [], "the dead attempt's temporary files must be gone"
+
+
+def test_a_video_that_always_fails_fails_alone(tmp_path, cluster, tiny, faults_file):
+    good = make_video(tmp_path / "good.mp4", 4)
+    doomed = make_video(tmp_path / "doomed.mp4", 6)
+    _inject(faults_file, doomed, crash_attempts=99, at_frame=2)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 100)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "hhrnet_rt", "video", str(good), str(doomed), str(junk), "--ray",
+           "--address", cluster, "--max-retries", "1", "--out", str(out), "--json", str(out), *tiny]  # fmt: skip
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    message = done.stderr
+    assert done.returncode == EXIT_PIPELINE, done.stdout + message
+    assert "Traceback" not in message
+    assert "2 of 3 videos failed" in message and "the others are complete" in message
+    assert "doomed.mp4: the worker running it died on every attempt" in message
+    assert re.search(r"junk\.mp4: .*junk\.mp4", message), message  # the library's message names the file
+    assert re.search(r"doomed\.mp4\s*│\s*0/0\s*│[^│]*│\s*1\s*│\s*failed", done.stdout), done.stdout
+    assert [r["frame"] for r in _records(out / "good.jsonl")] == list(range(4))
+    assert len(read_video(out / "good.mp4")[0]) == 4
+    assert sorted(p.name for p in out.iterdir()) == ["good.jsonl", "good.mp4"]  # nothing else, no .part
