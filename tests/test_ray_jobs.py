@@ -21,13 +21,12 @@ from typer.testing import CliRunner
 from video_helpers import make_video, read_video, run_in_thread
 
 from hhrnet_rt.cli import app
-from hhrnet_rt.cli.app import EXIT_PIPELINE
-from hhrnet_rt.cluster.video_task import FAULTS_ENV
+from hhrnet_rt.cli.app import EXIT_BACKEND, EXIT_INPUT, EXIT_PIPELINE
+from hhrnet_rt.cluster.archive import Ledger
+from hhrnet_rt.cluster.video_task import FAULTS_ENV, VideoJob, remove_temporaries, temporary_path
 
-pytestmark = [
-    pytest.mark.ray,
-    pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs Ray: pip install -e '.[ray]'"),
-]
+# Only the tests that use the cluster need Ray (and carry the marker); the rest run everywhere.
+NO_RAY = importlib.util.find_spec("ray") is None
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT_S = 240  # a bound, not a figure: a hung cluster fails the test instead of the CI job
@@ -104,6 +103,8 @@ def _assert_same_records(got: list[dict], expected: list[dict]) -> None:
             assert p["score"] == pytest.approx(q["score"], abs=1e-4 + 1e-6)
 
 
+@pytest.mark.ray
+@pytest.mark.skipif(NO_RAY, reason="needs Ray: pip install -e '.[ray]'")
 def test_three_videos_on_ray_equal_the_local_run(tmp_path, cluster, tiny):
     videos = [make_video(tmp_path / f"{name}.mp4", n) for name, n in (("a", 6), ("b", 8), ("c", 5))]
     local, remote = tmp_path / "local", tmp_path / "ray"
@@ -129,6 +130,8 @@ def test_three_videos_on_ray_equal_the_local_run(tmp_path, cluster, tiny):
     assert re.search(r"3 of 3 videos done, 19 frames written", done.output), done.output
 
 
+@pytest.mark.ray
+@pytest.mark.skipif(NO_RAY, reason="needs Ray: pip install -e '.[ray]'")
 def test_a_worker_that_dies_once_is_retried_and_the_video_completes(tmp_path, cluster, tiny, faults_file):
     video = make_video(tmp_path / "d.mp4", 8)
     _inject(faults_file, video, crash_attempts=1, at_frame=3)  # dies mid-file: its files are half written
@@ -142,6 +145,8 @@ def test_a_worker_that_dies_once_is_retried_and_the_video_completes(tmp_path, cl
     assert _leftovers(out) == [], "the dead attempt's temporary files must be gone"
 
 
+@pytest.mark.ray
+@pytest.mark.skipif(NO_RAY, reason="needs Ray: pip install -e '.[ray]'")
 def test_a_video_that_always_fails_fails_alone(tmp_path, cluster, tiny, faults_file):
     good = make_video(tmp_path / "good.mp4", 4)
     doomed = make_video(tmp_path / "doomed.mp4", 6)
@@ -162,3 +167,49 @@ def test_a_video_that_always_fails_fails_alone(tmp_path, cluster, tiny, faults_f
     assert [r["frame"] for r in _records(out / "good.jsonl")] == list(range(4))
     assert len(read_video(out / "good.mp4")[0]) == 4
     assert sorted(p.name for p in out.iterdir()) == ["good.jsonl", "good.mp4"]  # nothing else, no .part
+
+
+# -- no cluster needed ------------------------------------------------------------------------------------
+
+
+def test_ray_options_need_ray_and_no_window(tmp_path, tiny, monkeypatch):
+    clip = make_video(tmp_path / "e.mp4", 2)
+    monkeypatch.chdir(tmp_path)
+    done = _invoke(["video", str(clip), "--address", "auto", *tiny])
+    assert done.exit_code == EXIT_INPUT and "need --ray" in done.output
+    done = _invoke(["video", str(clip), "--ray", "--show", *tiny])
+    assert done.exit_code == EXIT_INPUT and "--show cannot be used with --ray" in done.output
+    assert not (tmp_path / "runs").exists(), "refused before anything was created"
+
+
+def test_without_ray_the_message_names_the_extra(tmp_path, tiny, monkeypatch):
+    clip = make_video(tmp_path / "f.mp4", 2)
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
+    monkeypatch.chdir(tmp_path)
+    done = _invoke(["video", str(clip), "--ray", *tiny])
+    assert done.exit_code == EXIT_BACKEND, done.output
+    assert "Ray is not installed" in done.output and 'pip install -e ".[ray]"' in done.output
+    assert not (tmp_path / "runs" / "pose" / "1").exists(), "the empty run folder is removed again"
+
+
+def test_ledger_counts_attempts_and_ignores_a_dead_attempts_frames():
+    ledger = Ledger(2)
+    assert ledger.begin(0) == 1
+    ledger.set_total(0, 1, 10)
+    ledger.advance(0, 1, 4)
+    assert ledger.begin(0) == 2  # the worker died: Ray runs the task again
+    ledger.advance(0, 1, 3)  # a late message from the dead attempt
+    ledger.advance(0, 2, 2)
+    assert ledger.snapshot() == ([2, 0], [2, 0], [10, None])
+
+
+def test_temporaries_are_hidden_beside_the_output_and_only_the_runs_own_are_removed(tmp_path):
+    final = tmp_path / "walk.mp4"
+    temp = temporary_path(final, "abc123")
+    assert temp.parent == tmp_path and temp.name.startswith(".walk.mp4.") and temp.suffix == ".mp4"
+    job = VideoJob(0, "walk.mp4", {"video": str(final), "json": None, "coco": None}, "abc123", False)
+    other_run = temporary_path(final, "ffffff")
+    for path in (final, temp, other_run):
+        path.write_bytes(b"x")
+    remove_temporaries(job)
+    assert not temp.exists() and final.exists() and other_run.exists()
