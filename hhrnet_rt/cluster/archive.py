@@ -21,6 +21,8 @@ from hhrnet_rt.cluster.ray_setup import require_ray
 from hhrnet_rt.cluster.video_task import FileReport, VideoJob, VideoRecipe, remove_temporaries, run_video_task
 
 POLL_S = 0.2
+#: After Ctrl-C, how long the cancelled tasks get to close and publish what they wrote.
+CANCEL_WAIT_S = 30.0
 
 
 class Ledger:
@@ -92,7 +94,8 @@ def run_archive(
         attempts, _, _ = ray.get(ledger.snapshot.remote())
     except KeyboardInterrupt:
         for ref in pending:
-            ray.cancel(ref)  # the task sees KeyboardInterrupt: its pipeline stops and publishes
+            ray.cancel(ref)  # the task sees KeyboardInterrupt: its pipeline stops, closes and publishes
+        ray.wait(pending, num_returns=len(pending), timeout=CANCEL_WAIT_S)  # before Ray shuts down
         raise
     finally:
         ray.kill(ledger)  # on a long-lived cluster, each run's actor would otherwise stay
