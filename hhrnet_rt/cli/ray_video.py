@@ -97,8 +97,8 @@ def recipe_for(weights, backend, engine, device, input_size, flip, refine, preci
     return CliVideoRecipe(args, min_score, max_people, max_frames)
 
 
-def run(plan, recipe: CliVideoRecipe, *, address: str | None, cpus_per_task: float,
-               gpus_per_task: float, max_retries: int, overwrite: bool) -> None:  # fmt: skip
+def run(plan, recipe: CliVideoRecipe, *, address: str | None, cpus_per_task: float, gpus_per_task: float,
+        max_retries: int, overwrite: bool) -> None:  # fmt: skip
     """Every planned input as a Ray task; the summary on stdout; an error if any video failed."""
     from hhrnet_rt.cli.media import stdout
     from hhrnet_rt.cluster import ray_session, run_archive

@@ -191,17 +191,15 @@ def _process(job, recipe, ledger, attempt, crash_at, report: FileReport) -> None
         )  # fmt: skip
     except BaseException:
         progress.flush()
+        report.frames_written = progress.frames
         with contextlib.suppress(HhrtError, OSError):  # the pipeline's error is the one to report
             _publish(job, temps, report)  # a failed run keeps what it wrote, as a local run does
         raise
     progress.flush()
     _publish(job, temps, report)
     report.frames_read, report.frames_written = result.frames_read, result.frames_written
-    report.decode_failures, report.wall_s, report.stopped = (
-        result.decode_failures,
-        result.wall_s,
-        result.stopped,
-    )
+    report.decode_failures = result.decode_failures
+    report.wall_s, report.stopped = result.wall_s, result.stopped
     whole_file = result.stopped is None and (
         recipe.max_frames is None or result.frames_read < recipe.max_frames
     )
