@@ -101,6 +101,7 @@ def _assert_same_records(got: list[dict], expected: list[dict]) -> None:
             # which can flip the file's last rounded digit (x/y to 0.01 px, scores to 1e-4).
             np.testing.assert_allclose(p["keypoints"], q["keypoints"], rtol=0, atol=1e-4 + 0.01)
             assert p["score"] == pytest.approx(q["score"], abs=1e-4 + 1e-6)
+            assert p.get("id") == q.get("id")  # --track: the same IDs, from a fresh tracker per video
 
 
 @pytest.mark.ray
@@ -108,17 +109,20 @@ def _assert_same_records(got: list[dict], expected: list[dict]) -> None:
 def test_three_videos_on_ray_equal_the_local_run(tmp_path, cluster, tiny):
     videos = [make_video(tmp_path / f"{name}.mp4", n) for name, n in (("a", 6), ("b", 8), ("c", 5))]
     local, remote = tmp_path / "local", tmp_path / "ray"
-    done = _invoke(["video", *map(str, videos), "--out", str(local), "--json", str(local), *tiny])
+    options = ["--json", str(local), "--track", *tiny]
+    done = _invoke(["video", *map(str, videos), "--out", str(local), *options])
     assert done.exit_code == 0, done.output
-    done = _invoke(["video", *map(str, videos), "--ray", "--out", str(remote), "--json", str(remote), *tiny])
+    options[1] = str(remote)
+    done = _invoke(["video", *map(str, videos), "--ray", "--out", str(remote), *options])
     assert done.exit_code == 0, done.output
 
     assert sorted(p.name for p in remote.iterdir()) == sorted(p.name for p in local.iterdir())
-    people = 0
+    people = ids = 0
     for video in videos:
         got, expected = _records(remote / f"{video.stem}.jsonl"), _records(local / f"{video.stem}.jsonl")
         _assert_same_records(got, expected)
         people += sum(len(r["people"]) for r in got)
+        ids += sum(p.get("id") is not None for r in got for p in r["people"])
         frames, _ = read_video(remote / f"{video.stem}.mp4")
         reference, _ = read_video(local / f"{video.stem}.mp4")
         assert len(frames) == len(reference) == len(expected)
@@ -127,6 +131,7 @@ def test_three_videos_on_ray_equal_the_local_run(tmp_path, cluster, tiny):
         for f, r in zip(frames, reference, strict=True):
             assert float(np.mean(np.abs(f.astype(np.int16) - r))) < 0.5
     assert people > 0, "the tiny model finds someone: otherwise the comparison above compared nothing"
+    assert ids > 0, "--track reached the workers"
     assert re.search(r"3 of 3 videos done, 19 frames written", done.output), done.output
 
 

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from hhrnet_rt.cli import ray_video, signals
+from hhrnet_rt.cli import ray_video, signals, temporal
 from hhrnet_rt.cli.app import (
     BackendName,
     DecodeOn,
@@ -285,7 +285,7 @@ def _check_outputs(
 
 def _run(
     source, estimator, sinks, *, hud: bool, show: bool, max_frames: int | None, title: str,
-    min_score: float | None = None, max_people: int | None = None,
+    min_score: float | None = None, max_people: int | None = None, post_decode=None,
 ):  # fmt: skip
     from hhrnet_rt.video import run_pipeline
     from hhrnet_rt.video.display import Window
@@ -315,7 +315,7 @@ def _run(
             result = run_pipeline(
                 source, estimator, sinks, hud=hud, max_frames=max_frames, on_frame=on_frame, display=window,
                 join_timeout_s=JOIN_TIMEOUT_S, min_score=min_score,
-                max_people=max_people,
+                max_people=max_people, post_decode=post_decode,
             )  # fmt: skip
         except PipelineError as exc:
             if exc.threads_still_running:
@@ -389,6 +389,14 @@ def video(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    track: temporal.Track = False,
+    track_min_hits: temporal.TrackMinHits = temporal.DEFAULTS.min_hits,
+    track_max_age: temporal.TrackMaxAge = temporal.DEFAULTS.max_age,
+    track_min_oks: temporal.TrackMinOks = temporal.DEFAULTS.min_oks,
+    smooth: temporal.Smooth = False,
+    smooth_min_cutoff: temporal.SmoothMinCutoff = temporal.DEFAULTS.min_cutoff,
+    smooth_beta: temporal.SmoothBeta = temporal.DEFAULTS.beta,
+    smooth_d_cutoff: temporal.SmoothDCutoff = temporal.DEFAULTS.d_cutoff,
     ray: ray_video.RayFlag = False,
     address: ray_video.RayAddress = None,
     cpus_per_task: ray_video.CpusPerTask = 1.0,
@@ -406,6 +414,8 @@ def video(
     from hhrnet_rt.runs import new_run_dir, remove_if_empty
     from hhrnet_rt.video import FileSource
 
+    over_time = temporal.temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
+                                           smooth_min_cutoff, smooth_beta, smooth_d_cutoff)  # fmt: skip
     sources = expand_videos(inputs, recursive=recursive)
     for source in sources:  # every local input is checked before anything is created or loaded
         if isinstance(source, Path):
@@ -417,7 +427,8 @@ def video(
         plan = plan_video_outputs(sources, out, json_out, coco, run_dir=run_dir, overwrite=overwrite)
         if ray:
             model = (weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast)
-            recipe = ray_video.recipe_for(*model, min_score=min_score, max_people=max_people, max_frames=max_frames)
+            recipe = ray_video.recipe_for(*model, min_score=min_score, max_people=max_people, max_frames=max_frames,
+                                          over_time=over_time)
             return ray_video.run(plan, recipe, address=address, cpus_per_task=cpus_per_task,
                                  gpus_per_task=gpus_per_task, max_retries=max_retries, overwrite=overwrite)
         source = FileSource(plan[0].source)  # a first input that is not a video fails before the model loads
@@ -442,7 +453,7 @@ def video(
             if source is None:
                 source = FileSource(targets.source)
             _video_one(source, targets, estimator, show=show, max_frames=max_frames, min_score=min_score,
-                       max_people=max_people, overwrite=overwrite)  # fmt: skip
+                       max_people=max_people, overwrite=overwrite, over_time=over_time)  # fmt: skip
             source = None
     finally:
         if run_dir is not None:
@@ -451,7 +462,9 @@ def video(
         console.print(f"results saved to [bold]{escape(str(run_dir))}[/]", highlight=False)
 
 
-def _video_one(source, targets, estimator, *, show, max_frames, min_score, max_people, overwrite) -> None:
+def _video_one(
+    source, targets, estimator, *, show, max_frames, min_score, max_people, overwrite, over_time
+) -> None:
     """One input of ``hhrt video`` (its source open) through the pipeline into its outputs."""
     try:
         _warm_up(estimator, source)
@@ -460,7 +473,7 @@ def _video_one(source, targets, estimator, *, show, max_frames, min_score, max_p
         source.close()
         raise
     result = _run(source, estimator, sinks, hud=False, show=show, max_frames=max_frames, title=source.name,
-                  min_score=min_score, max_people=max_people)  # fmt: skip
+                  min_score=min_score, max_people=max_people, post_decode=over_time.hook())  # fmt: skip
     whole_file = result.stopped is None and (max_frames is None or result.frames_read < max_frames)
     if whole_file and (shortfall := source.shortfall_warning(result.frames_read)):
         console.print(f"[yellow]warning:[/] {escape(shortfall)}", highlight=False)  # a file name may hold [ ]
@@ -510,11 +523,21 @@ def webcam(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    track: temporal.Track = False,
+    track_min_hits: temporal.TrackMinHits = temporal.DEFAULTS.min_hits,
+    track_max_age: temporal.TrackMaxAge = temporal.DEFAULTS.max_age,
+    track_min_oks: temporal.TrackMinOks = temporal.DEFAULTS.min_oks,
+    smooth: temporal.Smooth = False,
+    smooth_min_cutoff: temporal.SmoothMinCutoff = temporal.DEFAULTS.min_cutoff,
+    smooth_beta: temporal.SmoothBeta = temporal.DEFAULTS.beta,
+    smooth_d_cutoff: temporal.SmoothDCutoff = temporal.DEFAULTS.d_cutoff,
 ) -> None:
     """Live pose estimation: newest frame wins, drops are counted; q or Esc quits the window."""
     from hhrnet_rt.video import CameraSource
     from hhrnet_rt.video.display import gui_problem
 
+    over_time = temporal.temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
+                                           smooth_min_cutoff, smooth_beta, smooth_d_cutoff)  # fmt: skip
     _check_outputs(out, json_out, None, overwrite=overwrite, inputs=[Path(camera)])  # a file played live
     if show and (problem := gui_problem()):
         if out is None and json_out is None:
@@ -540,7 +563,7 @@ def webcam(
         source.close()
         raise
     _run(source, estimator, sinks, hud=True, show=show, max_frames=max_frames, title=source.description,
-         min_score=min_score, max_people=max_people)  # fmt: skip
+         min_score=min_score, max_people=max_people, post_decode=over_time.hook())  # fmt: skip
 
 
 @app.command()

@@ -22,6 +22,7 @@ from rich.table import Table
 from hhrnet_rt import errors
 from hhrnet_rt.cli.app import console
 from hhrnet_rt.errors import InputError, PipelineError
+from hhrnet_rt.track.hook import TemporalSettings
 
 RayFlag = Annotated[
     bool,
@@ -66,6 +67,10 @@ class CliVideoRecipe:
     min_score: float | None
     max_people: int | None
     max_frames: int | None
+    over_time: TemporalSettings  # --track / --smooth
+
+    def post_decode(self) -> Any:
+        return self.over_time.hook()  # a fresh tracker per video, as a local run makes per input
 
     def estimator(self) -> Any:
         from hhrnet_rt.cli.app import BackendName, DecodeOn, Precision
@@ -85,7 +90,7 @@ class CliVideoRecipe:
 
 
 def recipe_for(weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads,
-               fast, *, min_score, max_people, max_frames) -> CliVideoRecipe:  # fmt: skip
+               fast, *, min_score, max_people, max_frames, over_time) -> CliVideoRecipe:  # fmt: skip
     """The recipe for ``hhrt video``'s options; local files as absolute paths (workers run elsewhere)."""
     from hhrnet_rt.inputs import is_regular_file
 
@@ -94,7 +99,7 @@ def recipe_for(weights, backend, engine, device, input_size, flip, refine, preci
     engine = str(Path(engine).absolute()) if engine is not None else None
     args = (weights, backend.value, engine, device, input_size, flip, refine,
             precision.value if precision is not None else None, decode_on.value, threads, fast)  # fmt: skip
-    return CliVideoRecipe(args, min_score, max_people, max_frames)
+    return CliVideoRecipe(args, min_score, max_people, max_frames, over_time)
 
 
 def run(plan, recipe: CliVideoRecipe, *, address: str | None, cpus_per_task: float, gpus_per_task: float,

@@ -45,6 +45,7 @@ class VideoRecipe(Protocol):
     max_frames: int | None
 
     def estimator(self) -> Any: ...
+    def post_decode(self) -> Any: ...  # a fresh per-video hook (tracking, smoothing) or None
     def sinks(self, source: Any, video: Path | None, json: Path | None, coco: Path | None) -> list: ...
 
 
@@ -187,7 +188,7 @@ def _process(job, recipe, ledger, attempt, crash_at, report: FileReport) -> None
     try:
         result = run_pipeline(
             source, estimator, sinks, on_frame=progress, max_frames=recipe.max_frames,
-            min_score=recipe.min_score, max_people=recipe.max_people,
+            min_score=recipe.min_score, max_people=recipe.max_people, post_decode=recipe.post_decode(),
         )  # fmt: skip
     except BaseException:
         progress.flush()

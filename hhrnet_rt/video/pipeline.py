@@ -30,7 +30,7 @@ from hhrnet_rt.stop_signals import signals_deferred
 from hhrnet_rt.video.channels import POLL_S, Channel, LatestImage
 from hhrnet_rt.video.meters import LatencyStats, QueueWait, TransferStats
 from hhrnet_rt.video.sinks import FrameResult
-from hhrnet_rt.video.stages import STAGE_NAMES, Estimator, Sink, StageError, Stages
+from hhrnet_rt.video.stages import STAGE_NAMES, Estimator, PostDecode, Sink, StageError, Stages
 
 _END = object()  # end-of-stream marker, forwarded by every stage
 QUEUE_NAMES = ("capture→inference", "inference→decode", "decode→output")
@@ -101,6 +101,7 @@ def run_pipeline(
     join_timeout_s: float = 30.0,
     min_score: float | None = None,
     max_people: int | None = None,
+    post_decode: PostDecode | None = None,
 ) -> PipelineResult:
     """Run ``source`` through ``estimator`` into ``sinks``; returns timings and counts.
 
@@ -128,6 +129,8 @@ def run_pipeline(
         join_timeout_s: how long to wait for a stage to finish its current item after a stop.
         min_score, max_people: which people go on (:meth:`Poses.select`), chosen once after decode, so
             what is drawn, counted and written is the same set (``None``: no limit).
+        post_decode: called with each frame's chosen people and the frame, in frame order, in the decode
+            stage; returns the people to draw and write (e.g. :class:`hhrnet_rt.track.hook.TemporalHook`).
 
     Raises:
         DiskFullError: an output ran out of space; the files hold the frames written before (whole JSON
@@ -137,7 +140,7 @@ def run_pipeline(
     annotator = (annotator or annotator_for(min_score)) if draw else None
     stages = Stages(
         source, estimator, sinks, annotator=annotator, hud=hud, on_frame=on_frame,
-        min_score=min_score, max_people=max_people,
+        min_score=min_score, max_people=max_people, post_decode=post_decode,
     )  # fmt: skip
     runner = _Runner(stages, stop_event, max_frames, display, queue_size, join_timeout_s)
     return runner.run_threaded() if threaded else runner.run_sequential()

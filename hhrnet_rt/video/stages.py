@@ -12,11 +12,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from hhrnet_rt.draw import PoseAnnotator, draw_hud
+from hhrnet_rt.draw import PoseAnnotator, draw_hud, hud_ids_line
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.video.meters import RollingRate, StageClock
 from hhrnet_rt.video.sinks import FrameResult
 from hhrnet_rt.video.sources import Frame
+
+#: A per-stream step on each frame's people after decode (track IDs, smoothing); called in frame order.
+PostDecode = Callable[[Poses, Frame], Poses]
 
 STAGE_NAMES = ("capture", "preprocess", "inference", "decode", "draw", "write")
 
@@ -65,8 +68,10 @@ class Stages:
         on_frame: Callable[[FrameResult], None] | None,
         min_score: float | None = None,
         max_people: int | None = None,
+        post_decode: PostDecode | None = None,
     ) -> None:
         self.source, self.estimator, self.sinks = source, estimator, tuple(sinks)
+        self.post_decode = post_decode  # per stream, in frame order (e.g. track IDs, smoothing)
         self.annotator, self.hud, self.on_frame = annotator, hud, on_frame
         self.clock = StageClock()
         self.latencies: list[float] = []
@@ -103,13 +108,19 @@ class Stages:
 
     def decode(self, item: tuple[Frame, Any, Any]) -> tuple[Frame, Poses]:
         frame, prepared, maps = item
-        poses = self._timed("decode", frame.index, self.estimator.decode, maps, prepared)
-        poses = poses.select(self.min_score, self.max_people)  # the one choice of who is drawn and written
+        poses = self._timed("decode", frame.index, self._decoded, maps, prepared, frame)
         nbytes = getattr(maps, "d2h_bytes", None)  # complete after decode (the device decode adds to it)
         if nbytes is not None:
             self.d2h_bytes.append(int(nbytes))
         self.processed += 1
         return frame, poses
+
+    def _decoded(self, maps: Any, prepared: Any, frame: Frame) -> Poses:
+        poses = self.estimator.decode(maps, prepared)
+        poses = poses.select(self.min_score, self.max_people)  # the one choice of who is drawn and written
+        if self.post_decode is not None:  # after the choice: IDs go to exactly the people written
+            poses = self.post_decode(poses, frame)
+        return poses
 
     def _draw(self, frame: Frame, poses: Poses) -> FrameResult:
         image = frame.image
@@ -121,6 +132,8 @@ class Stages:
         latency = time.perf_counter() - frame.t_capture
         if self.hud:  # the people on the picture, not the fragments it hides
             lines = [f"{self.rolling.fps:5.1f} FPS  {1e3 * latency:4.0f} ms", f"people {drawn}"]
+            if poses.ids is not None:
+                lines.append(hud_ids_line(poses))
             if self.dropped:
                 lines.append(f"dropped {self.dropped}")
             # Text size follows the frame width so the box covers about the same share of any frame.
