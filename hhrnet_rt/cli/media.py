@@ -399,9 +399,9 @@ def video(
     smooth_d_cutoff: temporal.SmoothDCutoff = temporal.DEFAULTS.d_cutoff,
     ray: ray_video.RayFlag = False,
     address: ray_video.RayAddress = None,
-    cpus_per_task: ray_video.CpusPerTask = 1.0,
-    gpus_per_task: ray_video.GpusPerTask = 0.0,
-    max_retries: ray_video.MaxRetries = 3,
+    cpus_per_task: ray_video.CpusPerTask = ray_video.TASK_CPUS,
+    gpus_per_task: ray_video.GpusPerTask = ray_video.TASK_GPUS,
+    max_retries: ray_video.MaxRetries = ray_video.MAX_RETRIES,
 ) -> None:
     """Annotate every frame of each video: one output frame per input frame, in order, at the input rate.
 

@@ -12,7 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -21,15 +21,20 @@ from rich.table import Table
 
 from hhrnet_rt import errors
 from hhrnet_rt.cli.app import console
+from hhrnet_rt.cluster.archive import MAX_RETRIES, TASK_CPUS, TASK_GPUS  # noqa: F401  (the defaults)
 from hhrnet_rt.errors import InputError, PipelineError
-from hhrnet_rt.track.hook import TemporalSettings
 
+if TYPE_CHECKING:
+    from hhrnet_rt.track.hook import TemporalSettings
+
+_PANEL = "Ray (videos as tasks on a cluster)"
 RayFlag = Annotated[
     bool,
     typer.Option(
         "--ray",
         help="Process the inputs as Ray tasks, one per video, on a local Ray (127.0.0.1) or the cluster "
         "--address names. Outputs are written by the workers: on a cluster, put them on shared storage.",
+        rich_help_panel=_PANEL,
     ),
 ]
 RayAddress = Annotated[
@@ -39,15 +44,25 @@ RayAddress = Annotated[
         help="With --ray: join this Ray cluster (auto, ray://HEAD:10001, HEAD:6379) instead of starting "
         "a local one.",
         show_default=False,
+        rich_help_panel=_PANEL,
     ),
 ]
-CpusPerTask = Annotated[float, typer.Option(min=0.0, help="With --ray: CPUs each video's task reserves.")]
+CpusPerTask = Annotated[
+    float, typer.Option(min=0.0, help="With --ray: CPUs each video's task reserves.", rich_help_panel=_PANEL)
+]
 GpusPerTask = Annotated[
     float,
-    typer.Option(min=0.0, help="With --ray: GPUs each video's task reserves (0.5: two videos share a GPU)."),
+    typer.Option(
+        min=0.0,
+        help="With --ray: GPUs each video's task reserves (0.5: two videos share a GPU).",
+        rich_help_panel=_PANEL,
+    ),
 ]
 MaxRetries = Annotated[
-    int, typer.Option(min=0, help="With --ray: how often a video is retried when its worker dies.")
+    int,
+    typer.Option(
+        min=0, help="With --ray: how often a video is retried when its worker dies.", rich_help_panel=_PANEL
+    ),
 ]
 
 
@@ -55,7 +70,7 @@ def check_options(ray: bool, show: bool, address: str | None, cpus: float, gpus:
     """The --ray options make sense only together, and a worker has no window."""
     if ray and show:
         raise InputError("--show cannot be used with --ray: the videos are processed on Ray workers")
-    if not ray and (address is not None or cpus != 1.0 or gpus != 0.0 or retries != 3):
+    if not ray and (address is not None or (cpus, gpus, retries) != (TASK_CPUS, TASK_GPUS, MAX_RETRIES)):
         raise InputError("--address, --cpus-per-task, --gpus-per-task and --max-retries need --ray")
 
 

@@ -21,6 +21,8 @@ from hhrnet_rt.cluster.ray_setup import require_ray
 from hhrnet_rt.cluster.video_task import FileReport, VideoJob, VideoRecipe, remove_temporaries, run_video_task
 
 POLL_S = 0.2
+#: What each task reserves and how often a task whose worker died is run again, unless told otherwise.
+TASK_CPUS, TASK_GPUS, MAX_RETRIES = 1.0, 0.0, 3
 #: After Ctrl-C, how long the cancelled tasks get to close and publish what they wrote.
 CANCEL_WAIT_S = 30.0
 
@@ -68,9 +70,9 @@ def run_archive(
     jobs: Sequence[VideoJob],
     recipe: VideoRecipe,
     *,
-    cpus_per_task: float = 1.0,
-    gpus_per_task: float = 0.0,
-    max_retries: int = 3,
+    cpus_per_task: float = TASK_CPUS,
+    gpus_per_task: float = TASK_GPUS,
+    max_retries: int = MAX_RETRIES,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> list[FileReport]:
     """Run every job as a Ray task (Ray must be connected: :func:`ray_session`); one report per job,

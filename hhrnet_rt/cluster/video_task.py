@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hhrnet_rt.errors import HhrtError
-from hhrnet_rt.video.outputs import publish
 
 #: Test-only fault injection: a JSON file {source: {"crash_attempts": N, "at_frame": K}}; the worker
 #: running that source dies (``os._exit``) at frame K of its first N attempts. Nothing reads it unless
@@ -209,6 +208,8 @@ def _process(job, recipe, ledger, attempt, crash_at, report: FileReport) -> None
 
 
 def _publish(job: VideoJob, temps: dict[str, Path | None], report: FileReport) -> None:
+    from hhrnet_rt.video.outputs import publish  # not at the top: `hhrt --help` need not load video/
+
     for key, temp in temps.items():
         final = job.outputs[key]
         if temp is not None and final is not None and temp.exists():  # an mp4 that got no frame is gone
