@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -218,3 +219,17 @@ def test_temporaries_are_hidden_beside_the_output_and_only_the_runs_own_are_remo
         path.write_bytes(b"x")
     remove_temporaries(job)
     assert not temp.exists() and final.exists() and other_run.exists()
+
+
+@pytest.mark.skipif(NO_RAY, reason="needs Ray: pip install -e '.[ray]'")
+def test_an_address_where_no_cluster_answers_fails_at_once(tmp_path, tiny):
+    clip = make_video(tmp_path / "g.mp4", 2)
+    with socket.socket() as closed:  # a port that is bound but not listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{closed.getsockname()[1]}"
+        done = _invoke(
+            ["video", str(clip), "--ray", "--address", address, "--out", str(tmp_path / "o.mp4"), *tiny]
+        )
+    assert done.exit_code == EXIT_BACKEND, done.output
+    assert f"cannot reach the Ray cluster at {address}" in done.output
+    assert not (tmp_path / "o.mp4").exists()

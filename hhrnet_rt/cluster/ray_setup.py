@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -80,6 +81,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     if address is None:
         kwargs.update(include_dashboard=False, num_cpus=num_cpus)
     else:
+        check_reachable(address)
         kwargs["address"] = address
     try:
         ray.init(**kwargs)
@@ -90,6 +92,35 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         yield ray
     finally:
         ray.shutdown()
+
+
+#: How long joining a cluster may wait for its first answer (Ray itself retries for minutes).
+CONNECT_TIMEOUT_S = 5.0
+_RAY_CLIENT_PORT = 10001
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail at once when ``HOST:PORT`` or ``ray://HOST[:PORT]`` does not accept a connection; Ray would
+    keep retrying for minutes, printing warnings. ``auto`` is Ray's own lookup of a local cluster.
+
+    Raises:
+        BackendUnavailableError: nothing answers there within ``timeout_s``.
+        InputError: the address is neither ``auto`` nor ``[ray://]HOST[:PORT]``.
+    """
+    if address == "auto":
+        return
+    rest = address.removeprefix("ray://")
+    host, sep, port_text = rest.rstrip("/").rpartition(":")
+    if not sep:
+        host, port_text = rest.rstrip("/"), str(_RAY_CLIENT_PORT) if address.startswith("ray://") else ""
+    if not host or not port_text.isdigit():
+        raise InputError(f"Ray address {address!r}: give auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port_text)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise BackendUnavailableError(f"cannot reach the Ray cluster at {address} ({reason})") from None
 
 
 def _first_line(exc: BaseException) -> str:
