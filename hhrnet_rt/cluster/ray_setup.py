@@ -70,6 +70,8 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         InputError: ``address`` given while this process is already connected elsewhere.
     """
     ray = require_ray(loopback=address is None)
+    if address is not None:
+        check_reachable(address)
     if ray.is_initialized():
         if address is not None:
             raise InputError(
@@ -81,7 +83,6 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     if address is None:
         kwargs.update(include_dashboard=False, num_cpus=num_cpus)
     else:
-        check_reachable(address)
         kwargs["address"] = address
     try:
         ray.init(**kwargs)
