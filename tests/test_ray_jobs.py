@@ -185,6 +185,8 @@ def test_ray_options_need_ray_and_no_window(tmp_path, tiny, monkeypatch):
     assert done.exit_code == EXIT_INPUT and "need --ray" in done.output
     done = _invoke(["video", str(clip), "--ray", "--show", *tiny])
     assert done.exit_code == EXIT_INPUT and "--show cannot be used with --ray" in done.output
+    done = _invoke(["video", str(clip), "--ray", "--server", "http://127.0.0.1:9", *tiny])
+    assert done.exit_code == EXIT_INPUT and "--server cannot be used with --ray" in done.output
     assert not (tmp_path / "runs").exists(), "refused before anything was created"
 
 

@@ -28,6 +28,7 @@ from hhrnet_rt.cli.app import (
     console,
     handle_errors,
 )
+from hhrnet_rt.cli.remote import ClientToken, InFlight, SendAs, SendFormat, ServerUrl, remote_estimator
 from hhrnet_rt.errors import InputError, PipelineError
 
 # Tables are results, not diagnostics: they go to stdout.
@@ -342,6 +343,7 @@ def _run(
 @app.command()
 @handle_errors
 def video(
+    ctx: typer.Context,
     inputs: Annotated[
         list[str],
         typer.Argument(help="Video files, folders, glob patterns or http(s)/rtsp URLs.", show_default=False),
@@ -397,6 +399,10 @@ def video(
     smooth_min_cutoff: temporal.SmoothMinCutoff = temporal.DEFAULTS.min_cutoff,
     smooth_beta: temporal.SmoothBeta = temporal.DEFAULTS.beta,
     smooth_d_cutoff: temporal.SmoothDCutoff = temporal.DEFAULTS.d_cutoff,
+    server: ServerUrl = None,
+    token: ClientToken = None,
+    send: SendAs = SendFormat.jpeg,
+    in_flight: InFlight = 4,
     ray: ray_video.RayFlag = False,
     address: ray_video.RayAddress = None,
     cpus_per_task: ray_video.CpusPerTask = ray_video.TASK_CPUS,
@@ -407,7 +413,7 @@ def video(
 
     Several inputs are processed one after another, each with its own outputs (with --ray: as Ray tasks).
     """
-    ray_video.check_options(ray, show, address, cpus_per_task, gpus_per_task, max_retries)
+    ray_video.check_options(ray, show, address, cpus_per_task, gpus_per_task, max_retries, server)
     from hhrnet_rt.cli.inputs_expand import expand_videos
     from hhrnet_rt.cli.targets import plan_video_outputs
     from hhrnet_rt.inputs import check_input_file
@@ -433,19 +439,12 @@ def video(
                                  gpus_per_task=gpus_per_task, max_retries=max_retries, overwrite=overwrite)
         source = FileSource(plan[0].source)  # a first input that is not a video fails before the model loads
         try:
-            estimator = make_estimator(
-                weights,
-                backend,
-                engine,
-                device,
-                input_size,
-                flip,
-                refine,
-                precision,
-                decode_on,
-                threads,
-                fast,
-            )
+            if server is not None:
+                estimator = remote_estimator(ctx, server, token, send, in_flight)
+            else:
+                estimator = make_estimator(
+                    weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
+                )
         except BaseException:
             source.close()
             raise
@@ -490,6 +489,7 @@ def _require_window() -> None:
 @app.command()
 @handle_errors
 def webcam(
+    ctx: typer.Context,
     camera: Annotated[
         str, typer.Option(help="Camera index, stream URL, or a video file played in real time.")
     ] = "0",
@@ -531,6 +531,10 @@ def webcam(
     smooth_min_cutoff: temporal.SmoothMinCutoff = temporal.DEFAULTS.min_cutoff,
     smooth_beta: temporal.SmoothBeta = temporal.DEFAULTS.beta,
     smooth_d_cutoff: temporal.SmoothDCutoff = temporal.DEFAULTS.d_cutoff,
+    server: ServerUrl = None,
+    token: ClientToken = None,
+    send: SendAs = SendFormat.jpeg,
+    in_flight: InFlight = 4,
 ) -> None:
     """Live pose estimation: newest frame wins, drops are counted; q or Esc quits the window."""
     from hhrnet_rt.video import CameraSource
@@ -554,9 +558,12 @@ def webcam(
     if source.warning:  # a camera picks the nearest mode it has
         console.print(f"[yellow]warning:[/] {escape(source.warning)}", highlight=False)
     try:
-        estimator = make_estimator(
-            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
-        )
+        if server is not None:
+            estimator = remote_estimator(ctx, server, token, send, in_flight)
+        else:
+            estimator = make_estimator(
+                weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
+            )
         _warm_up(estimator, source)
         sinks = _sinks(out, json_out, None, source, live=True, overwrite=overwrite)
     except BaseException:

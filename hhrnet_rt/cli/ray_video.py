@@ -66,10 +66,14 @@ MaxRetries = Annotated[
 ]
 
 
-def check_options(ray: bool, show: bool, address: str | None, cpus: float, gpus: float, retries: int) -> None:
-    """The --ray options make sense only together, and a worker has no window."""
+def check_options(
+    ray: bool, show: bool, address: str | None, cpus: float, gpus: float, retries: int, server: str | None
+) -> None:
+    """The --ray options make sense only together; a worker has no window and runs its own model."""
     if ray and show:
         raise InputError("--show cannot be used with --ray: the videos are processed on Ray workers")
+    if ray and server is not None:
+        raise InputError("--server cannot be used with --ray: each Ray task runs the model itself")
     if not ray and (address is not None or (cpus, gpus, retries) != (TASK_CPUS, TASK_GPUS, MAX_RETRIES)):
         raise InputError("--address, --cpus-per-task, --gpus-per-task and --max-retries need --ray")
 
