@@ -175,6 +175,19 @@ def test_a_video_that_always_fails_fails_alone(tmp_path, cluster, tiny, faults_f
     assert sorted(p.name for p in out.iterdir()) == ["good.jsonl", "good.mp4"]  # nothing else, no .part
 
 
+@pytest.mark.ray
+@pytest.mark.skipif(NO_RAY, reason="needs Ray: pip install -e '.[ray]'")
+def test_a_workers_message_names_the_commands_flags(tmp_path, cluster, tiny):
+    video = make_video(tmp_path / "h.mp4", 2)
+    done = _invoke(
+        ["video", str(video), "--ray", "--precision", "int8", "--out", str(tmp_path / "h_out.mp4"), *tiny]
+    )
+    assert done.exit_code != 0, done.output
+    assert "h.mp4: the torch backend runs fp32 or fp16" in done.output
+    assert "--backend tensorrt" in done.output and "backend='tensorrt'" not in done.output
+    assert not (tmp_path / "h_out.mp4").exists()
+
+
 # -- no cluster needed ------------------------------------------------------------------------------------
 
 

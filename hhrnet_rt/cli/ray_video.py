@@ -102,6 +102,11 @@ class CliVideoRecipe:
             Precision(precision) if precision is not None else None, DecodeOn(decode_on), threads, fast,
         )  # fmt: skip
 
+    def messages(self) -> contextlib.AbstractContextManager:
+        from hhrnet_rt.cli.app import flag_for
+
+        return errors.option_style(flag_for)  # the worker's messages name flags, as the command's do
+
     def sinks(self, source: Any, video: Path | None, json: Path | None, coco: Path | None) -> list:
         from hhrnet_rt.cli.media import _sinks
 

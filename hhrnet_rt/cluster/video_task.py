@@ -46,6 +46,8 @@ class VideoRecipe(Protocol):
     def estimator(self) -> Any: ...
     def post_decode(self) -> Any: ...  # a fresh per-video hook (tracking, smoothing) or None
     def sinks(self, source: Any, video: Path | None, json: Path | None, coco: Path | None) -> list: ...
+    # How messages name options while the task runs (errors.option_style: the CLI's flags, for one).
+    def messages(self) -> contextlib.AbstractContextManager: ...
 
 
 @dataclass(frozen=True)
@@ -154,8 +156,9 @@ def run_video_task(job: VideoJob, recipe: VideoRecipe, ledger: Any) -> FileRepor
     crash_at = _test_fault(job, attempt)
     report = FileReport(job.index, job.source)
     try:
-        remove_temporaries(job)
-        _process(job, recipe, ledger, attempt, crash_at, report)
+        with recipe.messages():
+            remove_temporaries(job)
+            _process(job, recipe, ledger, attempt, crash_at, report)
     except HhrtError as exc:
         report.error, report.error_kind = str(exc), type(exc).__name__
     return report
