@@ -6,6 +6,10 @@ Ray is optional (``pip install -e ".[ray]"``); this package imports it only when
 - :func:`run_archive` runs one Ray task per video, each the single-file job of ``hhrt video``, retried
   when its worker dies, with progress over all files and a :class:`FileReport` per file.
 
+A :class:`VideoRecipe` says how a worker builds the estimator, the per-video hook and the sinks;
+``hhrt video --ray`` passes :class:`hhrnet_rt.cli.ray_video.CliVideoRecipe`, which calls the command's own
+functions, so the files are those of a local run.
+
 Outputs are written by the workers at the paths the jobs name: on a multi-node cluster those paths must
 be shared storage mounted at the same place on every node (NFS, a cluster file system).
 """
