@@ -11,9 +11,11 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ from typer.testing import CliRunner
 from video_helpers import make_video, read_video, run_in_thread
 
 from hhrnet_rt.cli import app
-from hhrnet_rt.cli.app import EXIT_BACKEND, EXIT_INPUT, EXIT_PIPELINE
+from hhrnet_rt.cli.app import EXIT_BACKEND, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_PIPELINE
 from hhrnet_rt.cluster.archive import Ledger
 from hhrnet_rt.cluster.video_task import FAULTS_ENV, VideoJob, remove_temporaries, temporary_path
 
@@ -186,6 +188,34 @@ def test_a_workers_message_names_the_commands_flags(tmp_path, cluster, tiny):
     assert "h.mp4: the torch backend runs fp32 or fp16" in done.output
     assert "--backend tensorrt" in done.output and "backend='tensorrt'" not in done.output
     assert not (tmp_path / "h_out.mp4").exists()
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(NO_RAY, reason="needs Ray: pip install -e '.[ray]'")
+def test_ctrl_c_cancels_the_tasks_and_leaves_usable_files(tmp_path, cluster, tiny):
+    video = make_video(tmp_path / "long.mp4", 300)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "hhrnet_rt", "video", str(video), "--ray", "--address", cluster,
+           "--out", str(out), "--json", str(out), *tiny]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while time.monotonic() < deadline and proc.poll() is None:  # until the task has written frames
+            parts = list(out.glob(".long.jsonl.*.part.jsonl")) if out.is_dir() else []
+            if parts and parts[0].read_text().count("\n") >= 3:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    records = _records(out / "long.jsonl")  # published: whole lines, the frames processed before the stop
+    assert 3 <= len(records) < 300 and [r["frame"] for r in records] == list(range(len(records)))
+    assert len(read_video(out / "long.mp4")[0]) == len(records)  # the mp4 plays and holds the same frames
+    assert _leftovers(out) == []
 
 
 # -- no cluster needed ------------------------------------------------------------------------------------
