@@ -1,7 +1,8 @@
 """``hhrt video ... --ray``: one real local Ray cluster (127.0.0.1, no dashboard) for the whole module.
 
-The cluster is started here (not in conftest): the in-process runs find it already connected and use it;
-the subprocess run joins it with ``--address``, as a user joins a running cluster. Worker deaths are
+The cluster is started here (not in conftest) by ``ray_session``, as ``hhrt video --ray`` starts one: the
+in-process runs find it connected and use it; the subprocess runs join it with ``--address``, as a user
+joins a running cluster. Worker deaths are
 injected through the test-only faults file that :mod:`hhrnet_rt.cluster.video_task` reads.
 """
 
@@ -45,22 +46,21 @@ def faults_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster(faults_file, one_torch_thread):
-    """A 2-CPU Ray on 127.0.0.1 whose workers see the faults file; yields its address."""
-    from hhrnet_rt.cluster import require_ray
+    """A 2-CPU local Ray started as `hhrt video --ray` starts one (ray_session, loopback only), whose
+    workers see the faults file; yields its address."""
+    from hhrnet_rt.cluster import ray_session
 
     saved = {k: os.environ.get(k) for k in (FAULTS_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
     os.environ[FAULTS_ENV] = str(faults_file)  # before init: the workers inherit the raylet's environment
-    ray = require_ray(loopback=True)
-    if ray.is_initialized():
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         pytest.fail("Ray is already connected in this test process; this module needs its own cluster")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        address = ray.get_runtime_context().gcs_address
-        assert address.startswith("127.0.0.1:"), f"the test cluster must stay on loopback, got {address}"
-        assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
-        yield address
+        with ray_session(num_cpus=2) as ray:
+            address = ray.get_runtime_context().gcs_address
+            assert address.startswith("127.0.0.1:"), f"the cluster must stay on loopback, got {address}"
+            assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+            yield address
     finally:
-        ray.shutdown()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
