@@ -26,7 +26,7 @@ from video_helpers import make_video, read_video, run_in_thread
 
 from hhrnet_rt.cli import app
 from hhrnet_rt.cli.app import EXIT_BACKEND, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_PIPELINE
-from hhrnet_rt.cluster.archive import Ledger
+from hhrnet_rt.cluster.archive import Ledger, progress_of
 from hhrnet_rt.cluster.video_task import FAULTS_ENV, VideoJob, remove_temporaries, temporary_path
 
 # Only the tests that use the cluster need Ray (and carry the marker); the rest run everywhere.
@@ -278,3 +278,19 @@ def test_an_address_where_no_cluster_answers_fails_at_once(tmp_path, tiny):
     assert done.exit_code == EXIT_BACKEND, done.output
     assert f"cannot reach the Ray cluster at {address}" in done.output
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_progress_counts_files_not_started_as_the_average_one():
+    ledger = Ledger(3)
+    assert progress_of(ledger.snapshot(), 0).frames_total is None
+    ledger.begin(0)
+    ledger.set_total(0, 1, 100)
+    ledger.begin(1)
+    ledger.set_total(1, 1, 50)
+    ledger.advance(0, 1, 30)
+    progress = progress_of(ledger.snapshot(), 0)
+    assert (progress.frames_done, progress.frames_total, progress.estimated) == (30, 225, True)
+    ledger.begin(2)
+    ledger.set_total(2, 1, 10)
+    progress = progress_of(ledger.snapshot(), 1)
+    assert (progress.frames_total, progress.estimated, progress.files) == (160, False, 3)

@@ -173,7 +173,7 @@ def _with_progress(run, files: int):
         def on_progress(p) -> None:
             fps = p.frames_done / max(time.perf_counter() - t0, 1e-9)
             bar.update(task, completed=p.frames_done, total=p.frames_total, fps=fps,
-                       of=p.frames_total if p.frames_total is not None else "?",
+                       of="?" if p.frames_total is None else f"~{p.frames_total}" if p.estimated else p.frames_total,
                        description=f"{p.files_done}/{p.files} videos")  # fmt: skip
 
         return run(on_progress)

@@ -61,9 +61,10 @@ class Progress:
     """What the driver knows mid-run (for a progress bar): frames over all files."""
 
     frames_done: int
-    frames_total: int | None  # None until every started file knows its length
+    frames_total: int | None  # None while no file has told its length
     files_done: int
     files: int
+    estimated: bool = False  # frames_total counts files not started yet as long as the average one
 
 
 def run_archive(
@@ -92,7 +93,7 @@ def run_archive(
                 job = refs[ref]
                 reports[job.index] = _collect(ray, ref, job)
             if on_progress is not None:
-                on_progress(_progress(ray, ledger, len(reports), len(jobs)))
+                on_progress(progress_of(ray.get(ledger.snapshot.remote()), len(reports)))
         attempts, _, _ = ray.get(ledger.snapshot.remote())
     except KeyboardInterrupt:
         for ref in pending:
@@ -123,9 +124,13 @@ def _collect(ray: Any, ref: Any, job: VideoJob) -> FileReport:
     return report
 
 
-def _progress(ray: Any, ledger: Any, files_done: int, files: int) -> Progress:
-    attempts, done, totals = ray.get(ledger.snapshot.remote())
-    started = [i for i, a in enumerate(attempts) if a > 0]
-    known = all(totals[i] is not None for i in started) and len(started) == files
-    total = sum(t for t in totals if t is not None) if known else None
-    return Progress(sum(done), total, files_done, files)
+def progress_of(snapshot: tuple[list[int], list[int], list[int | None]], files_done: int) -> Progress:
+    """The bar's figures from a :meth:`Ledger.snapshot`."""
+    _, done, totals = snapshot
+    files = len(totals)
+    known = [t for t in totals if t is not None]
+    if not known:
+        return Progress(sum(done), None, files_done, files)
+    unknown = files - len(known)  # files not started yet (or that announce no length)
+    total = sum(known) + round(unknown * sum(known) / len(known))
+    return Progress(sum(done), total, files_done, files, estimated=unknown > 0)
