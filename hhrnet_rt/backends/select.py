@@ -193,5 +193,6 @@ def backend_status() -> dict[str, str]:
             status["ONNX Runtime"] = ", ".join(onnxruntime.get_available_providers())
         except ImportError as exc:  # installed but broken (a missing shared library, ...)
             status["ONNX Runtime"] = f"installed but not importable ({exc})"
-    status["OpenVINO"] = "available (CPU; --backend openvino)" if openvino_available() else NO_OPENVINO
+    available = f"available (CPU; {option('backend', 'openvino')})"
+    status["OpenVINO"] = available if openvino_available() else NO_OPENVINO
     return status
