@@ -46,14 +46,20 @@ class BatchingFake(FakeEstimator):
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     folder = tmp_path_factory.mktemp("streams")
-    return [make_video(folder / f"in{k}.mp4", n, width=w) for k, (n, w) in enumerate(zip(LENGTHS, WIDTHS))]
+    return [
+        make_video(folder / f"in{k}.mp4", n, width=w)
+        for k, (n, w) in enumerate(zip(LENGTHS, WIDTHS, strict=True))
+    ]
 
 
 def _streams(tmp_path, clips):
     streams = []
     for k, clip in enumerate(clips):
         source = FileSource(clip)
-        sinks = [Mp4Sink(tmp_path / f"o{k}.mp4", source.fps, rate=source.rate), JsonLinesSink(tmp_path / f"o{k}.jsonl")]
+        sinks = [
+            Mp4Sink(tmp_path / f"o{k}.mp4", source.fps, rate=source.rate),
+            JsonLinesSink(tmp_path / f"o{k}.jsonl"),
+        ]
         streams.append(Stream(source, sinks))
     return streams
 
@@ -67,12 +73,14 @@ def _jsonl(path):
 def test_every_stream_gets_all_its_frames_in_order(tmp_path, clips, threaded, batch):
     estimator = BatchingFake()
     result = run_in_thread(
-        lambda: run_streams(_streams(tmp_path, clips), estimator, batch=batch, max_wait_ms=20, threaded=threaded)
+        lambda: run_streams(
+            _streams(tmp_path, clips), estimator, batch=batch, max_wait_ms=20, threaded=threaded
+        )
     )
     assert result.stopped is None and result.threads_still_running == ()
     assert [s.frames_written for s in result.streams] == list(LENGTHS)
     assert result.frames_written == sum(LENGTHS) and result.frames_dropped == 0
-    for k, (n, width) in enumerate(zip(LENGTHS, WIDTHS)):
+    for k, (n, width) in enumerate(zip(LENGTHS, WIDTHS, strict=True)):
         frames, _ = read_video(tmp_path / f"o{k}.mp4")
         assert [f.shape[1] for f in frames] == [width] * n  # no frame of another stream got in
         assert [read_index(f) for f in frames] == list(range(n))
@@ -188,7 +196,9 @@ def test_batch_gives_the_same_poses_as_one_frame_per_call(tmp_path, golden_dir, 
     for batch in (1, 4):
         folder = tmp_path / f"b{batch}"
         folder.mkdir()
-        streams = [Stream(FileSource(c), [JsonLinesSink(folder / f"{k}.jsonl")]) for k, c in enumerate(clips[:2])]
+        streams = [
+            Stream(FileSource(c), [JsonLinesSink(folder / f"{k}.jsonl")]) for k, c in enumerate(clips[:2])
+        ]
         run_in_thread(lambda s=streams, b=batch: run_streams(s, estimator, batch=b, draw=False), timeout=300)
         written[batch] = [_jsonl(folder / f"{k}.jsonl") for k in range(2)]
     people = 0

@@ -127,7 +127,7 @@ class BatchInference:
         self._infer_batch = getattr(estimator, "infer_batch", None)
 
     def _infer_all(self, prepared: list[Any]) -> list[Any]:
-        if self._infer_batch is not None:
+        if self._infer_batch is not None and len(prepared) > 1:  # one frame: the per-frame call, as ever
             maps = list(self._infer_batch(prepared))
         else:
             maps = [self.estimator.infer(p) for p in prepared]
@@ -141,6 +141,8 @@ class BatchInference:
             for i, frame in items
         ]
         first_stream, first = items[0]
-        maps = timed(self.clock, "inference", (first.index, self.names[first_stream]), self._infer_all, prepared)
+        maps = timed(
+            self.clock, "inference", (first.index, self.names[first_stream]), self._infer_all, prepared
+        )
         self.sizes.append(len(items))
         return [(i, frame, p, m) for (i, frame), p, m in zip(items, prepared, maps, strict=True)]

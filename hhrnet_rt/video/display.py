@@ -86,6 +86,10 @@ def tile(images: list[np.ndarray | None]) -> np.ndarray:
         if image is None:
             continue
         r, c = divmod(k, cols)
-        cell = image if image.shape[:2] == (th, tw) else cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
+        cell = (
+            image
+            if image.shape[:2] == (th, tw)
+            else cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
+        )
         grid[r * th : (r + 1) * th, c * tw : (c + 1) * tw] = cell
     return grid

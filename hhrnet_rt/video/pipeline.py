@@ -179,8 +179,16 @@ def run_streams(
     several = len(streams) > 1
     stages = [
         Stages(
-            s.source, estimator, s.sinks, annotator=annotator, hud=hud, on_frame=s.on_frame,
-            min_score=min_score, max_people=max_people, post_decode=s.post_decode, clock=clock,
+            s.source,
+            estimator,
+            s.sinks,
+            annotator=annotator,
+            hud=hud,
+            on_frame=s.on_frame,
+            min_score=min_score,
+            max_people=max_people,
+            post_decode=s.post_decode,
+            clock=clock,
             name=(s.name or getattr(s.source, "description", f"stream {i}")) if several else s.name,
         )  # fmt: skip
         for i, s in enumerate(streams)

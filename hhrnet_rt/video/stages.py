@@ -95,7 +95,9 @@ class StageError(Exception):
         return f"the {self.stage} stage failed{where}: {type(self.cause).__name__}: {detail}"
 
 
-def timed(clock: StageClock, stage: str, where: tuple[int | None, str | None], fn: Callable, *args: Any) -> Any:
+def timed(
+    clock: StageClock, stage: str, where: tuple[int | None, str | None], fn: Callable, *args: Any
+) -> Any:
     """``fn(*args)`` timed under ``stage``; an exception becomes a :class:`StageError` naming ``where``."""
     t0 = time.perf_counter()
     try:
