@@ -78,6 +78,7 @@ class OpenVinoBackend:
         return np.array(heatmaps), np.array(tags)
 
     tensor_native = False  # numpy in and out, like ONNX Runtime (the Backend protocol)
+    max_batch = None
 
     def run_torch(self, x: Any) -> tuple[Any, Any]:
         """The Backend protocol on CPU tensors (what the estimator calls), by way of numpy."""

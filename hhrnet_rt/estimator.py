@@ -2,7 +2,9 @@
 
 The three stages are separate methods so the video pipeline can run each in its own thread:
 ``prepare`` (validation, resize, normalise), ``infer`` (the backend; torch, ONNX Runtime and TensorRT
-release the GIL) and ``decode`` (Numba, ``nogil``, or torch ops on the device).
+release the GIL) and ``decode`` (Numba, ``nogil``, or torch ops on the device). Each has a batch form
+(``prepare_batch``, ``infer_batch``, ``decode_batch``, and ``predict_batch``): ``infer_batch`` runs the
+frames of one input shape as one backend call (:mod:`hhrnet_rt.batch_infer`).
 
 Thread safety: none of the stages mutates the estimator's settings, and ``decode`` writes only into the
 :class:`Maps` of its own frame. Whether ``infer`` may run in several threads at once is the backend's
@@ -262,36 +264,47 @@ class PoseEstimator:
         Returns host arrays (``decode_on="host"``: one copy from the device, made contiguous there first)
         or tensors left on the backend's device (``decode_on="device"``).
         """
+        return self.infer_batch([prepared])[0]
+
+    def infer_batch(self, prepared: Sequence[Prepared]) -> list[Maps]:
+        """:meth:`infer` for several frames: one backend call per input shape (and test scale).
+
+        Frames are grouped by the shape of their network inputs (:mod:`hhrnet_rt.batch_infer`: the
+        official preprocessing gives each aspect ratio its own shape, and letterboxing would change the
+        maps); the result is in the order of ``prepared``, one :class:`Maps` per frame.
+        """
+        from hhrnet_rt.batch_infer import group_by_shape
+
+        prepared = list(prepared)
+        out: list[Maps | None] = [None] * len(prepared)
+        limit = self.backend.max_batch or len(prepared) or 1  # a TensorRT engine's profile caps the batch
+        for group in group_by_shape(prepared):
+            for start in range(0, len(group), limit):
+                indices = group[start : start + limit]
+                for i, maps in zip(indices, self._infer_group([prepared[i] for i in indices]), strict=True):
+                    out[i] = maps
+        return out  # type: ignore[return-value]
+
+    def _infer_group(self, frames: list[Prepared]) -> list[Maps]:
+        """Frames whose inputs have the same shapes: stack, run, aggregate, split per frame."""
         import torch
 
-        from hhrnet_rt.device_prep import hand_over, maps_to_host
+        from hhrnet_rt.batch_infer import split_maps, stack_inputs
+        from hhrnet_rt.device_prep import run_on_device
+
+        def run(scale_index: int) -> tuple[Any, Any]:
+            return run_on_device(self.backend, stack_inputs(frames, scale_index, self.backend.device))
 
         if self._project:
-            heatmaps, tags = self._run(prepared.inputs[0][1], prepared.ready)
-            heatmaps, tags = heatmaps[0], tags[0]
+            heatmaps, tags = run(0)
         else:
             from hhrnet_rt.graph import project_and_aggregate
 
-            per_scale = [(s, *self._run(x, prepared.ready)) for s, x in prepared.inputs]
-            w, h = prepared.affine.size
+            per_scale = [(s, *run(j)) for j, (s, _) in enumerate(frames[0].inputs)]
+            w, h = frames[0].affine.size
             with torch.inference_mode():
                 heatmaps, tags = project_and_aggregate(per_scale, (h, w))
-            heatmaps, tags = heatmaps[0], tags[0]
-        if self.decode_on == "device":
-            return Maps(heatmaps, tags, ready=hand_over(heatmaps, tags))
-        heatmaps, tags, nbytes = maps_to_host(heatmaps, tags)
-        return Maps(heatmaps, tags, infer_d2h_bytes=nbytes)
-
-    def _run(self, x: Any, ready: Any) -> tuple[Any, Any]:
-        """One network input through the backend; ``(heatmaps, tags)`` torch tensors where it left them."""
-        import torch
-
-        from hhrnet_rt.device_prep import run_on_device
-
-        if isinstance(x, np.ndarray):  # preprocessed on the CPU: one upload (a no-op on the CPU)
-            # ONNX Runtime's run_torch shares the CPU tensor's memory with numpy both ways: no copy.
-            x = torch.from_numpy(x).to(self.backend.device)
-        return run_on_device(self.backend, x, ready)
+        return split_maps(heatmaps, tags, len(frames), on_device=self.decode_on == "device")
 
     def decode(self, maps: Maps, prepared: Prepared) -> Poses:
         """Group joints into people and map them back to original-image pixels.
@@ -326,6 +339,29 @@ class PoseEstimator:
         """Poses of everyone in one BGR image (as ``cv2.imread`` gives it)."""
         prepared = self.prepare(image_bgr)
         return self.decode(self.infer(prepared), prepared)
+
+    def prepare_batch(self, images: Sequence[np.ndarray]) -> list[Prepared]:
+        """:meth:`prepare` for each image (preprocessing is per image; the batch forms exist so the three
+        stages can be called on lists alike)."""
+        return [self.prepare(image) for image in images]
+
+    def decode_batch(self, maps: Sequence[Maps], prepared: Sequence[Prepared]) -> list[Poses]:
+        """:meth:`decode` for each frame (grouping is per image)."""
+        if len(maps) != len(prepared):
+            raise InputError(f"decode_batch got {len(maps)} maps for {len(prepared)} prepared frames")
+        return [self.decode(m, p) for m, p in zip(maps, prepared, strict=True)]
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Poses]:
+        """Poses of everyone in each BGR image, with one backend call per input shape.
+
+        Equal to ``[self.predict(im) for im in images]`` (up to the convolution kernels the backend picks
+        for the batch size: see :mod:`hhrnet_rt.batch_infer`). Images of any sizes may be mixed.
+        """
+        images = list(images)
+        if not images:
+            return []
+        prepared = self.prepare_batch(images)
+        return self.decode_batch(self.infer_batch(prepared), prepared)
 
     def warmup(self, image_hw: Sequence[int] = (480, 640)) -> None:
         """Run prepare -> infer -> decode on a synthetic frame of ``image_hw`` (height, width), untimed.

@@ -46,7 +46,7 @@ def _build(*args):
 def test_fp16_without_tensorrt_writes_onnx_and_sidecar_then_exits_5(workdir, golden_dir, no_tensorrt):
     weights = str(golden_dir / "tiny_model.npz")
     result = _build("--weights", weights, "--precision", "fp16", "--input-size", "64", "--out", "eng", "--name", "t",
-                    "--no-flip")  # fmt: skip
+                    "--no-flip", "--max-batch", "3")  # fmt: skip
     assert result.exit_code == 5, result.output
     # "[tensorrt]" would vanish if handle_errors printed the message as Rich markup.
     assert 'pip install -e ".[tensorrt]"' in result.output and "NVIDIA GPU" in result.output
@@ -57,6 +57,7 @@ def test_fp16_without_tensorrt_writes_onnx_and_sidecar_then_exits_5(workdir, gol
     sidecar = json.loads((workdir / "eng" / "t.json").read_text())
     assert sidecar["precision"] == "fp16" and sidecar["tensorrt"] is None
     assert sidecar["shape_profile"]["min"] == [1, 3, 64, 64]
+    assert sidecar["shape_profile"]["max"][0] == sidecar["shape_profile"]["opt"][0] == 3  # --max-batch
     agreement = sidecar["agreement"]
     assert agreement["images"] == 2 and "synthetic" in agreement["images_from"]
     assert 0 < agreement["heatmap_max_abs"] < 0.01  # see test_quantize for the measured fp16 error
@@ -128,6 +129,12 @@ def test_bad_arguments_exit_2(workdir, args, needle):
     result = _build("--weights", "random", *args)
     assert result.exit_code == 2, result.output
     assert needle in result.output
+
+
+def test_max_batch_and_shapes_are_one_or_the_other(workdir):
+    result = _build("--weights", "random", "--max-batch", "4", "--shapes", "512:512:1024")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "--max-batch" in result.output and "--shapes" in result.output and "NxHxW" in result.output
 
 
 def test_tensorrt_missing_message_names_the_onnx_and_the_extra(no_tensorrt, tmp_path):

@@ -51,6 +51,23 @@ def test_parse_shapes_refusals(spec, needle):
         parse_shapes(spec)
 
 
+def test_the_profile_takes_max_batch_or_explicit_shapes():
+    from hhrnet_rt.errors import InputError
+    from hhrnet_rt.export.tensorrt_build import parse_shapes, resolve_profile
+
+    assert resolve_profile(256, None, None) == default_profile(256)
+    batched = resolve_profile(256, None, 8)
+    assert batched.min[0] == 1 and batched.opt[0] == batched.max[0] == 8
+    assert batched.max[1:] == default_profile(256).max[1:]
+    given = parse_shapes("2x256x256:4x256x448:8x512x512")
+    assert resolve_profile(256, given, None) is given
+    for bad in (0, -1, True, 2.0):
+        with pytest.raises(InputError, match="max_batch"):
+            resolve_profile(256, None, bad)
+    with pytest.raises(InputError, match="not both"):
+        resolve_profile(256, given, 4)
+
+
 def test_default_profile_covers_resize_align_outputs():
     from hhrnet_rt.preprocess import multi_scale_size
 

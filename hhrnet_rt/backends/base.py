@@ -63,6 +63,8 @@ class Backend(Protocol):
         tensor_native: ``run_torch`` takes and returns tensors on ``device`` without a round trip through
             numpy (torch, TensorRT). False for ONNX Runtime, whose ``run_torch`` wraps ``run``: it takes
             CPU tensors only. Device preprocessing needs a tensor-native backend.
+        max_batch: the largest batch one call accepts (a TensorRT engine's profile), or ``None``: any.
+            The estimator's ``infer_batch`` splits larger groups of frames into calls of this size.
 
     Threads: ``run`` and ``run_torch`` must be safe to call from several threads at once, each caller
     getting the result for its own input (the video pipeline runs inference in its own thread; a server
@@ -77,6 +79,7 @@ class Backend(Protocol):
     precision: str
     device: str
     tensor_native: bool
+    max_batch: int | None
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``x (N, 3, h, w) float32`` -> ``(heatmaps (N, K, h, w), tags (N, K, h, w, L))`` float32."""

@@ -210,6 +210,7 @@ class OnnxRuntimeBackend:
     name = BackendName.onnxruntime
     device = "cpu"
     tensor_native = False  # numpy in and out; run_torch wraps run for CPU tensors
+    max_batch = None  # the exported file has a dynamic batch axis
 
     def __init__(
         self,

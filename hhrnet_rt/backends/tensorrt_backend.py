@@ -135,6 +135,7 @@ class TensorRTBackend:
         self.sidecar = Sidecar.read(sidecar_path_for(self.engine_path))
         self.precision = self.sidecar.precision
         self.profile = profile_from_dict(self.sidecar.shape_profile)
+        self.max_batch = int(self.profile.max[0])  # `hhrt build-engine --max-batch`
 
         from hhrnet_rt.export.tensorrt_build import import_tensorrt
 

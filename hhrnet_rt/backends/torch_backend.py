@@ -32,6 +32,7 @@ class TorchBackend:
 
     name = BackendName.torch
     tensor_native = True
+    max_batch = None  # any batch
 
     def __init__(self, graph: nn.Module, *, device: str = "cpu", channels_last: bool = False) -> None:
         self._device = torch.device(device)

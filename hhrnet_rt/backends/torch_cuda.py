@@ -152,6 +152,7 @@ class TorchCudaBackend:
 
     name = BackendName.torch
     tensor_native = True
+    max_batch = None  # any batch (each batch size captures its own CUDA graph)
 
     def __init__(
         self,

@@ -85,6 +85,14 @@ def build_engine_cmd(
         str | None,
         typer.Option(help="Profile MIN:OPT:MAX, each S, HxW or NxHxW (default: from --input-size)."),
     ] = None,
+    max_batch: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Largest batch the engine accepts (for --batch on video/webcam: several streams or "
+            "consecutive frames in one call). Default 1. With --shapes, write NxHxW there instead.",
+        ),
+    ] = None,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Bake the flip test into the graph.")] = True,
     calib: Annotated[
         Path | None,
@@ -131,6 +139,7 @@ def build_engine_cmd(
         precision.value,
         input_size=input_size,
         profile=profile,
+        max_batch=max_batch,
         flip=flip,
         calib=calib,
         calib_count=calib_count,

@@ -21,7 +21,7 @@ import numpy as np
 
 from hhrnet_rt.errors import CalibrationError, InputError, option
 from hhrnet_rt.export.sidecar import INPUT_NAME, OUTPUT_NAMES, Sidecar, dynamic_axes, sha256_file
-from hhrnet_rt.export.tensorrt_build import ShapeProfile, default_profile
+from hhrnet_rt.export.tensorrt_build import ShapeProfile, resolve_profile
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def build_onnx_files(
     *,
     input_size: int = 512,
     profile: ShapeProfile | None = None,
+    max_batch: int | None = None,
     flip: bool = True,
     calib: str | Path | None = None,
     calib_count: int = 200,
@@ -117,6 +118,8 @@ def build_onnx_files(
 ) -> BuildResult:
     """Export, bake precision, measure agreement and write ``NAME.onnx`` + ``NAME.json`` (no TensorRT).
 
+    ``profile`` (TensorRT's shape range) defaults to :func:`default_profile` at ``input_size`` for batches
+    of up to ``max_batch`` frames (default 1); give one or the other.
     ``calib`` defaults to ``calib_cache_dir`` (``calibration/``), which also keeps the range caches.
     ``target="tensorrt"``: follow with :func:`build_tensorrt_engine`. ``target="cpu"``: the ONNX file is
     the product (run it with ``--backend onnxruntime --engine NAME.onnx``); int8 is then quantized in the
@@ -143,7 +146,7 @@ def build_onnx_files(
             f"{option('target', 'cpu')} builds fp32 or int8: ONNX Runtime's CPU kernels have no fast fp16"
         )
     input_size = check_input_size(input_size)
-    profile = profile or default_profile(input_size)
+    profile = resolve_profile(input_size, profile, max_batch)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = name or default_name(weights, precision, input_size, flip, target)

@@ -79,6 +79,24 @@ def default_profile(input_size: int, batch: int = 1) -> ShapeProfile:
     )
 
 
+def resolve_profile(input_size: int, profile: ShapeProfile | None, max_batch: int | None) -> ShapeProfile:
+    """The build's profile: ``profile`` as given, else :func:`default_profile` for up to ``max_batch`` frames.
+
+    Raises:
+        InputError: both are given (the batch range is then part of ``profile``: NxHxW), or ``max_batch``
+            is not a positive integer.
+    """
+    if max_batch is not None:
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise InputError(f"{option('max_batch')} must be a positive integer, got {max_batch!r}")
+        if profile is not None:
+            raise InputError(
+                f"give {option('max_batch')} or {option('shapes')}, not both: with {option('shapes')} "
+                "write the batch range as NxHxW (e.g. 1x512x512:8x512x960:8x1024x1024)"
+            )
+    return profile or default_profile(input_size, max_batch or 1)
+
+
 def _parse_one(text: str, what: str) -> tuple[int, int, int]:
     parts = text.lower().split("x")
     try:
