@@ -72,7 +72,9 @@ def test_streams_option_runs_inputs_in_groups(tmp_path, tiny, clips):
 
 
 def test_webcam_several_cameras_record_one_file_each(tmp_path, tiny):
-    live = [make_video(tmp_path / f"cam{k}.mp4", 20, fps=60, width=160 + 32 * k) for k in range(2)]
+    live = [
+        make_video(tmp_path / f"cam{k}.mp4", 20, fps=60, width=320 + 32 * k, height=240) for k in range(2)
+    ]
     out, js = tmp_path / "rec", tmp_path / "kp"
     args = ["webcam", "--camera", str(live[0]), "--camera", str(live[1]), "--no-show",
             "--out", str(out), "--json", str(js), "--batch", "2", *tiny]  # fmt: skip
@@ -83,7 +85,7 @@ def test_webcam_several_cameras_record_one_file_each(tmp_path, tiny):
         indices = [r["frame"] for r in records]
         assert indices == sorted(set(indices)) and 1 <= len(indices) <= 20  # newest frame wins: gaps allowed
         frames = read_video(out / f"cam{k}.mp4")[0]
-        assert all(f.shape[1] == 160 + 32 * k for f in frames)  # its own camera's frames only
+        assert all(f.shape[1] == 320 + 32 * k for f in frames)  # its own camera's frames only
         assert_output_frames(frames, decoded_frames(clip), records, skip_hud=True)
 
 
