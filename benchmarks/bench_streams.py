@@ -10,7 +10,7 @@ For 1, 2, 4 and 8 streams of the same generated 640x480 clip (each stream its ow
 Reported per row: aggregate FPS (frames written by all streams / wall time), the slowest stream's own
 FPS, p95 latency capture -> drawn over all frames, and the mean frames per inference call.
 
-Usage:
+Usage (from the repository root, with the package importable: ``pip install -e .`` or ``PYTHONPATH=.``):
     python benchmarks/bench_streams.py --frames 4 --streams 1,2          # a check that it runs (seconds)
     python benchmarks/bench_streams.py                                    # tiny model, CPU, 60 frames/stream
     python benchmarks/bench_streams.py --model w32 --input-size 256      # W32 (random init) at a small size

@@ -182,6 +182,17 @@ def test_inbox_takes_round_robin_and_waits_at_most_max_wait():
     assert live.take(1, 0.0) is None
 
 
+def test_tiled_window_puts_each_stream_in_its_own_cell():
+    from hhrnet_rt.video.display import tile
+
+    a = np.full((120, 160, 3), 50, np.uint8)
+    b = np.full((60, 80, 3), 200, np.uint8)  # another size: shrunk or grown to the first one's cell
+    grid = tile([a, None, b])  # three streams: a 2x2 grid, the second has no picture yet
+    assert grid.shape == (240, 320, 3)
+    assert (grid[:120, :160] == 50).all() and (grid[:120, 160:] == 0).all()
+    assert (grid[120:, :160] == 200).all() and (grid[120:, 160:] == 0).all()
+
+
 def test_batch_gives_the_same_poses_as_one_frame_per_call(tmp_path, golden_dir, clips):
     """Two streams through the golden tiny model, batch 1 against batch 4.
 

@@ -262,9 +262,9 @@ def webcam(
     camera: Annotated[
         list[str] | None,
         typer.Option(
-            help="Camera index, stream URL, or a video file played in real time; repeat it for several "
-            "streams in one run (one tiled window; --out and --json then name folders).",
-            show_default="0",
+            help="Camera index (default 0), stream URL, or a video file played in real time; repeat it "
+            "for several streams in one run (one tiled window; --out and --json then name folders).",
+            show_default=False,
         ),
     ] = None,
     out: Annotated[
