@@ -230,7 +230,7 @@ def _video_group(group, first, estimator, *, show, max_frames, min_score, max_pe
             source = pending if pending is not None else FileSource(targets.source)
             pending = None
             opened.append((source, []))
-        warm_up(estimator, [source for source, _ in opened])
+        warm_up(estimator, [source for source, _ in opened], batch)
         for (source, sinks), targets in zip(opened, group, strict=True):
             sinks.extend(open_sinks(targets.video, targets.json, targets.coco, source, live=False,
                                     overwrite=overwrite))  # fmt: skip
@@ -330,7 +330,7 @@ def webcam(
         estimator = make_estimator(
             weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
         )
-        warm_up(estimator, [source])
+        warm_up(estimator, [source], batch)
         sinks = open_sinks(out, json_out, None, source, live=True, overwrite=overwrite)
     except BaseException:
         source.close()
@@ -381,7 +381,7 @@ def _webcams(cameras, out, json_out, *, show, batch, max_wait_ms, max_frames, mi
         for spec in cameras:
             opened.append((_open_camera(spec, request), []))
         estimator = make_estimator(*model)
-        warm_up(estimator, [source for source, _ in opened])
+        warm_up(estimator, [source for source, _ in opened], batch)
         for (source, sinks), targets in zip(opened, plan, strict=True):
             sinks.extend(
                 open_sinks(targets.video, targets.json, None, source, live=True, overwrite=overwrite)

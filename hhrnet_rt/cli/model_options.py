@@ -171,13 +171,16 @@ def _download_before_spinner(weights) -> None:
         fetch_named(weights)
 
 
-def warm_up(estimator, sources) -> None:
-    """CUDA graph capture, cuDNN autotuning and lazy inits run here, once per frame size of the sources,
-    so that the first timed frames do not pay them (a camera that reports no size: 640x480).
+def warm_up(estimator, sources, batch: int = 1) -> None:
+    """CUDA graph capture, cuDNN autotuning and lazy inits run here, once per frame size of the sources
+    (and for a full batch of that size when ``batch`` > 1: kernels are chosen per batch shape), so that
+    the first timed frames do not pay them (a camera that reports no size: 640x480).
 
     A failure here is only a warning: the run meets the same problem on its first frame and reports it
     with the stage and frame it happened in (the one message the user gets for a failed run).
     """
+    import numpy as np
+
     sizes = []
     for source in sources:
         w, h = getattr(source, "size", None) or (0, 0)
@@ -188,6 +191,9 @@ def warm_up(estimator, sources) -> None:
         with console.status("warming up..."):
             for hw in sizes:
                 estimator.warmup(hw)
+                if batch > 1 and hasattr(estimator, "infer_batch"):
+                    prepared = estimator.prepare(np.zeros((*hw, 3), np.uint8))
+                    estimator.infer_batch([prepared] * batch)
     except Exception as exc:
         console.print(
             f"[yellow]warning:[/] warm-up failed ({type(exc).__name__}: {escape(str(exc))}); "
