@@ -182,6 +182,31 @@ def test_inbox_takes_round_robin_and_waits_at_most_max_wait():
     assert live.take(1, 0.0) is None
 
 
+def test_post_decode_sees_each_streams_frames_in_order_and_its_result_is_written(tmp_path, clips):
+    seen: dict[int, list[int]] = {0: [], 1: []}
+
+    def hook_for(k):
+        def post_decode(poses, frame):  # what a per-stream tracker does: look, and change what is written
+            seen[k].append(frame.index)
+            poses.scores[:] = 0.25 + k / 10
+            return poses
+
+        return post_decode
+
+    streams = [
+        Stream(FileSource(c), [JsonLinesSink(tmp_path / f"{k}.jsonl")], post_decode=hook_for(k))
+        for k, c in enumerate(clips[:2])
+    ]
+    result = run_in_thread(lambda: run_streams(streams, FakeEstimator(), batch=3))
+    assert seen == {0: list(range(LENGTHS[0])), 1: list(range(LENGTHS[1]))}
+    for k in range(2):
+        assert {p["score"] for r in _jsonl(tmp_path / f"{k}.jsonl") for p in r["people"]} == {0.25 + k / 10}
+    assert result.stages["decode"].count == LENGTHS[0] + LENGTHS[1]  # the hook is part of decode's time
+    one = []
+    run_pipeline(FileSource(clips[2]), FakeEstimator(), post_decode=lambda p, f: one.append(f.index) or p)
+    assert one == list(range(LENGTHS[2]))
+
+
 def test_tiled_window_puts_each_stream_in_its_own_cell():
     from hhrnet_rt.video.display import tile
 

@@ -107,7 +107,9 @@ class StreamInbox:
                     self._sweep(batch, size)
                     self._cond.notify_all()  # room for the producers that waited on a full inbox
                     left = deadline - time.perf_counter()
-                    if len(batch) >= size or left <= 0 or all(self._ended) or self._stop.is_set():
+                    if self._stop.is_set():  # no inference call for a run that is ending
+                        return None
+                    if len(batch) >= size or left <= 0 or all(self._ended):
                         return batch
                     self._cond.wait(min(left, POLL_S))
         finally:

@@ -165,11 +165,15 @@ class Stages:
             self.read += 1
         return frame
 
-    def decode(self, frame: Frame, prepared: Any, maps: Any) -> tuple[Frame, Poses]:
-        poses = self._timed("decode", frame.index, self.estimator.decode, maps, prepared)
+    def _people(self, frame: Frame, prepared: Any, maps: Any) -> Poses:
+        poses = self.estimator.decode(maps, prepared)
         poses = poses.select(self.min_score, self.max_people)  # the one choice of who is drawn and written
-        if self.post_decode is not None:
-            poses = self._timed("decode", frame.index, self.post_decode, poses, frame)
+        if self.post_decode is not None:  # after the choice: a tracker sees exactly what is written
+            poses = self.post_decode(poses, frame)
+        return poses
+
+    def decode(self, frame: Frame, prepared: Any, maps: Any) -> tuple[Frame, Poses]:
+        poses = self._timed("decode", frame.index, self._people, frame, prepared, maps)
         nbytes = getattr(maps, "d2h_bytes", None)  # complete after decode (the device decode adds to it)
         if nbytes is not None:
             self.d2h_bytes.append(int(nbytes))
