@@ -56,7 +56,8 @@ def _run(
     max_wait_ms: float = DEFAULT_MAX_WAIT_MS, min_score: float | None = None, max_people: int | None = None,
 ):  # fmt: skip
     """``opened``: ``(source, sinks)`` per stream; runs them all through one estimator, prints the summary."""
-    from hhrnet_rt.video import Stream, run_streams
+    from hhrnet_rt import video
+    from hhrnet_rt.video import Stream
     from hhrnet_rt.video.display import Window
 
     try:
@@ -75,10 +76,15 @@ def _run(
             task = bar.add_task(name if several else title, total=total, fps=0.0)
             streams.append(Stream(source, sinks, name=name if several else None, on_frame=_ticker(bar, task)))
         try:
-            result = run_streams(
-                streams, estimator, batch=batch, max_wait_ms=max_wait_ms, hud=hud, max_frames=max_frames,
-                display=window, join_timeout_s=JOIN_TIMEOUT_S, min_score=min_score, max_people=max_people,
-            )  # fmt: skip
+            common = dict(batch=batch, max_wait_ms=max_wait_ms, hud=hud, max_frames=max_frames, display=window,
+                          join_timeout_s=JOIN_TIMEOUT_S, min_score=min_score, max_people=max_people)  # fmt: skip
+            if several:
+                result = video.run_streams(streams, estimator, **common)
+            else:  # one input: the single-stream entry point (the same runner underneath)
+                only = streams[0]
+                result = video.run_pipeline(
+                    only.source, estimator, only.sinks, on_frame=only.on_frame, **common
+                )
         except PipelineError as exc:
             if exc.threads_still_running:
                 signals.request_hard_exit()
