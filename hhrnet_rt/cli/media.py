@@ -56,7 +56,7 @@ def _run(
     max_wait_ms: float = DEFAULT_MAX_WAIT_MS, min_score: float | None = None, max_people: int | None = None,
 ):  # fmt: skip
     """``opened``: ``(source, sinks)`` per stream; runs them all through one estimator, prints the summary."""
-    from hhrnet_rt import video
+    import hhrnet_rt.video as streaming  # looked up at call time: tests and callers may wrap its functions
     from hhrnet_rt.video import Stream
     from hhrnet_rt.video.display import Window
 
@@ -79,10 +79,10 @@ def _run(
             common = dict(batch=batch, max_wait_ms=max_wait_ms, hud=hud, max_frames=max_frames, display=window,
                           join_timeout_s=JOIN_TIMEOUT_S, min_score=min_score, max_people=max_people)  # fmt: skip
             if several:
-                result = video.run_streams(streams, estimator, **common)
+                result = streaming.run_streams(streams, estimator, **common)
             else:  # one input: the single-stream entry point (the same runner underneath)
                 only = streams[0]
-                result = video.run_pipeline(
+                result = streaming.run_pipeline(
                     only.source, estimator, only.sinks, on_frame=only.on_frame, **common
                 )
         except PipelineError as exc:
