@@ -42,7 +42,9 @@ class PoseStyle:
             the people are then chosen once, before drawing, counting and writing
             (:meth:`Poses.select`).
         show_person_score: write the person score above the person's top-most joint.
-        colors: BGR colours, one per person, cycled.
+        colors: BGR colours, one per person, cycled; tracked people (``Poses.ids``) take the colour of
+            their ID, so a person keeps one colour from frame to frame, and get ``#ID`` above the head.
+        untracked_color: colour of people a tracker has not confirmed yet (ID -1).
     """
 
     joint_radius: int = 3
@@ -51,6 +53,7 @@ class PoseStyle:
     person_threshold: float | None = 0.1
     show_person_score: bool = False
     colors: tuple[tuple[int, int, int], ...] = PERSON_COLORS_BGR
+    untracked_color: tuple[int, int, int] = (160, 160, 160)
 
 
 class PoseAnnotator:
@@ -83,7 +86,7 @@ class PoseAnnotator:
         for p, (person, score) in enumerate(zip(poses.keypoints, poses.scores, strict=True)):
             if not drawn[p]:
                 continue
-            color = style.colors[p % len(style.colors)]
+            color = self._color(p, poses.ids)
             visible = person[:, 2] > style.score_threshold
             if not np.isfinite(person[:, :2]).all():
                 visible &= np.isfinite(person[:, :2]).all(axis=1)
@@ -97,12 +100,23 @@ class PoseAnnotator:
                     )
             for j in np.flatnonzero(visible):
                 cv2.circle(frame_bgr, _pt(pts[j]), style.joint_radius * _ONE, color, -1, cv2.LINE_AA, _SHIFT)
-            if style.show_person_score and visible.any():
+            labels = []
+            if poses.ids is not None and poses.ids[p] >= 0:
+                labels.append(f"#{poses.ids[p]}")
+            if style.show_person_score:
+                labels.append(f"{score:.2f}")
+            if labels and visible.any():
                 top = int(np.argmin(np.where(visible, person[:, 1], np.inf)))
-                x, y = int(person[top, 0]), int(person[top, 1]) - 2 * style.joint_radius - 4
-                cv2.putText(frame_bgr, f"{score:.2f}", (x, max(y, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1,
+                x, y = int(xy[top, 0]), int(xy[top, 1]) - 2 * style.joint_radius - 4
+                cv2.putText(frame_bgr, " ".join(labels), (x, max(y, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1,
                             cv2.LINE_AA)  # fmt: skip
         return frame_bgr
+
+    def _color(self, p: int, ids: np.ndarray | None) -> tuple[int, int, int]:
+        colors = self.style.colors
+        if ids is None:
+            return colors[p % len(colors)]
+        return colors[int(ids[p]) % len(colors)] if ids[p] >= 0 else self.style.untracked_color
 
 
 def annotator_for(min_score: float | None) -> PoseAnnotator:
@@ -110,6 +124,13 @@ def annotator_for(min_score: float | None) -> PoseAnnotator:
     were chosen before drawing, so all of them are drawn (drawn = counted = written); without it, the
     default style, which hides low-score fragments from the picture only."""
     return PoseAnnotator(PoseStyle(person_threshold=None)) if min_score is not None else PoseAnnotator()
+
+
+def hud_ids_line(poses: Poses, most: int = 8) -> str:
+    """HUD text naming the tracked people's IDs, lowest first (``ids 0 3 7 +2``: two more not listed)."""
+    ids = sorted(int(i) for i in (poses.ids if poses.ids is not None else ()) if i >= 0)
+    shown = " ".join(str(i) for i in ids[:most]) or "-"
+    return f"ids {shown}" + (f" +{len(ids) - most}" if len(ids) > most else "")
 
 
 def _pt(xy: np.ndarray) -> tuple[int, int]:

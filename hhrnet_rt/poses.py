@@ -42,6 +42,9 @@ class Poses:
         keypoints: (P, K, 3) float32 rows ``x, y, score`` in original-image pixels. A joint the decoder did
             not find has score 0.
         scores: (P,) float32 person scores (official: mean of the K joint scores before refine).
+        meta: free-form facts about the result (e.g. ``{"smoothed": True}`` after temporal smoothing).
+        ids: (P,) int64 person IDs from a tracker (:mod:`hhrnet_rt.track`), -1 for a person the tracker
+            has not confirmed yet; ``None`` when nothing tracked these people. Kept through indexing.
 
     Example:
         >>> poses = Poses.empty(17)
@@ -54,6 +57,7 @@ class Poses:
     keypoints: np.ndarray
     scores: np.ndarray
     meta: dict = field(default_factory=dict, compare=False)
+    ids: np.ndarray | None = None
 
     empty = _EmptyDescriptor()
 
@@ -66,6 +70,12 @@ class Poses:
             raise ValueError(f"scores: expected ({kp.shape[0]},) to match keypoints, got {sc.shape}")
         object.__setattr__(self, "keypoints", kp)
         object.__setattr__(self, "scores", sc)
+        if self.ids is not None:
+            ids = np.asarray(self.ids)
+            if ids.shape != sc.shape or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+                raise ValueError(f"ids: expected ({kp.shape[0]},) integers to match keypoints, got {ids.shape} "
+                                 f"{ids.dtype}")  # fmt: skip
+            object.__setattr__(self, "ids", ids.astype(np.int64))
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
@@ -76,7 +86,7 @@ class Poses:
 
     def __getitem__(self, index) -> Poses:
         """People picked by an int, a slice, an index array or a boolean mask (``poses[poses.scores > .3]``);
-        always a :class:`Poses` (one person stays (1, K, 3)), ``meta`` is kept."""
+        always a :class:`Poses` (one person stays (1, K, 3)), ``meta`` is kept and ``ids`` follow their people."""
         if isinstance(index, (int, np.integer)):
             index = slice(index, index + 1 if index != -1 else None)
         elif not isinstance(index, slice):
@@ -85,7 +95,12 @@ class Poses:
                 index = index.astype(np.intp)
             if index.dtype == bool and index.shape != self.scores.shape:
                 raise IndexError(f"boolean mask of shape {index.shape} for {len(self)} people")
-        return replace(self, keypoints=self.keypoints[index], scores=self.scores[index])
+        ids = None if self.ids is None else self.ids[index]
+        return replace(self, keypoints=self.keypoints[index], scores=self.scores[index], ids=ids)
+
+    def with_ids(self, ids) -> Poses:
+        """The same people with tracker IDs attached (see ``ids``)."""
+        return replace(self, ids=np.asarray(ids, np.int64).reshape(-1))
 
     def select(self, min_score: float | None = None, max_people: int | None = None) -> Poses:
         """The people with score >= ``min_score``, at most ``max_people`` of them (the highest scores),
@@ -120,8 +135,9 @@ class Poses:
     def to_records(self) -> list[dict]:
         """JSON-ready list: one ``{"score": s, "keypoints": [[x, y, score] * K]}`` per person, x/y rounded
         to 0.01 px and scores to 1e-4 (see ``XY_DECIMALS``); a non-finite value becomes ``None`` (JSON
-        has no NaN)."""
-        return [
+        has no NaN). Tracked people (``ids`` set) also get ``"id"``: the ID, or ``None`` while the
+        tracker has not confirmed the person (a shared -1 would read as one person to a ``group by``)."""
+        records = [
             {
                 "score": _rounded(s, SCORE_DECIMALS),
                 "keypoints": [
@@ -131,6 +147,10 @@ class Poses:
             }
             for person, s in zip(self.keypoints, self.scores, strict=True)
         ]
+        if self.ids is not None:
+            for record, person_id in zip(records, self.ids.tolist(), strict=True):
+                record["id"] = person_id if person_id >= 0 else None
+        return records
 
     def to_supervision(self):
         """The people as ``supervision.KeyPoints`` (xy, confidence; ``class_id`` 0 = person).

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from hhrnet_rt.cli import signals
+from hhrnet_rt.cli import signals, temporal
 from hhrnet_rt.cli.app import BackendName, DecodeOn, DecodeOnOpt, Overwrite, app, console, handle_errors
 from hhrnet_rt.cli.model_options import (  # noqa: F401  (FAST_INPUT_SIZE, check_input_size: used from here)
     FAST_INPUT_SIZE,
@@ -54,8 +54,12 @@ def _close_all(opened) -> None:
 def _run(
     opened, estimator, *, hud: bool, show: bool, max_frames: int | None, title: str, batch: int = 1,
     max_wait_ms: float = DEFAULT_MAX_WAIT_MS, min_score: float | None = None, max_people: int | None = None,
+    over_time=None,
 ):  # fmt: skip
-    """``opened``: ``(source, sinks)`` per stream; runs them all through one estimator, prints the summary."""
+    """``opened``: ``(source, sinks)`` per stream; runs them all through one estimator, prints the summary.
+
+    ``over_time``: the --track/--smooth settings; every stream gets its own hook (its own IDs and filters).
+    """
     import hhrnet_rt.video as streaming  # looked up at call time: tests and callers may wrap its functions
     from hhrnet_rt.video import Stream
     from hhrnet_rt.video.display import Window
@@ -74,7 +78,9 @@ def _run(
                 total = min(total, max_frames)
             name = getattr(source, "name", None) or source.description
             task = bar.add_task(name if several else title, total=total, fps=0.0)
-            streams.append(Stream(source, sinks, name=name if several else None, on_frame=_ticker(bar, task)))
+            hook = over_time.hook() if over_time is not None else None
+            streams.append(Stream(source, sinks, name=name if several else None, on_frame=_ticker(bar, task),
+                                  post_decode=hook))  # fmt: skip
         try:
             common = dict(batch=batch, max_wait_ms=max_wait_ms, hud=hud, max_frames=max_frames, display=window,
                           join_timeout_s=JOIN_TIMEOUT_S, min_score=min_score, max_people=max_people)  # fmt: skip
@@ -82,9 +88,8 @@ def _run(
                 result = streaming.run_streams(streams, estimator, **common)
             else:  # one input: the single-stream entry point (the same runner underneath)
                 only = streams[0]
-                result = streaming.run_pipeline(
-                    only.source, estimator, only.sinks, on_frame=only.on_frame, **common
-                )
+                result = streaming.run_pipeline(only.source, estimator, only.sinks, on_frame=only.on_frame,
+                                                post_decode=only.post_decode, **common)  # fmt: skip
         except PipelineError as exc:
             if exc.threads_still_running:
                 signals.request_hard_exit()
@@ -173,6 +178,14 @@ def video(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    track: temporal.Track = False,
+    track_min_hits: temporal.TrackMinHits = temporal.DEFAULTS.min_hits,
+    track_max_age: temporal.TrackMaxAge = temporal.DEFAULTS.max_age,
+    track_min_oks: temporal.TrackMinOks = temporal.DEFAULTS.min_oks,
+    smooth: temporal.Smooth = False,
+    smooth_min_cutoff: temporal.SmoothMinCutoff = temporal.DEFAULTS.min_cutoff,
+    smooth_beta: temporal.SmoothBeta = temporal.DEFAULTS.beta,
+    smooth_d_cutoff: temporal.SmoothDCutoff = temporal.DEFAULTS.d_cutoff,
 ) -> None:
     """Annotate every frame of each video: one output frame per input frame, in order, at the input rate.
 
@@ -185,6 +198,8 @@ def video(
     from hhrnet_rt.runs import new_run_dir, remove_if_empty
     from hhrnet_rt.video import FileSource
 
+    over_time = temporal.temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
+                                           smooth_min_cutoff, smooth_beta, smooth_d_cutoff)  # fmt: skip
     sources = expand_videos(inputs, recursive=recursive)
     for source in sources:  # every local input is checked before anything is created or loaded
         if isinstance(source, Path):
@@ -216,7 +231,7 @@ def video(
             group = plan[start : start + streams]
             _video_group(group, first if start == 0 else None, estimator, show=show, max_frames=max_frames,
                          min_score=min_score, max_people=max_people, overwrite=overwrite, batch=batch,
-                         max_wait_ms=max_wait_ms)  # fmt: skip
+                         max_wait_ms=max_wait_ms, over_time=over_time)  # fmt: skip
     finally:
         if run_dir is not None:
             remove_if_empty(run_dir)
@@ -225,7 +240,7 @@ def video(
 
 
 def _video_group(group, first, estimator, *, show, max_frames, min_score, max_people, overwrite, batch,
-                 max_wait_ms) -> None:  # fmt: skip
+                 max_wait_ms, over_time) -> None:  # fmt: skip
     """Some inputs of ``hhrt video`` (the first one possibly open already) through one run."""
     from hhrnet_rt.video import FileSource
 
@@ -247,7 +262,8 @@ def _video_group(group, first, estimator, *, show, max_frames, min_score, max_pe
         raise
     title = opened[0][0].name if len(opened) == 1 else f"{len(opened)} videos"
     result = _run(opened, estimator, hud=False, show=show, max_frames=max_frames, title=title, batch=batch,
-                  max_wait_ms=max_wait_ms, min_score=min_score, max_people=max_people)  # fmt: skip
+                  max_wait_ms=max_wait_ms, min_score=min_score, max_people=max_people,
+                  over_time=over_time)  # fmt: skip
     for (source, _), stream in zip(opened, result.streams, strict=True):
         whole_file = result.stopped is None and (max_frames is None or stream.frames_read < max_frames)
         if whole_file and (shortfall := source.shortfall_warning(stream.frames_read)):
@@ -313,6 +329,14 @@ def webcam(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    track: temporal.Track = False,
+    track_min_hits: temporal.TrackMinHits = temporal.DEFAULTS.min_hits,
+    track_max_age: temporal.TrackMaxAge = temporal.DEFAULTS.max_age,
+    track_min_oks: temporal.TrackMinOks = temporal.DEFAULTS.min_oks,
+    smooth: temporal.Smooth = False,
+    smooth_min_cutoff: temporal.SmoothMinCutoff = temporal.DEFAULTS.min_cutoff,
+    smooth_beta: temporal.SmoothBeta = temporal.DEFAULTS.beta,
+    smooth_d_cutoff: temporal.SmoothDCutoff = temporal.DEFAULTS.d_cutoff,
 ) -> None:
     """Live pose estimation: newest frame wins, drops are counted; q or Esc quits the window.
 
@@ -321,11 +345,13 @@ def webcam(
     """
     from hhrnet_rt.video.display import gui_problem
 
+    over_time = temporal.temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
+                                           smooth_min_cutoff, smooth_beta, smooth_d_cutoff)  # fmt: skip
     cameras = camera or ["0"]
     if len(cameras) > 1:
         return _webcams(cameras, out, json_out, show=show, batch=batch, max_wait_ms=max_wait_ms,
                         max_frames=max_frames, min_score=min_score, max_people=max_people, overwrite=overwrite,
-                        request=(width, height, fps),
+                        request=(width, height, fps), over_time=over_time,
                         model=(weights, backend, engine, device, input_size, flip, refine, precision, decode_on,
                                threads, fast))  # fmt: skip
     spec = cameras[0]
@@ -342,7 +368,8 @@ def webcam(
         source.close()
         raise
     _run([(source, sinks)], estimator, hud=True, show=show, max_frames=max_frames, title=source.description,
-         batch=batch, max_wait_ms=max_wait_ms, min_score=min_score, max_people=max_people)  # fmt: skip
+         batch=batch, max_wait_ms=max_wait_ms, min_score=min_score, max_people=max_people,
+         over_time=over_time)  # fmt: skip
 
 
 def _window_or_recording(show: bool, recording: bool, problem: str | None) -> bool:
@@ -372,7 +399,7 @@ def _open_camera(spec: str, request):
 
 
 def _webcams(cameras, out, json_out, *, show, batch, max_wait_ms, max_frames, min_score, max_people,
-             overwrite, request, model) -> None:  # fmt: skip
+             overwrite, request, model, over_time) -> None:  # fmt: skip
     """``hhrt webcam`` with several --camera: one run, one model, per-camera outputs in folders."""
     from hhrnet_rt.cli.targets import plan_video_outputs
     from hhrnet_rt.inputs import is_regular_file
@@ -396,7 +423,8 @@ def _webcams(cameras, out, json_out, *, show, batch, max_wait_ms, max_frames, mi
         _close_all(opened)
         raise
     _run(opened, estimator, hud=True, show=show, max_frames=max_frames, title=f"{len(opened)} cameras",
-         batch=batch, max_wait_ms=max_wait_ms, min_score=min_score, max_people=max_people)  # fmt: skip
+         batch=batch, max_wait_ms=max_wait_ms, min_score=min_score, max_people=max_people,
+         over_time=over_time)  # fmt: skip
 
 
 # `hhrt image` lives in its own module; imported here so that the help lists it right after video and

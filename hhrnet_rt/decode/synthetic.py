@@ -152,3 +152,10 @@ def synthesize(
             per_person[:, 0] += offsets[:, j]
             tags[j] = per_person[owner]
     return SyntheticMaps(heatmaps=heatmaps, tags=tags, joints=joints, person_tags=person_tags)
+
+
+def person_template(num_joints: int = 17, seed: int = 0) -> np.ndarray:
+    """(K, 2) joint positions of a standing person of height 1 centred on the hips (x right, y down): the
+    COCO template the maps above are drawn from (joints past COCO's 17 are random, from ``seed``). Other
+    synthetic data (e.g. :mod:`hhrnet_rt.track.synthetic`) builds people from it."""
+    return _template(num_joints, np.random.default_rng(seed)).copy()

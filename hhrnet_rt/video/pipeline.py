@@ -27,12 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hhrnet_rt.draw import PoseAnnotator, annotator_for
-from hhrnet_rt.poses import Poses
 from hhrnet_rt.video.meters import StageClock
 from hhrnet_rt.video.results import PipelineResult, StreamResult
 from hhrnet_rt.video.sinks import FrameResult
-from hhrnet_rt.video.sources import Frame
-from hhrnet_rt.video.stages import QUEUE_NAMES, Estimator, Sink, Stages
+from hhrnet_rt.video.stages import QUEUE_NAMES, Estimator, PostDecode, Sink, Stages
 
 __all__ = ["QUEUE_NAMES", "PipelineResult", "Stream", "StreamResult", "run_pipeline", "run_streams"]
 
@@ -57,7 +55,7 @@ class Stream:
     sinks: Sequence[Sink] = ()
     name: str | None = None
     on_frame: Callable[[FrameResult], None] | None = None
-    post_decode: Callable[[Poses, Frame], Poses] | None = None
+    post_decode: PostDecode | None = None
 
 
 def run_pipeline(
@@ -77,7 +75,7 @@ def run_pipeline(
     join_timeout_s: float = 30.0,
     min_score: float | None = None,
     max_people: int | None = None,
-    post_decode: Callable[[Poses, Frame], Poses] | None = None,
+    post_decode: PostDecode | None = None,
     batch: int = 1,
     max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
 ) -> PipelineResult:
@@ -107,8 +105,8 @@ def run_pipeline(
         join_timeout_s: how long to wait for a stage to finish its current item after a stop.
         min_score, max_people: which people go on (:meth:`Poses.select`), chosen once after decode, so
             what is drawn, counted and written is the same set (``None``: no limit).
-        post_decode: ``(poses, frame) -> poses``, called on each frame's chosen people, in order, before
-            drawing and writing (e.g. a tracker).
+        post_decode: called with each frame's chosen people and the frame, in frame order, in the decode
+            stage; returns the people to draw and write (e.g. :class:`hhrnet_rt.track.hook.TemporalHook`).
         batch, max_wait_ms: see :func:`run_streams` (batch > 1: consecutive frames in one inference call).
 
     Raises:

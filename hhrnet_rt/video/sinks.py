@@ -249,7 +249,8 @@ class JsonLinesSink:
 
     Record: ``{"schema": "hhrnet-rt/keypoints/1", "frame": i, "timestamp": s, "people": [{"score": s,
     "keypoints": [[x, y, score], ...]}]}``, x/y rounded to 0.01 px and scores to 1e-4
-    (:meth:`Poses.to_records`); ``schemas/keypoints.schema.json`` in the repository describes it.
+    (:meth:`Poses.to_records`); ``schemas/keypoints.schema.json`` in the repository describes it. With
+    tracking each person also has ``"id"``, and ``"smoothed": true`` says that x/y were smoothed over time.
     """
 
     def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
@@ -267,6 +268,8 @@ class JsonLinesSink:
             "timestamp": round(result.frame.timestamp, 6),
             "people": result.poses.to_records(),
         }
+        if result.poses.meta.get("smoothed"):
+            record["smoothed"] = True
         if self._file is None:
             self._file = RecordFile.create(self.path, overwrite=self.overwrite)
         self._file.append((json.dumps(record) + "\n").encode("utf-8"))
@@ -278,8 +281,10 @@ class JsonLinesSink:
 
 
 def coco_records(image_id: int, poses: Poses, category_id: int = 1) -> list[dict]:
-    """COCO keypoint results for one image: flat ``[x, y, v] * K`` with ``v`` = joint score."""
-    return [
+    """COCO keypoint results for one image: flat ``[x, y, v] * K`` with ``v`` = joint score. Tracked people
+    (``poses.ids``) also get ``"track_id"`` (as PoseTrack results name it; ``None`` until confirmed), which
+    COCO's evaluation ignores."""
+    records = [
         {
             "image_id": int(image_id),
             "category_id": category_id,
@@ -288,6 +293,10 @@ def coco_records(image_id: int, poses: Poses, category_id: int = 1) -> list[dict
         }
         for person, score in zip(poses.keypoints, poses.scores, strict=True)
     ]
+    if poses.ids is not None:
+        for record, track_id in zip(records, poses.ids.tolist(), strict=True):
+            record["track_id"] = track_id if track_id >= 0 else None
+    return records
 
 
 class CocoSink:

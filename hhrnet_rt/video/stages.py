@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Protocol
 
-from hhrnet_rt.draw import PoseAnnotator, draw_hud
+from hhrnet_rt.draw import PoseAnnotator, draw_hud, hud_ids_line
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.video.meters import RollingRate, StageClock
 from hhrnet_rt.video.sinks import FrameResult
 from hhrnet_rt.video.sources import Frame
+
+#: A per-stream step on each frame's people after decode (track IDs, smoothing); called in frame order.
+PostDecode = Callable[[Poses, Frame], Poses]
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ class Stages:
         on_frame: Callable[[FrameResult], None] | None,
         min_score: float | None = None,
         max_people: int | None = None,
-        post_decode: Callable[[Poses, Frame], Poses] | None = None,
+        post_decode: PostDecode | None = None,
         clock: StageClock | None = None,
         name: str | None = None,
     ) -> None:
@@ -190,6 +193,8 @@ class Stages:
         latency = time.perf_counter() - frame.t_capture
         if self.hud:  # the people on the picture, not the fragments it hides
             lines = [f"{self.rolling.fps:5.1f} FPS  {1e3 * latency:4.0f} ms", f"people {drawn}"]
+            if poses.ids is not None:
+                lines.append(hud_ids_line(poses))
             if self.dropped:
                 lines.append(f"dropped {self.dropped}")
             # Text size follows the frame width so the box covers about the same share of any frame.
