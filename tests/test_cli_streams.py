@@ -95,3 +95,25 @@ def test_webcam_several_cameras_need_folders(tmp_path, tiny):
                       "--out", str(tmp_path / "one.mp4"), *tiny])  # fmt: skip
     assert result.exit_code == EXIT_INPUT
     assert "give a folder" in result.output
+
+
+def test_track_gives_each_input_its_own_ids(tmp_path, tiny, monkeypatch):
+    from hhrnet_rt.track.hook import TemporalSettings
+
+    hooks = []
+    real_hook = TemporalSettings.hook
+    monkeypatch.setattr(TemporalSettings, "hook", lambda self: hooks.append(real_hook(self)) or hooks[-1])
+    # The same clip twice, batched together: each input has its own tracker, so both files get the same
+    # IDs, each input's from 0.
+    folder = tmp_path / "in"
+    folder.mkdir()
+    clips = [make_video(folder / f"{name}.mp4", 6) for name in ("left", "right")]
+    js = tmp_path / "kp"
+    result = _invoke(["video", *map(str, clips), "--track", "--track-min-hits", "1", "--batch", "2",
+                      "--json", str(js), "--out", str(tmp_path / "v"), *tiny])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(hooks) == 2 and hooks[0] is not hooks[1]  # one tracker per input, none shared
+    ids = [[[p["id"] for p in r["people"]] for r in _jsonl(js / f"{c.stem}.jsonl")] for c in clips]
+    assert ids[0] == ids[1]
+    assert any(frame for frame in ids[0]), "nobody was found: the IDs were not compared"
+    assert min(i for frame in ids[0] for i in frame) == 0
