@@ -10,7 +10,7 @@ For 1, 2, 4 and 8 streams of the same generated 640x480 clip (each stream its ow
 Reported per row: aggregate FPS (frames written by all streams / wall time), the slowest stream's own
 FPS, p95 latency capture -> drawn over all frames, and the mean frames per inference call.
 
-Usage (from the repository root, with the package importable: ``pip install -e .`` or ``PYTHONPATH=.``):
+Usage (from the repository root; package importable: ``pip install -e .`` or ``PYTHONPATH=.``):
     python benchmarks/bench_streams.py --frames 4 --streams 1,2          # a check that it runs (seconds)
     python benchmarks/bench_streams.py                                    # tiny model, CPU, 60 frames/stream
     python benchmarks/bench_streams.py --model w32 --input-size 256      # W32 (random init) at a small size
@@ -117,9 +117,11 @@ def main() -> None:
         clip = make_clip(work / "clip.mp4", args.frames)
         warm(estimator, clip, args.batch)
         facts = estimator.describe()
-        print(f"# bench_streams: {args.model} input {args.input_size}, {facts.get('backend')} on {args.device}"
-              f" {facts.get('precision', '')}, {args.frames} frames/stream, 640x480, write={args.write}, "
-              f"draw={args.draw}; {platform.processor() or platform.machine()}")  # fmt: skip
+        print(
+            f"# bench_streams: {args.model} input {args.input_size}, {facts.get('backend')} on {args.device}"
+            f" {facts.get('precision', '')}, {args.frames} frames/stream, 640x480, write={args.write}, "
+            f"draw={args.draw}; {platform.processor() or platform.machine()}"
+        )
         print(
             "| streams | mode | batch | aggregate FPS | slowest stream FPS | p95 latency ms | frames/call |"
         )
@@ -130,8 +132,11 @@ def main() -> None:
                 r = max(runs, key=lambda x: x.fps)
                 assert r.frames_written == n * args.frames, "a stream lost frames"
                 slowest = min(s.fps for s in r.streams)
-                print(f"| {n} | {mode} | {batch} | {r.fps:.1f} | {slowest:.1f} | {r.latency.p95_ms:.0f} | "
-                      f"{r.mean_batch:.2f} |", flush=True)  # fmt: skip
+                print(
+                    f"| {n} | {mode} | {batch} | {r.fps:.1f} | {slowest:.1f} | {r.latency.p95_ms:.0f} | "
+                    f"{r.mean_batch:.2f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Commands: ``hhrt video`` and ``hhrt webcam`` (the streaming app; ``hhrt image`` is in cli/image.py).
+"""Command ``hhrt video`` and the run it shares with ``hhrt webcam`` (cli/webcam.py).
 
 The commands only wire things together: sources, one :class:`~hhrnet_rt.PoseEstimator` shared by all of
 them, sinks, and :func:`hhrnet_rt.video.run_streams`; every check with a user-facing message lives in the
@@ -37,7 +37,7 @@ from hhrnet_rt.cli.model_options import (  # noqa: F401  (FAST_INPUT_SIZE, check
     make_estimator,
     warm_up,
 )
-from hhrnet_rt.cli.stream_io import Batch, MaxWaitMs, check_outputs, open_sinks, print_summary, progress
+from hhrnet_rt.cli.stream_io import Batch, MaxWaitMs, open_sinks, print_summary, progress
 from hhrnet_rt.errors import InputError, PipelineError
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
 
@@ -45,13 +45,14 @@ from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
 JOIN_TIMEOUT_S = 30.0
 
 
-def _close_all(opened) -> None:
+def close_all(opened) -> None:
+    """Close the sources and sinks of streams that never reached the pipeline (which closes its own)."""
     for source, sinks in opened:
         for closable in (*sinks, source):
             closable.close()
 
 
-def _run(
+def run_and_report(
     opened, estimator, *, hud: bool, show: bool, max_frames: int | None, title: str, batch: int = 1,
     max_wait_ms: float = DEFAULT_MAX_WAIT_MS, min_score: float | None = None, max_people: int | None = None,
     over_time=None,
@@ -67,7 +68,7 @@ def _run(
     try:
         window = Window(f"hhrt {title}") if show else None
     except BaseException:
-        _close_all(opened)  # run_streams would have closed them; it never started
+        close_all(opened)  # run_streams would have closed them; it never started
         raise
     several = len(opened) > 1
     with progress() as bar:
@@ -82,8 +83,16 @@ def _run(
             streams.append(Stream(source, sinks, name=name if several else None, on_frame=_ticker(bar, task),
                                   post_decode=hook))  # fmt: skip
         try:
-            common = dict(batch=batch, max_wait_ms=max_wait_ms, hud=hud, max_frames=max_frames, display=window,
-                          join_timeout_s=JOIN_TIMEOUT_S, min_score=min_score, max_people=max_people)  # fmt: skip
+            common = {
+                "batch": batch,
+                "max_wait_ms": max_wait_ms,
+                "hud": hud,
+                "max_frames": max_frames,
+                "display": window,
+                "join_timeout_s": JOIN_TIMEOUT_S,
+                "min_score": min_score,
+                "max_people": max_people,
+            }
             if several:
                 result = streaming.run_streams(streams, estimator, **common)
             else:  # one input: the single-stream entry point (the same runner underneath)
@@ -258,12 +267,22 @@ def _video_group(group, first, estimator, *, show, max_frames, min_score, max_pe
     except BaseException:
         if pending is not None:
             pending.close()
-        _close_all(opened)
+        close_all(opened)
         raise
     title = opened[0][0].name if len(opened) == 1 else f"{len(opened)} videos"
-    result = _run(opened, estimator, hud=False, show=show, max_frames=max_frames, title=title, batch=batch,
-                  max_wait_ms=max_wait_ms, min_score=min_score, max_people=max_people,
-                  over_time=over_time)  # fmt: skip
+    result = run_and_report(
+        opened,
+        estimator,
+        hud=False,
+        show=show,
+        max_frames=max_frames,
+        title=title,
+        batch=batch,
+        max_wait_ms=max_wait_ms,
+        min_score=min_score,
+        max_people=max_people,
+        over_time=over_time,
+    )
     for (source, _), stream in zip(opened, result.streams, strict=True):
         whole_file = result.stopped is None and (max_frames is None or stream.frames_read < max_frames)
         if whole_file and (shortfall := source.shortfall_warning(stream.frames_read)):
@@ -278,155 +297,6 @@ def _require_window() -> None:
         raise InputError(f"cannot open a window: {problem}; write the result with --out OUT.mp4 instead")
 
 
-@app.command()
-@handle_errors
-def webcam(
-    camera: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Camera index (default 0), stream URL, or a video file played in real time; repeat it "
-            "for several streams in one run (one tiled window; --out and --json then name folders).",
-            show_default=False,
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", "-o", help="Also record the annotated stream (.mp4; a folder for several cameras)."
-        ),
-    ] = None,
-    json_out: Annotated[
-        Path | None,
-        typer.Option(
-            "--json", help="Keypoints, one JSON record per frame (.jsonl; a folder for several cameras)."
-        ),
-    ] = None,
-    min_score: MinScore = None,
-    max_people: MaxPeople = None,
-    weights: Weights = None,
-    backend: Backend = BackendName.auto,
-    engine: Engine = None,
-    precision: PrecisionOpt = None,
-    device: Device = None,
-    input_size: InputSize = None,
-    flip: Flip = None,
-    fast: Fast = False,
-    refine: Refine = True,
-    max_frames: MaxFrames = None,
-    show: Annotated[bool, typer.Option(help="Show the window (default); --no-show to only record.")] = True,
-    width: Annotated[
-        int | None, typer.Option(min=1, help="Frame width to ask the camera for.", show_default=False)
-    ] = None,
-    height: Annotated[
-        int | None, typer.Option(min=1, help="Frame height to ask the camera for.", show_default=False)
-    ] = None,
-    fps: Annotated[
-        float | None,
-        typer.Option(min=1.0, help="Frame rate to ask the camera for.", show_default=False),
-    ] = None,
-    batch: Batch = 1,
-    max_wait_ms: MaxWaitMs = DEFAULT_MAX_WAIT_MS,
-    decode_on: DecodeOnOpt = DecodeOn.auto,
-    threads: Threads = None,
-    overwrite: Overwrite = False,
-    track: temporal.Track = False,
-    track_min_hits: temporal.TrackMinHits = temporal.DEFAULTS.min_hits,
-    track_max_age: temporal.TrackMaxAge = temporal.DEFAULTS.max_age,
-    track_min_oks: temporal.TrackMinOks = temporal.DEFAULTS.min_oks,
-    smooth: temporal.Smooth = False,
-    smooth_min_cutoff: temporal.SmoothMinCutoff = temporal.DEFAULTS.min_cutoff,
-    smooth_beta: temporal.SmoothBeta = temporal.DEFAULTS.beta,
-    smooth_d_cutoff: temporal.SmoothDCutoff = temporal.DEFAULTS.d_cutoff,
-) -> None:
-    """Live pose estimation: newest frame wins, drops are counted; q or Esc quits the window.
-
-    Several --camera options run together through one model: a tiled window, or one recording per camera
-    (--out and --json name folders) without it.
-    """
-    from hhrnet_rt.video.display import gui_problem
-
-    over_time = temporal.temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
-                                           smooth_min_cutoff, smooth_beta, smooth_d_cutoff)  # fmt: skip
-    cameras = camera or ["0"]
-    if len(cameras) > 1:
-        return _webcams(cameras, out, json_out, show=show, batch=batch, max_wait_ms=max_wait_ms,
-                        max_frames=max_frames, min_score=min_score, max_people=max_people, overwrite=overwrite,
-                        request=(width, height, fps), over_time=over_time,
-                        model=(weights, backend, engine, device, input_size, flip, refine, precision, decode_on,
-                               threads, fast))  # fmt: skip
-    spec = cameras[0]
-    check_outputs(out, json_out, None, overwrite=overwrite, inputs=[Path(spec)])  # a file played live
-    show = _window_or_recording(show, out is not None or json_out is not None, gui_problem())
-    source = _open_camera(spec, (width, height, fps))
-    try:
-        estimator = make_estimator(
-            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
-        )
-        warm_up(estimator, [source], batch)
-        sinks = open_sinks(out, json_out, None, source, live=True, overwrite=overwrite)
-    except BaseException:
-        source.close()
-        raise
-    _run([(source, sinks)], estimator, hud=True, show=show, max_frames=max_frames, title=source.description,
-         batch=batch, max_wait_ms=max_wait_ms, min_score=min_score, max_people=max_people,
-         over_time=over_time)  # fmt: skip
-
-
-def _window_or_recording(show: bool, recording: bool, problem: str | None) -> bool:
-    """Whether the window opens; without a display it records only, and with nothing to record fails."""
-    if show and problem:
-        if not recording:
-            raise InputError(
-                f"cannot open a window: {problem}; record with --out OUT.mp4 (and/or --json) instead"
-            )
-        console.print(
-            f"[yellow]warning:[/] {problem}; recording without a window (Ctrl-C stops)", highlight=False
-        )
-        show = False
-    if not show and not recording:
-        raise InputError("nothing to do: --no-show needs --out OUT.mp4 and/or --json OUT.jsonl")
-    return show
-
-
-def _open_camera(spec: str, request):
-    from hhrnet_rt.video import CameraSource
-
-    width, height, fps = request
-    source = CameraSource(int(spec) if spec.isdigit() else spec, width=width, height=height, fps=fps)
-    if source.warning:  # a camera picks the nearest mode it has
-        console.print(f"[yellow]warning:[/] {escape(source.warning)}", highlight=False)
-    return source
-
-
-def _webcams(cameras, out, json_out, *, show, batch, max_wait_ms, max_frames, min_score, max_people,
-             overwrite, request, model, over_time) -> None:  # fmt: skip
-    """``hhrt webcam`` with several --camera: one run, one model, per-camera outputs in folders."""
-    from hhrnet_rt.cli.targets import plan_video_outputs
-    from hhrnet_rt.inputs import is_regular_file
-    from hhrnet_rt.video.display import gui_problem
-
-    # Named after the camera (camera0) or the stream's / file's name; a local file is an input to protect.
-    names = [f"camera{c}" if c.isdigit() else (Path(c) if is_regular_file(c) else c) for c in cameras]
-    plan = plan_video_outputs(names, out, json_out, None, run_dir=None, overwrite=overwrite)
-    show = _window_or_recording(show, out is not None or json_out is not None, gui_problem())
-    opened = []
-    try:
-        for spec in cameras:
-            opened.append((_open_camera(spec, request), []))
-        estimator = make_estimator(*model)
-        warm_up(estimator, [source for source, _ in opened], batch)
-        for (source, sinks), targets in zip(opened, plan, strict=True):
-            sinks.extend(
-                open_sinks(targets.video, targets.json, None, source, live=True, overwrite=overwrite)
-            )
-    except BaseException:
-        _close_all(opened)
-        raise
-    _run(opened, estimator, hud=True, show=show, max_frames=max_frames, title=f"{len(opened)} cameras",
-         batch=batch, max_wait_ms=max_wait_ms, min_score=min_score, max_people=max_people,
-         over_time=over_time)  # fmt: skip
-
-
-# `hhrt image` lives in its own module; imported here so that the help lists it right after video and
-# webcam (Typer lists commands in the order they were registered).
-from hhrnet_rt.cli import image  # noqa: E402, F401
+# `hhrt webcam` and `hhrt image` live in their own modules; imported here, after everything they use from
+# this one, so that the help lists them right after video (Typer lists commands in registration order).
+from hhrnet_rt.cli import webcam, image  # noqa: E402, F401, I001
