@@ -15,8 +15,7 @@ Usage (from the repository root; package importable: ``pip install -e .`` or ``P
     python benchmarks/bench_streams.py                                    # tiny model, CPU, 60 frames/stream
     python benchmarks/bench_streams.py --model w32 --input-size 256      # W32 (random init) at a small size
     python benchmarks/bench_streams.py --device cuda --model w32 --input-size 512 --precision fp16 \\
-        --weights w32_512 --frames 300                                    # the H200 figure (target >= 1000 FPS
-                                                                          # aggregate over 8 streams)
+        --weights w32_512 --frames 300 --write none   # the H200 figure: target >= 1000 FPS over 8 streams
 
 Figures must be taken on a quiet machine: other processes on the cores change them more than batching
 does. On the CPU, batching mostly saves per-call overhead; the figure that matters is the GPU one, where
