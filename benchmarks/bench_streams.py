@@ -15,7 +15,8 @@ Usage (from the repository root; package importable: ``pip install -e .`` or ``P
     python benchmarks/bench_streams.py                                    # tiny model, CPU, 60 frames/stream
     python benchmarks/bench_streams.py --model w32 --input-size 256      # W32 (random init) at a small size
     python benchmarks/bench_streams.py --device cuda --model w32 --input-size 512 --precision fp16 \\
-        --weights w32_512 --frames 300 --write none   # the H200 figure: target >= 1000 FPS over 8 streams
+        --weights w32_512 --frames 300 --write none --decode-threads 4
+                                                      # the H200 figure: target >= 1000 FPS over 8 streams
 
 Figures must be taken on a quiet machine: other processes on the cores change them more than batching
 does. On the CPU, batching mostly saves per-call overhead; the figure that matters is the GPU one, where
@@ -77,6 +78,7 @@ def run_once(clip: Path, n: int, estimator, batch: int, args, work: Path):
             estimator,
             batch=batch,
             max_wait_ms=args.max_wait_ms,
+            decode_threads=args.decode_threads,
             draw=args.draw,
             queue_size=max(4, batch),
         )
@@ -97,6 +99,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60, help="frames per stream (the clip's length)")
     parser.add_argument("--batch", type=int, default=8, help="frames per call in the batched mode")
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
+    parser.add_argument("--decode-threads", type=int, default=1, help="run_streams(decode_threads=...)")
     parser.add_argument("--model", choices=["tiny", "w32"], default="tiny")
     parser.add_argument("--weights", default=None, help="default: the golden tiny model, or random W32")
     parser.add_argument("--input-size", type=int, default=None, help="default: 128 tiny, 256 w32")

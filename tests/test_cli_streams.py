@@ -40,6 +40,8 @@ def _jsonl(path: Path) -> list[dict]:
 def test_video_inputs_run_together_each_into_its_own_outputs(tmp_path, tiny, clips, batch):
     out, js = tmp_path / "videos", tmp_path / "keypoints"
     args = ["video", *map(str, clips), "--out", str(out), "--json", str(js), "--batch", batch, *tiny]
+    if batch != "1":  # and the frames of a batch grouped side by side
+        args += ["--decode-threads", "2"]
     result = _invoke(args)
     assert result.exit_code == 0, result.output
     for clip, n in zip(clips, (7, 11), strict=True):

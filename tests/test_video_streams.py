@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -205,6 +206,45 @@ def test_post_decode_sees_each_streams_frames_in_order_and_its_result_is_written
     one = []
     run_pipeline(FileSource(clips[2]), FakeEstimator(), post_decode=lambda p, f: one.append(f.index) or p)
     assert one == list(range(LENGTHS[2]))
+
+
+class UnevenDecode(BatchingFake):
+    """Decode takes longer for some frames, so with several decode threads later frames finish first."""
+
+    def decode(self, maps, prepared):
+        time.sleep(0.002 * (3 - prepared["index"] % 4))
+        return super().decode(maps, prepared)
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_decode_threads_keep_each_streams_order(tmp_path, clips, threaded):
+    seen: dict[int, list[int]] = {0: [], 1: []}
+    streams = [
+        Stream(FileSource(c), [JsonLinesSink(tmp_path / f"{k}.jsonl")],
+               post_decode=lambda p, f, k=k: seen[k].append(f.index) or p)
+        for k, c in enumerate(clips[:2])
+    ]  # fmt: skip
+    result = run_in_thread(
+        lambda: run_streams(streams, UnevenDecode(), batch=6, decode_threads=3, threaded=threaded)
+    )
+    assert seen == {0: list(range(LENGTHS[0])), 1: list(range(LENGTHS[1]))}
+    for k in range(2):
+        records = _jsonl(tmp_path / f"{k}.jsonl")
+        assert [r["frame"] for r in records] == list(range(LENGTHS[k]))
+        assert [r["people"][0]["keypoints"][0][0] for r in records] == list(range(LENGTHS[k]))
+    assert result.stages["decode"].count == LENGTHS[0] + LENGTHS[1]
+
+
+def test_a_decode_failure_in_a_decode_thread_stops_the_run(tmp_path, clips):
+    streams = [Stream(FileSource(c), [Mp4Sink(tmp_path / f"{k}.mp4", 25)]) for k, c in enumerate(clips[:2])]
+    estimator = UnevenDecode(fail={"decode": 9})
+    with pytest.raises(PipelineError) as info:
+        run_in_thread(lambda: run_streams(streams, estimator, batch=4, decode_threads=3), timeout=15)
+    assert "the decode stage failed" in str(info.value)
+    for k in range(2):  # closed and playable, in order
+        path = tmp_path / f"{k}.mp4"
+        frames = read_video(path)[0] if path.exists() else []
+        assert [read_index(f) for f in frames] == list(range(len(frames)))
 
 
 def test_tiled_window_puts_each_stream_in_its_own_cell():

@@ -37,9 +37,19 @@ from hhrnet_rt.cli.model_options import (  # noqa: F401  (FAST_INPUT_SIZE, check
     make_estimator,
     warm_up,
 )
-from hhrnet_rt.cli.stream_io import Batch, MaxWaitMs, open_sinks, print_summary, progress
+from hhrnet_rt.cli.stream_io import (
+    Batch,
+    Batching,
+    DecodeThreads,
+    MaxWaitMs,
+    open_sinks,
+    print_summary,
+    progress,
+)
 from hhrnet_rt.errors import InputError, PipelineError
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
+
+NO_BATCHING = Batching()  # one inference call per frame
 
 # How long the end of a run waits for a stage that is busy (one inference call on a slow device).
 JOIN_TIMEOUT_S = 30.0
@@ -53,8 +63,8 @@ def close_all(opened) -> None:
 
 
 def run_and_report(
-    opened, estimator, *, hud: bool, show: bool, max_frames: int | None, title: str, batch: int = 1,
-    max_wait_ms: float = DEFAULT_MAX_WAIT_MS, min_score: float | None = None, max_people: int | None = None,
+    opened, estimator, *, hud: bool, show: bool, max_frames: int | None, title: str,
+    batching: Batching = NO_BATCHING, min_score: float | None = None, max_people: int | None = None,
     over_time=None,
 ):  # fmt: skip
     """``opened``: ``(source, sinks)`` per stream; runs them all through one estimator, prints the summary.
@@ -84,8 +94,7 @@ def run_and_report(
                                   post_decode=hook))  # fmt: skip
         try:
             common = {
-                "batch": batch,
-                "max_wait_ms": max_wait_ms,
+                **batching.run_options(),
                 "hud": hud,
                 "max_frames": max_frames,
                 "display": window,
@@ -176,6 +185,7 @@ def video(
     show: Annotated[bool, typer.Option(help="Also show the result in a window (q or Esc stops).")] = False,
     batch: Batch = 1,
     max_wait_ms: MaxWaitMs = DEFAULT_MAX_WAIT_MS,
+    decode_threads: DecodeThreads = 1,
     streams: Annotated[
         int,
         typer.Option(
@@ -207,6 +217,7 @@ def video(
     from hhrnet_rt.runs import new_run_dir, remove_if_empty
     from hhrnet_rt.video import FileSource
 
+    batching = Batching(batch, max_wait_ms, decode_threads)
     over_time = temporal.temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
                                            smooth_min_cutoff, smooth_beta, smooth_d_cutoff)  # fmt: skip
     sources = expand_videos(inputs, recursive=recursive)
@@ -239,8 +250,7 @@ def video(
         for start in range(0, len(plan), streams):
             group = plan[start : start + streams]
             _video_group(group, first if start == 0 else None, estimator, show=show, max_frames=max_frames,
-                         min_score=min_score, max_people=max_people, overwrite=overwrite, batch=batch,
-                         max_wait_ms=max_wait_ms, over_time=over_time)  # fmt: skip
+                         min_score=min_score, max_people=max_people, overwrite=overwrite, batching=batching, over_time=over_time)  # fmt: skip
     finally:
         if run_dir is not None:
             remove_if_empty(run_dir)
@@ -248,8 +258,8 @@ def video(
         console.print(f"results saved to [bold]{escape(str(run_dir))}[/]", highlight=False)
 
 
-def _video_group(group, first, estimator, *, show, max_frames, min_score, max_people, overwrite, batch,
-                 max_wait_ms, over_time) -> None:  # fmt: skip
+def _video_group(group, first, estimator, *, show, max_frames, min_score, max_people, overwrite, batching,
+                 over_time) -> None:  # fmt: skip
     """Some inputs of ``hhrt video`` (the first one possibly open already) through one run."""
     from hhrnet_rt.video import FileSource
 
@@ -260,7 +270,7 @@ def _video_group(group, first, estimator, *, show, max_frames, min_score, max_pe
             source = pending if pending is not None else FileSource(targets.source)
             pending = None
             opened.append((source, []))
-        warm_up(estimator, [source for source, _ in opened], batch)
+        warm_up(estimator, [source for source, _ in opened], batching.batch)
         for (source, sinks), targets in zip(opened, group, strict=True):
             sinks.extend(open_sinks(targets.video, targets.json, targets.coco, source, live=False,
                                     overwrite=overwrite))  # fmt: skip
@@ -277,8 +287,7 @@ def _video_group(group, first, estimator, *, show, max_frames, min_score, max_pe
         show=show,
         max_frames=max_frames,
         title=title,
-        batch=batch,
-        max_wait_ms=max_wait_ms,
+        batching=batching,
         min_score=min_score,
         max_people=max_people,
         over_time=over_time,

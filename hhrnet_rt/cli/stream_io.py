@@ -4,6 +4,7 @@ output checks, the progress display and the summary.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hhrnet_rt.cli.app import console
+from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
 
 # Tables are results, not diagnostics: they go to stdout.
 stdout = Console()
@@ -33,6 +35,29 @@ MaxWaitMs = Annotated[
         "add to a live stream).",
     ),
 ]
+
+
+DecodeThreads = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Threads that group the people of one batch's frames side by side (1: the decode thread "
+        "alone). For many streams on a fast GPU, where grouping every frame in one thread can be the "
+        "slowest stage.",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Batching:
+    """--batch, --max-wait-ms and --decode-threads, as :func:`hhrnet_rt.video.run_streams` takes them."""
+
+    batch: int = 1
+    max_wait_ms: float = DEFAULT_MAX_WAIT_MS
+    decode_threads: int = 1
+
+    def run_options(self) -> dict:
+        return {"batch": self.batch, "max_wait_ms": self.max_wait_ms, "decode_threads": self.decode_threads}
 
 
 def progress() -> Progress:

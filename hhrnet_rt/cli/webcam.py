@@ -28,7 +28,7 @@ from hhrnet_rt.cli.model_options import (
     make_estimator,
     warm_up,
 )
-from hhrnet_rt.cli.stream_io import Batch, MaxWaitMs, check_outputs, open_sinks
+from hhrnet_rt.cli.stream_io import Batch, Batching, DecodeThreads, MaxWaitMs, check_outputs, open_sinks
 from hhrnet_rt.errors import InputError
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
 
@@ -81,6 +81,7 @@ def webcam(
     ] = None,
     batch: Batch = 1,
     max_wait_ms: MaxWaitMs = DEFAULT_MAX_WAIT_MS,
+    decode_threads: DecodeThreads = 1,
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
@@ -100,6 +101,7 @@ def webcam(
     """
     from hhrnet_rt.video.display import gui_problem
 
+    batching = Batching(batch, max_wait_ms, decode_threads)
     over_time = temporal.temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
                                            smooth_min_cutoff, smooth_beta, smooth_d_cutoff)  # fmt: skip
     cameras = camera or ["0"]
@@ -109,8 +111,7 @@ def webcam(
             out,
             json_out,
             show=show,
-            batch=batch,
-            max_wait_ms=max_wait_ms,
+            batching=batching,
             max_frames=max_frames,
             min_score=min_score,
             max_people=max_people,
@@ -139,7 +140,7 @@ def webcam(
         estimator = make_estimator(
             weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
         )
-        warm_up(estimator, [source], batch)
+        warm_up(estimator, [source], batching.batch)
         sinks = open_sinks(out, json_out, None, source, live=True, overwrite=overwrite)
     except BaseException:
         source.close()
@@ -151,8 +152,7 @@ def webcam(
         show=show,
         max_frames=max_frames,
         title=source.description,
-        batch=batch,
-        max_wait_ms=max_wait_ms,
+        batching=batching,
         min_score=min_score,
         max_people=max_people,
         over_time=over_time,
@@ -185,7 +185,7 @@ def _open_camera(spec: str, request):
     return source
 
 
-def _webcams(cameras, out, json_out, *, show, batch, max_wait_ms, max_frames, min_score, max_people,
+def _webcams(cameras, out, json_out, *, show, batching, max_frames, min_score, max_people,
              overwrite, request, model, over_time) -> None:  # fmt: skip
     """``hhrt webcam`` with several --camera: one run, one model, per-camera outputs in folders."""
     from hhrnet_rt.cli.targets import plan_video_outputs
@@ -201,7 +201,7 @@ def _webcams(cameras, out, json_out, *, show, batch, max_wait_ms, max_frames, mi
         for spec in cameras:
             opened.append((_open_camera(spec, request), []))
         estimator = make_estimator(*model)
-        warm_up(estimator, [source for source, _ in opened], batch)
+        warm_up(estimator, [source for source, _ in opened], batching.batch)
         for (source, sinks), targets in zip(opened, plan, strict=True):
             sinks.extend(
                 open_sinks(targets.video, targets.json, None, source, live=True, overwrite=overwrite)
@@ -216,8 +216,7 @@ def _webcams(cameras, out, json_out, *, show, batch, max_wait_ms, max_frames, mi
         show=show,
         max_frames=max_frames,
         title=f"{len(opened)} cameras",
-        batch=batch,
-        max_wait_ms=max_wait_ms,
+        batching=batching,
         min_score=min_score,
         max_people=max_people,
         over_time=over_time,

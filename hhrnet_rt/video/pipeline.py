@@ -78,6 +78,7 @@ def run_pipeline(
     post_decode: PostDecode | None = None,
     batch: int = 1,
     max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
+    decode_threads: int = 1,
 ) -> PipelineResult:
     """Run ``source`` through ``estimator`` into ``sinks``; returns timings and counts.
 
@@ -107,7 +108,8 @@ def run_pipeline(
             what is drawn, counted and written is the same set (``None``: no limit).
         post_decode: called with each frame's chosen people and the frame, in frame order, in the decode
             stage; returns the people to draw and write (e.g. :class:`hhrnet_rt.track.hook.TemporalHook`).
-        batch, max_wait_ms: see :func:`run_streams` (batch > 1: consecutive frames in one inference call).
+        batch, max_wait_ms, decode_threads: see :func:`run_streams` (batch > 1: consecutive frames in one
+            inference call).
 
     Raises:
         DiskFullError: an output ran out of space; the files hold the frames written before (whole JSON
@@ -119,7 +121,7 @@ def run_pipeline(
         [stream], estimator, annotator=annotator, draw=draw, hud=hud, stop_event=stop_event,
         max_frames=max_frames, display=display, queue_size=queue_size, threaded=threaded,
         join_timeout_s=join_timeout_s, min_score=min_score, max_people=max_people, batch=batch,
-        max_wait_ms=max_wait_ms,
+        max_wait_ms=max_wait_ms, decode_threads=decode_threads,
     )  # fmt: skip
 
 
@@ -140,6 +142,7 @@ def run_streams(
     join_timeout_s: float = 30.0,
     min_score: float | None = None,
     max_people: int | None = None,
+    decode_threads: int = 1,
 ) -> PipelineResult:
     """Run several sources through one estimator, each into its own sinks; returns per-stream and total
     counts and timings (``result.streams``).
@@ -157,6 +160,9 @@ def run_streams(
         max_wait_ms: once the batching stage holds a frame, how long it waits for the batch to fill; the
             latency batching may add to a live stream.
         max_frames: read at most this many frames from each stream.
+        decode_threads: threads that group the frames of one batch side by side (the decoder releases the
+            GIL); 1 decodes in the decode thread alone. For many streams on a fast GPU, where one thread
+            grouping every frame can become the slowest stage. Order and post_decode are unaffected.
         display: shows the newest picture; with several streams, the newest of each tiled into one.
         annotator, draw, hud, stop_event, queue_size, threaded, join_timeout_s, min_score, max_people:
             as for :func:`run_pipeline`, for every stream.
@@ -170,8 +176,11 @@ def run_streams(
 
     if not streams:
         raise ValueError("run_streams needs at least one stream")
-    if batch < 1 or max_wait_ms < 0:
-        raise ValueError(f"batch must be >= 1 and max_wait_ms >= 0, got {batch} and {max_wait_ms}")
+    if batch < 1 or max_wait_ms < 0 or decode_threads < 1:
+        raise ValueError(
+            f"batch and decode_threads must be >= 1 and max_wait_ms >= 0, got {batch}, {decode_threads} "
+            f"and {max_wait_ms}"
+        )
     annotator = (annotator or annotator_for(min_score)) if draw else None
     clock = StageClock()
     several = len(streams) > 1
@@ -194,5 +203,6 @@ def run_streams(
     runner = Runner(
         stages, estimator, clock, batch=batch, max_wait_s=max_wait_ms / 1e3, stop_event=stop_event,
         max_frames=max_frames, display=display, queue_size=queue_size, join_timeout_s=join_timeout_s,
+        decode_threads=decode_threads,
     )  # fmt: skip
     return runner.run_threaded() if threaded else runner.run_sequential()

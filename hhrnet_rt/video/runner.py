@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hhrnet_rt.errors import DiskFullError, PipelineError
@@ -34,7 +35,7 @@ class Runner:
     def __init__(
         self, streams: Sequence[Stages], estimator: Any, clock: StageClock, *, batch: int, max_wait_s: float,
         stop_event: threading.Event | None, max_frames: int | None, display: Any, queue_size: int,
-        join_timeout_s: float,
+        join_timeout_s: float, decode_threads: int = 1,
     ) -> None:  # fmt: skip
         self.streams = tuple(streams)
         self.clock = clock
@@ -63,6 +64,11 @@ class Runner:
         missing = {spec.name for spec in LAYOUT[1:]} - set(self.workers)
         assert not missing, f"stages in LAYOUT without a worker: {missing}"
         self.latest = [LatestImage() for _ in self.streams]
+        self.decode_pool = (
+            ThreadPoolExecutor(decode_threads, thread_name_prefix="hhrt-decode-pool")
+            if decode_threads > 1
+            else None
+        )
         self.t_end: float | None = None
 
     # -- failure and stop -------------------------------------------------------------------------------
@@ -85,11 +91,20 @@ class Runner:
 
     # -- the work on a batch -----------------------------------------------------------------------------
     def _decode(self, batch: list[tuple[int, Any, Any, Any]]) -> list[tuple[int, Any, Any]]:
-        out = []
-        for i, frame, prepared, maps in batch:
-            frame, poses = self.streams[i].decode(frame, prepared, maps)
-            out.append((i, frame, poses))
-        return out
+        def group(item: tuple[int, Any, Any, Any]) -> Any:
+            i, frame, prepared, maps = item
+            return self.streams[i].group(frame, prepared, maps)
+
+        # The grouping of a batch's frames may run side by side (Numba releases the GIL); what follows it
+        # (choice of people, post_decode, counters) runs here, in batch order, which is each stream's order.
+        if self.decode_pool is not None and len(batch) > 1:
+            grouped = list(self.decode_pool.map(group, batch))
+        else:
+            grouped = [group(item) for item in batch]
+        return [
+            (i, *self.streams[i].choose(frame, g, maps))
+            for (i, frame, _, maps), g in zip(batch, grouped, strict=True)
+        ]
 
     def _output(self, batch: list[tuple[int, Any, Any]]) -> None:
         for i, frame, poses in batch:
@@ -229,6 +244,8 @@ class Runner:
                     errors.append(StageError("capture", None, exc, st.name))
         if self.display is not None:
             self.display.close()
+        if self.decode_pool is not None:  # its workers finish the frame they hold and end
+            self.decode_pool.shutdown(wait=False, cancel_futures=True)
         for error in errors:
             self._fail(error)
 

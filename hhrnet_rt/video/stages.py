@@ -168,20 +168,37 @@ class Stages:
             self.read += 1
         return frame
 
-    def _people(self, frame: Frame, prepared: Any, maps: Any) -> Poses:
-        poses = self.estimator.decode(maps, prepared)
-        poses = poses.select(self.min_score, self.max_people)  # the one choice of who is drawn and written
-        if self.post_decode is not None:  # after the choice: a tracker sees exactly what is written
-            poses = self.post_decode(poses, frame)
-        return poses
+    def group(self, frame: Frame, prepared: Any, maps: Any) -> tuple[Poses, float]:
+        """The estimator's decode of one frame and its duration. Safe to run for several frames at once
+        (``decode_threads``): it touches no state of this stream."""
+        t0 = time.perf_counter()
+        try:
+            poses = self.estimator.decode(maps, prepared)
+        except Exception as exc:
+            raise StageError("decode", frame.index, exc, self.name) from exc
+        return poses, time.perf_counter() - t0
 
-    def decode(self, frame: Frame, prepared: Any, maps: Any) -> tuple[Frame, Poses]:
-        poses = self._timed("decode", frame.index, self._people, frame, prepared, maps)
+    def choose(self, frame: Frame, grouped: tuple[Poses, float], maps: Any) -> tuple[Frame, Poses]:
+        """Who goes on, then ``post_decode``; in this stream's frame order, from the decode thread only."""
+        poses, seconds = grouped
+        t0 = time.perf_counter()
+        try:
+            poses = poses.select(
+                self.min_score, self.max_people
+            )  # the one choice of who is drawn and written
+            if self.post_decode is not None:  # after the choice: a tracker sees exactly what is written
+                poses = self.post_decode(poses, frame)
+        except Exception as exc:
+            raise StageError("decode", frame.index, exc, self.name) from exc
+        self.clock.add("decode", seconds + time.perf_counter() - t0)  # one record per frame
         nbytes = getattr(maps, "d2h_bytes", None)  # complete after decode (the device decode adds to it)
         if nbytes is not None:
             self.d2h_bytes.append(int(nbytes))
         self.processed += 1
         return frame, poses
+
+    def decode(self, frame: Frame, prepared: Any, maps: Any) -> tuple[Frame, Poses]:
+        return self.choose(frame, self.group(frame, prepared, maps), maps)
 
     def _draw(self, frame: Frame, poses: Poses) -> FrameResult:
         image = frame.image
