@@ -5,7 +5,7 @@ A folder rather than one ``cli.py`` so each command group stays a small module (
 
 from __future__ import annotations
 
-from hhrnet_rt.cli import bench, cache, engine, info, media, weights  # noqa: F401  (each registers its commands)
+from hhrnet_rt.cli import bench, cache, engine, info, media, serve, weights  # noqa: F401  (each registers its commands)
 from hhrnet_rt.cli.app import app
 
 

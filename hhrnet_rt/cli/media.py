@@ -37,6 +37,7 @@ from hhrnet_rt.cli.model_options import (  # noqa: F401  (FAST_INPUT_SIZE, check
     make_estimator,
     warm_up,
 )
+from hhrnet_rt.cli.remote import ClientToken, InFlight, SendAs, SendFormat, ServerUrl, remote_estimator
 from hhrnet_rt.cli.stream_io import (
     Batch,
     Batching,
@@ -139,6 +140,7 @@ def _ticker(bar, task):
 @app.command()
 @handle_errors
 def video(
+    ctx: typer.Context,
     inputs: Annotated[
         list[str],
         typer.Argument(help="Video files, folders, glob patterns or http(s)/rtsp URLs.", show_default=False),
@@ -205,6 +207,10 @@ def video(
     smooth_min_cutoff: temporal.SmoothMinCutoff = temporal.DEFAULTS.min_cutoff,
     smooth_beta: temporal.SmoothBeta = temporal.DEFAULTS.beta,
     smooth_d_cutoff: temporal.SmoothDCutoff = temporal.DEFAULTS.d_cutoff,
+    server: ServerUrl = None,
+    token: ClientToken = None,
+    send: SendAs = SendFormat.jpeg,
+    in_flight: InFlight = 4,
 ) -> None:
     """Annotate every frame of each video: one output frame per input frame, in order, at the input rate.
 
@@ -231,19 +237,22 @@ def video(
         plan = plan_video_outputs(sources, out, json_out, coco, run_dir=run_dir, overwrite=overwrite)
         first = FileSource(plan[0].source)  # a first input that is not a video fails before the model loads
         try:
-            estimator = make_estimator(
-                weights,
-                backend,
-                engine,
-                device,
-                input_size,
-                flip,
-                refine,
-                precision,
-                decode_on,
-                threads,
-                fast,
-            )
+            if server is not None:
+                estimator = remote_estimator(ctx, server, token, send, in_flight)
+            else:
+                estimator = make_estimator(
+                    weights,
+                    backend,
+                    engine,
+                    device,
+                    input_size,
+                    flip,
+                    refine,
+                    precision,
+                    decode_on,
+                    threads,
+                    fast,
+                )
         except BaseException:
             first.close()
             raise

@@ -28,6 +28,7 @@ from hhrnet_rt.cli.model_options import (
     make_estimator,
     warm_up,
 )
+from hhrnet_rt.cli.remote import ClientToken, InFlight, SendAs, SendFormat, ServerUrl, remote_estimator
 from hhrnet_rt.cli.stream_io import Batch, Batching, DecodeThreads, MaxWaitMs, check_outputs, open_sinks
 from hhrnet_rt.errors import InputError
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
@@ -36,6 +37,7 @@ from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
 @app.command()
 @handle_errors
 def webcam(
+    ctx: typer.Context,
     camera: Annotated[
         list[str] | None,
         typer.Option(
@@ -93,6 +95,10 @@ def webcam(
     smooth_min_cutoff: temporal.SmoothMinCutoff = temporal.DEFAULTS.min_cutoff,
     smooth_beta: temporal.SmoothBeta = temporal.DEFAULTS.beta,
     smooth_d_cutoff: temporal.SmoothDCutoff = temporal.DEFAULTS.d_cutoff,
+    server: ServerUrl = None,
+    token: ClientToken = None,
+    send: SendAs = SendFormat.jpeg,
+    in_flight: InFlight = 4,
 ) -> None:
     """Live pose estimation: newest frame wins, drops are counted; q or Esc quits the window.
 
@@ -104,6 +110,14 @@ def webcam(
     batching = Batching(batch, max_wait_ms, decode_threads)
     over_time = temporal.temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
                                            smooth_min_cutoff, smooth_beta, smooth_d_cutoff)  # fmt: skip
+
+    def load_model():
+        if server is not None:  # the server's model; capture, drawing and writing stay here
+            return remote_estimator(ctx, server, token, send, in_flight)
+        return make_estimator(
+            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
+        )
+
     cameras = camera or ["0"]
     if len(cameras) > 1:
         return _webcams(
@@ -118,28 +132,14 @@ def webcam(
             overwrite=overwrite,
             request=(width, height, fps),
             over_time=over_time,
-            model=(
-                weights,
-                backend,
-                engine,
-                device,
-                input_size,
-                flip,
-                refine,
-                precision,
-                decode_on,
-                threads,
-                fast,
-            ),
+            load_model=load_model,
         )
     spec = cameras[0]
     check_outputs(out, json_out, None, overwrite=overwrite, inputs=[Path(spec)])  # a file played live
     show = _window_or_recording(show, out is not None or json_out is not None, gui_problem())
     source = _open_camera(spec, (width, height, fps))
     try:
-        estimator = make_estimator(
-            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
-        )
+        estimator = load_model()
         warm_up(estimator, [source], batching.batch)
         sinks = open_sinks(out, json_out, None, source, live=True, overwrite=overwrite)
     except BaseException:
@@ -186,7 +186,7 @@ def _open_camera(spec: str, request):
 
 
 def _webcams(cameras, out, json_out, *, show, batching, max_frames, min_score, max_people,
-             overwrite, request, model, over_time) -> None:  # fmt: skip
+             overwrite, request, load_model, over_time) -> None:  # fmt: skip
     """``hhrt webcam`` with several --camera: one run, one model, per-camera outputs in folders."""
     from hhrnet_rt.cli.targets import plan_video_outputs
     from hhrnet_rt.inputs import is_regular_file
@@ -200,7 +200,7 @@ def _webcams(cameras, out, json_out, *, show, batching, max_frames, min_score, m
     try:
         for spec in cameras:
             opened.append((_open_camera(spec, request), []))
-        estimator = make_estimator(*model)
+        estimator = load_model()
         warm_up(estimator, [source for source, _ in opened], batching.batch)
         for (source, sinks), targets in zip(opened, plan, strict=True):
             sinks.extend(

@@ -1,0 +1,98 @@
+"""The Ray Serve deployment of ``hhrt serve``: one :class:`~hhrnet_rt.PoseEstimator` per replica.
+
+Imports Ray at the top: only :mod:`hhrnet_rt.serve.server` imports this module, after checking that Ray
+is installed (``pip install -e ".[ray]"``).
+
+Batching: concurrent ``POST /v1/poses`` requests that reach one replica within ``batch_wait_ms`` are
+decoded to images and given to ``PoseEstimator.predict_batch`` together (``@serve.batch``), which runs
+frames of one network-input shape as one backend call. The call runs in a worker thread so the replica's
+event loop keeps reading requests (and filling the next batch) meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ray import serve
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hhrnet_rt.serve.handler import RequestHandler, ServeSettings
+
+DEPLOYMENT_NAME = "hhrt-poses"
+# Ray's INFO lines (one per request, every replica event) would bury hhrt's own output; warnings and
+# errors still reach the terminal, and everything is in Ray's log folder (/tmp/ray/session_latest/logs).
+QUIET_LOGS = {"log_level": "WARNING"}
+
+
+class PoseDeployment:
+    """A replica: builds its estimator once, then answers HTTP requests through :class:`RequestHandler`.
+
+    Args:
+        estimator_options: keyword arguments of :class:`~hhrnet_rt.PoseEstimator` (``weights`` first).
+        settings: limits, token and batching.
+        torch_threads: ``torch.set_num_threads`` in the replica's process (``None``: torch's default).
+    """
+
+    def __init__(
+        self, estimator_options: dict, settings: ServeSettings, torch_threads: int | None = None
+    ) -> None:
+        from hhrnet_rt.estimator import PoseEstimator
+
+        if torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(torch_threads)
+        options = dict(estimator_options)
+        self.estimator = PoseEstimator(options.pop("weights", None), **options)
+        self._predict_many.set_max_batch_size(settings.max_batch)
+        self._predict_many.set_batch_wait_timeout_s(settings.batch_wait_ms / 1000.0)
+        # Live counts, shown by /v1/info (the handler keeps a reference to this dict).
+        self.batches = {"calls": 0, "frames": 0, "largest": 0}
+        facts = self.estimator.describe()
+        self.handler = RequestHandler(settings, self._predict_many, {"model": facts, "batches": self.batches})
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)  # replaced in __init__ by the settings
+    async def _predict_many(self, images: list[Any]) -> list[Any]:
+        self.batches["calls"] += 1
+        self.batches["frames"] += len(images)
+        self.batches["largest"] = max(self.batches["largest"], len(images))
+        return await asyncio.to_thread(self.estimator.predict_batch, images)
+
+    async def __call__(self, request: Request) -> Response:
+        answer = await self.handler.answer(request.method, request.url.path, request.headers, request.stream)
+        headers = dict(answer.headers or {})
+        return Response(
+            answer.body, status_code=answer.status, media_type="application/json", headers=headers
+        )
+
+
+def build_app(
+    estimator_options: dict,
+    settings: ServeSettings,
+    *,
+    replicas: int | tuple[int, int] = 1,
+    gpus_per_replica: float = 0.0,
+    cpus_per_replica: float = 1.0,
+    torch_threads: int | None = None,
+):
+    """The Serve application: ``replicas`` a fixed count, or ``(min, max)`` for autoscaling on load."""
+    options: dict[str, Any] = {
+        "name": DEPLOYMENT_NAME,
+        "ray_actor_options": {"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica},
+        # Enough requests in a replica at once to fill a batch while the previous one runs.
+        "max_ongoing_requests": max(2 * settings.max_batch, 4),
+        "logging_config": QUIET_LOGS,
+    }
+    if isinstance(replicas, tuple):
+        low, high = replicas
+        options["autoscaling_config"] = {
+            "min_replicas": low,
+            "max_replicas": high,
+            "target_ongoing_requests": max(settings.max_batch, 2),
+        }
+    else:
+        options["num_replicas"] = replicas
+    deployment = serve.deployment(PoseDeployment, **options)
+    return deployment.bind(estimator_options, settings, torch_threads)

@@ -1,0 +1,158 @@
+"""What the server answers, as plain async Python: routing, token, size limits, the poses record.
+
+The Ray Serve deployment (:mod:`hhrnet_rt.serve.deployment`) wraps :class:`RequestHandler` and gives it a
+batched ``predict``; everything a client can get wrong is decided here, in one place, before any model
+work, and always ends as ``{"error": message}`` with a 4xx status (a 500 says only the exception's type:
+the traceback stays in the server's log).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import platform
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass
+
+from hhrnet_rt.serve import protocol
+from hhrnet_rt.serve.protocol import RequestRejected
+
+log = logging.getLogger("hhrnet_rt.serve")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Request handling and batching of one deployment (``hhrt serve`` options).
+
+    Attributes:
+        max_batch: most requests one ``predict_batch`` call takes (``@serve.batch``'s max_batch_size).
+        batch_wait_ms: how long the first request of a batch waits for more to arrive.
+        token: bearer token every request but ``/v1/health`` must carry; ``None``: no token.
+        max_bytes: largest request body accepted (413 above it).
+        max_pixels: largest image accepted, from its header, before decoding (413 above it).
+    """
+
+    max_batch: int = 8
+    batch_wait_ms: float = 10.0
+    token: str | None = None
+    max_bytes: int = protocol.DEFAULT_MAX_BYTES
+    max_pixels: int = protocol.MAX_PIXELS
+
+    def public(self) -> dict:
+        """The settings for ``/v1/info``: whether a token is set, never the token."""
+        facts = asdict(self)
+        facts["token"] = self.token is not None
+        return facts
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer: status, JSON body, extra headers."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str] | None = None
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Answer:
+    return Answer(status, protocol.error_body(message), headers)
+
+
+class RequestHandler:
+    """Answers one request from its method, path, headers and body stream.
+
+    Args:
+        settings: limits and token.
+        predict: ``await predict(image_bgr) -> Poses`` (the deployment's batched call).
+        info: the facts ``/v1/info`` returns (model, backend, precision...); versions are added here.
+    """
+
+    def __init__(self, settings: ServeSettings, predict: Callable[..., Awaitable], info: dict) -> None:
+        self.settings, self._predict = settings, predict
+        self._info = {
+            **info,
+            "versions": _versions(),
+            "serve": settings.public(),
+            "api": sorted(protocol.METHODS),
+        }
+
+    async def answer(
+        self, method: str, path: str, headers: Mapping[str, str], body: Callable[[], AsyncIterator[bytes]]
+    ) -> Answer:
+        """``headers`` with lower-case names (as ASGI gives them); ``body()`` yields the body's chunks."""
+        try:
+            return await self._answer(method.upper(), path.rstrip("/") or "/", headers, body)
+        except RequestRejected as exc:
+            return _error(exc.status, str(exc))
+        except Exception as exc:  # the client gets the type, the log gets the traceback
+            log.exception("request %s %s failed", method, path)
+            return _error(500, f"internal server error ({type(exc).__name__}); see the server's log")
+
+    async def _answer(self, method, path, headers, body) -> Answer:
+        allowed = protocol.METHODS.get(path)
+        if allowed is None:
+            raise RequestRejected(
+                404, f"no such endpoint: {path}; the API is {', '.join(sorted(protocol.METHODS))}"
+            )
+        if method != allowed and not (method == "HEAD" and allowed == "GET"):
+            return _error(405, f"{path} takes {allowed}, not {method}", {"Allow": allowed})
+        if path == protocol.HEALTH_PATH:  # open to load balancers' probes: it says nothing about the model
+            return Answer(200, json.dumps({"status": "ok"}).encode())
+        self._check_token(headers)
+        if path == protocol.INFO_PATH:
+            return Answer(200, json.dumps(self._info, default=str).encode())
+        data = await self._read_body(headers, body)
+        image = protocol.decode_image(data, max_pixels=self.settings.max_pixels)
+        poses = await self._predict(image)
+        return Answer(200, protocol.poses_body(poses, int(image.shape[1]), int(image.shape[0])))
+
+    def _check_token(self, headers: Mapping[str, str]) -> None:
+        if self.settings.token is None:
+            return
+        given = headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        # compare_digest: no timing hint about how many leading characters were right
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            value.strip().encode(), self.settings.token.encode()
+        ):
+            what = "a wrong token" if given else "no token"
+            raise RequestRejected(
+                401, f"this server needs 'Authorization: Bearer <token>'; the request had {what}"
+            )
+
+    async def _read_body(self, headers: Mapping[str, str], body) -> bytes:
+        limit = self.settings.max_bytes
+        declared = headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise RequestRejected(400, f"bad Content-Length: {declared[:40]!r}")
+            if int(declared) > limit:  # refused before a byte of it is read
+                raise RequestRejected(413, f"the request body is {int(declared)} bytes; the limit is {limit}")
+        chunks, size = [], 0
+        async for chunk in body():  # a chunked upload has no length: count as it comes
+            size += len(chunk)
+            if size > limit:
+                raise RequestRejected(413, f"the request body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        if size == 0:
+            raise RequestRejected(400, "the request body is empty; send one JPEG or PNG image")
+        return b"".join(chunks)
+
+
+def _versions() -> dict:
+    import cv2
+    import numpy
+    import torch
+
+    from hhrnet_rt import __version__
+
+    facts = {"hhrnet_rt": __version__, "python": platform.python_version(), "torch": torch.__version__,
+             "numpy": numpy.__version__, "opencv": cv2.__version__}  # fmt: skip
+    try:
+        import ray
+
+        facts["ray"] = ray.__version__
+    except ImportError:  # the handler itself runs without Ray (tests, other front ends)
+        pass
+    return facts

@@ -1,0 +1,157 @@
+"""The HTTP API of ``hhrt serve``, shared by the server and the clients: paths, limits, bodies, errors.
+
+Nothing here imports Ray: the clients (:class:`~hhrnet_rt.serve.PoseClient`, ``hhrt video --server``)
+need only the standard library, OpenCV and numpy.
+
+API (documented in README.md, "Serving"):
+    ``POST /v1/poses``  body: one JPEG or PNG image  ->  200 ``{"schema", "width", "height", "people"}``,
+                        ``people`` exactly as ``hhrt image --json`` writes them (:meth:`Poses.to_records`)
+    ``GET /v1/health``  -> 200 ``{"status": "ok"}``
+    ``GET /v1/info``    -> 200 model, backend, precision, versions (``PoseEstimator.describe`` and more)
+Errors are JSON ``{"error": message}`` with a 4xx status for the client's mistakes, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+
+from hhrnet_rt.errors import BackendUnavailableError, InputError
+from hhrnet_rt.poses import KEYPOINTS_SCHEMA, Poses
+
+POSES_PATH = "/v1/poses"
+HEALTH_PATH = "/v1/health"
+INFO_PATH = "/v1/info"
+METHODS = {POSES_PATH: "POST", HEALTH_PATH: "GET", INFO_PATH: "GET"}
+
+#: Default request size limit: a 4K PNG photo is about 20 MB; a 640x480 JPEG about 50 KB.
+DEFAULT_MAX_BYTES = 32 * 2**20
+#: Decoded size limit, checked from the header before decoding: a small PNG of zeros can claim
+#: 50000 x 50000 pixels (7.5 GB decoded); 8K UHD is 33 Mpx.
+MAX_PIXELS = 40_000_000
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+# JPEG start-of-frame markers (baseline, progressive, lossless...); C4 (DHT), C8 and CC are not frames.
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+class RequestRejected(InputError):
+    """The server refused a request (4xx): the status and the server's message. Not retried."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ServerUnavailable(BackendUnavailableError):
+    """The server could not be reached, or kept failing (5xx), until the retries ran out."""
+
+
+def image_size(data: bytes) -> tuple[str, int, int]:
+    """``(format, width, height)`` from a JPEG or PNG header, without decoding the pixels.
+
+    Raises:
+        RequestRejected: 415 not a JPEG or PNG; 400 a header that cannot be read.
+    """
+    if data.startswith(_PNG_MAGIC):
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise RequestRejected(400, "the PNG image has no IHDR header")
+        width, height = struct.unpack(">II", data[16:24])
+        return "png", width, height
+    if data.startswith(_JPEG_MAGIC):
+        return ("jpeg", *_jpeg_size(data))
+    raise RequestRejected(415, "the request body is not a JPEG or PNG image")
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    """Walk the JPEG marker segments to the first start-of-frame (height and width follow its length)."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            break
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if marker in _JPEG_SOF and pos + 9 <= len(data):
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return width, height
+        pos += 2 + length
+    raise RequestRejected(400, "the JPEG image has no readable frame header")
+
+
+def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A request body as a BGR uint8 image (what ``cv2.imread`` gives), bounded before decoding.
+
+    Raises:
+        RequestRejected: 415 not JPEG/PNG, 413 more than ``max_pixels``, 400 corrupt or empty.
+    """
+    import cv2
+
+    _, width, height = image_size(data)
+    if width == 0 or height == 0:
+        raise RequestRejected(400, f"the image is empty ({width}x{height})")
+    if width * height > max_pixels:
+        raise RequestRejected(413, f"the image is {width}x{height}; at most {max_pixels} pixels are accepted")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise RequestRejected(400, "the image could not be decoded (corrupt or truncated)")
+    return image
+
+
+def encode_image(image_bgr: np.ndarray, image_format: str = "jpeg", jpeg_quality: int = 95) -> bytes:
+    """A BGR image as the body of ``POST /v1/poses``. PNG is lossless (the server sees the same pixels:
+    same poses as a local run); JPEG is lossy: smaller for camera pictures, and the poses move a little."""
+    import cv2
+
+    if image_format == "png":
+        ok, data = cv2.imencode(".png", image_bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    elif image_format == "jpeg":
+        ok, data = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+    else:
+        raise InputError(f"image_format must be 'jpeg' or 'png', got {image_format!r}")
+    if not ok:
+        raise InputError(f"could not encode a {image_bgr.shape} image as {image_format}")
+    return data.tobytes()
+
+
+def poses_body(poses: Poses, width: int, height: int) -> bytes:
+    """The 200 answer of ``POST /v1/poses`` (the record of ``hhrt image --json`` without the file name)."""
+    record = {"schema": KEYPOINTS_SCHEMA, "width": width, "height": height, "people": poses.to_records()}
+    return json.dumps(record).encode()
+
+
+def poses_from_body(body: bytes, num_joints: int | None = None) -> Poses:
+    """Inverse of :func:`poses_body`: the people as :class:`Poses` (a ``null`` value becomes NaN).
+
+    Values are the records' rounded ones (0.01 px, 1e-4 score), so ``poses_from_body(poses_body(p))``
+    writes the same records as ``p``.
+    """
+    try:
+        record = json.loads(body)
+        people = record["people"]
+        keypoints = [
+            [[np.nan if v is None else v for v in joint] for joint in p["keypoints"]] for p in people
+        ]
+        scores = [np.nan if p["score"] is None else p["score"] for p in people]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ServerUnavailable(f"the server's answer is not a poses record: {exc}") from None
+    if not people:
+        return Poses.empty(num_joints or 17)
+    return Poses(keypoints=np.asarray(keypoints, np.float32), scores=np.asarray(scores, np.float32))
+
+
+def error_body(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
+def error_message(body: bytes) -> str:
+    """The server's ``{"error": ...}`` text, or the start of whatever else came back."""
+    try:
+        return str(json.loads(body)["error"])
+    except (ValueError, KeyError, TypeError):
+        return body[:200].decode("utf-8", "replace").strip() or "(empty answer)"

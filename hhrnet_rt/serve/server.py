@@ -1,0 +1,92 @@
+"""Start and stop the ``hhrt serve`` application on a Ray cluster (a local one unless an address is given).
+
+Example:
+    >>> url = start_server({"weights": "w32_512", "backend": "auto"}, ServeSettings(), port=8000)  # doctest: +SKIP
+    >>> PoseClient(url).predict(cv2.imread("people.jpg"))                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from hhrnet_rt.errors import BackendUnavailableError, InputError
+from hhrnet_rt.serve.handler import ServeSettings
+
+APP_NAME = "hhrt"
+RAY_INSTALL_HINT = 'pip install "ray[serve]", or pip install -e ".[ray]" from an hhrnet-rt checkout'
+
+
+def require_ray():
+    """``ray`` and ``ray.serve``, or a message that says how to install them."""
+    try:
+        import ray
+        from ray import serve
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"hhrt serve needs Ray Serve ({exc.name} is missing): {RAY_INSTALL_HINT}"
+        ) from None
+    return ray, serve
+
+
+def start_server(
+    estimator_options: dict,
+    settings: ServeSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    address: str | None = None,
+    replicas: int | tuple[int, int] = 1,
+    gpus_per_replica: float | None = None,
+    cpus_per_replica: float = 1.0,
+    torch_threads: int | None = None,
+    num_cpus: int | None = None,
+) -> str:
+    """Deploy the pose application and wait until every replica has loaded its model; returns the URL.
+
+    Args:
+        estimator_options: :class:`~hhrnet_rt.PoseEstimator` keyword arguments (``weights`` included);
+            each replica builds its own estimator from them (paths must exist on every node).
+        host, port: where Serve's HTTP proxy listens (127.0.0.1: this machine only).
+        address: an existing cluster (``auto``, ``ray://host:10001``); ``None`` starts a local Ray.
+        replicas: a count, or ``(min, max)`` to autoscale on load.
+        gpus_per_replica: GPUs each replica reserves; ``None``: 1 where the cluster has GPUs, else 0.
+            Without a reservation Ray neither places replicas by GPU nor gives each one its own: every
+            replica would see all GPUs and use the first.
+        num_cpus: CPUs of a local Ray started here (``None``: all of them).
+    """
+    ray, serve = require_ray()
+    from hhrnet_rt.serve.deployment import build_app
+
+    if isinstance(replicas, tuple) and not 0 <= replicas[0] <= replicas[1] or replicas == 0:
+        raise InputError(f"replicas must be at least 1 (or min <= max for autoscaling), got {replicas}")
+    if not ray.is_initialized():
+        # No dashboard: it is another HTTP server (and port) this command did not ask for.
+        kwargs = {"include_dashboard": False, "configure_logging": False}
+        if address is None:
+            kwargs["num_cpus"] = num_cpus
+        ray.init(address=address, **kwargs)
+    from hhrnet_rt.serve.deployment import QUIET_LOGS
+
+    if gpus_per_replica is None:
+        gpus_per_replica = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+
+    serve.start(http_options={"host": host, "port": port}, logging_config=QUIET_LOGS)
+    app = build_app(
+        estimator_options, settings, replicas=replicas, gpus_per_replica=gpus_per_replica,
+        cpus_per_replica=cpus_per_replica, torch_threads=torch_threads,
+    )  # fmt: skip
+    serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)  # returns when the replicas are up
+    shown_host = f"[{host}]" if ":" in host else host
+    return f"http://{shown_host}:{port}"
+
+
+def stop_server(*, shutdown_ray: bool = True) -> None:
+    """Remove the application. ``shutdown_ray``: also stop Serve and the local Ray this process started;
+    ``False`` (a cluster joined with ``address``): only this application goes, other Serve applications
+    on the cluster keep running."""
+    ray, serve = require_ray()
+    if not ray.is_initialized():
+        return
+    if shutdown_ray:
+        serve.shutdown()
+        ray.shutdown()
+    else:
+        serve.delete(APP_NAME)
