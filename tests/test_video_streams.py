@@ -148,6 +148,21 @@ def test_stop_event_stops_every_stream(tmp_path, clips):
         assert [read_index(f) for f in frames] == list(range(result.streams[k].frames_written))
 
 
+def test_ctrl_c_stops_every_stream_with_playable_outputs(tmp_path, clips):
+    import _thread
+
+    streams = _streams(tmp_path, clips[:2])
+    # what Ctrl-C does: KeyboardInterrupt in the main thread, here while stream 0 writes its frame 3
+    streams[0].on_frame = lambda r: _thread.interrupt_main() if r.frame.index == 3 else None
+    result = run_streams(streams, FakeEstimator(delays={"infer": 0.02}), batch=2)
+    assert result.stopped == "interrupted"
+    assert result.streams[1].frames_written < LENGTHS[1]
+    for k in range(2):
+        frames, _ = read_video(tmp_path / f"o{k}.mp4")
+        assert [read_index(f) for f in frames] == list(range(result.streams[k].frames_written))
+        assert [r["frame"] for r in _jsonl(tmp_path / f"o{k}.jsonl")] == list(range(len(frames)))
+
+
 def test_live_streams_keep_the_newest_and_count_drops_per_stream():
     # Two cameras at 200 and 100 fps, inference at about 40 calls per second: both must drop, each
     # counts its own, and what was read is what went through plus what was dropped, per stream.
