@@ -21,7 +21,8 @@ Figures must be taken on a quiet machine (nothing else running); run from the re
     python benchmarks/bench_cpu.py --models tiny --rounds 1 --calib 2      # smoke test (seconds)
 
 Options for the thread study: ``--ort-variants`` adds fp32 and int8-cpu sessions with spinning on and
-with cores-1 intra-op threads. OpenVINO is tried when ``import openvino`` works (``nncf`` for int8).
+with cores-1 intra-op threads. OpenVINO (the package's optional backend, extra ``openvino``) is included
+when installed: fp32 on the same ONNX file, int8 as ``hhrt build-engine --target openvino`` builds it.
 """
 
 from __future__ import annotations
@@ -60,37 +61,6 @@ class Variant:
     poses: list[np.ndarray] = field(default_factory=list)
 
 
-class OpenVinoBackend:
-    """OpenVINO CPU runtime behind the same ``run(x) -> (heatmaps, tags)`` as the other backends."""
-
-    name, device = "openvino", "cpu"
-
-    def __init__(self, model: Any, precision: str) -> None:
-        import openvino as ov
-
-        self.precision = precision
-        self.compiled = ov.Core().compile_model(model, "CPU")
-        self.request = self.compiled.create_infer_request()
-
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = self.request.infer({"image": x})
-        heatmaps, tags = (out[self.compiled.output(name)] for name in ("heatmaps", "tags"))
-        return np.array(heatmaps), np.array(tags)
-
-    tensor_native = False  # numpy in and out, like ONNX Runtime (the Backend protocol)
-    max_batch = None
-
-    def run_torch(self, x: Any) -> tuple[Any, Any]:
-        """The Backend protocol on CPU tensors (what the estimator calls), by way of numpy."""
-        import torch
-
-        heatmaps, tags = self.run(x.numpy())
-        return torch.from_numpy(heatmaps), torch.from_numpy(tags)
-
-    def describe(self) -> dict:
-        return {"backend": self.name, "device": self.device, "precision": self.precision}
-
-
 def generated_frames(n: int, seed: int) -> list[np.ndarray]:
     from hhrnet_rt.bench import synthetic_frames
 
@@ -123,24 +93,23 @@ def build_files(
     return files
 
 
-def openvino_variants(fp32: Path, calib_inputs: list[np.ndarray], log) -> dict[str, Any]:
-    """OpenVINO fp32 and (with nncf) int8 backends from the same fp32 ONNX file; {} when not installed."""
-    try:
-        import openvino as ov
-    except ImportError:
-        log("  openvino: not installed (pip install openvino nncf to include it)")
+def openvino_variants(fp32: Path, calib_inputs: list[np.ndarray], threads: int | None, log) -> dict[str, Any]:
+    """The package's OpenVINO backend on the same fp32 ONNX file, and on the int8 IR that `hhrt
+    build-engine --target openvino` would write from it (NNCF, same float layers); {} when not installed."""
+    from hhrnet_rt.backends.select import openvino_available
+
+    if not openvino_available():
+        log('  openvino: not installed (pip install -e ".[openvino]" to include it)')
         return {}
-    out = {"ov-fp32": OpenVinoBackend(ov.Core().read_model(str(fp32)), "fp32")}
-    try:
-        import nncf
-    except ImportError:
-        log("  nncf: not installed, no OpenVINO int8")
-        return out
+    from hhrnet_rt.backends.openvino_backend import OpenVinoBackend
+    from hhrnet_rt.export.openvino_build import write_openvino_ir
+
+    out = {"ov-fp32": OpenVinoBackend(fp32, threads=threads)}
     t0 = time.perf_counter()
-    dataset = nncf.Dataset(calib_inputs, lambda x: {"image": x})
-    quantized = nncf.quantize(ov.Core().read_model(str(fp32)), dataset, subset_size=len(calib_inputs))
+    xml = fp32.with_suffix(".ov-int8.xml")
+    write_openvino_ir(fp32, xml, calibration_inputs=lambda: calib_inputs, count=len(calib_inputs))
     log(f"  ov-int8: quantised in {time.perf_counter() - t0:.0f} s")
-    out["ov-int8"] = OpenVinoBackend(quantized, "int8")
+    out["ov-int8"] = OpenVinoBackend(xml, threads=threads)
     return out
 
 
@@ -164,7 +133,7 @@ def make_variants(
             backends[f"{name}-t{cores}"] = OnnxRuntimeBackend(files[name], threads=cores)
     if not args.no_openvino:
         calib_inputs = [preprocess_bgr(f, input_size) for f in calib]
-        backends.update(openvino_variants(files["fp32"], calib_inputs, log))
+        backends.update(openvino_variants(files["fp32"], calib_inputs, args.threads, log))
     # One estimator per setting; each pass swaps its backend in, so preprocessing, the tail handling and
     # the decode are the same code for every variant and only the runtime differs.
     # The file carries the weights (hhrnet_rt.engine_file refuses a second source it cannot match).
@@ -242,7 +211,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--frames", type=int, default=2, help="different frames per round")
     parser.add_argument("--calib", type=int, default=8, help="generated calibration frames")
-    parser.add_argument("--threads", type=int, default=None, help="ORT intra-op threads (default: ORT's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="ORT intra-op / OpenVINO threads (default: theirs)"
+    )
     parser.add_argument("--ort-variants", action="store_true", help="add spinning / cores-1 sessions")
     parser.add_argument("--no-openvino", action="store_true")
     parser.add_argument(

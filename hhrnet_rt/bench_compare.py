@@ -35,11 +35,18 @@ class Candidate:
 def candidates(cfg: BenchConfig) -> list[Candidate]:
     """The backend/precision pairs to compare, fp32 torch first (the reference of the agreement column).
 
-    ``cfg.device`` picks torch's device (default: CUDA when visible); ONNX Runtime runs on the CPU; a
-    TensorRT row needs ``cfg.engine``, a ``.engine`` file, which is measured at the precision it was
-    built with.
+    ``cfg.device`` picks torch's device (default: CUDA when visible); ONNX Runtime and OpenVINO run on
+    the CPU; a TensorRT row needs ``cfg.engine``, a ``.engine`` file, and OpenVINO's file row an ``.xml``
+    IR (``hhrt build-engine --target openvino``); a file is measured at the precision it was built with.
     """
-    from hhrnet_rt.backends.select import cuda_available, onnxruntime_available, tensorrt_available
+    from hhrnet_rt.backends.select import (
+        NO_OPENVINO,
+        OPENVINO_IR_SUFFIX,
+        cuda_available,
+        onnxruntime_available,
+        openvino_available,
+        tensorrt_available,
+    )
 
     cuda = cuda_available()
     device = cfg.device or ("cuda" if cuda else "cpu")
@@ -54,6 +61,16 @@ def candidates(cfg: BenchConfig) -> list[Candidate]:
         missing = None if onnxruntime_available() else "onnxruntime is not installed"
         rows.append(Candidate("onnxruntime", precision, "cpu", missing))
     engine = str(cfg.engine) if cfg.engine is not None else ""
+    ov_missing = None if openvino_available() else NO_OPENVINO
+    rows.append(Candidate("openvino", "fp32", "cpu", ov_missing))
+    if ov_missing or not engine.lower().endswith(OPENVINO_IR_SUFFIX):
+        why = (
+            ov_missing
+            or "needs an OpenVINO model (engine=NAME.xml, from `hhrt build-engine --target openvino`)"
+        )
+        rows.append(Candidate("openvino", "-", "cpu", why))
+    else:
+        rows.append(Candidate("openvino", "file's", "cpu"))
     if not tensorrt_available():
         rows.append(Candidate("tensorrt", "-", "cuda", "TensorRT is not installed"))
     elif not cuda:
@@ -99,9 +116,9 @@ def compare_backends(cfg: BenchConfig, on_step: Callable[[str], None] = lambda m
         one = replace(
             cfg,
             backend=cand.backend,
-            precision=None if cand.backend == "tensorrt" else cand.precision,
+            precision=None if cand.precision == "file's" else cand.precision,
             device=cand.device,
-            engine=cfg.engine if cand.backend == "tensorrt" else None,
+            engine=cfg.engine if cand.precision == "file's" else None,
         )
         try:
             report = run_bench(
@@ -111,7 +128,7 @@ def compare_backends(cfg: BenchConfig, on_step: Callable[[str], None] = lambda m
             row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
             on_step(f"{cand.backend} {cand.precision}: failed ({row['error']})")
             continue
-        row["precision"] = report["backend"]["precision"]  # a TensorRT file says its own
+        row["precision"] = report["backend"]["precision"]  # a file says its own
         row["model_only_p50_ms"] = report["model_only"]["p50_ms"]
         row["model_only_fps"] = report["model_only"]["fps"]
         row["end_to_end_fps"] = report["end_to_end"]["fps"] if report["end_to_end"] else None

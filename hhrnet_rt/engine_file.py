@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hhrnet_rt.backends.select import OPENVINO_IR_SUFFIX
 from hhrnet_rt.errors import EngineMismatchError, InputError, option
 from hhrnet_rt.export.sidecar import INPUT_NAME, OUTPUT_NAMES, Sidecar, sha256_file, sidecar_path_for
 from hhrnet_rt.preprocess import is_valid_input_size
@@ -43,7 +44,7 @@ class EngineSettings:
     """How a file was built. ``None`` = not recorded (a bare ONNX export without sidecar or metadata)."""
 
     path: Path
-    kind: str  # "engine" or "onnx"
+    kind: str  # "engine", "onnx" or "openvino" (an OpenVINO IR, .xml + .bin)
     num_joints: int | None
     flip: bool | None
     input_size: int | None
@@ -90,7 +91,12 @@ def read_engine_settings(path: str | os.PathLike) -> EngineSettings:
         return _read_onnx(path)
     if suffix in (".engine", ".plan", ".trt"):
         return _read_engine(path)
-    raise InputError(f"{path}: {option('engine')} takes a TensorRT .engine or an .onnx file from `hhrt build-engine`")
+    if suffix == OPENVINO_IR_SUFFIX:
+        return _read_openvino(path)
+    raise InputError(
+        f"{path}: {option('engine')} takes a TensorRT .engine, an .onnx file or an OpenVINO .xml from "
+        "`hhrt build-engine`"
+    )
 
 
 def _read_engine(path: Path) -> EngineSettings:
@@ -112,6 +118,34 @@ def _read_engine(path: Path) -> EngineSettings:
     if onnx_path.is_file():
         sidecar.check_onnx_file(onnx_path)
     return _from_sidecar(path, "engine", sidecar, onnx_path if onnx_path.is_file() else None)
+
+
+def _read_openvino(path: Path) -> EngineSettings:
+    """An IR is run only with the sidecar that `hhrt build-engine --target openvino` wrote beside it, and
+    only when both of its files have the recorded hashes (OpenVINO's own errors do not say "rebuild")."""
+    sidecar_file = sidecar_path_for(path)
+    if not sidecar_file.is_file():
+        raise InputError(
+            f"{path} has no sidecar {sidecar_file.name} beside it, so it is not an OpenVINO model from `hhrt "
+            "build-engine --target openvino` (or was separated from its sidecar); rebuild it, or keep NAME.json with it"
+        )
+    sidecar = Sidecar.read(sidecar_file)
+    ir = sidecar.openvino
+    if not ir or ir["xml"] != path.name:
+        raise InputError(
+            f"{sidecar_file.name} does not describe the OpenVINO model {path.name}; rebuild it with `hhrt "
+            "build-engine --target openvino`"
+        )
+    for key in ("xml", "bin"):
+        part = path.with_name(ir[key])
+        if not part.is_file() or sha256_file(part) != ir[f"{key}_sha256"]:
+            what = "is missing" if not part.is_file() else "is not the file its sidecar describes (sha256 differs)"
+            raise InputError(
+                f"{part} {what}: the OpenVINO model is damaged or was replaced. Rebuild it with `hhrt "
+                "build-engine --target openvino`."
+            )
+    # The fp32 .onnx beside it is its source, not the model: ONNX Runtime never runs it in its place.
+    return _from_sidecar(path, "openvino", sidecar, None)
 
 
 def _from_sidecar(path: Path, kind: str, sidecar: Sidecar, onnx_path: Path | None) -> EngineSettings:
@@ -261,7 +295,8 @@ def file_for_backend(settings: EngineSettings, backend: str, *, single_scale: bo
     """The file ``backend`` runs for an --engine: never silently ignored, never the wrong kind.
 
     ONNX Runtime runs an ``.onnx`` itself, or an engine's ``.onnx`` sibling (hash-checked against the
-    sidecar); TensorRT runs ``.engine`` files only; torch cannot run a file.
+    sidecar); OpenVINO runs the same, and its own ``.xml`` IR, which nothing else runs; TensorRT runs
+    ``.engine`` files only; torch cannot run a file.
     """
     if backend == "torch":
         raise InputError(
@@ -274,6 +309,13 @@ def file_for_backend(settings: EngineSettings, backend: str, *, single_scale: bo
             f"{settings.path} projects its maps to one input size, so it cannot run several test scales; "
             f"use {option('weights')} for multi-scale testing"
         )
+    if settings.kind == "openvino":
+        if backend != "openvino":
+            raise InputError(
+                f"{settings.path} is an OpenVINO model, which only {option('backend', 'openvino')} runs; "
+                f"use that, or pass an .onnx / .engine file for {backend}"
+            )
+        return settings.path
     if backend == "tensorrt":
         if settings.kind != "engine":
             raise InputError(
@@ -281,8 +323,9 @@ def file_for_backend(settings: EngineSettings, backend: str, *, single_scale: bo
             )
         return settings.path
     if settings.onnx_path is None:
+        runtime = "OpenVINO" if backend == "openvino" else "ONNX Runtime"
         raise InputError(
-            f"{settings.path} is a TensorRT engine, which ONNX Runtime cannot run, and the .onnx it was built "
+            f"{settings.path} is a TensorRT engine, which {runtime} cannot run, and the .onnx it was built "
             f"from is not beside it; pass that .onnx file with {option('engine')}, or run on a CUDA GPU with "
             "TensorRT"
         )

@@ -4,6 +4,7 @@ the other commands. Timings are never asserted; the agreement figures are."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 
 import pytest
@@ -42,7 +43,8 @@ def test_compare_backends_on_the_cpu(golden_dir, monkeypatch, one_torch_thread):
     report = bench_compare.compare_backends(cfg, on_step=steps.append)
     rows = {(r["backend"], r["precision"]): r for r in report["rows"]}
     assert list(rows) == [("torch", "fp32"), ("torch", "fp16"), ("onnxruntime", "fp32"),
-                          ("onnxruntime", "fp16"), ("onnxruntime", "int8"), ("tensorrt", "-")]  # fmt: skip
+                          ("onnxruntime", "fp16"), ("onnxruntime", "int8"), ("openvino", "fp32"),
+                          ("openvino", "-"), ("tensorrt", "-")]  # fmt: skip
     ref = rows["torch", "fp32"]
     # The reference against itself: exact by construction.
     assert ref["heatmap_max_abs"] == 0.0 and ref["peak_agreement"] in (1.0, None)
@@ -55,6 +57,13 @@ def test_compare_backends_on_the_cpu(golden_dir, monkeypatch, one_torch_thread):
     int8 = rows["onnxruntime", "int8"]
     assert int8["precision"] == "int8" and int8["heatmap_max_abs"] > 0  # really quantised
     assert int8["model_only_fps"] > 0
+    # OpenVINO (optional): fp32 runs the same graph (same float32 rounding bound as ONNX Runtime); its int8
+    # is a file (an IR from `hhrt build-engine --target openvino`), so without one that row says so.
+    if importlib.util.find_spec("openvino") is not None:
+        assert rows["openvino", "fp32"]["heatmap_max_abs"] < 1e-3
+        assert "engine=NAME.xml" in rows["openvino", "-"]["skipped"]
+    else:
+        assert "not installed" in rows["openvino", "fp32"]["skipped"]
     json.dumps(report)  # JSON-ready
     assert any("skipped" in s for s in steps) and any("failed" in s for s in steps)
 

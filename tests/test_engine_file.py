@@ -177,8 +177,9 @@ def test_engine_settings_profile_and_sibling_onnx(built, tmp_path):
     assert resolve_options(settings, flip=None, input_size=None) == (False, 64)
     with pytest.raises(InputError, match="input size 256 is outside the shape profile"):
         resolve_options(settings, flip=None, input_size=256)
-    # ONNX Runtime runs the engine's hash-checked .onnx sibling; torch cannot run a file at all.
+    # ONNX Runtime and OpenVINO run the engine's hash-checked .onnx sibling; torch cannot run a file at all.
     assert file_for_backend(settings, "onnxruntime") == tmp_path / "t.onnx"
+    assert file_for_backend(settings, "openvino") == tmp_path / "t.onnx"
     assert file_for_backend(settings, "tensorrt") == engine
     with pytest.raises(InputError, match="torch backend .* cannot run"):
         file_for_backend(settings, "torch")

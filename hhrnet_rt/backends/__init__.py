@@ -10,6 +10,8 @@ What runs where:
                         takes and returns CUDA tensors (the estimator's default path on CUDA).
     onnxruntime, cpu    OnnxRuntimeBackend: numpy in and out; precision read from the .onnx file.
     tensorrt, cuda      TensorRTBackend: the engine's precision; ``run_torch`` on CUDA tensors.
+    openvino, cpu       OpenVinoBackend (optional extra): numpy in and out; an .onnx PoseGraph (fp32) or
+                        the .xml IR of `hhrt build-engine --target openvino` (int8 or fp32).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def create_backend(
     example_hw: tuple[int, int] = (512, 512),
     cache_dir: str | os.PathLike | None = None,
 ) -> Backend:
-    """Build backend ``name`` ("torch", "onnxruntime", "tensorrt") for ``graph`` (a PoseGraph).
+    """Build backend ``name`` ("torch", "onnxruntime", "tensorrt", "openvino") for ``graph`` (a PoseGraph).
 
     ``precision`` is what the caller asks for; ``None`` means fp32, or the precision of a given
     engine / ``.onnx`` file. A request the backend cannot honour is an error, never a silent switch:
@@ -63,6 +65,8 @@ def create_backend(
       by weights, flip and projection) and runs that; fp16/int8 need a file.
     - tensorrt: ``TensorRTBackend(engine, device=...)``; the precision is the engine's (its sidecar)
       and must equal ``precision`` when one is given.
+    - openvino: like onnxruntime (``onnx_threads`` are its inference threads), and it also runs the
+      ``.xml`` IR ``hhrt build-engine --target openvino`` writes (int8 or fp32, read from the file).
 
     Raises:
         InputError: a precision the backend cannot run, or one that differs from the given file's.
@@ -85,6 +89,8 @@ def create_backend(
         return OnnxRuntimeBackend.from_graph(
             graph, example_hw=example_hw, cache_dir=cache_dir, threads=onnx_threads
         )
+    if name == BackendName.openvino:
+        return _openvino_backend(graph, precision, engine, onnx_threads, example_hw, cache_dir)
     if name == BackendName.tensorrt:
         if engine is None:
             raise BackendUnavailableError(f"the tensorrt backend needs an engine file ({option('engine')})")
@@ -112,11 +118,25 @@ def _torch_backend(graph, device: str, precision: str | None) -> Backend:
     return TorchBackend(graph, device=device)
 
 
+def _openvino_backend(graph, precision, engine, threads, example_hw, cache_dir) -> Backend:
+    from hhrnet_rt.backends.openvino_backend import MODEL_SUFFIXES, OpenVinoBackend
+
+    if engine is not None and os.fspath(engine).lower().endswith(MODEL_SUFFIXES):
+        return _same_precision(OpenVinoBackend(engine, threads=threads), precision, engine)
+    if precision not in (None, "fp32"):
+        raise InputError(
+            f"OpenVINO runs {precision} only from a file: write one with `hhrt build-engine --target openvino "
+            f"--precision {precision}` and pass the .xml with {option('engine', 'NAME.xml')} (without a file "
+            "the fp32 graph is exported and run)"
+        )
+    return OpenVinoBackend.from_graph(graph, example_hw=example_hw, cache_dir=cache_dir, threads=threads)
+
+
 def _same_precision(backend: Backend, requested: str | None, path) -> Backend:
     """The file decides the precision; a different explicit request is an error that names both."""
     actual = backend.precision
     if requested is not None and requested != actual:
-        what = "engine" if backend.name == BackendName.tensorrt else "ONNX file"
+        what = {BackendName.tensorrt: "engine", BackendName.openvino: "OpenVINO model"}.get(backend.name, "ONNX file")
         raise InputError(
             f"{os.fspath(path)} is a {actual} {what} but precision {requested} was requested; pass a "
             f"{requested} file (`hhrt build-engine --precision {requested}`), or leave the precision "

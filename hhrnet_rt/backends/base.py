@@ -22,6 +22,7 @@ class BackendName(StrEnum):
     tensorrt = "tensorrt"
     torch = "torch"
     onnxruntime = "onnxruntime"
+    openvino = "openvino"  # optional (extra ``openvino``); never chosen by auto: see select.py
 
 
 AUTO = "auto"

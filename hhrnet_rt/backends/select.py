@@ -1,7 +1,11 @@
-"""Which backend to use: ``choose_backend("auto"|"tensorrt"|"torch"|"onnxruntime", engine=, device=)``.
+"""Which backend to use: ``choose_backend("auto"|"tensorrt"|"torch"|"onnxruntime"|"openvino", engine=,
+device=)``.
 
 ``auto`` prefers TensorRT (an engine was given, a GPU and the tensorrt package are present), then torch on
-CUDA, then ONNX Runtime on the CPU, and always says why in one sentence that the CLI prints.
+CUDA, then ONNX Runtime on the CPU, and always says why in one sentence that the CLI prints. OpenVINO is
+an optional extra: ``auto`` picks it only for an OpenVINO ``.xml`` IR (nothing else runs one); without a
+file the CPU default stays ONNX Runtime, which every install has (OpenVINO's int8 is the faster CPU path,
+and is asked for by building its IR; its fp32 is no faster than ONNX Runtime's: README, CPU).
 The availability probes are module functions so tests can monkeypatch them; :func:`backend_status`
 (what ``hhrt info`` shows) uses the same probes and the same reasons as :func:`choose_backend`.
 """
@@ -24,6 +28,10 @@ from hhrnet_rt.errors import (
 NO_CUDA = "no CUDA GPU visible to torch"
 NO_ONNXRUNTIME = "onnxruntime is not installed"
 NO_TENSORRT = f"the tensorrt package is not installed: {TENSORRT_INSTALL_HINT}"
+OPENVINO_INSTALL_HINT = 'pip install -e ".[openvino]" (or pip install openvino nncf)'
+NO_OPENVINO = f"the openvino package is not installed: {OPENVINO_INSTALL_HINT}"
+# The file suffix of an OpenVINO IR (model.xml + model.bin), which only the openvino backend runs.
+OPENVINO_IR_SUFFIX = ".xml"
 
 
 def cuda_available() -> bool:
@@ -43,6 +51,15 @@ def onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def openvino_available() -> bool:
+    """The openvino package is installed (found without importing it)."""
+    return importlib.util.find_spec("openvino") is not None
+
+
+def _is_openvino_ir(engine) -> bool:
+    return engine is not None and os.fspath(engine).lower().endswith(OPENVINO_IR_SUFFIX)
+
+
 def _is_cuda(device: str | None) -> bool:
     return device is not None and str(device).startswith("cuda")
 
@@ -53,7 +70,7 @@ def choose_backend(
     """Resolve a backend request to ``(name, device, reason)``.
 
     Args:
-        requested: "auto", "tensorrt", "torch" or "onnxruntime".
+        requested: "auto", "tensorrt", "torch", "onnxruntime" or "openvino".
         engine: a TensorRT engine file (needed for "tensorrt"; makes "auto" consider TensorRT).
         device: "cpu", "cuda" or "cuda:N"; ``None`` lets the backend choose ("auto": the best available;
             "torch": cpu; "tensorrt": cuda).
@@ -86,7 +103,20 @@ def choose_backend(
         if not onnxruntime_available():
             raise BackendUnavailableError(f"{NO_ONNXRUNTIME}; pip install onnxruntime")
         return BackendName.onnxruntime, "cpu", "ONNX Runtime on the CPU as requested"
+    if req == BackendName.openvino:
+        return _openvino(device, "OpenVINO on the CPU as requested")
     return _auto(engine, device)
+
+
+def _openvino(device, reason: str) -> tuple[str, str, str]:
+    if _is_cuda(device):
+        raise InputError(
+            f"the openvino backend runs on the CPU only here; use {option('backend', 'torch')} or "
+            f"{option('backend', 'tensorrt')} for CUDA"
+        )
+    if not openvino_available():
+        raise BackendUnavailableError(f"{NO_OPENVINO}; or use {option('backend', 'onnxruntime')}")
+    return BackendName.openvino, "cpu", reason
 
 
 def _tensorrt(engine, device) -> tuple[str, str, str]:
@@ -107,6 +137,8 @@ def _tensorrt(engine, device) -> tuple[str, str, str]:
 
 
 def _auto(engine, device) -> tuple[str, str, str]:
+    if _is_openvino_ir(engine):
+        return _openvino(device, f"{os.fspath(engine)} is an OpenVINO model; using OpenVINO on the CPU")
     if device == "cpu":
         if onnxruntime_available():
             return BackendName.onnxruntime, "cpu", "CPU requested; using ONNX Runtime on the CPU"
@@ -146,7 +178,7 @@ def _auto(engine, device) -> tuple[str, str, str]:
 def backend_status() -> dict[str, str]:
     """Whether each backend can run here ("available") or why not, from the probes ``choose_backend``
     uses; ONNX Runtime lists its execution providers. Keys: "torch (CPU)", "torch (CUDA)", "TensorRT",
-    "ONNX Runtime"."""
+    "ONNX Runtime", "OpenVINO"."""
     cuda = cuda_available()
     status = {"torch (CPU)": "available", "torch (CUDA)": "available" if cuda else NO_CUDA}
     if not tensorrt_available():
@@ -161,4 +193,5 @@ def backend_status() -> dict[str, str]:
             status["ONNX Runtime"] = ", ".join(onnxruntime.get_available_providers())
         except ImportError as exc:  # installed but broken (a missing shared library, ...)
             status["ONNX Runtime"] = f"installed but not importable ({exc})"
+    status["OpenVINO"] = "available (CPU; --backend openvino)" if openvino_available() else NO_OPENVINO
     return status

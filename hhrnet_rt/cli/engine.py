@@ -17,6 +17,7 @@ from hhrnet_rt.errors import InputError
 class Target(StrEnum):
     tensorrt = "tensorrt"
     cpu = "cpu"
+    openvino = "openvino"
 
 
 class CalibMethod(StrEnum):
@@ -36,7 +37,7 @@ def _parse_shapes(value: str | None) -> Any:
         raise typer.BadParameter(str(exc)) from None
 
 
-def agreement_table(precision: str, report: dict[str, Any]) -> Table:
+def agreement_table(precision: str, report: dict[str, Any], runtime: str = "ONNX Runtime") -> Table:
     """The agreement report as a Rich table (one row per figure)."""
 
     def fmt(v: Any) -> str:
@@ -46,7 +47,7 @@ def agreement_table(precision: str, report: dict[str, Any]) -> Table:
             return f"{v:.4g}" if abs(v) < 1 else f"{v:.3f}"
         return str(v)
 
-    table = Table(title=f"{precision} vs fp32 (ONNX Runtime, CPU)")
+    table = Table(title=f"{precision} vs fp32 ({runtime}, CPU)")
     table.add_column("figure")
     table.add_column("value", justify="right")
     rows = [
@@ -101,7 +102,10 @@ def build_engine_cmd(
     calib_count: Annotated[int, typer.Option(min=1, help="Number of calibration images/frames.")] = 200,
     calib_method: Annotated[
         CalibMethod,
-        typer.Option(case_sensitive=False, help="Range method; entropy is slow in ONNX Runtime (minutes)."),
+        typer.Option(
+            case_sensitive=False,
+            help="Range method; entropy is slow in ONNX Runtime (minutes). --target openvino: NNCF's own.",
+        ),
     ] = CalibMethod.percentile,
     out: Annotated[Path, typer.Option(help="Output folder for NAME.onnx, NAME.engine, NAME.json.")] = Path(
         "engines"
@@ -117,7 +121,9 @@ def build_engine_cmd(
         typer.Option(
             case_sensitive=False,
             help="tensorrt: build a TensorRT engine. cpu: stop at an ONNX file for ONNX Runtime on the CPU "
-            "(int8 in the layout of its CPU kernels; run with --backend onnxruntime --engine NAME.onnx).",
+            "(int8 in the layout of its CPU kernels; run with --backend onnxruntime --engine NAME.onnx). "
+            "openvino: an OpenVINO model NAME.xml + NAME.bin (int8 by NNCF; needs the openvino extra; run "
+            "with --backend openvino --engine NAME.xml).",
         ),
     ] = Target.tensorrt,
     overwrite: Overwrite = False,
@@ -152,10 +158,17 @@ def build_engine_cmd(
         overwrite=overwrite,
     )
     if result.sidecar.agreement:
-        console.print(agreement_table(precision.value, result.sidecar.agreement))
+        runtime = "OpenVINO" if target is Target.openvino else "ONNX Runtime"
+        console.print(agreement_table(precision.value, result.sidecar.agreement, runtime))
     console.print(
         f"[green]ONNX[/] {result.onnx_path}\n[green]sidecar[/] {result.sidecar_path}", highlight=False
     )
+    if target is Target.openvino:
+        console.print(f"[green]OpenVINO model[/] {result.engine_path}", highlight=False)
+        console.print(
+            f"run it with: hhrt video IN --backend openvino --engine {result.engine_path}", highlight=False
+        )
+        return
     if target is Target.cpu:
         console.print(
             f"run it with: hhrt video IN --backend onnxruntime --engine {result.onnx_path}", highlight=False

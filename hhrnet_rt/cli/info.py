@@ -25,6 +25,7 @@ _PACKAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("onnxruntime", "onnxruntime", ("onnxruntime", "onnxruntime-gpu")),
     ("av (PyAV)", "av", ("av",)),
     ("tensorrt", "tensorrt", ("tensorrt", "tensorrt-cu12", "tensorrt-cu13")),
+    ("openvino", "openvino", ("openvino",)),
 )
 
 

@@ -28,12 +28,14 @@ log = logging.getLogger(__name__)
 # The PoseGraph built here projects its outputs to the input size (PoseGraph's default).
 DYNAMIC_AXES = dynamic_axes(project=True)
 DEFAULT_CALIB_DIR = Path("calibration")
-TARGETS = ("tensorrt", "cpu")  # who runs the file: TensorRT (GPU) or ONNX Runtime's CPU kernels
+# Who runs the file: TensorRT (GPU), ONNX Runtime's CPU kernels, or OpenVINO on the CPU (an IR).
+TARGETS = ("tensorrt", "cpu", "openvino")
 
 
 @dataclass
 class BuildResult:
-    """Paths written and the sidecar describing them."""
+    """Paths written and the sidecar describing them (``engine_path``: the TensorRT engine, or the
+    OpenVINO ``.xml`` of ``target="openvino"``)."""
 
     onnx_path: Path
     fp32_onnx_path: Path
@@ -95,6 +97,7 @@ def default_name(
 ) -> str:
     stem = Path(str(weights)).stem if str(weights) != "random" else "random_w32"
     cpu = "-cpu" if target == "cpu" and precision == "int8" else ""  # the two int8 files differ
+    cpu = "-openvino" if target == "openvino" else cpu  # its NAME.json describes the IR
     return f"{stem}-{input_size}-{precision}{cpu}" + ("" if flip else "-noflip")
 
 
@@ -124,6 +127,9 @@ def build_onnx_files(
     ``target="tensorrt"``: follow with :func:`build_tensorrt_engine`. ``target="cpu"``: the ONNX file is
     the product (run it with ``--backend onnxruntime --engine NAME.onnx``); int8 is then quantized in the
     layout of ONNX Runtime's CPU kernels (:mod:`hhrnet_rt.export.quantize_cpu`), and fp16 is refused.
+    ``target="openvino"``: the product is an OpenVINO IR, ``NAME.xml`` + ``NAME.bin`` (fp32, or int8 by
+    NNCF: :mod:`hhrnet_rt.export.openvino_build`), made from the fp32 ONNX export (``NAME.onnx`` for
+    fp32, ``NAME.fp32.onnx`` for int8); run it with ``--backend openvino --engine NAME.xml``.
 
     Raises:
         InputError: bad precision or input size, or an output file exists and ``overwrite`` is false.
@@ -141,10 +147,14 @@ def build_onnx_files(
     check_precision(precision)
     if target not in TARGETS:
         raise InputError(f"{option('target')} must be one of {TARGETS}, got {target!r}")
-    if target == "cpu" and precision == "fp16":
+    if target in ("cpu", "openvino") and precision == "fp16":
         raise InputError(
-            f"{option('target', 'cpu')} builds fp32 or int8: ONNX Runtime's CPU kernels have no fast fp16"
+            f"{option('target', target)} builds fp32 or int8: fp16 is no faster on the CPU than fp32"
         )
+    if target == "openvino":
+        from hhrnet_rt.export.openvino_build import require_openvino
+
+        require_openvino(int8=precision == "int8")
     input_size = check_input_size(input_size)
     profile = resolve_profile(input_size, profile, max_batch)
     out_dir = Path(out_dir)
@@ -154,7 +164,7 @@ def build_onnx_files(
     # else under those names) are replaced only with overwrite=True.
     from hhrnet_rt.video.outputs import refuse_existing
 
-    for suffix in (".onnx", ".fp32.onnx", ".json", ".engine"):
+    for suffix in (".onnx", ".fp32.onnx", ".json", ".engine", ".xml", ".bin"):
         refuse_existing(out_dir / f"{name}{suffix}", "build output", overwrite)
 
     # Calibration images first: a missing folder should fail before minutes of export work.
@@ -177,13 +187,14 @@ def build_onnx_files(
     fp32_path = out_dir / (f"{name}.onnx" if precision == "fp32" else f"{name}.fp32.onnx")
     on_step(f"exporting fp32 ONNX -> {fp32_path}")
     export_graph(network, fp32_path, flip=flip, input_size=input_size)
-    onnx_path = out_dir / f"{name}.onnx"
+    onnx_path = fp32_path if target == "openvino" else out_dir / f"{name}.onnx"
     calibration: dict[str, Any] | None = None
+    calibration_inputs: Callable[[], Iterator[np.ndarray]] | None = None
 
     if precision == "fp16":
         on_step(f"exporting fp16 ONNX -> {onnx_path}")
         export_graph(network, onnx_path, flip=flip, input_size=input_size, fp16=True)
-    elif precision == "int8":
+    if precision == "int8":
         assert source is not None
         # target only for cpu: the TensorRT key is unchanged, so existing range caches stay valid
         key = calibration_cache_key(
@@ -193,10 +204,13 @@ def build_onnx_files(
         cache_path = Path(calib_cache_dir) / f"{key}.calib.json"
 
         def calibration_inputs() -> Iterator[np.ndarray]:
-            on_step(f"calibrating on {len(source.calib)} images from {source.path} ({calib_method})")
+            method = "NNCF's ranges" if target == "openvino" else calib_method
+            on_step(f"calibrating on {len(source.calib)} images from {source.path} ({method})")
             return (preprocess_bgr(img, input_size) for img in source.iter_images(source.calib))
 
-        if target == "cpu":
+        if target == "openvino":
+            pass  # NNCF quantises the IR below, from the fp32 file once it carries its metadata
+        elif target == "cpu":
             on_step(f"quantising to INT8 for ONNX Runtime's CPU kernels (u8 activations) -> {onnx_path}")
             calibration = quantize_int8_cpu(
                 fp32_path, onnx_path, calibration_inputs=calibration_inputs, method=calib_method,
@@ -211,7 +225,8 @@ def build_onnx_files(
                 method=calib_method,
                 cache_path=cache_path,
             )
-        calibration.update(source=str(source.path), kind=source.kind, count=len(source.calib))
+        if calibration is not None:
+            calibration.update(source=str(source.path), kind=source.kind, count=len(source.calib))
 
     # The file describes itself (a lone .onnx still knows how to run): stamped into the final file only
     # now, after quantisation, which builds a new model from the fp32 one.
@@ -225,6 +240,17 @@ def build_onnx_files(
     )  # fmt: skip
     for path in {fp32_path, onnx_path}:
         write_metadata(path, metadata)
+    openvino, xml_path = None, out_dir / f"{name}.xml"
+    if target == "openvino":
+        from hhrnet_rt.export.openvino_build import write_openvino_ir
+
+        on_step(f"writing the OpenVINO {precision} model -> {xml_path} (+ .bin)")
+        count = len(source.calib) if source is not None and calibration_inputs is not None else 0
+        openvino, calibration = write_openvino_ir(
+            fp32_path, xml_path, calibration_inputs=calibration_inputs, count=count
+        )
+        if calibration is not None and source is not None:
+            calibration.update(source=str(source.path), kind=source.kind, count=len(source.calib))
 
     agreement = None
     if precision != "fp32":
@@ -234,7 +260,12 @@ def build_onnx_files(
             images, origin = synthetic_images(), "synthetic images (no held-out calibration images available)"
         on_step(f"agreement {precision} vs fp32 on {len(images)} {origin}")
         inputs = [preprocess_bgr(img, input_size) for img in images]
-        agreement = onnx_agreement(fp32_path, onnx_path, inputs)
+        if target == "openvino":
+            from hhrnet_rt.export.openvino_build import openvino_agreement
+
+            agreement = openvino_agreement(fp32_path, xml_path, inputs)
+        else:
+            agreement = onnx_agreement(fp32_path, onnx_path, inputs)
         agreement["images_from"] = origin
         agreement["weights_note"] = (
             "random weights: agreement is not representative of trained weights"
@@ -254,9 +285,10 @@ def build_onnx_files(
         calibration=calibration,
         agreement=agreement,
         weights_sha256=weights_digest,
+        openvino=openvino,
     )
     sidecar_path = sidecar.write(out_dir / f"{name}.json")
-    return BuildResult(onnx_path, fp32_path, sidecar_path, None, sidecar)
+    return BuildResult(onnx_path, fp32_path, sidecar_path, xml_path if openvino else None, sidecar)
 
 
 def build_tensorrt_engine(

@@ -16,7 +16,10 @@ Schema (version 1), every key always present; ``tensorrt`` is ``None`` for an ON
      "tensorrt": None | {"version": str, "gpu_name": str, "compute_capability": [major, minor],
                           "engine_file": str, "workspace_gib": float, "io": [...], "tf32": false,
                           "engine_sha256": str (optional; checked before TensorRT sees the file)},
-     "weights_sha256": str (optional: state-dict digest of the weights, to show --weights match)}
+     "weights_sha256": str (optional: state-dict digest of the weights, to show --weights match),
+     "openvino": (optional) None | {"version": str, "xml": str, "xml_sha256": str, "bin": str,
+                  "bin_sha256": str, ...} for an OpenVINO IR build (`--target openvino`): its files, checked
+                  before OpenVINO reads them; ``onnx`` is then the fp32 ONNX the IR was made from}
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ _REQUIRED = (
     "num_joints", "input_name", "output_names", "shape_profile", "onnx", "calibration", "agreement",
     "tensorrt",
 )  # fmt: skip
-_OPTIONAL = ("weights_sha256",)
+_OPTIONAL = ("weights_sha256", "openvino")
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -79,6 +82,8 @@ class Sidecar:
     #: state-dict digest of the weights (:func:`hhrnet_rt.weights.state_dict_digest`); optional, so
     #: sidecars written before it was added still read.
     weights_sha256: str | None = None
+    #: the OpenVINO IR of a ``--target openvino`` build (see the module docstring); optional.
+    openvino: dict[str, Any] | None = None
     package_version: str = ""
     created_utc: str = field(default_factory=utc_now)
     schema: int = SCHEMA_VERSION
@@ -224,6 +229,14 @@ def schema_problems(data: Mapping[str, Any]) -> list[str]:
     ]  # fmt: skip
     digest = data.get("weights_sha256")
     checks.append(("weights_sha256", digest is None or isinstance(digest, str), "a string or null"))
+    ov = data.get("openvino")
+    ov_ok = ov is None or (
+        isinstance(ov, Mapping)
+        and isinstance(ov.get("version"), str)
+        and all(_is_file_name(ov.get(k)) for k in ("xml", "bin"))
+        and all(isinstance(ov.get(k), str) and len(ov[k]) == 64 for k in ("xml_sha256", "bin_sha256"))
+    )
+    checks.append(("openvino", ov_ok, "null or {version, xml, xml_sha256, bin, bin_sha256, ...}"))
     trt = data["tensorrt"]
     trt_ok = trt is None or (
         isinstance(trt, Mapping)
