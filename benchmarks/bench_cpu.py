@@ -23,6 +23,10 @@ Figures must be taken on a quiet machine (nothing else running); run from the re
 Options for the thread study: ``--ort-variants`` adds fp32 and int8-cpu sessions with spinning on and
 with cores-1 intra-op threads. OpenVINO (the package's optional backend, extra ``openvino``) is included
 when installed: fp32 on the same ONNX file, int8 as ``hhrt build-engine --target openvino`` builds it.
+
+Companions: ``bench_cpu_tail.py`` (the tail + allocation share of a frame and end to end vs the bare
+network, planar vs interleaved tags in one run) and ``bench_cpu_threads.py`` (ORT spinning / cores-1
+threads in the threaded pipeline, where decode and draw compete for the cores).
 """
 
 from __future__ import annotations

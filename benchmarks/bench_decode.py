@@ -33,6 +33,7 @@ from hhrnet_rt.decode.grouping import match_by_tag  # noqa: E402
 from hhrnet_rt.decode.peaks import float32_threshold, gather_tags, top_k_peaks  # noqa: E402
 from hhrnet_rt.decode.refine import adjust, refine, scores  # noqa: E402
 from hhrnet_rt.decode.synthetic import synthesize  # noqa: E402
+from hhrnet_rt.tag_layout import by_pixel, planar  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,8 +43,9 @@ t0 = time.perf_counter()
 import numpy as np
 from hhrnet_rt.decode import parse
 t1 = time.perf_counter()
+from hhrnet_rt.tag_layout import by_pixel, planar
 m = np.load({path!r})
-hm, tg = m["heatmaps"], m["tags"]
+hm, tg = m["heatmaps"], by_pixel(planar(m["tags"]))  # planes seen per pixel, as the estimator passes them
 t2 = time.perf_counter()
 parse(hm, tg)
 t3 = time.perf_counter()
@@ -70,6 +72,7 @@ def stages(hm, tg, repeats):
     W = hm.shape[2]
     thr = float32_threshold(p.detection_threshold)
     res = {}
+    tg = planar(tg)  # the kernels' layout (K, L, H, W); a view of the planes, no copy
     counts, flat, vals, tmax = top_k_peaks(hm, thr, p.max_num_people, p.nms_kernel // 2)
     res["nms+top-k"] = timed(lambda: gather_tags(tg, *top_k_peaks(hm, thr, p.max_num_people, 2)[:2]), repeats)
     cand = gather_tags(tg, counts, flat)
@@ -172,7 +175,8 @@ def main() -> None:
     rows = []
     for P in a.people:
         m = synthesize(P, 17, a.height, a.width, a.tag_dims, seed=P, sigma=a.sigma, background=a.background)
-        hm, tg = m.heatmaps, m.tags
+        # What the estimator hands the decoder: the per-pixel view of the network's tag planes.
+        hm, tg = m.heatmaps, by_pixel(planar(m.tags))
         grouped, sc = parse(hm, tg)
         st, n_out, n_missing = stages(hm, tg, a.repeats)
         total = timed(lambda hm=hm, tg=tg: parse(hm, tg), a.repeats)

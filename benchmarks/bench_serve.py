@@ -64,11 +64,13 @@ def main() -> None:
     parser.add_argument("--torch-threads", type=int, default=1, help="per replica and for the local model")
     args = parser.parse_args()
 
-    import ray
     import torch
 
     from hhrnet_rt.estimator import PoseEstimator
     from hhrnet_rt.serve import PoseClient, ServeSettings, start_server, stop_server
+    from hhrnet_rt.serve.server import require_ray
+
+    ray, _ = require_ray(loopback=True)  # the local cluster's nodes and ports stay on 127.0.0.1
 
     torch.set_num_threads(args.torch_threads)
     with np.load(GOLDEN / "pipeline_case.npz") as z:
@@ -81,8 +83,7 @@ def main() -> None:
     local.predict(frame)
     local_s = _timed(lambda: local.predict(frame), args.repeats)
 
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False,
-             log_to_driver=False)  # fmt: skip
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     rows = []
     try:
         settings = ServeSettings(max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)

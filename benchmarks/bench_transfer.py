@@ -42,6 +42,7 @@ import hhrnet_rt.decode.device as device_decode  # noqa: E402
 from hhrnet_rt.decode import parse, warmup  # noqa: E402
 from hhrnet_rt.decode.synthetic import synthesize  # noqa: E402
 from hhrnet_rt.preprocess import multi_scale_size  # noqa: E402
+from hhrnet_rt.tag_layout import by_pixel, planar  # noqa: E402
 
 FRAMES = {"640x480": (480, 640), "1920x1080": (1080, 1920)}
 DEVICE_STAGES = ("candidate_pack", "refine_pack")
@@ -88,18 +89,22 @@ def replayed_device_stages(hm: torch.Tensor, tg: torch.Tensor):
 def measure(frame_hw, people, device, repeats, input_size=512):
     (w, h), _, _ = multi_scale_size(frame_hw, input_size)
     m = synthesize(people, 17, h, w, 2, seed=people, sigma=4.0)
+    # Tags as the network leaves them: planes (K, L, H, W), handed to the decoders as the per-pixel view.
+    planes = planar(m.tags)
+    tags = by_pixel(planes)
     hm_dev = torch.from_numpy(m.heatmaps).to(device)
-    tg_dev = torch.from_numpy(m.tags).to(device)
+    planes_dev = torch.from_numpy(planes).to(device)
+    tg_dev = by_pixel(planes_dev)
     sync = torch.cuda.synchronize if hm_dev.is_cuda else (lambda: None)
 
-    grouped, scores = parse(m.heatmaps, m.tags)
+    grouped, scores = parse(m.heatmaps, tags)
     res = device_decode.parse_on_device(hm_dev, tg_dev)
     same = np.array_equal(res.grouped, grouped) and np.array_equal(res.scores, scores)
 
     host = {
-        "bytes": m.heatmaps.nbytes + m.tags.nbytes,
-        "host_ms": timed(lambda: parse(m.heatmaps, m.tags), repeats),
-        "copy_ms": timed(lambda: (hm_dev.cpu(), tg_dev.cpu()), repeats, sync) if hm_dev.is_cuda else None,
+        "bytes": m.heatmaps.nbytes + planes.nbytes,
+        "host_ms": timed(lambda: parse(m.heatmaps, tags), repeats),
+        "copy_ms": timed(lambda: (hm_dev.cpu(), planes_dev.cpu()), repeats, sync) if hm_dev.is_cuda else None,
     }
     with replayed_device_stages(hm_dev, tg_dev):
         host_only = timed(lambda: device_decode.parse_on_device(hm_dev, tg_dev), repeats)

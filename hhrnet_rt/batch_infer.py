@@ -59,16 +59,18 @@ def stack_inputs(frames: Sequence[Prepared], scale_index: int, device: Any) -> A
 
 
 def split_maps(heatmaps: Any, tags: Any, count: int, on_device: bool) -> list[Maps]:
-    """Per-frame :class:`Maps` of batch maps (``heatmaps (n, K, H, W)``, ``tags (n, K, H, W, L)``).
+    """Per-frame :class:`Maps` of batch maps (``heatmaps (n, K, H, W)``, planar ``tags (n, K, L, H, W)``).
 
     Host: one device -> host copy for the whole batch, each frame gets a view and its share of the bytes.
-    Device: per-frame views of the device tensors, all marked complete by one event.
+    Device: per-frame views of the device tensors, all marked complete by one event. Either way a frame's
+    tags are the ``(K, H, W, L)`` view of its planes (:func:`hhrnet_rt.tag_layout.by_pixel`, no copy).
     """
     from hhrnet_rt.device_prep import hand_over, maps_to_host
+    from hhrnet_rt.tag_layout import by_pixel
 
     if on_device:
         ready = hand_over(heatmaps, tags)
-        return [Maps(heatmaps[i], tags[i], ready=ready) for i in range(count)]
+        return [Maps(heatmaps[i], by_pixel(tags[i]), ready=ready) for i in range(count)]
     heatmaps, tags, nbytes = maps_to_host(heatmaps, tags)
     share = nbytes // count
-    return [Maps(heatmaps[i], tags[i], infer_d2h_bytes=share) for i in range(count)]
+    return [Maps(heatmaps[i], by_pixel(tags[i]), infer_d2h_bytes=share) for i in range(count)]

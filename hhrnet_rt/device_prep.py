@@ -160,7 +160,8 @@ def maps_to_host(heatmaps: Any, tags: Any) -> tuple[np.ndarray, np.ndarray, int]
     Contiguity is made where the tensors are: a channels_last graph's outputs are strided, and copying
     them as they are would hand the decoder a strided array that it transposes on the CPU (a second
     full-map copy). So: ``.contiguous()`` on the device, then one copy each. On the CPU nothing crosses
-    (0 bytes; ``.numpy()`` shares the memory of an already contiguous tensor).
+    (0 bytes; ``.numpy()`` shares the memory of an already contiguous tensor). Pass the graph's planar
+    tags (N, K, L, H, W), not their per-pixel view: contiguous, that view would be an interleaving copy.
     """
     out, nbytes = [], 0
     for t in (heatmaps, tags):

@@ -340,6 +340,8 @@ def check_outputs(settings: EngineSettings, backend: Any) -> int:
     """
     import numpy as np
 
+    from hhrnet_rt.tag_layout import interleaved_problem
+
     h, w = (
         settings.shape_profile["min"][2:]
         if settings.kind == "engine" and settings.shape_profile
@@ -361,6 +363,9 @@ def check_outputs(settings: EngineSettings, backend: Any) -> int:
             f"{settings.path} is not {what}: it returns heatmaps {tuple(heatmaps.shape)} and "
             f"tags {tuple(tags.shape)} for a {h}x{w} input (settings from {settings.origin})"
         )
+    layout = interleaved_problem(heatmaps.shape, tags.shape)
+    if layout is not None:
+        raise InputError(f"{settings.path} cannot be used: {layout}")
     return int(got)
 
 

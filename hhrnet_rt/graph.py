@@ -13,7 +13,13 @@ grouping:
    does not get a second network pass: ``[x, flip(x)]`` runs as one batch of 2N and is split after the
    upsampling (one copy of each convolution in the exported ONNX graph; half the kernel launches).
 3. Projection (PROJECT2IMAGE): every heatmap and tag map is upsampled to the network input size, *then*
-   heatmaps = (orig + flip) / 2 and tags are stacked as a last dimension (L = 2 with flip, else 1).
+   heatmaps = (orig + flip) / 2 and the tags of both passes are kept (L = 2 with flip, else 1).
+
+Tags leave the graph as planes, ``(N, K, L, H, W)`` (:mod:`hhrnet_rt.tag_layout`): the two passes' tags
+are paired per joint at 1/2 resolution (a quarter of the full-size data) and projected in one upsampling,
+whose output already is that layout. The official code stacks them on a last dimension, (N, K, H, W, L);
+:func:`hhrnet_rt.tag_layout.by_pixel` is that view of the same memory, and the decoders read it as such.
+Bilinear upsampling treats every channel alone, so pairing the channels first changes no value.
 
 Several test scales need step 3 with a target size other than the input size (the scale-1.0 size), and
 the official code projects each scale's 1/2-resolution maps directly to that size. Rather than making
@@ -48,8 +54,8 @@ class PoseGraph(nn.Module):
             at 1/2 resolution for :func:`project_and_aggregate` (several test scales).
 
     ``forward(x (N, 3, h, w) float32)`` returns, with ``project=True``, ``heatmaps (N, K, h, w)`` and
-    ``tags (N, K, h, w, L)``; with ``project=False``, ``heatmaps (N, K, h/2, w/2, F)`` (F passes: original,
-    then flipped-back) and ``tags (N, K, h/2, w/2, L)``. ``L = F = 2`` with flip, else 1.
+    ``tags (N, K, L, h, w)``; with ``project=False``, ``heatmaps (N, K, F, h/2, w/2)`` (F passes: original,
+    then flipped-back) and ``tags (N, K, L, h/2, w/2)``. ``L = F = 2`` with flip, else 1.
 
     Example:
         >>> graph = PoseGraph(HigherHRNet(ModelSpec.preset("w32_512")).eval())   # doctest: +SKIP
@@ -57,8 +63,9 @@ class PoseGraph(nn.Module):
     """
 
     # The structure of the exported computation. Caches of exported files key on it (the ONNX Runtime
-    # backend's), so a file exported by an older layout (the two-pass flip test) is not reused.
-    LAYOUT = "flip-as-batch-2n"
+    # backend's), so a file exported by an older layout (the two-pass flip test, interleaved tags) is not
+    # reused.
+    LAYOUT = "flip-as-batch-2n/planar-tags"
 
     def __init__(
         self,
@@ -122,14 +129,29 @@ class PoseGraph(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hms, tgs = self._passes(x)
+        tags = _paired(tgs)
         if not self.project:
-            return torch.stack(hms, dim=4), torch.stack(tgs, dim=4)
+            return _paired(hms), tags
         size = x.shape[2:]
         hms = [_upsample(h, size) for h in hms]
-        tgs = [_upsample(t, size) for t in tgs]
-        # Official aggregate_results: (h + h_flip) / 2.0 after projection; tags stacked on a new last dim.
+        # Official aggregate_results: (h + h_flip) / 2.0 after projection; tags of both passes kept.
         out = (hms[0] + hms[1]) / 2.0 if self.flip else hms[0]
-        return out, torch.stack(tgs, dim=4)
+        return out, _project_planes(tags, size)
+
+
+def _paired(maps: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(N, K, h, w) maps of each pass as planes (N, K, P, h, w); one pass is a view, no copy."""
+    if len(maps) == 1:
+        return maps[0].unsqueeze(2)
+    return torch.stack(list(maps), dim=2)
+
+
+def _project_planes(planes: torch.Tensor, size) -> torch.Tensor:
+    """Upsample (N, K, P, h, w) planes to ``size`` in one call; bilinear is per channel, so each plane
+    gets exactly the values a separate upsampling would give."""
+    n, k, p, h, w = planes.shape
+    up = _upsample(planes.reshape(n, k * p, h, w), size)
+    return up.reshape(n, k, p, up.shape[2], up.shape[3])
 
 
 def project_and_aggregate(
@@ -138,12 +160,12 @@ def project_and_aggregate(
     """Official multi-scale aggregation of ``PoseGraph(project=False)`` outputs.
 
     Args:
-        per_scale: ``(scale, heatmaps (N, K, h, w, F), tags (N, K, h, w, L))`` for every test scale.
+        per_scale: ``(scale, heatmaps (N, K, F, h, w), tags (N, K, L, h, w))`` for every test scale.
         size_hw: the base size (the scale-1.0 input size) to project to.
 
     Returns:
         ``heatmaps (N, K, H, W)`` = sum over scales, in descending scale order, of the pass-averaged
-        projected heatmaps, divided by the number of scales; ``tags (N, K, H, W, L)`` from scale 1.0 only
+        projected heatmaps, divided by the number of scales; ``tags (N, K, L, H, W)`` from scale 1.0 only
         (or from the only scale, when there is one), as the official code does.
 
     Raises:
@@ -156,11 +178,11 @@ def project_and_aggregate(
     final = None
     tags_out = None
     for scale, heatmaps, tags in ordered:
-        projected = [_upsample(heatmaps[..., f], size) for f in range(heatmaps.shape[-1])]
+        projected = [_upsample(heatmaps[:, :, f], size) for f in range(heatmaps.shape[2])]
         avg = (projected[0] + projected[1]) / 2.0 if len(projected) == 2 else projected[0]
         final = avg if final is None else final + avg
         if scale == 1.0 or len(ordered) == 1:
-            tags_out = torch.stack([_upsample(tags[..., j], size) for j in range(tags.shape[-1])], dim=4)
+            tags_out = _project_planes(tags, size)
     if tags_out is None:
         raise ValueError(
             f"scales {[s for s, _, _ in ordered]} do not include 1.0; the official aggregation takes the "

@@ -40,8 +40,9 @@ class Maps:
     """Aggregated network output for one image: ``heatmaps (K, H, W)`` and ``tags (K, H, W, L)`` float32.
 
     Attributes:
-        heatmaps, tags: C-contiguous numpy arrays (host decode), or torch tensors on the backend's
-            device, any strides (device decode).
+        heatmaps, tags: numpy arrays (host decode), or torch tensors on the backend's device (device
+            decode). Tags are the ``(K, H, W, L)`` view of planar ``(K, L, H, W)`` memory
+            (:mod:`hhrnet_rt.tag_layout`), which the decoders read without a copy.
         infer_d2h_bytes: bytes ``infer`` copied device -> host for this frame (the maps, on the host path
             of a CUDA backend; 0 on a CPU backend, where nothing crosses).
         decode_d2h_bytes: bytes the device decode copied for this frame; set by ``decode``.

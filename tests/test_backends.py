@@ -8,6 +8,7 @@ import torch
 
 from hhrnet_rt.backends import Backend, choose_backend, create_backend, select
 from hhrnet_rt.errors import BackendUnavailableError, InputError, TensorRTUnavailableError
+from hhrnet_rt.tag_layout import by_pixel
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -127,11 +128,11 @@ def test_torch_backend_matches_golden(tiny_graph, golden_npz):
     backend = create_backend("torch", tiny_graph, device="cpu")
     assert isinstance(backend, Backend)
     heatmaps, tags = backend.run(z["s128_input"])
-    assert heatmaps.dtype == np.float32 and tags.shape == (1, 17, 128, 192, 2)
+    assert heatmaps.dtype == np.float32 and tags.shape == (1, 17, 2, 128, 192)  # planar tags
     final = (z["s128_heatmaps_orig"] + z["s128_heatmaps_flip"]) / np.float32(2.0)
     # Golden made with 2 torch threads; another thread count moves model outputs by ~5e-6 at most.
     np.testing.assert_allclose(heatmaps, final, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(tags, z["s128_flip_tags"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(by_pixel(tags), z["s128_flip_tags"], rtol=0, atol=1e-5)
     assert backend.describe()["device"] == "cpu"
 
 
@@ -173,7 +174,7 @@ def test_onnxruntime_export_cache_and_parity(noflip_onnx, golden_npz):
     heatmaps, tags = backend.run(z["s128_input"])  # exported at 64x64, run at 128x192
     # ONNX Runtime vs torch on the same graph: ~2e-6 (different conv/resize kernels), atol 1e-5.
     np.testing.assert_allclose(heatmaps, z["s128_heatmaps_orig"], rtol=0, atol=1e-5)
-    np.testing.assert_allclose(tags, z["s128_flip_tags"][..., :1], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(by_pixel(tags), z["s128_flip_tags"][..., :1], rtol=0, atol=1e-5)
 
 
 def test_onnxruntime_cache_key_separates_graphs(noflip_onnx):
@@ -193,7 +194,7 @@ def test_onnxruntime_runs_a_given_file_through_create_backend(noflip_onnx):
     _, _, path = noflip_onnx
     backend = create_backend("onnxruntime", None, engine=path, onnx_threads=2)
     heatmaps, tags = backend.run(np.zeros((2, 3, 64, 128), np.float32))
-    assert heatmaps.shape == (2, 17, 64, 128) and tags.shape == (2, 17, 64, 128, 1)
+    assert heatmaps.shape == (2, 17, 64, 128) and tags.shape == (2, 17, 1, 64, 128)
 
 
 def test_onnxruntime_refuses_foreign_files(tmp_path):

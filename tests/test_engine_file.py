@@ -267,3 +267,36 @@ def test_bare_export_without_records_runs_and_learns_its_joint_count(built, tmp_
     assert est.num_joints == 17
     with pytest.raises(InputError, match="does not record which weights"):
         PoseEstimator("random", engine=bare, backend="onnxruntime", flip=False)
+
+
+def _with_interleaved_tags(path):
+    """Rewrite an export so its tags leave it as older hhrt exports did: (N, K, H, W, L), one value per
+    pixel and tag dimension side by side (a Transpose of the planar output; metadata kept)."""
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    for node in graph.node:
+        node.output[:] = ["tags_planar" if o == "tags" else o for o in node.output]
+    graph.node.append(helper.make_node("Transpose", ["tags_planar"], ["tags"], perm=[0, 1, 3, 4, 2]))
+    tags_out = next(o for o in graph.output if o.name == "tags")
+    tags_out.type.tensor_type.ClearField("shape")
+    onnx.save(model, str(path))
+    return path
+
+
+def test_exports_with_interleaved_tags_are_refused_with_a_rebuild_hint(built, tmp_path):
+    """Decision: a file from before the planar layout is not read with the wrong axes (its maps would
+    decode to nonsense) nor converted every frame; it is refused, saying to rebuild it."""
+    (tmp_path / "old").mkdir()
+    old = _with_interleaved_tags(_copy(built, tmp_path / "old", sidecar=False))
+    with pytest.raises(
+        InputError, match=r"interleaved per pixel \(N, K, H, W, L\).*rebuild it with `hhrt build-engine`"
+    ):
+        PoseEstimator(engine=old, backend="onnxruntime", onnx_threads=1)
+    # The same copy with the build's planar tags opens: the refusal is about the layout only.
+    PoseEstimator(engine=_copy(built, tmp_path, sidecar=False), backend="onnxruntime", onnx_threads=1)
+    result = runner.invoke(app, ["image", str(_image(tmp_path)), "--out", str(tmp_path / "o"), "--engine",
+                                 str(old), "--backend", "onnxruntime"])  # fmt: skip
+    assert result.exit_code == EXIT_INPUT and "Traceback" not in result.output
+    assert "rebuild it with `hhrt build-engine`" in " ".join(result.output.split())

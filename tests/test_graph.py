@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from hhrnet_rt.graph import PoseGraph, project_and_aggregate
+from hhrnet_rt.tag_layout import by_pixel
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,8 +44,10 @@ def pipeline(golden_npz):
 
 
 def _run(graph, x):
+    """Heatmaps and the per-pixel view of the planar tags, as the golden data (official layout) has them."""
     with torch.inference_mode():
-        return [t.numpy() for t in graph(torch.from_numpy(x))]
+        heatmaps, tags = graph(torch.from_numpy(x))
+    return heatmaps.numpy(), by_pixel(tags.numpy())
 
 
 def test_flip_graph_matches_official_intermediates(pipeline):
@@ -81,10 +84,22 @@ def test_unprojected_graph_then_aggregation_equals_projected_graph(pipeline):
     heatmaps, tags = _run(PoseGraph(net, num_joints=17), x)
     with torch.inference_mode():
         half = PoseGraph(net, project=False, num_joints=17)(torch.from_numpy(x))
-        assert half[0].shape == (1, 17, 64, 96, 2) and half[1].shape == (1, 17, 64, 96, 2)
+        assert half[0].shape == (1, 17, 2, 64, 96) and half[1].shape == (1, 17, 2, 64, 96)
         h2, t2 = project_and_aggregate([(1.0, *half)], (128, 192))
     np.testing.assert_array_equal(h2.numpy(), heatmaps)
-    np.testing.assert_array_equal(t2.numpy(), tags)
+    np.testing.assert_array_equal(by_pixel(t2.numpy()), tags)
+
+
+def test_tags_leave_the_graph_as_planes(pipeline):
+    """(N, K, L, H, W) contiguous: each joint's L planes side by side, no per-pixel interleaving."""
+    for flip, planes in ((True, 2), (False, 1)):
+        graph = PoseGraph(StoredOutputs(pipeline), flip=flip, num_joints=17)
+        with torch.inference_mode():
+            _, tags = graph(torch.from_numpy(pipeline["s128_input"]))
+        assert tags.shape == (1, 17, planes, 128, 192) and tags.is_contiguous()
+        np.testing.assert_array_equal(
+            tags[0, 3, planes - 1].numpy(), pipeline["s128_flip_tags"][0, 3, ..., planes - 1]
+        )
 
 
 def test_flip_index_is_applied(pipeline):
@@ -146,7 +161,7 @@ def test_multiscale_with_the_tiny_model(tiny_network, golden_npz):
             per_scale.append((scale, heatmaps, tags))
             proj = [
                 torch.nn.functional.interpolate(
-                    heatmaps[..., f], base_hw, mode="bilinear", align_corners=False
+                    heatmaps[:, :, f], base_hw, mode="bilinear", align_corners=False
                 )
                 for f in range(2)
             ]
@@ -157,13 +172,13 @@ def test_multiscale_with_the_tiny_model(tiny_network, golden_npz):
                 )
             for f, name in enumerate(("orig", "flip")):
                 tag = torch.nn.functional.interpolate(
-                    tags[..., f], base_hw, mode="bilinear", align_corners=False
+                    tags[:, :, f], base_hw, mode="bilinear", align_corners=False
                 )
                 np.testing.assert_allclose(
                     _stats(tag), m[f"scale{prefix}_tags_{name}_stats"], rtol=1e-5, atol=1e-5
                 )
         final, tags = project_and_aggregate(per_scale, base_hw)
     np.testing.assert_allclose(final.numpy(), m["final_heatmaps"], rtol=0, atol=1e-5)
-    np.testing.assert_allclose(tags.numpy(), m["tags"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(by_pixel(tags.numpy()), m["tags"], rtol=0, atol=1e-5)
     np.testing.assert_allclose(_stats(final), m["final_heatmaps_stats"], rtol=1e-6)
     np.testing.assert_allclose(_stats(tags), m["tags_stats"], rtol=1e-6)

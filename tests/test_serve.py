@@ -52,9 +52,14 @@ def estimator_options(golden_dir):
 
 @pytest.fixture(scope="module")
 def server(estimator_options, one_torch_thread):
-    # Everything on loopback: the node's address too, not only the HTTP proxy.
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False)
+    # Everything on loopback: the node's address too, not only the HTTP proxy (start_server's own local
+    # start does the same through require_ray(loopback=True); the test starts Ray first to size it).
+    from hhrnet_rt.serve.server import require_ray
+
+    require_ray(loopback=True)
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     try:
+        assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
         settings = ServeSettings(token=TOKEN, max_bytes=MAX_BYTES, max_batch=8, batch_wait_ms=50)
         url = start_server(
             estimator_options, settings, port=_free_port(), cpus_per_replica=0.5, torch_threads=1

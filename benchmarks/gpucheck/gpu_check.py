@@ -455,7 +455,8 @@ def phase_model(run: Run) -> None:
         checks["fp16_activations"] = _fp16_activation_check(graph, x_ref)
         checks["max_memory_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     # Keep the fp16 (or CPU) output of the random network for the decode phase.
-    run._random_maps = (ref_h[0].float().cpu().numpy(), ref_t[0].float().cpu().numpy())
+    # Backends return planar tags (N, K, L, H, W); the decoder takes their per-pixel view.
+    run._random_maps = (ref_h[0].float().cpu().numpy(), np.moveaxis(ref_t[0].float().cpu().numpy(), -3, -1))
     _ = np
 
 

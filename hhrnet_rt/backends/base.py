@@ -83,7 +83,8 @@ class Backend(Protocol):
     max_batch: int | None
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``x (N, 3, h, w) float32`` -> ``(heatmaps (N, K, h, w), tags (N, K, h, w, L))`` float32."""
+        """``x (N, 3, h, w) float32`` -> ``(heatmaps (N, K, h, w), tags (N, K, L, h, w))`` float32 (planar
+        tags, :mod:`hhrnet_rt.tag_layout`)."""
         ...
 
     def run_torch(self, x: Any) -> tuple[Any, Any]:

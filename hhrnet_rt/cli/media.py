@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from hhrnet_rt.cli import signals, temporal
+from hhrnet_rt.cli import ray_video, signals, temporal
 from hhrnet_rt.cli.app import BackendName, DecodeOn, DecodeOnOpt, Overwrite, app, console, handle_errors
 from hhrnet_rt.cli.model_options import (  # noqa: F401  (FAST_INPUT_SIZE, check_input_size: used from here)
     FAST_INPUT_SIZE,
@@ -211,12 +211,19 @@ def video(
     token: ClientToken = None,
     send: SendAs = SendFormat.jpeg,
     in_flight: InFlight = 4,
+    ray: ray_video.RayFlag = False,
+    address: ray_video.RayAddress = None,
+    cpus_per_task: ray_video.CpusPerTask = ray_video.TASK_CPUS,
+    gpus_per_task: ray_video.GpusPerTask = ray_video.TASK_GPUS,
+    max_retries: ray_video.MaxRetries = ray_video.MAX_RETRIES,
 ) -> None:
     """Annotate every frame of each video: one output frame per input frame, in order, at the input rate.
 
     Several inputs run together (--streams at a time), each with its own outputs, sharing one model;
     --batch N gives the model N frames per call (from several inputs, or consecutive frames of one).
+    With --ray each input is a Ray task instead.
     """
+    ray_video.check_options(ray, show, address, cpus_per_task, gpus_per_task, max_retries, server)
     from hhrnet_rt.cli.inputs_expand import expand_videos
     from hhrnet_rt.cli.targets import plan_video_outputs
     from hhrnet_rt.inputs import check_input_file
@@ -235,6 +242,32 @@ def video(
     run_dir = new_run_dir() if out is None else None
     try:
         plan = plan_video_outputs(sources, out, json_out, coco, run_dir=run_dir, overwrite=overwrite)
+        if ray:
+            model = (
+                weights,
+                backend,
+                engine,
+                device,
+                input_size,
+                flip,
+                refine,
+                precision,
+                decode_on,
+                threads,
+                fast,
+            )
+            recipe = ray_video.recipe_for(
+                *model, min_score=min_score, max_people=max_people, max_frames=max_frames, over_time=over_time
+            )
+            return ray_video.run(
+                plan,
+                recipe,
+                address=address,
+                cpus_per_task=cpus_per_task,
+                gpus_per_task=gpus_per_task,
+                max_retries=max_retries,
+                overwrite=overwrite,
+            )
         first = FileSource(plan[0].source)  # a first input that is not a video fails before the model loads
         try:
             if server is not None:

@@ -130,7 +130,8 @@ def serve(
     from hhrnet_rt.serve import ServeSettings
     from hhrnet_rt.serve.server import require_ray, start_server, stop_server
 
-    require_ray()  # before anything else: the one missing piece most users will meet
+    # Before anything else: the one missing piece most users will meet. A local cluster stays on loopback.
+    require_ray(loopback=address is None)
     if (min_replicas is None) != (max_replicas is None):
         raise InputError("autoscaling needs both --min-replicas and --max-replicas")
     scale = (min_replicas, max_replicas) if min_replicas is not None else replicas

@@ -53,30 +53,32 @@ def positive_order(tmax, order):
 def _tile_box(tg, lo, hi, have, t, tile, tx_n):
     """Make tile t's tag bounding box (NaN ignored; an all-NaN tile gets lo=+inf > hi=-inf).
 
-    The running min/max live in arrays allocated here: LLVM knows fresh arrays do not alias ``tg``
-    and vectorises the row loop. Measured: reused scratch arrays (aliasing unknown) and scalar
-    running values are both slower (20 people: ~2.4 ms per parse against ~2.1 ms).
+    ``tg`` is the joint's (L, H, W) tag planes. The running min/max live in arrays allocated here:
+    LLVM knows fresh arrays do not alias ``tg`` and vectorises the row loop. Measured: reused scratch
+    arrays (aliasing unknown) and scalar running values are both slower (20 people: ~2.4 ms per parse
+    against ~2.1 ms).
     """
-    H, W, L = tg.shape
+    L, H, W = tg.shape
     ty0 = (t // tx_n) * tile
     tx0 = (t % tx_n) * tile
-    n = (min(tx0 + tile, W) - tx0) * L
-    rows = tg.reshape((H, W * L))
-    # Element-wise over each row's contiguous (x, d) run, so it vectorises; then fold per dimension.
-    a = np.full(n, np.inf, np.float32)
-    b = np.full(n, -np.inf, np.float32)
+    n = min(tx0 + tile, W) - tx0
+    a = np.full(L * n, np.inf, np.float32)
+    b = np.full(L * n, -np.inf, np.float32)
     for y in range(ty0, min(ty0 + tile, H)):
-        seg = rows[y, tx0 * L : tx0 * L + n]
-        for i in range(n):
-            v = seg[i]
-            a[i] = v if v < a[i] else a[i]
-            b[i] = v if v > b[i] else b[i]
+        for d in range(L):
+            # Element-wise over the row's contiguous run in each plane, so it vectorises; then fold.
+            seg = tg[d, y, tx0 : tx0 + n]  # indexed by the loop counter: no negative-index checks
+            for i in range(n):
+                v = seg[i]
+                k = d * n + i
+                a[k] = v if v < a[k] else a[k]
+                b[k] = v if v > b[k] else b[k]
     for d in range(L):
         m_lo = np.float32(np.inf)
         m_hi = np.float32(-np.inf)
-        for i in range(d, n, L):
-            m_lo = min(m_lo, a[i])
-            m_hi = max(m_hi, b[i])
+        for k in range(d * n, (d + 1) * n):
+            m_lo = min(m_lo, a[k])
+            m_hi = max(m_hi, b[k])
         lo[t, d] = m_lo
         hi[t, d] = m_hi
     have[t] = True
@@ -106,8 +108,8 @@ def _tag_floor(tg, lo, hi, have, t, tile, tx_n, prev_tag):
 def _target(hm, tg, prev_tag, y, x):
     """``det - np.round(sqrt(sum_L (tag - prev_tag)**2))`` at one pixel, all in float32."""
     s = np.float32(0.0)
-    for d in range(tg.shape[2]):
-        diff = tg[y, x, d] - prev_tag[d]
+    for d in range(tg.shape[0]):
+        diff = tg[d, y, x] - prev_tag[d]
         s = s + diff * diff
     return hm[y, x] - np.rint(np.sqrt(s))
 
@@ -153,7 +155,7 @@ def refine_pick(hm, tg, prev_tag, tmax, order, lo, hi, have, tile, hint_y, hint_
     """Flat index of the official refine pick if it fills the joint (``det > 0`` there), else -1.
 
     Args:
-        hm, tg: (H, W) heatmap and (H, W, L) tags of the joint.
+        hm, tg: (H, W) heatmap and (L, H, W) tag planes of the joint.
         prev_tag: (L,) the person's mean tag.
         tmax: (n_tiles,) maximum of the positive pixels per tile (from :func:`.peaks.top_k_peaks`).
         order: the tiles with a positive maximum, by decreasing maximum (:func:`positive_order`).

@@ -16,6 +16,7 @@ from hhrnet_rt.decode.refine import adjust as _adjust
 from hhrnet_rt.decode.refine import refine as _refine
 from hhrnet_rt.decode.refine import scores as _scores
 from hhrnet_rt.errors import InputError
+from hhrnet_rt.tag_layout import planar
 
 
 @kernel
@@ -32,7 +33,7 @@ def decode_maps(
     do_adjust,
     do_refine,
 ):
-    """The whole decode on (K, H, W) float32 heatmaps and (K, H, W, L) float32 tags.
+    """The whole decode on (K, H, W) float32 heatmaps and (K, L, H, W) float32 tag planes.
 
     ``detection_threshold`` must come from :func:`.peaks.float32_threshold` (float32 comparisons that
     agree with the official float64 ones).
@@ -81,9 +82,13 @@ def check_params(params: DecodeParams, num_joints: int) -> np.ndarray:
 
 
 def as_maps(heatmaps, tags) -> tuple[np.ndarray, np.ndarray]:
-    """Check shapes and return C-contiguous float32 (K, H, W) heatmaps and (K, H, W, L) tags."""
+    """Check shapes; return C-contiguous float32 (K, H, W) heatmaps and (K, L, H, W) tag planes.
+
+    ``tags`` is (K, H, W, L) (or (K, H, W) for L = 1), as the official code indexes it; a view of planar
+    memory (:func:`hhrnet_rt.tag_layout.by_pixel`, what the estimator passes) is used without a copy.
+    """
     hm = np.ascontiguousarray(heatmaps, dtype=np.float32)
-    tg = np.ascontiguousarray(tags, dtype=np.float32)
+    tg = np.asarray(tags)
     if hm.ndim != 3:
         raise InputError(f"heatmaps must have shape (K, H, W), got {hm.shape}; drop the batch axis first")
     if tg.ndim == 3:
@@ -92,7 +97,7 @@ def as_maps(heatmaps, tags) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(
             f"tags must have shape (K, H, W, L) = {hm.shape + ('L',)} with L >= 1, got {tg.shape}"
         )
-    return hm, tg
+    return hm, planar(tg)
 
 
 def parse(
@@ -134,7 +139,7 @@ def parse(
     params = DecodeParams() if params is None else params
     hm, tg = as_maps(heatmaps, tags)
     K, H, W = hm.shape
-    L = tg.shape[3]
+    L = tg.shape[1]
     order = check_params(params, K)
     if K == 0 or H == 0 or W == 0:
         return np.zeros((0, K, 3 + L), np.float32), np.zeros(0, np.float32)

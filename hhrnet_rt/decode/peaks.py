@@ -235,8 +235,9 @@ def top_k_peaks(heatmaps, threshold, k, radius):
 
 @kernel
 def gather_tags(tags, counts, flat):
-    """Tags at the candidate pixels: (K, k, L) float32 (rows beyond ``counts[j]`` are zero)."""
-    K, H, W, L = tags.shape
+    """Tags at the candidate pixels of (K, L, H, W) tag planes: (K, k, L) float32 (rows beyond
+    ``counts[j]`` are zero)."""
+    K, L, H, W = tags.shape
     k = flat.shape[1]
     out = np.zeros((K, k, L), np.float32)
     for j in range(K):
@@ -244,5 +245,5 @@ def gather_tags(tags, counts, flat):
             y = flat[j, r] // W
             x = flat[j, r] - y * W
             for d in range(L):
-                out[j, r, d] = tags[j, y, x, d]
+                out[j, r, d] = tags[j, d, y, x]
     return out

@@ -76,11 +76,13 @@ def scores(people):
 def refine(people, heatmaps, tags, tmax, tile=TILE):
     """In place on (P, K, 3+L) float32 people: fill missing joints as the official ``refine`` does.
 
+    ``tags``: (K, L, H, W) tag planes.
+
     ``tmax``: (K, n_tiles) per-tile maxima of the positive pixels from :func:`.peaks.top_k_peaks`
     with the same ``tile``; the NMS pass reads every pixel anyway, so refine needs no pass of its own.
     """
     P, K, _ = people.shape
-    _, H, W, L = tags.shape
+    _, L, H, W = tags.shape
     n_tiles = tmax.shape[1]
     order = np.empty((K, n_tiles), np.int64)
     n_order = np.zeros(K, np.int64)
@@ -102,7 +104,7 @@ def refine(people, heatmaps, tags, tmax, tile=TILE):
                 x = int(people[p, j, 0])
                 y = int(people[p, j, 1])
                 for d in range(L):
-                    found[n, d] = tags[j, y, x, d]
+                    found[n, d] = tags[j, d, y, x]
                 hint_y[n] = min(max(y, 0), H - 1)
                 hint_x[n] = min(max(x, 0), W - 1)
                 n += 1

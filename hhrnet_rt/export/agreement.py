@@ -110,9 +110,10 @@ def compare_outputs(
         peaks_found, peaks_total = peaks_found + found, peaks_total + total
         if decode:
             from hhrnet_rt.decode import parse
+            from hhrnet_rt.tag_layout import by_pixel
 
-            g_ref, _ = parse(h_ref[0], t_ref[0], params)
-            g_oth, _ = parse(h_oth[0], t_oth[0], params)
+            g_ref, _ = parse(h_ref[0], by_pixel(t_ref[0]), params)
+            g_oth, _ = parse(h_oth[0], by_pixel(t_oth[0]), params)
             for key, value in match_people(g_ref, g_oth, tol_px).items():
                 totals[key] += value
 

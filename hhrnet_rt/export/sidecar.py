@@ -195,12 +195,17 @@ def _is_shape(v: Any) -> bool:
 
 
 def dynamic_axes(project: bool) -> dict[str, dict[int, str]]:
-    """Dynamic N, h, w of the input and outputs (h/2, w/2 outputs when the graph does not project)."""
+    """Dynamic N, h, w of the input and outputs (h/2, w/2 outputs when the graph does not project).
+
+    Outputs (:class:`~hhrnet_rt.graph.PoseGraph`): heatmaps (N, K, h, w), or (N, K, F, h/2, w/2)
+    unprojected; tags (N, K, L, h, w) planes (:mod:`hhrnet_rt.tag_layout`).
+    """
     out_h, out_w = ("height", "width") if project else ("half_height", "half_width")
+    hm_axes = {0: "batch", 2: out_h, 3: out_w} if project else {0: "batch", 3: out_h, 4: out_w}
     return {
         INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-        OUTPUT_NAMES[0]: {0: "batch", 2: out_h, 3: out_w},
-        OUTPUT_NAMES[1]: {0: "batch", 2: out_h, 3: out_w},
+        OUTPUT_NAMES[0]: hm_axes,
+        OUTPUT_NAMES[1]: {0: "batch", 3: out_h, 4: out_w},
     }
 
 

@@ -11,13 +11,19 @@ from hhrnet_rt.errors import BackendUnavailableError, InputError
 from hhrnet_rt.serve.handler import ServeSettings
 
 APP_NAME = "hhrt"
-RAY_INSTALL_HINT = 'pip install "ray[serve]", or pip install -e ".[ray]" from an hhrnet-rt checkout'
 
 
-def require_ray():
-    """``ray`` and ``ray.serve``, or a message that says how to install them."""
+def require_ray(*, loopback: bool = False):
+    """``ray`` and ``ray.serve``, or a message that says how to install them.
+
+    ``loopback``: a local cluster started by this process stays on 127.0.0.1
+    (:func:`hhrnet_rt.cluster.ray_setup.require_ray`, the one place that knows how).
+    """
+    from hhrnet_rt.cluster.ray_setup import RAY_INSTALL_HINT
+    from hhrnet_rt.cluster.ray_setup import require_ray as import_ray
+
+    ray = import_ray(loopback=loopback)
     try:
-        import ray
         from ray import serve
     except ImportError as exc:
         raise BackendUnavailableError(
@@ -52,7 +58,8 @@ def start_server(
             replica would see all GPUs and use the first.
         num_cpus: CPUs of a local Ray started here (``None``: all of them).
     """
-    ray, serve = require_ray()
+    # A local cluster started here binds to 127.0.0.1 (its nodes and ports, not only Serve's HTTP proxy).
+    ray, serve = require_ray(loopback=address is None)
     from hhrnet_rt.serve.deployment import build_app
 
     if isinstance(replicas, tuple) and not 0 <= replicas[0] <= replicas[1] or replicas == 0:
