@@ -23,7 +23,7 @@ from hhrnet_rt.cli.app import (
     console,
     handle_errors,
 )
-from hhrnet_rt.cli.media import check_input_size
+from hhrnet_rt.cli.model_options import check_input_size
 from hhrnet_rt.errors import InputError
 
 #: The --backend choices of every command, and "all": every usable backend and precision in one table.

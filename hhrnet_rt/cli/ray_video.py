@@ -93,7 +93,7 @@ class CliVideoRecipe:
 
     def estimator(self) -> Any:
         from hhrnet_rt.cli.app import BackendName, DecodeOn, Precision
-        from hhrnet_rt.cli.media import make_estimator
+        from hhrnet_rt.cli.model_options import make_estimator
 
         (weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads,
          fast) = self.model_args  # fmt: skip
@@ -108,9 +108,9 @@ class CliVideoRecipe:
         return errors.option_style(flag_for)  # the worker's messages name flags, as the command's do
 
     def sinks(self, source: Any, video: Path | None, json: Path | None, coco: Path | None) -> list:
-        from hhrnet_rt.cli.media import _sinks
+        from hhrnet_rt.cli.stream_io import open_sinks
 
-        return _sinks(video, json, coco, source, live=False, overwrite=False)  # temporary names: new
+        return open_sinks(video, json, coco, source, live=False, overwrite=False)  # temporary names: new
 
 
 def recipe_for(weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads,
@@ -129,7 +129,7 @@ def recipe_for(weights, backend, engine, device, input_size, flip, refine, preci
 def run(plan, recipe: CliVideoRecipe, *, address: str | None, cpus_per_task: float, gpus_per_task: float,
         max_retries: int, overwrite: bool) -> None:  # fmt: skip
     """Every planned input as a Ray task; the summary on stdout; an error if any video failed."""
-    from hhrnet_rt.cli.media import stdout
+    from hhrnet_rt.cli.stream_io import stdout
     from hhrnet_rt.cluster import ray_session, run_archive
 
     run_id = secrets.token_hex(6)  # in the temporary names: files with it can only be this run's

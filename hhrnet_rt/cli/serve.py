@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from hhrnet_rt.cli.app import BackendName, DecodeOn, DecodeOnOpt, app, console, handle_errors
-from hhrnet_rt.cli.media import (
+from hhrnet_rt.cli.model_options import (
     Backend,
     Device,
     Engine,

@@ -10,7 +10,14 @@ Example:
 from __future__ import annotations
 
 from hhrnet_rt.video.meters import LatencyStats, QueueWait
-from hhrnet_rt.video.pipeline import QUEUE_NAMES, PipelineResult, run_pipeline
+from hhrnet_rt.video.pipeline import (
+    QUEUE_NAMES,
+    PipelineResult,
+    Stream,
+    StreamResult,
+    run_pipeline,
+    run_streams,
+)
 from hhrnet_rt.video.sinks import CocoSink, FrameResult, JsonLinesSink, Mp4Sink, coco_records
 from hhrnet_rt.video.sources import ArraySource, CameraSource, FileSource, Frame, open_source
 from hhrnet_rt.video.stages import STAGE_NAMES
@@ -29,7 +36,10 @@ __all__ = [
     "Mp4Sink",
     "PipelineResult",
     "QueueWait",
+    "Stream",
+    "StreamResult",
     "coco_records",
     "open_source",
     "run_pipeline",
+    "run_streams",
 ]

@@ -64,3 +64,32 @@ class Window:
         if self._opened:
             self._cv2.destroyWindow(self.title)
             self._cv2.waitKey(1)
+
+
+#: The tiled window of several streams is at most this wide (each tile is shrunk to fit).
+TILE_MAX_WIDTH = 1920
+
+
+def tile(images: list[np.ndarray | None]) -> np.ndarray:
+    """Several streams' pictures in one: a near-square grid, every tile the size of the first picture
+    (shrunk so the grid fits ``TILE_MAX_WIDTH``); a stream with no picture yet is a black tile."""
+    import cv2
+
+    first = next(image for image in images if image is not None)
+    cols = int(np.ceil(np.sqrt(len(images))))
+    rows = int(np.ceil(len(images) / cols))
+    h, w = first.shape[:2]
+    shrink = min(1.0, TILE_MAX_WIDTH / (cols * w))
+    tw, th = max(1, int(w * shrink)), max(1, int(h * shrink))
+    grid = np.zeros((rows * th, cols * tw, 3), np.uint8)
+    for k, image in enumerate(images):
+        if image is None:
+            continue
+        r, c = divmod(k, cols)
+        cell = (
+            image
+            if image.shape[:2] == (th, tw)
+            else cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
+        )
+        grid[r * th : (r + 1) * th, c * tw : (c + 1) * tw] = cell
+    return grid

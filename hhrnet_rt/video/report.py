@@ -27,6 +27,10 @@ def summary_table(result: PipelineResult, title: str = "pipeline") -> Table:
     table.add_row("people (all frames)", people, "", "")
     table.add_row("wall time", f"{result.wall_s:.2f} s", "", "")
     table.add_row("end-to-end FPS", f"{result.fps:.2f}", "", "")
+    if result.mean_batch > 1:
+        table.add_row(
+            "inference calls", f"{result.inference_calls} ({result.mean_batch:.1f} frames each)", "", ""
+        )
     for name, stats in result.stages.items():
         table.add_row(f"  {name}", f"{stats.count} calls", f"{stats.p50_ms:.1f}", f"{stats.p95_ms:.1f}")
     lat = result.latency
@@ -36,4 +40,19 @@ def summary_table(result: PipelineResult, title: str = "pipeline") -> Table:
         table.add_row("device→host per frame", per_frame, "", "")
     for name, wait in result.queue_waits.items():
         table.add_row(f"queue {name}", f"put {wait.put_s:.2f} s / get {wait.get_s:.2f} s", "", "")
+    return table
+
+
+def streams_table(result: PipelineResult) -> Table:
+    """One row per stream (frames, drops, FPS, latency) and the aggregate over all of them."""
+    table = Table(title="streams", show_header=True, header_style="bold")
+    for column in ("stream", "written", "dropped", "FPS", "p50 ms", "p95 ms"):
+        table.add_column(column, justify="left" if column == "stream" else "right")
+    for s in result.streams:
+        lat = s.latency
+        table.add_row(s.name, str(s.frames_written), str(s.frames_dropped), f"{s.fps:.2f}",
+                      f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}")  # fmt: skip
+    lat = result.latency
+    table.add_row("[bold]all[/]", str(result.frames_written), str(result.frames_dropped), f"{result.fps:.2f}",
+                  f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}")  # fmt: skip
     return table

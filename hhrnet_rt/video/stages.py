@@ -1,15 +1,23 @@
-"""The work of each pipeline stage on one item, shared by the threaded and the sequential runner.
+"""The work of each pipeline stage, shared by the threaded and the sequential runner, and the declared
+thread layout the runner is built from.
+
+The layout (:data:`LAYOUT`) is the one place that says which threads exist, in which order, what each
+times and how big the queue in front of it is; the runner builds its threads and queues from it, and
+:data:`STAGE_NAMES` / ``QUEUE_NAMES`` are derived from it, so they cannot drift apart.
 
 Stages and what they time (names used in :class:`~hhrnet_rt.video.pipeline.PipelineResult`):
-``capture`` (source.read), ``preprocess`` (estimator.prepare), ``inference`` (estimator.infer),
-``decode`` (estimator.decode), ``draw`` (annotator + HUD), ``write`` (every sink, then ``on_frame``).
-The decode stage also records the bytes each frame copied device -> host (``Maps.d2h_bytes``).
+``capture`` (source.read, per frame), ``preprocess`` (estimator.prepare, per frame), ``inference``
+(estimator.infer_batch, per call: one call covers a whole batch), ``decode`` (estimator.decode, per
+frame), ``draw`` (annotator + HUD), ``write`` (every sink, then ``on_frame``). The decode stage also
+records the bytes each frame copied device -> host (``Maps.d2h_bytes``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Protocol
 
 from hhrnet_rt.draw import PoseAnnotator, draw_hud, hud_ids_line
@@ -21,11 +29,47 @@ from hhrnet_rt.video.sources import Frame
 #: A per-stream step on each frame's people after decode (track IDs, smoothing); called in frame order.
 PostDecode = Callable[[Poses, Frame], Poses]
 
-STAGE_NAMES = ("capture", "preprocess", "inference", "decode", "draw", "write")
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One thread of the pipeline.
+
+    Attributes:
+        name: the thread's name (``hhrt-<name>``, reported in ``threads_still_running``); the queue in
+            front of it is called ``"<previous>→<name>"``.
+        timings: the stage names it records in ``PipelineResult.stages``.
+        inbox: capacity of the queue in front of it from ``(queue_size, batch, live)``; for the first
+            stage after capture it is per stream, in frames; further on, in batches.
+    """
+
+    name: str
+    timings: tuple[str, ...]
+    inbox: Callable[[int, int, bool], int] | None = None
+
+
+def _batch_inbox(queue_size: int, batch: int, live: bool) -> int:
+    # Live: only the newest frame of each stream waits. Files: room for a whole batch of consecutive
+    # frames of one stream, or the batching stage could never fill a batch from a single file.
+    return 1 if live else max(queue_size, batch)
+
+
+def _half(queue_size: int, batch: int, live: bool) -> int:
+    return max(1, queue_size // 2)
+
+
+LAYOUT: tuple[StageSpec, ...] = (
+    StageSpec("capture", ("capture",)),  # one thread per source
+    StageSpec("inference", ("preprocess", "inference"), _batch_inbox),  # the batching stage
+    StageSpec("decode", ("decode",), _half),
+    StageSpec("output", ("draw", "write"), _half),
+)
+STAGE_NAMES = tuple(name for spec in LAYOUT for name in spec.timings)
+QUEUE_NAMES = tuple(f"{a.name}→{b.name}" for a, b in pairwise(LAYOUT))
 
 
 class Estimator(Protocol):
-    """The stage split of :class:`hhrnet_rt.estimator.PoseEstimator` that the pipeline calls."""
+    """The stage split of :class:`hhrnet_rt.estimator.PoseEstimator` that the pipeline calls
+    (``infer_batch`` is used when the estimator has it, else one ``infer`` per frame)."""
 
     def prepare(self, image_bgr: Any) -> Any: ...
     def infer(self, prepared: Any) -> Any: ...
@@ -38,23 +82,46 @@ class Sink(Protocol):
 
 
 class StageError(Exception):
-    """A stage raised; carries which stage and which frame, for the one message the user sees."""
+    """A stage raised; carries which stage, stream and frame, for the one message the user sees."""
 
-    def __init__(self, stage: str, frame_index: int | None, cause: BaseException) -> None:
+    def __init__(
+        self, stage: str, frame_index: int | None, cause: BaseException, stream: str | None = None
+    ) -> None:
         super().__init__(stage, frame_index, cause)
-        self.stage, self.frame_index, self.cause = stage, frame_index, cause
+        self.stage, self.frame_index, self.cause, self.stream = stage, frame_index, cause, stream
 
     def message(self) -> str:
         where = f" on frame {self.frame_index}" if self.frame_index is not None else ""
+        if self.stream is not None:
+            where += f" of {self.stream}"
         detail = str(self.cause) or type(self.cause).__name__
         return f"the {self.stage} stage failed{where}: {type(self.cause).__name__}: {detail}"
 
 
-class Stages:
-    """Per-item stage functions plus the counters and clocks they fill.
+def timed(
+    clock: StageClock, stage: str, where: tuple[int | None, str | None], fn: Callable, *args: Any
+) -> Any:
+    """``fn(*args)`` timed under ``stage``; an exception becomes a :class:`StageError` naming ``where``."""
+    t0 = time.perf_counter()
+    try:
+        out = fn(*args)
+    except Exception as exc:
+        raise StageError(stage, where[0], exc, where[1]) from exc
+    clock.add(stage, time.perf_counter() - t0)
+    return out
 
-    Each counter is incremented by exactly one thread (read/dropped: capture; processed: decode;
-    written: output), so no locks are needed.
+
+class Stages:
+    """One stream's per-frame stage functions (capture, decode, output) plus the counters they fill.
+
+    Each counter is incremented by exactly one thread (read/dropped: this stream's capture thread;
+    processed: decode; written: output), so no locks are needed.
+
+    Args:
+        post_decode: ``(poses, frame) -> poses``, called on this stream's frames in order, after the
+            people are chosen (``min_score``/``max_people``) and before drawing and writing: the place for
+            per-stream state such as a tracker (one per stream: streams must not share it).
+        name: how messages name this stream when there are several (``None``: one stream).
     """
 
     def __init__(
@@ -69,58 +136,69 @@ class Stages:
         min_score: float | None = None,
         max_people: int | None = None,
         post_decode: PostDecode | None = None,
+        clock: StageClock | None = None,
+        name: str | None = None,
     ) -> None:
         self.source, self.estimator, self.sinks = source, estimator, tuple(sinks)
-        self.post_decode = post_decode  # per stream, in frame order (e.g. track IDs, smoothing)
         self.annotator, self.hud, self.on_frame = annotator, hud, on_frame
-        self.clock = StageClock()
+        self.post_decode, self.name = post_decode, name
+        self.clock = clock or StageClock()  # shared by the streams of one run: list.append is atomic
         self.latencies: list[float] = []
         self.d2h_bytes: list[int] = []  # per frame, when the estimator's maps report it (decode thread)
         self.rolling = RollingRate()
         self.min_score, self.max_people = min_score, max_people
         self.read = self.dropped = self.processed = self.written = 0
         self.people_written = self.people_drawn = 0  # output thread only
+        self.t_first: float | None = None  # first capture and last write: this stream's own wall time
+        self.t_last: float | None = None
 
     def _timed(self, stage: str, frame_index: int | None, fn: Callable[..., Any], *args: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            out = fn(*args)
-        except Exception as exc:
-            raise StageError(stage, frame_index, exc) from exc
-        self.clock.add(stage, time.perf_counter() - t0)
-        return out
+        return timed(self.clock, stage, (frame_index, self.name), fn, *args)
 
     def capture(self) -> Frame | None:
         t0 = time.perf_counter()
         try:
             frame = self.source.read()
         except Exception as exc:
-            raise StageError("capture", self.read, exc) from exc
+            raise StageError("capture", self.read, exc, self.name) from exc
         if frame is not None:  # the end-of-stream read is not a frame: keep it out of the statistics
             self.clock.add("capture", time.perf_counter() - t0)
+            if self.t_first is None:
+                self.t_first = t0
             self.read += 1
         return frame
 
-    def infer(self, frame: Frame) -> tuple[Frame, Any, Any]:
-        prepared = self._timed("preprocess", frame.index, self.estimator.prepare, frame.image)
-        maps = self._timed("inference", frame.index, self.estimator.infer, prepared)
-        return frame, prepared, maps
+    def group(self, frame: Frame, prepared: Any, maps: Any) -> tuple[Poses, float]:
+        """The estimator's decode of one frame and its duration. Safe to run for several frames at once
+        (``decode_threads``): it touches no state of this stream."""
+        t0 = time.perf_counter()
+        try:
+            poses = self.estimator.decode(maps, prepared)
+        except Exception as exc:
+            raise StageError("decode", frame.index, exc, self.name) from exc
+        return poses, time.perf_counter() - t0
 
-    def decode(self, item: tuple[Frame, Any, Any]) -> tuple[Frame, Poses]:
-        frame, prepared, maps = item
-        poses = self._timed("decode", frame.index, self._decoded, maps, prepared, frame)
+    def choose(self, frame: Frame, grouped: tuple[Poses, float], maps: Any) -> tuple[Frame, Poses]:
+        """Who goes on, then ``post_decode``; in this stream's frame order, from the decode thread only."""
+        poses, seconds = grouped
+        t0 = time.perf_counter()
+        try:
+            poses = poses.select(
+                self.min_score, self.max_people
+            )  # the one choice of who is drawn and written
+            if self.post_decode is not None:  # after the choice: a tracker sees exactly what is written
+                poses = self.post_decode(poses, frame)
+        except Exception as exc:
+            raise StageError("decode", frame.index, exc, self.name) from exc
+        self.clock.add("decode", seconds + time.perf_counter() - t0)  # one record per frame
         nbytes = getattr(maps, "d2h_bytes", None)  # complete after decode (the device decode adds to it)
         if nbytes is not None:
             self.d2h_bytes.append(int(nbytes))
         self.processed += 1
         return frame, poses
 
-    def _decoded(self, maps: Any, prepared: Any, frame: Frame) -> Poses:
-        poses = self.estimator.decode(maps, prepared)
-        poses = poses.select(self.min_score, self.max_people)  # the one choice of who is drawn and written
-        if self.post_decode is not None:  # after the choice: IDs go to exactly the people written
-            poses = self.post_decode(poses, frame)
-        return poses
+    def decode(self, frame: Frame, prepared: Any, maps: Any) -> tuple[Frame, Poses]:
+        return self.choose(frame, self.group(frame, prepared, maps), maps)
 
     def _draw(self, frame: Frame, poses: Poses) -> FrameResult:
         image = frame.image
@@ -146,12 +224,12 @@ class Stages:
         if self.on_frame is not None:
             self.on_frame(result)
 
-    def output(self, item: tuple[Frame, Poses]) -> FrameResult:
-        frame, poses = item
+    def output(self, frame: Frame, poses: Poses) -> FrameResult:
         result = self._timed("draw", frame.index, self._draw, frame, poses)
         self._timed("write", frame.index, self._write, result)
         self.people_written += len(poses)
         self.latencies.append(result.latency_s)
         self.rolling.tick(result.latency_s)
         self.written += 1
+        self.t_last = time.perf_counter()
         return result

@@ -1,0 +1,345 @@
+"""The runners behind :func:`~hhrnet_rt.video.pipeline.run_streams`: threads built from the declared
+:data:`~hhrnet_rt.video.stages.LAYOUT`, and the sequential reference loop.
+
+Threads: one capture thread per stream, feeding its stream's inbox (:mod:`hhrnet_rt.video.batching`);
+then one thread per further stage of the layout (batching + inference, decode, output), joined by bounded
+:class:`~hhrnet_rt.video.channels.Channel` s that carry whole batches. Decode and output are single
+threads, so each stream's frames leave in the order they were captured.
+
+Why it cannot deadlock: every blocking wait lasts at most ``POLL_S`` and then checks the stop event; an
+exception in any stage (of any stream) sets the stop event, so every thread leaves within one poll; the
+main thread only joins with a timeout. Sinks and sources are closed in ``finally``, by the main thread,
+once the threads that use them have ended.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from hhrnet_rt.errors import DiskFullError, PipelineError
+from hhrnet_rt.stop_signals import signals_deferred
+from hhrnet_rt.video.batching import BatchInference, StreamInbox
+from hhrnet_rt.video.channels import POLL_S, Channel, LatestImage
+from hhrnet_rt.video.meters import LatencyStats, QueueWait, StageClock, TransferStats
+from hhrnet_rt.video.results import PipelineResult, StreamResult
+from hhrnet_rt.video.stages import LAYOUT, QUEUE_NAMES, STAGE_NAMES, StageError, Stages
+
+_END = object()  # end-of-stream marker, forwarded by every stage after the batching stage
+
+
+class Runner:
+    def __init__(
+        self, streams: Sequence[Stages], estimator: Any, clock: StageClock, *, batch: int, max_wait_s: float,
+        stop_event: threading.Event | None, max_frames: int | None, display: Any, queue_size: int,
+        join_timeout_s: float, decode_threads: int = 1,
+    ) -> None:  # fmt: skip
+        self.streams = tuple(streams)
+        self.clock = clock
+        self.batch, self.max_wait_s = batch, max_wait_s
+        self.external_stop, self.max_frames = stop_event, max_frames
+        self.display, self.join_timeout_s = display, join_timeout_s
+        self.stop = threading.Event()
+        self.reason: str | None = None
+        self.error: StageError | None = None
+        self._error_lock = threading.Lock()
+        self.live = [bool(getattr(st.source, "live", False)) for st in self.streams]
+        self.waits = {name: QueueWait() for name in QUEUE_NAMES}
+        first, *rest = LAYOUT[1:]
+        capacities = [first.inbox(queue_size, batch, live) for live in self.live]
+        self.inbox = StreamInbox(capacities, self.stop, self.waits[QUEUE_NAMES[0]])
+        self.channels = [
+            Channel(spec.inbox(queue_size, batch, any(self.live)), self.stop, self.waits[name])
+            for spec, name in zip(rest, QUEUE_NAMES[1:], strict=True)
+        ]
+        self.infer = BatchInference(estimator, clock, [st.name for st in self.streams])
+        self.workers: dict[str, Callable[[Any], Any]] = {
+            "inference": self.infer,
+            "decode": self._decode,
+            "output": self._output,
+        }
+        missing = {spec.name for spec in LAYOUT[1:]} - set(self.workers)
+        assert not missing, f"stages in LAYOUT without a worker: {missing}"
+        self.latest = [LatestImage() for _ in self.streams]
+        self.decode_pool = (
+            ThreadPoolExecutor(decode_threads, thread_name_prefix="hhrt-decode-pool")
+            if decode_threads > 1
+            else None
+        )
+        self.t_end: float | None = None
+
+    # -- failure and stop -------------------------------------------------------------------------------
+    def _fail(self, error: StageError) -> None:
+        with self._error_lock:
+            if self.error is None:  # the first failure is the cause; later ones are consequences
+                self.error = error
+        self.stop.set()
+
+    def _request_stop(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.stop.set()
+
+    def _external_stop_requested(self) -> bool:
+        return self.external_stop is not None and self.external_stop.is_set()
+
+    def _reached_limit(self, st: Stages) -> bool:
+        return self.max_frames is not None and st.read >= self.max_frames
+
+    # -- the work on a batch -----------------------------------------------------------------------------
+    def _decode(self, batch: list[tuple[int, Any, Any, Any]]) -> list[tuple[int, Any, Any]]:
+        def group(item: tuple[int, Any, Any, Any]) -> Any:
+            i, frame, prepared, maps = item
+            return self.streams[i].group(frame, prepared, maps)
+
+        # The grouping of a batch's frames may run side by side (Numba releases the GIL); what follows it
+        # (choice of people, post_decode, counters) runs here, in batch order, which is each stream's order.
+        if self.decode_pool is not None and len(batch) > 1:
+            grouped = list(self.decode_pool.map(group, batch))
+        else:
+            grouped = [group(item) for item in batch]
+        return [
+            (i, *self.streams[i].choose(frame, g, maps))
+            for (i, frame, _, maps), g in zip(batch, grouped, strict=True)
+        ]
+
+    def _output(self, batch: list[tuple[int, Any, Any]]) -> None:
+        for i, frame, poses in batch:
+            result = self.streams[i].output(frame, poses)
+            if self.display is not None:
+                self.latest[i].set(result.image)
+
+    # -- threads ----------------------------------------------------------------------------------------
+    def _guard(self, name: str, body: Callable[[], None]) -> Callable[[], None]:
+        def target() -> None:
+            try:
+                body()
+            except StageError as exc:
+                self._fail(exc)
+            except BaseException as exc:  # a bug in the runner itself: still stop everything, still report
+                self._fail(StageError(name, None, exc))
+
+        return target
+
+    def _capture_loop(self, i: int) -> None:
+        st = self.streams[i]
+        while not self.stop.is_set() and not self._reached_limit(st):
+            frame = st.capture()
+            if frame is None:
+                break
+            if self.live[i]:
+                st.dropped += self.inbox.put_latest(i, frame)
+            elif not self.inbox.put(i, frame):
+                return
+        self.inbox.end(i)
+
+    def _batch_loop(self, outbox: Channel) -> None:
+        while True:
+            items = self.inbox.take(self.batch, self.max_wait_s)
+            if items is None:  # stopped
+                return
+            if not items:  # every stream ended
+                outbox.put(_END)
+                return
+            if not outbox.put(self.infer(items)):
+                return
+
+    def _relay(self, inbox: Channel, outbox: Channel | None, work: Callable[[Any], Any]) -> None:
+        while True:
+            item = inbox.get()
+            if item is None:  # stopped
+                return
+            if item is _END:
+                if outbox is not None:
+                    outbox.put(_END)
+                else:
+                    self.t_end = time.perf_counter()
+                return
+            result = work(item)
+            if outbox is not None and not outbox.put(result):
+                return
+
+    def _capture_name(self, i: int) -> str:
+        return "capture" if len(self.streams) == 1 else f"capture-{i}"
+
+    def _threads(self) -> list[threading.Thread]:
+        """One capture thread per stream, then one thread per further stage of LAYOUT (output last)."""
+        bodies: list[tuple[str, Callable[[], None]]] = [
+            (self._capture_name(i), lambda i=i: self._capture_loop(i)) for i in range(len(self.streams))
+        ]
+        chain = [*self.channels, None]
+        first = LAYOUT[1]
+        bodies.append((first.name, lambda: self._batch_loop(chain[0])))
+        for k, spec in enumerate(LAYOUT[2:]):
+            work, inbox, outbox = self.workers[spec.name], chain[k], chain[k + 1]
+            bodies.append((spec.name, lambda w=work, a=inbox, b=outbox: self._relay(a, b, w)))
+        return [
+            threading.Thread(target=self._guard(name, body), name=f"hhrt-{name}", daemon=True)
+            for name, body in bodies
+        ]
+
+    def run_threaded(self) -> PipelineResult:
+        threads = self._threads()
+        t0 = time.perf_counter()
+        try:
+            for thread in threads:
+                thread.start()
+            self._supervise(threads[-1])
+        except KeyboardInterrupt:
+            self._request_stop("interrupted")
+        finally:
+            self.stop.set()  # normal end: no thread is waiting any more; otherwise: make them leave
+            with signals_deferred(lambda: self._request_stop("interrupted")):
+                still = self._join(threads)
+                self._close(still)
+        return self._result(t0, still, threaded=True)
+
+    def _supervise(self, output: threading.Thread) -> None:
+        shown: list[Any] = [None] * len(self.streams)
+        while output.is_alive() and not self.stop.is_set():
+            output.join(POLL_S)
+            if self._external_stop_requested():
+                self._request_stop("stop event")
+            if self.display is not None and not self.display.show(self._picture(shown)):
+                self._request_stop("quit")
+
+    def _picture(self, shown: list[Any]) -> Any:
+        """The newest image of one stream, or of several tiled into one (``None``: nothing new)."""
+        fresh = [latest.take() for latest in self.latest]
+        if len(fresh) == 1:
+            return fresh[0]
+        if all(image is None for image in fresh):
+            return None
+        from hhrnet_rt.video.display import tile
+
+        for i, image in enumerate(fresh):
+            if image is not None:
+                shown[i] = image
+        return tile(shown)
+
+    def _join(self, threads: list[threading.Thread]) -> tuple[str, ...]:
+        # The output thread first: it holds the sinks, and only once it has ended may they be closed. A
+        # stage busy past the deadline (a slow inference call) must not use up the output thread's time.
+        deadline = time.monotonic() + self.join_timeout_s
+        for thread in (threads[-1], *threads[:-1]):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return tuple(t.name.removeprefix("hhrt-") for t in threads if t.is_alive())
+
+    def _close(self, still_running: tuple[str, ...]) -> None:
+        errors: list[StageError] = []
+        for i, st in enumerate(self.streams):
+            if "output" not in still_running:  # never close a sink another thread may be writing to
+                for sink in st.sinks:
+                    try:
+                        sink.close()
+                    except Exception as exc:
+                        errors.append(StageError("write", None, exc, st.name))
+            if self._capture_name(i) not in still_running:
+                try:
+                    st.source.close()
+                except Exception as exc:
+                    errors.append(StageError("capture", None, exc, st.name))
+        if self.display is not None:
+            self.display.close()
+        if self.decode_pool is not None:  # its workers finish the frame they hold and end
+            self.decode_pool.shutdown(wait=False, cancel_futures=True)
+        for error in errors:
+            self._fail(error)
+
+    # -- sequential reference ---------------------------------------------------------------------------
+    def _gather(self, active: list[int]) -> list[tuple[int, Any]]:
+        """Up to ``batch`` frames, one per active stream per turn (as the batching stage takes them)."""
+        items: list[tuple[int, Any]] = []
+        while len(items) < self.batch and active:
+            for i in list(active):
+                if len(items) >= self.batch:
+                    break
+                st = self.streams[i]
+                frame = None if self._reached_limit(st) else st.capture()
+                if frame is None:
+                    active.remove(i)
+                else:
+                    items.append((i, frame))
+        return items
+
+    def run_sequential(self) -> PipelineResult:
+        t0 = time.perf_counter()
+        active = list(range(len(self.streams)))
+        shown: list[Any] = [None] * len(self.streams)
+        try:
+            while True:
+                if self._external_stop_requested():
+                    self._request_stop("stop event")
+                    break
+                items = self._gather(active)
+                if not items:
+                    break
+                self._output(self._decode(self.infer(items)))
+                if self.display is not None and not self.display.show(self._picture(shown)):
+                    self._request_stop("quit")
+                    break
+            self.t_end = time.perf_counter()
+        except StageError as exc:
+            self._fail(exc)
+        except KeyboardInterrupt:
+            self._request_stop("interrupted")
+        finally:
+            with signals_deferred(lambda: self._request_stop("interrupted")):
+                self._close(())
+        return self._result(t0, (), threaded=False)
+
+    # -- the result -------------------------------------------------------------------------------------
+    def _result(self, t0: float, still: tuple[str, ...], *, threaded: bool) -> PipelineResult:
+        written = sum(st.written for st in self.streams)
+        if self.error is not None:
+            error: PipelineError
+            if isinstance(self.error.cause, DiskFullError):
+                error = DiskFullError(
+                    f"{self.error.cause}; the outputs hold the {written} frames before it. Free some "
+                    "space and run again."
+                )
+            else:
+                error = PipelineError(f"pipeline stopped: {self.error.message()}")
+            error.threads_still_running = still
+            raise error from self.error.cause
+        t_end = self.t_end or time.perf_counter()
+        per_stream = tuple(
+            StreamResult(
+                name=st.name or getattr(st.source, "description", f"stream {i}"),
+                frames_read=st.read,
+                frames_dropped=st.dropped,
+                frames_processed=st.processed,
+                frames_written=st.written,
+                decode_failures=int(getattr(st.source, "decode_failures", 0)),
+                wall_s=(st.t_last or t_end) - t0,
+                latency=LatencyStats.of(st.latencies),
+                people_written=st.people_written,
+                people_drawn=st.people_drawn,
+            )
+            for i, st in enumerate(self.streams)
+        )
+        stats = self.clock.stats()
+        sizes = self.infer.sizes
+        return PipelineResult(
+            frames_read=sum(s.frames_read for s in per_stream),
+            frames_dropped=sum(s.frames_dropped for s in per_stream),
+            frames_processed=sum(s.frames_processed for s in per_stream),
+            frames_written=written,
+            decode_failures=sum(s.decode_failures for s in per_stream),
+            wall_s=t_end - t0,
+            stages={name: stats.get(name, LatencyStats.of([])) for name in STAGE_NAMES},
+            latency=LatencyStats.of([x for st in self.streams for x in st.latencies]),
+            queue_waits=self.waits if threaded else {},
+            d2h=TransferStats.of([n for st in self.streams for n in st.d2h_bytes]),
+            stopped=self.reason,
+            threads_still_running=still,
+            threaded=threaded,
+            people_written=sum(s.people_written for s in per_stream),
+            people_drawn=sum(s.people_drawn for s in per_stream),
+            streams=per_stream,
+            inference_calls=len(sizes),
+            mean_batch=sum(sizes) / len(sizes) if sizes else 0.0,
+        )
