@@ -155,8 +155,13 @@ def test_a_bad_video_stops_the_run_and_keeps_earlier_outputs(tmp_path, monkeypat
     first_bad = _invoke(["video", "b.mp4", "a.mp4", *tiny])
     assert first_bad.exit_code == EXIT_INPUT and "not a video file" in first_bad.output
     assert "backend:" not in first_bad.output and not Path("runs/pose/1").exists()  # failed before the model
-    second_bad = _invoke(["video", "a.mp4", "b.mp4", *tiny])
+    # Inputs of one group (--streams, default 8) run together: all are opened before any frame is
+    # processed, so a bad one stops the run before the group starts and nothing half-done is left.
+    together = _invoke(["video", "a.mp4", "b.mp4", *tiny])
+    assert together.exit_code == EXIT_INPUT and "not a video file" in together.output
+    assert not list(Path("runs/pose").glob("*/a.mp4"))
+    # In groups of one they run one after the other: the earlier input's output is complete and kept.
+    second_bad = _invoke(["video", "a.mp4", "b.mp4", "--streams", "1", *tiny])
     assert second_bad.exit_code == EXIT_INPUT and "not a video file" in second_bad.output
-    assert len(read_video(Path("runs/pose/1/a.mp4"))[0]) == 2 and list(Path("runs/pose/1").iterdir()) == [
-        Path("runs/pose/1/a.mp4")
-    ]
+    (folder,) = [p.parent for p in Path("runs/pose").glob("*/a.mp4")]
+    assert len(read_video(folder / "a.mp4")[0]) == 2 and list(folder.iterdir()) == [folder / "a.mp4"]

@@ -43,7 +43,10 @@ Weights = Annotated[
 Backend = Annotated[BackendName, typer.Option(help="Inference backend; auto picks the fastest available.")]
 Engine = Annotated[
     Path | None,  # checked by hhrnet_rt.inputs (Click's exists=True calls a FIFO or a long name "missing")
-    typer.Option(help="TensorRT engine file (--backend tensorrt), or an .onnx file (--backend onnxruntime)."),
+    typer.Option(
+        help="TensorRT engine file (--backend tensorrt), an .onnx file (--backend onnxruntime or openvino), "
+        "or an OpenVINO .xml (--backend openvino)."
+    ),
 ]
 PrecisionOpt = Annotated[
     Precision | None,
@@ -99,8 +102,8 @@ Threads = Annotated[
     int | None,
     typer.Option(
         min=1,
-        help="CPU threads for inference: torch's on the CPU, ONNX Runtime's intra-op threads "
-        "(default: the library's, about one per core).",
+        help="CPU threads for inference: torch's on the CPU, ONNX Runtime's intra-op threads, OpenVINO's "
+        "inference threads (default: the library's, about one per core).",
         show_default=False,
     ),
 ]
