@@ -2,7 +2,10 @@
 
 Written from the behaviour described in ../shared/reference/official-higherhrnet.md (b.7, d.7-d.18),
 with the same numpy/torch operations and dtypes as the official code, so property tests can compare
-``hhrnet_rt.decode.parse`` against it on random inputs beyond the 9 golden cases. Finite inputs only.
+``hhrnet_rt.decode.parse`` against it on random inputs beyond the 9 golden cases. Finite inputs only, and no two equal peak values among a joint's
+candidates: the official ``top_k`` returns ``torch.topk``'s order for them, which torch leaves
+unspecified (the official run used CUDA, this file runs the CPU kernel, and ``hhrnet_rt`` ranks them by
+flat index); :func:`untie_peaks` makes random test maps safe.
 """
 
 from __future__ import annotations
@@ -26,6 +29,27 @@ def reference_top_k(det: np.ndarray, tag: np.ndarray, k: int = 30):
     x = ind % W
     y = (ind / W).long()
     return tag_k[0].numpy(), torch.stack((x, y), dim=3)[0].numpy(), val_k[0].numpy()
+
+
+def untie_peaks(det: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+    """A float32 copy of ``det`` (K, H, W) in which no two values above ``threshold`` are equal within
+    a channel, so top-k order is defined and the reference and ``hhrnet_rt`` must agree on it.
+
+    Random maps hit such ties more often than one would think: distinct float64 draws round to the
+    same float32 (there are only 2**23 float32 values in [0.5, 1)). Of each group of equal
+    values, all but the one with the lowest flat index move down by one float32 step, repeated until
+    no equal pair is left; a change of one ulp leaves every other property of the map as it was.
+    """
+    out = np.array(det, dtype=np.float32, copy=True)
+    for plane in out.reshape(out.shape[0], -1):  # views: edits land in ``out``
+        while True:
+            idx = np.flatnonzero(plane > threshold)
+            order = idx[np.lexsort((idx, -plane[idx]))]  # descending value, then flat index
+            dup = order[1:][plane[order[1:]] == plane[order[:-1]]]
+            if dup.size == 0:
+                break
+            plane[dup] = np.nextafter(plane[dup], np.float32(-np.inf))
+    return out
 
 
 def reference_match(
