@@ -2,10 +2,12 @@
 
 Written from the behaviour described in ../shared/reference/official-higherhrnet.md (b.7, d.7-d.18),
 with the same numpy/torch operations and dtypes as the official code, so property tests can compare
-``hhrnet_rt.decode.parse`` against it on random inputs beyond the 9 golden cases. Finite inputs only, and no two equal peak values among a joint's
-candidates: the official ``top_k`` returns ``torch.topk``'s order for them, which torch leaves
-unspecified (the official run used CUDA, this file runs the CPU kernel, and ``hhrnet_rt`` ranks them by
-flat index); :func:`untie_peaks` makes random test maps safe.
+``hhrnet_rt.decode.parse`` against it on random inputs beyond the 9 golden cases.
+
+Finite inputs only, and no two equal peak values among a joint's top-k candidates: the official
+``top_k`` returns them in ``torch.topk``'s order, which torch leaves unspecified (the official
+``tools/valid.py`` runs it on CUDA, this file on the CPU kernel, and ``hhrnet_rt`` ranks equal peaks
+by flat index), so ``reference_parse`` refuses such maps; :func:`untie_peaks` makes random maps safe.
 """
 
 from __future__ import annotations
