@@ -2,7 +2,12 @@
 
 Written from the behaviour described in ../shared/reference/official-higherhrnet.md (b.7, d.7-d.18),
 with the same numpy/torch operations and dtypes as the official code, so property tests can compare
-``hhrnet_rt.decode.parse`` against it on random inputs beyond the 9 golden cases. Finite inputs only.
+``hhrnet_rt.decode.parse`` against it on random inputs beyond the 9 golden cases.
+
+Finite inputs only, and no two equal peak values among a joint's top-k candidates: the official
+``top_k`` returns them in ``torch.topk``'s order, which torch leaves unspecified (the official
+``tools/valid.py`` runs it on CUDA, this file on the CPU kernel, and ``hhrnet_rt`` ranks equal peaks
+by flat index), so ``reference_parse`` refuses such maps; :func:`untie_peaks` makes random maps safe.
 """
 
 from __future__ import annotations
@@ -14,18 +19,58 @@ import torch
 JOINT_ORDER_17 = [0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16]
 
 
-def reference_top_k(det: np.ndarray, tag: np.ndarray, k: int = 30):
-    """NMS (5x5 max-pool) + torch.topk, as the official ``top_k`` (one image)."""
+def reference_top_k(det: np.ndarray, tag: np.ndarray, k: int = 30, threshold: float | None = None):
+    """NMS (5x5 max-pool) + torch.topk, as the official ``top_k`` (one image).
+
+    With ``threshold``, inputs whose result depends on torch.topk's order of equal values among the
+    candidates ``> threshold`` are refused (ValueError) rather than compared by chance.
+    """
     d = torch.from_numpy(det)[None]
     maxm = torch.nn.functional.max_pool2d(d, 5, 1, 2)
     d = d * (maxm == d).float()
     K, H, W = det.shape
+    if threshold is not None:
+        refuse_unspecified_ties(d[0].reshape(K, -1).numpy(), k, threshold)
     val_k, ind = d.view(1, K, -1).topk(min(k, H * W), dim=2)  # the official code needs H*W >= k
     t = torch.from_numpy(tag)[None].reshape(1, K, H * W, -1)
     tag_k = torch.stack([torch.gather(t[:, :, :, i], 2, ind) for i in range(t.shape[3])], dim=3)
     x = ind % W
     y = (ind / W).long()
     return tag_k[0].numpy(), torch.stack((x, y), dim=3)[0].numpy(), val_k[0].numpy()
+
+
+def untie_peaks(det: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+    """A float32 copy of ``det`` (K, H, W) in which no two values above ``threshold`` are equal within
+    a channel, so top-k order is defined and the reference and ``hhrnet_rt`` must agree on it.
+
+    Random maps hit such ties more often than one would think: distinct float64 draws round to the
+    same float32 (there are only 2**23 float32 values in [0.5, 1)). Of each group of equal
+    values, all but the one with the lowest flat index move down by one float32 step, repeated until
+    no equal pair is left; a change of one ulp leaves every other property of the map as it was.
+    """
+    out = np.array(det, dtype=np.float32, copy=True)
+    for plane in out.reshape(out.shape[0], -1):  # views: edits land in ``out``
+        while True:
+            idx = np.flatnonzero(plane > threshold)
+            order = idx[np.lexsort((idx, -plane[idx]))]  # descending value, then flat index
+            dup = order[1:][plane[order[1:]] == plane[order[:-1]]]
+            if dup.size == 0:
+                break
+            plane[dup] = np.nextafter(plane[dup], np.float32(-np.inf))
+    return out
+
+
+def refuse_unspecified_ties(det_nms: np.ndarray, k: int, threshold: float) -> None:
+    """ValueError when a joint's best ``k`` NMS values ``> threshold`` hold equal values (or the k-th
+    equals the next one): torch.topk leaves their order, hence the official grouping, unspecified."""
+    for j, plane in enumerate(det_nms):
+        v = np.sort(plane[plane > threshold])[::-1][: k + 1]
+        top = v[:k]
+        if np.unique(top).size < top.size or (v.size > k and v[k] == v[k - 1]):
+            raise ValueError(
+                f"joint {j}: equal peak values among the top-{k} candidates; torch.topk's order of "
+                "them is unspecified, so the official result is too (see untie_peaks)"
+            )
 
 
 def reference_match(
@@ -138,7 +183,7 @@ def reference_parse(det, tag, params=None, adjust=True, refine=True):
     order = list(params.joint_order) if params.joint_order is not None else JOINT_ORDER_17[:K]
     assert sorted(order) == list(range(K)), f"the official parser cannot group {K} joints in order {order}"
     ans = reference_match(
-        *reference_top_k(det, tag, params.max_num_people),
+        *reference_top_k(det, tag, params.max_num_people, params.detection_threshold),
         order,
         threshold=params.detection_threshold,
         tag_threshold=params.tag_threshold,
