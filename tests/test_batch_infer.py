@@ -82,11 +82,13 @@ def test_frames_are_grouped_by_input_shape_in_order_of_first_appearance(make, fr
 def test_one_backend_call_per_shape_group(make, frames, monkeypatch):
     est = make()
     calls = _batch_sizes(est, monkeypatch)
-    maps = est.infer_batch(est.prepare_batch(frames))
+    prepared = est.prepare_batch(frames)
+    maps = est.infer_batch(prepared)
     assert calls == [3, 1, 1]
     assert len(maps) == len(frames)
-    for m, f in zip(maps, frames, strict=True):  # each frame's maps, in the caller's order
-        assert m.heatmaps.shape[0] == est.num_joints
+    for m, p in zip(maps, prepared, strict=True):  # each frame's maps, in the caller's order
+        w, h = p.affine.size
+        assert m.heatmaps.shape == (est.num_joints, h, w)
         # Tags are the per-pixel view of contiguous planes: the decoder reads the planes without a copy.
         assert m.heatmaps.flags.c_contiguous and np.moveaxis(m.tags, -1, -3).flags.c_contiguous
 
