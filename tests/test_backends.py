@@ -325,6 +325,12 @@ def test_every_backend_declares_the_protocol_and_describes_with_the_same_keys(ti
     )
 
 
+def test_numpy_backends_take_cpu_tensors_only(tiny_graph, tmp_path):
+    backend = create_backend("onnxruntime", tiny_graph, example_hw=(64, 64), cache_dir=tmp_path)
+    with pytest.raises(InputError, match="the onnxruntime backend takes CPU tensors"):
+        backend.run_torch(np.zeros((1, 3, 64, 64), np.float32))
+
+
 def test_backend_status_uses_the_probes_and_reasons_of_choose_backend(monkeypatch):
     monkeypatch.setattr(select, "cuda_available", lambda: False)
     monkeypatch.setattr(select, "tensorrt_available", lambda: True)

@@ -101,6 +101,18 @@ def describe_common(backend: Backend, **details: Any) -> dict[str, Any]:
     return {"backend": str(backend.name), "device": backend.device, "precision": backend.precision, **details}
 
 
+def run_cpu_tensors(backend: Backend, x: Any) -> tuple[Any, ...]:
+    """``run_torch`` of a numpy backend (ONNX Runtime, OpenVINO): CPU tensors in and out, their memory
+    shared with numpy both ways (no copy)."""
+    import torch
+
+    if not isinstance(x, torch.Tensor) or x.device.type != "cpu":
+        raise InputError(
+            f"the {backend.name} backend takes CPU tensors, got {getattr(x, 'device', type(x).__name__)}"
+        )
+    return tuple(torch.from_numpy(out) for out in backend.run(x.detach().numpy()))
+
+
 def check_batch(x: np.ndarray) -> np.ndarray:
     """Validate a network input batch; returns it C-contiguous float32 (no copy when it already is)."""
     if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != 3:

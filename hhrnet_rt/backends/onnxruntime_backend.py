@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hhrnet_rt import paths
-from hhrnet_rt.backends.base import BackendName, check_batch, describe_common
+from hhrnet_rt.backends.base import BackendName, check_batch, describe_common, run_cpu_tensors
 from hhrnet_rt.engine_file import INPUT_NAME, META_PREFIX, OUTPUT_NAMES, onnx_metadata
 from hhrnet_rt.errors import BackendUnavailableError, InputError, option
 from hhrnet_rt.export.sidecar import dynamic_axes
@@ -310,14 +310,7 @@ class OnnxRuntimeBackend:
 
     def run_torch(self, x):
         """Backend protocol on CPU tensors: shares their memory with numpy both ways (no copy)."""
-        import torch
-
-        if not isinstance(x, torch.Tensor) or x.device.type != "cpu":
-            raise InputError(
-                f"the onnxruntime backend takes CPU tensors, got {getattr(x, 'device', type(x).__name__)}"
-            )
-        heatmaps, tags = self.run(x.detach().numpy())
-        return torch.from_numpy(heatmaps), torch.from_numpy(tags)
+        return run_cpu_tensors(self, x)
 
     def describe(self) -> dict:
         return describe_common(

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from hhrnet_rt.backends.base import BackendName, check_batch, describe_common
+from hhrnet_rt.backends.base import BackendName, check_batch, describe_common, run_cpu_tensors
 from hhrnet_rt.backends.select import OPENVINO_INSTALL_HINT, OPENVINO_IR_SUFFIX
 from hhrnet_rt.engine_file import INPUT_NAME, META_PREFIX, OUTPUT_NAMES
 from hhrnet_rt.errors import BackendUnavailableError, InputError, option
@@ -205,13 +205,7 @@ class OpenVinoBackend:
 
     def run_torch(self, x: Any) -> tuple[Any, ...]:
         """Backend protocol on CPU tensors: shares their memory with numpy both ways (no copy)."""
-        import torch
-
-        if not isinstance(x, torch.Tensor) or x.device.type != "cpu":
-            raise InputError(
-                f"the openvino backend takes CPU tensors, got {getattr(x, 'device', type(x).__name__)}"
-            )
-        return tuple(torch.from_numpy(out) for out in self.run(x.detach().numpy()))
+        return run_cpu_tensors(self, x)
 
     def describe(self) -> dict[str, Any]:
         return describe_common(
