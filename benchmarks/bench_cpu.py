@@ -66,7 +66,7 @@ class Variant:
 
 
 def generated_frames(n: int, seed: int) -> list[np.ndarray]:
-    from hhrnet_rt.bench import synthetic_frames
+    from hhrnet_rt.bench.run import synthetic_frames
 
     return synthetic_frames(n, FRAME_HW, seed)
 
@@ -100,13 +100,13 @@ def build_files(
 def openvino_variants(fp32: Path, calib_inputs: list[np.ndarray], threads: int | None, log) -> dict[str, Any]:
     """The package's OpenVINO backend on the same fp32 ONNX file, and on the int8 IR that `hhrt
     build-engine --target openvino` would write from it (NNCF, same float layers); {} when not installed."""
-    from hhrnet_rt.backends.select import openvino_available
+    from hhrnet_rt.runtime.backends.select import openvino_available
 
     if not openvino_available():
         log('  openvino: not installed (pip install -e ".[openvino]" to include it)')
         return {}
-    from hhrnet_rt.backends.openvino_backend import OpenVinoBackend
     from hhrnet_rt.export.openvino_build import write_openvino_ir
+    from hhrnet_rt.runtime.backends.openvino_backend import OpenVinoBackend
 
     out = {"ov-fp32": OpenVinoBackend(fp32, threads=threads)}
     t0 = time.perf_counter()
@@ -120,9 +120,9 @@ def openvino_variants(fp32: Path, calib_inputs: list[np.ndarray], threads: int |
 def make_variants(
     network: Any, setting: str, folder: Path, calib: list[np.ndarray], args, log
 ) -> list[Variant]:
-    from hhrnet_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from hhrnet_rt.estimator import PoseEstimator
     from hhrnet_rt.export.build import preprocess_bgr
+    from hhrnet_rt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from hhrnet_rt.runtime.estimator import PoseEstimator
 
     input_size, flip = args.sizes[setting], SETTINGS[setting][1]
     log(f"{setting}: input {input_size}, flip {flip}")
@@ -140,7 +140,7 @@ def make_variants(
         backends.update(openvino_variants(files["fp32"], calib_inputs, args.threads, log))
     # One estimator per setting; each pass swaps its backend in, so preprocessing, the tail handling and
     # the decode are the same code for every variant and only the runtime differs.
-    # The file carries the weights (hhrnet_rt.engine_file refuses a second source it cannot match).
+    # The file carries the weights (hhrnet_rt.artifacts.engine_settings refuses a second source it cannot match).
     estimator = PoseEstimator(None, input_size=input_size, flip=flip, backend="onnxruntime",
                               engine=str(files["fp32"]))  # fmt: skip
     return [Variant(name, setting, backend, estimator) for name, backend in backends.items()]
@@ -148,7 +148,7 @@ def make_variants(
 
 def run_interleaved(variants: list[Variant], frames: list[np.ndarray], rounds: int) -> None:
     """Warm every variant up, then rounds x (every variant on every frame), timing model and e2e."""
-    from hhrnet_rt.bench import in_worker_thread
+    from hhrnet_rt.bench.run import in_worker_thread
 
     def one_pass(v: Variant, record: bool) -> None:
         v.estimator.backend = v.backend
@@ -200,7 +200,7 @@ def report(model_name: str, variants: list[Variant], header: str) -> str:
 
 
 def load(model: str) -> Any:
-    from hhrnet_rt.weights import build_from_checkpoint, random_network
+    from hhrnet_rt.model.weights import build_from_checkpoint, random_network
 
     if model == "w32":
         return random_network(0)
@@ -230,7 +230,7 @@ def main() -> int:
     import onnxruntime
     import torch
 
-    from hhrnet_rt.bench import describe_machine
+    from hhrnet_rt.bench.run import describe_machine
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

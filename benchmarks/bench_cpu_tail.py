@@ -44,7 +44,7 @@ def graph_modules(network: Any) -> dict[str, Any]:
     import torch
     from torch import nn
 
-    from hhrnet_rt.graph import PoseGraph
+    from hhrnet_rt.model.graph import PoseGraph
 
     class BareNet(nn.Module):
         """The network on [x, flip(x)]: the flip graph's convolutions and nothing after them."""
@@ -77,7 +77,7 @@ def graph_modules(network: Any) -> dict[str, Any]:
 def export_all(modules: dict[str, Any], folder: Path, size: int) -> dict[str, Path]:
     import torch
 
-    from hhrnet_rt.export.onnx import export_onnx
+    from hhrnet_rt.model.onnx_export import export_onnx
 
     axes = {"image": {0: "n", 2: "h", 3: "w"}}
     paths = {}
@@ -105,10 +105,10 @@ def main() -> int:
     import onnxruntime as ort
     import torch
 
-    from hhrnet_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from hhrnet_rt.bench import in_worker_thread
-    from hhrnet_rt.estimator import PoseEstimator
+    from hhrnet_rt.bench.run import in_worker_thread
     from hhrnet_rt.export.build import export_graph, preprocess_bgr
+    from hhrnet_rt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from hhrnet_rt.runtime.estimator import PoseEstimator
 
     network = load(args.model)
     frame = generated_frames(1, seed=7)[0]

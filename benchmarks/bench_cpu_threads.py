@@ -55,10 +55,10 @@ def main() -> int:
 
     import onnxruntime as ort
 
-    from hhrnet_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from hhrnet_rt.bench import describe_machine, in_worker_thread
-    from hhrnet_rt.estimator import PoseEstimator
+    from hhrnet_rt.bench.run import describe_machine, in_worker_thread
     from hhrnet_rt.export.build import export_graph
+    from hhrnet_rt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from hhrnet_rt.runtime.estimator import PoseEstimator
 
     cores = os.cpu_count() or 2
     fps: dict[str, list[float]] = {}

@@ -27,13 +27,13 @@ import numpy as np  # noqa: E402
 # Measure the checkout this script sits in, even when the editable install points at another copy.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hhrnet_rt.config import DecodeParams  # noqa: E402
+from hhrnet_rt.core.tag_layout import by_pixel, planar  # noqa: E402
 from hhrnet_rt.decode import parse, warmup  # noqa: E402
 from hhrnet_rt.decode.grouping import match_by_tag  # noqa: E402
+from hhrnet_rt.decode.params import DecodeParams  # noqa: E402
 from hhrnet_rt.decode.peaks import float32_threshold, gather_tags, top_k_peaks  # noqa: E402
 from hhrnet_rt.decode.refine import adjust, refine, scores  # noqa: E402
 from hhrnet_rt.decode.synthetic import synthesize  # noqa: E402
-from hhrnet_rt.tag_layout import by_pixel, planar  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ t0 = time.perf_counter()
 import numpy as np
 from hhrnet_rt.decode import parse
 t1 = time.perf_counter()
-from hhrnet_rt.tag_layout import by_pixel, planar
+from hhrnet_rt.core.tag_layout import by_pixel, planar
 m = np.load({path!r})
 hm, tg = m["heatmaps"], by_pixel(planar(m["tags"]))  # planes seen per pixel, as the estimator passes them
 t2 = time.perf_counter()

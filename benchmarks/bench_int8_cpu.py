@@ -70,7 +70,7 @@ def main() -> int:
     import onnxruntime
     import torch
 
-    from hhrnet_rt.bench import frame_shape, synthetic_frames
+    from hhrnet_rt.bench.run import frame_shape, synthetic_frames
     from hhrnet_rt.export.agreement import onnx_agreement
     from hhrnet_rt.export.build import export_graph, load_network, preprocess_bgr
     from hhrnet_rt.export.quantize import quantize_int8

@@ -2,7 +2,7 @@
 
 Prints a table (median and min of ``--repeats`` timed runs after ``--warmup`` untimed ones) and the
 machine it ran on. Weights: W32-512 is random-init (latency does not depend on the values); the tiny
-model is ../shared/golden/tiny_model.npz. The ONNX files come from hhrnet_rt.export.onnx.export_onnx
+model is ../shared/golden/tiny_model.npz. The ONNX files come from hhrnet_rt.model.onnx_export.export_onnx
 (fp32, dynamic N/H/W), exported once into a temporary directory (export time is not part of the table).
 
 Run from the repository root:
@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hhrnet_rt.export.onnx import export_onnx
-from hhrnet_rt.model import HigherHRNet, ModelSpec
-from hhrnet_rt.weights import build_from_checkpoint
+from hhrnet_rt.model.higherhrnet import HigherHRNet
+from hhrnet_rt.model.onnx_export import export_onnx
+from hhrnet_rt.model.spec import ModelSpec
+from hhrnet_rt.model.weights import build_from_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN_TINY = REPO.parent / "shared" / "golden" / "tiny_model.npz"

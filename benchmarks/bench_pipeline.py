@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hhrnet_rt.estimator import PoseEstimator
+from hhrnet_rt.runtime.estimator import PoseEstimator
 from hhrnet_rt.video import FileSource, JsonLinesSink, Mp4Sink, run_pipeline
 
 GOLDEN_TINY = Path(__file__).resolve().parents[1] / ".." / "shared" / "golden" / "tiny_model.npz"

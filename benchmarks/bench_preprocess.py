@@ -20,7 +20,7 @@ import time
 import cv2
 import numpy as np
 
-from hhrnet_rt.preprocess import MEAN, STD, as_bgr_u8, normalize, resize_align
+from hhrnet_rt.runtime.preprocess import MEAN, STD, as_bgr_u8, normalize, resize_align
 
 
 def official_style(image_bgr: np.ndarray, input_size: int) -> np.ndarray:

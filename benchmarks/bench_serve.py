@@ -66,7 +66,7 @@ def main() -> None:
 
     import torch
 
-    from hhrnet_rt.estimator import PoseEstimator
+    from hhrnet_rt.runtime.estimator import PoseEstimator
     from hhrnet_rt.serve import PoseClient, ServeSettings, start_server, stop_server
     from hhrnet_rt.serve.server import require_ray
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_pipeline import make_clip  # noqa: E402  (the same moving-pattern clip as the pipeline bench)
 
-from hhrnet_rt.estimator import PoseEstimator  # noqa: E402
+from hhrnet_rt.runtime.estimator import PoseEstimator  # noqa: E402
 from hhrnet_rt.video import FileSource, JsonLinesSink, Stream, run_streams  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 """Device->host bytes and host decode time per frame: decoding on the device vs on the host.
 
 For each frame size (default 640x480 and 1920x1080) at network input 512 with flip (L=2), the map size
-is what the preprocessing gives (``hhrnet_rt.preprocess.multi_scale_size``: the maps are projected to
+is what the preprocessing gives (``hhrnet_rt.runtime.preprocess.multi_scale_size``: the maps are projected to
 the network input size). Synthetic people (``hhrnet_rt.decode.synthetic``) fill the maps. Then:
 
 - "host": ``parse()`` (Numba) on host arrays. Bytes: the whole heatmaps and tags, which a host decode
@@ -39,10 +39,10 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hhrnet_rt.decode.device as device_decode  # noqa: E402
+from hhrnet_rt.core.tag_layout import by_pixel, planar  # noqa: E402
 from hhrnet_rt.decode import parse, warmup  # noqa: E402
 from hhrnet_rt.decode.synthetic import synthesize  # noqa: E402
-from hhrnet_rt.preprocess import multi_scale_size  # noqa: E402
-from hhrnet_rt.tag_layout import by_pixel, planar  # noqa: E402
+from hhrnet_rt.runtime.preprocess import multi_scale_size  # noqa: E402
 
 FRAMES = {"640x480": (480, 640), "1920x1080": (1080, 1920)}
 DEVICE_STAGES = ("candidate_pack", "refine_pack")

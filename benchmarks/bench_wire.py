@@ -103,8 +103,9 @@ def flop_rows(models: list[str]) -> list[str]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from hhrnet_rt.model import HigherHRNet, ModelSpec
-    from hhrnet_rt.preprocess import multi_scale_size
+    from hhrnet_rt.model.higherhrnet import HigherHRNet
+    from hhrnet_rt.model.spec import ModelSpec
+    from hhrnet_rt.runtime.preprocess import multi_scale_size
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     rows = []

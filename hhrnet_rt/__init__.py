@@ -10,21 +10,20 @@ Example:
 
 from __future__ import annotations
 
-from hhrnet_rt.threads import configure_threads
+from hhrnet_rt.core.threads import configure_threads
 
-configure_threads()  # before anything imports torch (see hhrnet_rt/threads.py)
+configure_threads()  # before anything imports torch (see hhrnet_rt/core/threads.py)
 
+from hhrnet_rt._version import __version__  # noqa: E402
 from hhrnet_rt.poses import Poses  # noqa: E402
 
-# The one source of the version: pyproject.toml reads it from here at build time (dynamic version), so
-# the package metadata and ``hhrnet_rt.__version__`` cannot disagree.
-__version__ = "0.1.0"
 __all__ = ["PoseEstimator", "Poses", "__version__"]
 
 
 def __getattr__(name: str):
+    # Lazy: PoseEstimator brings torch, ONNX and Numba, which ``import hhrnet_rt`` must not pay for.
     if name == "PoseEstimator":
-        from hhrnet_rt.estimator import PoseEstimator
+        from hhrnet_rt.runtime.estimator import PoseEstimator
 
         return PoseEstimator
     raise AttributeError(f"module 'hhrnet_rt' has no attribute {name!r}")

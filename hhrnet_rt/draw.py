@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from hhrnet_rt.core.skeleton import PERSON_COLORS_BGR, skeleton_for
 from hhrnet_rt.poses import Poses
-from hhrnet_rt.skeleton import PERSON_COLORS_BGR, skeleton_for
 
 # Sub-pixel drawing: OpenCV takes fixed-point coordinates with this many fractional bits, so joints land
 # where the decoder put them instead of on the nearest integer pixel.

@@ -58,6 +58,17 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session")
+def tiny_onnx_build(golden_dir, tmp_path_factory):
+    """``build_onnx_files`` of the golden tiny model: fp32, no flip, input 64 (fast to export), once per
+    session. Tests that damage or rename the files copy them first."""
+    from hhrnet_rt.export.build import build_onnx_files
+
+    out = tmp_path_factory.mktemp("tiny_onnx")
+    return build_onnx_files(golden_dir / "tiny_model.npz", "fp32", input_size=64, flip=False, out_dir=out,
+                            name="t", calib_cache_dir=out / "calibration")  # fmt: skip
+
+
 def pytest_collection_modifyitems(config, items):
     has_cuda = False
     try:

@@ -173,7 +173,7 @@ def reference_parse(det, tag, params=None, adjust=True, refine=True):
 
     ``params`` is a ``DecodeParams`` (None = defaults); nms_kernel must be 5.
     """
-    from hhrnet_rt.config import DecodeParams
+    from hhrnet_rt.decode.params import DecodeParams
 
     params = params or DecodeParams()
     assert params.nms_kernel == 5

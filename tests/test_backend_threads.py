@@ -2,7 +2,7 @@
 
 The CUDA backends share state between calls (a captured CUDA graph's static input and output buffers;
 a TensorRT execution context's bindings) and serialise their calls with
-:class:`~hhrnet_rt.backends.stream.BackendStream`. On the CPU the same class runs without a stream, so
+:class:`~hhrnet_rt.runtime.backends.stream.BackendStream`. On the CPU the same class runs without a stream, so
 the lock is checked here against a model that keeps the same kind of shared static buffers; on a GPU
 the real backends are checked (``gpu`` / ``tensorrt`` marks).
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from hhrnet_rt.backends.stream import BackendStream
+from hhrnet_rt.runtime.backends.stream import BackendStream
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -164,7 +164,7 @@ def test_backend_stream_orders_the_callers_stream_and_its_own(monkeypatch):
 
 def test_torch_cpu_backend_from_four_threads(tiny_graph):
     """The protocol's promise for the CPU torch backend (no shared state between calls)."""
-    from hhrnet_rt.backends.torch_backend import TorchBackend
+    from hhrnet_rt.runtime.backends.torch_backend import TorchBackend
 
     backend = TorchBackend(tiny_graph, device="cpu")
     xs = [x.numpy() for x in _inputs((1, 3, 64, 64))]
@@ -178,8 +178,8 @@ def test_torch_cpu_backend_from_four_threads(tiny_graph):
 
 @pytest.fixture(scope="module")
 def tiny_graph(golden_dir):
-    from hhrnet_rt.graph import PoseGraph
-    from hhrnet_rt.weights import build_from_checkpoint
+    from hhrnet_rt.model.graph import PoseGraph
+    from hhrnet_rt.model.weights import build_from_checkpoint
 
     net, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
     return PoseGraph(net, flip=True).eval()
@@ -188,7 +188,7 @@ def tiny_graph(golden_dir):
 @pytest.mark.gpu
 @pytest.mark.parametrize("cuda_graphs", [True, False])
 def test_torch_cuda_backend_from_four_threads(tiny_graph, cuda_graphs):
-    from hhrnet_rt.backends.torch_cuda import TorchCudaBackend
+    from hhrnet_rt.runtime.backends.torch_cuda import TorchCudaBackend
 
     backend = TorchCudaBackend(tiny_graph, device="cuda", precision="fp16", cuda_graphs=cuda_graphs)
     xs = [x.numpy() for x in _inputs((1, 3, 128, 192))]
@@ -203,7 +203,7 @@ def test_torch_cuda_backend_from_four_threads(tiny_graph, cuda_graphs):
 def test_torch_cuda_results_are_ready_on_the_callers_stream(tiny_graph):
     """run_torch from a thread whose current stream is a side stream: the result, used on that stream
     without any synchronisation by the caller, is complete; the backend ran on a stream of its own."""
-    from hhrnet_rt.backends.torch_cuda import TorchCudaBackend
+    from hhrnet_rt.runtime.backends.torch_cuda import TorchCudaBackend
 
     backend = TorchCudaBackend(tiny_graph, device="cuda", precision="fp32", cuda_graphs=True)
     x = torch.randn(1, 3, 128, 192, device="cuda")
@@ -220,9 +220,9 @@ def test_torch_cuda_results_are_ready_on_the_callers_stream(tiny_graph):
 @pytest.mark.tensorrt
 @pytest.mark.gpu
 def test_tensorrt_backend_from_four_threads(tmp_path_factory, golden_dir):
-    from hhrnet_rt.backends.tensorrt_backend import TensorRTBackend
+    from hhrnet_rt.artifacts.shape_profile import parse_shapes
     from hhrnet_rt.export.build import build_onnx_files, build_tensorrt_engine
-    from hhrnet_rt.export.tensorrt_build import parse_shapes
+    from hhrnet_rt.runtime.backends.tensorrt_backend import TensorRTBackend
 
     out = tmp_path_factory.mktemp("trt-threads")
     result = build_onnx_files(

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from hhrnet_rt.backends import Backend, choose_backend, create_backend, select
-from hhrnet_rt.errors import BackendUnavailableError, InputError, TensorRTUnavailableError
-from hhrnet_rt.tag_layout import by_pixel
+from hhrnet_rt.core.errors import BackendUnavailableError, InputError, TensorRTUnavailableError
+from hhrnet_rt.core.tag_layout import by_pixel
+from hhrnet_rt.runtime.backends import Backend, choose_backend, create_backend, select
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -116,8 +116,8 @@ def test_torch_cuda_request_on_gpu_machine(monkeypatch):
 
 @pytest.fixture(scope="module")
 def tiny_graph(golden_dir):
-    from hhrnet_rt.graph import PoseGraph
-    from hhrnet_rt.weights import build_from_checkpoint
+    from hhrnet_rt.model.graph import PoseGraph
+    from hhrnet_rt.model.weights import build_from_checkpoint
 
     model, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
     return PoseGraph(model).eval()
@@ -151,8 +151,8 @@ def test_unknown_backend_name(tiny_graph):
 
 @pytest.fixture(scope="module")
 def noflip_onnx(tiny_graph, tmp_path_factory):
-    from hhrnet_rt.backends.onnxruntime_backend import export_cached
-    from hhrnet_rt.graph import PoseGraph
+    from hhrnet_rt.model.graph import PoseGraph
+    from hhrnet_rt.runtime.backends.onnx_cache import export_cached
 
     graph = PoseGraph(tiny_graph.network, flip=False).eval()
     cache = tmp_path_factory.mktemp("onnx-cache")
@@ -160,7 +160,8 @@ def noflip_onnx(tiny_graph, tmp_path_factory):
 
 
 def test_onnxruntime_export_cache_and_parity(noflip_onnx, golden_npz):
-    from hhrnet_rt.backends.onnxruntime_backend import OnnxRuntimeBackend, export_cached
+    from hhrnet_rt.runtime.backends.onnx_cache import export_cached
+    from hhrnet_rt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     graph, cache, path = noflip_onnx
     mtime = path.stat().st_mtime_ns
@@ -178,8 +179,8 @@ def test_onnxruntime_export_cache_and_parity(noflip_onnx, golden_npz):
 
 
 def test_onnxruntime_cache_key_separates_graphs(noflip_onnx):
-    from hhrnet_rt.backends.onnxruntime_backend import graph_cache_key
-    from hhrnet_rt.graph import PoseGraph
+    from hhrnet_rt.model.graph import PoseGraph
+    from hhrnet_rt.runtime.backends.onnx_cache import graph_cache_key
 
     graph, _, _ = noflip_onnx
     keys = {
@@ -201,7 +202,7 @@ def test_onnxruntime_refuses_foreign_files(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from hhrnet_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from hhrnet_rt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     node = helper.make_node("Identity", ["x"], ["y"])
     graph = helper.make_graph(
@@ -246,9 +247,9 @@ class _Recorder:
 
 
 def test_torch_cuda_gets_the_requested_precision_and_fp32_by_default(tiny_graph, monkeypatch):
-    from hhrnet_rt.backends import torch_cuda
+    import hhrnet_rt.runtime.backends as backends
 
-    monkeypatch.setattr(torch_cuda, "TorchCudaBackend", _Recorder)
+    monkeypatch.setattr(backends, "TorchCudaBackend", _Recorder)
     _Recorder.calls.clear()
     assert create_backend("torch", tiny_graph, device="cuda").precision == "fp32"  # fp16 is opt-in
     assert create_backend("torch", tiny_graph, device="cuda:1", precision="fp16").precision == "fp16"
@@ -270,7 +271,7 @@ def test_onnxruntime_precision_comes_from_the_file(noflip_onnx, tmp_path):
 
 
 def test_tensorrt_precision_is_the_engines(monkeypatch, tmp_path):
-    from hhrnet_rt.backends import tensorrt_backend
+    from hhrnet_rt.runtime.backends import tensorrt_backend
 
     class FakeEngine:
         name, device, precision = "tensorrt", "cuda:0", "int8"
@@ -307,8 +308,9 @@ def test_torch_backend_run_torch_equals_run(tiny_graph):
 def test_every_backend_declares_the_protocol_and_describes_with_the_same_keys(tiny_graph, tmp_path):
     """What the estimator calls is declared (no hasattr probing), names are the enum, and describe()
     starts with the same keys on every backend (the CUDA ones are covered by the GPU tests' describe)."""
-    from hhrnet_rt.backends import Backend, BackendName, create_backend
-    from hhrnet_rt.backends.base import DESCRIBE_KEYS
+    from hhrnet_rt.core.names import BackendName
+    from hhrnet_rt.runtime.backends import Backend, create_backend
+    from hhrnet_rt.runtime.backends.base import DESCRIBE_KEYS
 
     x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
     for name in (BackendName.torch, BackendName.onnxruntime):

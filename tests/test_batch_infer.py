@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from hhrnet_rt.batch_infer import group_by_shape
-from hhrnet_rt.errors import InputError
-from hhrnet_rt.estimator import PoseEstimator
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.runtime.batch_infer import group_by_shape
+from hhrnet_rt.runtime.estimator import PoseEstimator
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

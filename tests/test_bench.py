@@ -8,9 +8,9 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from hhrnet_rt.bench import BenchConfig, describe_machine, frame_shape, run_bench, synthetic_frames
+from hhrnet_rt.bench.run import BenchConfig, describe_machine, frame_shape, run_bench, synthetic_frames
 from hhrnet_rt.cli import app
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.core.errors import InputError
 
 runner = CliRunner()
 
@@ -107,7 +107,7 @@ def test_cli_bench_bad_arguments(args, code, needle):
 
 def test_cli_bench_tensorrt_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    import hhrnet_rt.backends.select as select
+    import hhrnet_rt.runtime.backends.select as select
 
     monkeypatch.setattr(select, "tensorrt_available", lambda: False)
     result = runner.invoke(app, ["bench", "--backend", "tensorrt", "--engine", "x.engine"])

@@ -10,8 +10,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from hhrnet_rt import bench_compare
-from hhrnet_rt.bench import BenchConfig
+from hhrnet_rt.bench import compare as bench_compare
+from hhrnet_rt.bench.run import BenchConfig
 from hhrnet_rt.cli import app
 
 runner = CliRunner()
@@ -35,8 +35,8 @@ def test_compare_backends_on_the_cpu(golden_dir, monkeypatch, one_torch_thread):
         return real_run_bench(cfg, on_step, **kwargs)
 
     monkeypatch.setattr(bench_compare, "run_bench", run_bench_failing_for_ort_fp16)
-    monkeypatch.setattr("hhrnet_rt.backends.select.cuda_available", lambda: False)
-    monkeypatch.setattr("hhrnet_rt.backends.select.tensorrt_available", lambda: False)
+    monkeypatch.setattr("hhrnet_rt.runtime.backends.select.cuda_available", lambda: False)
+    monkeypatch.setattr("hhrnet_rt.runtime.backends.select.tensorrt_available", lambda: False)
     cfg = BenchConfig(weights=str(golden_dir / "tiny_model.npz"), input_size=64, frames=1, warmup=0,
                       flip=False, end_to_end=False, device="cpu")  # fmt: skip
     steps: list[str] = []
@@ -89,7 +89,7 @@ def test_bench_all_cli_prints_one_table_and_writes_json(monkeypatch, tmp_path):
         seen["cfg"] = cfg
         return canned
 
-    monkeypatch.setattr(bench_compare, "compare_backends", fake_compare)
+    monkeypatch.setattr(cli_bench, "compare_backends", fake_compare)
     out = tmp_path / "all.json"
     result = runner.invoke(app, ["bench", "--backend", "all", "--input-size", "64", "--json", str(out)])
     assert result.exit_code == 0, result.output

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-import hhrnet_rt.bench as bench
-from hhrnet_rt.bench import BenchConfig, in_worker_thread, run_bench
+import hhrnet_rt.bench.run as bench
+from hhrnet_rt.bench.run import BenchConfig, in_worker_thread, run_bench
 
 
 def _cfg(golden_dir, **kw):
@@ -43,7 +43,7 @@ def test_model_only_runs_off_the_main_thread_and_export_is_cached(golden_dir, tm
     cached = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
     assert len(cached) == 1 and report["backend"]["onnx"] == str(cached[0])
 
-    import hhrnet_rt.export.onnx as onnx_export
+    import hhrnet_rt.model.onnx_export as onnx_export
 
     def no_export(*args, **kwargs):
         raise AssertionError("the bench exported again instead of reusing the cached file")

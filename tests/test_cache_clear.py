@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from hhrnet_rt.cli import app
 from hhrnet_rt.decode import cache as numba_cache
-from hhrnet_rt.download import NAMED_WEIGHTS
+from hhrnet_rt.model.download import NAMED_WEIGHTS
 
 runner = CliRunner()
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from hhrnet_rt.errors import InputError, WeightsError
-from hhrnet_rt.weights import read_checkpoint
+from hhrnet_rt.core.errors import InputError, WeightsError
+from hhrnet_rt.model.weights import read_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -110,7 +110,7 @@ def test_legacy_torch_file_announcing_a_huge_storage_is_refused(tmp_path):
 def test_scanning_a_pickle_runs_no_code(tmp_path):
     import os
 
-    from hhrnet_rt.weights_guard import _StorageScan
+    from hhrnet_rt.model.guard import _StorageScan
 
     marker = tmp_path / "ran"
 
@@ -123,7 +123,7 @@ def test_scanning_a_pickle_runs_no_code(tmp_path):
 
 
 def test_oversized_file_is_refused_without_reading(tmp_path, monkeypatch):
-    from hhrnet_rt import weights_guard
+    from hhrnet_rt.model import guard as weights_guard
 
     path = tmp_path / "big.pth"
     path.write_bytes(b"\0" * 4096)
@@ -137,15 +137,15 @@ def test_oversized_file_is_refused_without_reading(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def tiny_graph(golden_dir):
-    from hhrnet_rt.graph import PoseGraph
-    from hhrnet_rt.weights import build_from_checkpoint
+    from hhrnet_rt.model.graph import PoseGraph
+    from hhrnet_rt.model.weights import build_from_checkpoint
 
     model, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
     return PoseGraph(model.eval(), flip=False).eval()
 
 
 def test_corrupt_or_foreign_cached_export_is_rebuilt(tiny_graph, tmp_path, caplog):
-    from hhrnet_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from hhrnet_rt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     first = OnnxRuntimeBackend.from_graph(tiny_graph, example_hw=(64, 64), cache_dir=tmp_path)
     path = first.onnx_path
@@ -160,7 +160,7 @@ def test_corrupt_or_foreign_cached_export_is_rebuilt(tiny_graph, tmp_path, caplo
     np.testing.assert_array_equal(again.run(x)[0], want)  # same export, same ONNX Runtime: bit-identical
 
     # A valid ONNX file of another graph under this graph's cache name is not used either.
-    from hhrnet_rt.graph import PoseGraph
+    from hhrnet_rt.model.graph import PoseGraph
 
     other = PoseGraph(tiny_graph.network, flip=False, project=False).eval()
     other_path = OnnxRuntimeBackend.from_graph(other, example_hw=(64, 64), cache_dir=tmp_path).onnx_path
@@ -173,14 +173,14 @@ def test_corrupt_or_foreign_cached_export_is_rebuilt(tiny_graph, tmp_path, caplo
 
 
 def test_unwritable_onnx_cache_falls_back_with_a_warning(tiny_graph, tmp_path, monkeypatch, caplog):
-    from hhrnet_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from hhrnet_rt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("HHRT_CACHE_DIR", str(blocker / "cache"))  # cannot be created: parent is a file
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    with caplog.at_level("WARNING", logger="hhrnet_rt.paths"):
+    with caplog.at_level("WARNING", logger="hhrnet_rt.core.paths"):
         backend = OnnxRuntimeBackend.from_graph(tiny_graph, example_hw=(64, 64))
     assert backend.onnx_path.parent.parent.parent == tmp_path / "tmp"
     assert any("cannot be written" in r.getMessage() for r in caplog.records)
@@ -190,7 +190,7 @@ def test_unwritable_onnx_cache_falls_back_with_a_warning(tiny_graph, tmp_path, m
 
 
 def test_garbage_onnx_given_directly_is_a_clear_error(tmp_path):
-    from hhrnet_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from hhrnet_rt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     bad = tmp_path / "garbage.onnx"
     bad.write_bytes(b"\xff\xfe not protobuf" * 10)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hhrnet_rt.errors import CalibrationError
+from hhrnet_rt.core.errors import CalibrationError
 from hhrnet_rt.export.calibration import evenly_spaced, open_calibration_source
 
 

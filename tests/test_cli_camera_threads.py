@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from video_helpers import make_video
 
 from hhrnet_rt.cli import app
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.video.sources import CameraSource
 
 runner = CliRunner()
@@ -54,7 +54,7 @@ def test_camera_source_refuses_non_positive_requests(clip, option):
 
 
 _OPEN_TWO_MISSING = f"""
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.video.sources import CameraSource
 for spec, needle in (({UNUSED_CAMERA}, "camera {UNUSED_CAMERA} could not be opened"),
                      ("rtsp://127.0.0.1:1/none", "could not open the stream")):  # port 1: refused at once
@@ -112,7 +112,7 @@ class _Recorded(Exception):
 @pytest.mark.parametrize("command", ["image", "video", "webcam"])
 def test_threads_reach_torch_and_onnx_runtime(tmp_path, clip, monkeypatch, command):
     """--threads sets torch's CPU threads and is passed on as ONNX Runtime's intra-op threads."""
-    estimator_module = importlib.import_module("hhrnet_rt.estimator")
+    estimator_module = importlib.import_module("hhrnet_rt.cli.model_options")  # where the CLI builds it
     seen = {}
 
     def fake_estimator(source, **kwargs):

@@ -138,8 +138,8 @@ def test_max_batch_and_shapes_are_one_or_the_other(workdir):
 
 
 def test_tensorrt_missing_message_names_the_onnx_and_the_extra(no_tensorrt, tmp_path):
-    from hhrnet_rt.errors import TensorRTUnavailableError
-    from hhrnet_rt.export.tensorrt_build import import_tensorrt
+    from hhrnet_rt.core.errors import TensorRTUnavailableError
+    from hhrnet_rt.runtime.backends.tensorrt_backend import import_tensorrt
 
     with pytest.raises(TensorRTUnavailableError) as info:
         import_tensorrt(tmp_path / "m.onnx")

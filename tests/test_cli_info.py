@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from hhrnet_rt.cli import app
-from hhrnet_rt.download import NAMED_WEIGHTS
+from hhrnet_rt.model.download import NAMED_WEIGHTS
 
 runner = CliRunner()
 
@@ -38,7 +38,7 @@ def test_info_table(monkeypatch, tmp_path):
 def test_info_json_reports_cached_weights(monkeypatch, tmp_path):
     import hashlib
 
-    from hhrnet_rt.download import NamedWeights
+    from hhrnet_rt.model.download import NamedWeights
 
     cache = tmp_path / "weights"
     cache.mkdir()
@@ -74,7 +74,7 @@ def test_info_json_reports_cached_weights(monkeypatch, tmp_path):
     assert facts["versions"]["torch"] == torch.__version__
     assert len(facts["gpus"]) == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
     if importlib.util.find_spec("tensorrt") is None:
-        from hhrnet_rt.backends import select
+        from hhrnet_rt.runtime.backends import select
 
         assert facts["backends"]["TensorRT"] == select.NO_TENSORRT  # choose_backend's words
     if importlib.util.find_spec("onnxruntime") is not None:

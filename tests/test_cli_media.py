@@ -247,7 +247,7 @@ def test_image_that_is_not_an_image(tmp_path, tiny):
 
 def test_stage_failure_is_one_clear_message(tmp_path, tiny, clip, monkeypatch):
     from hhrnet_rt.cli.app import EXIT_PIPELINE
-    from hhrnet_rt.estimator import PoseEstimator
+    from hhrnet_rt.runtime.estimator import PoseEstimator
 
     def broken(self, maps, prepared):
         raise MemoryError("out of memory in the decoder")

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from hhrnet_rt import download
 from hhrnet_rt.cli import app
-from hhrnet_rt.download import NAMED_WEIGHTS, NamedWeights
+from hhrnet_rt.model import download
+from hhrnet_rt.model.download import NAMED_WEIGHTS, NamedWeights
 
 media = importlib.import_module("hhrnet_rt.cli.media")
 runner = CliRunner()

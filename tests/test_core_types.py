@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hhrnet_rt import Poses, errors
+from hhrnet_rt import Poses
 from hhrnet_rt.cli.app import EXIT_INTERNAL, exit_code_for
-from hhrnet_rt.config import DecodeParams
-from hhrnet_rt.skeleton import (
+from hhrnet_rt.core import errors
+from hhrnet_rt.core.skeleton import (
     COCO_FLIP_INDEX,
     COCO_JOINT_ORDER,
     COCO_KEYPOINTS,
@@ -19,6 +19,7 @@ from hhrnet_rt.skeleton import (
     flip_index_for,
     skeleton_for,
 )
+from hhrnet_rt.decode.params import DecodeParams
 
 
 def test_poses_validates_shapes_and_casts():

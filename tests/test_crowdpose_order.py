@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from decode_reference import reference_parse
 
-from hhrnet_rt.config import DecodeParams
 from hhrnet_rt.decode import parse
+from hhrnet_rt.decode.params import DecodeParams
 
 OFFICIAL_14 = (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13)
 NAIVE_14 = tuple(range(14))

@@ -12,11 +12,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hhrnet_rt.config import DecodeParams
+from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.decode import device_ops, parse
 from hhrnet_rt.decode.device import parse_on_device
+from hhrnet_rt.decode.params import DecodeParams
 from hhrnet_rt.decode.synthetic import synthesize
-from hhrnet_rt.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

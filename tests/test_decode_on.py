@@ -7,9 +7,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from hhrnet_rt.errors import InputError
-from hhrnet_rt.estimator import Maps, PoseEstimator, choose_decode_on
-from hhrnet_rt.tag_layout import planar
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.tag_layout import planar
+from hhrnet_rt.runtime.estimator import Maps, PoseEstimator, choose_decode_on
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -158,7 +158,7 @@ def test_channels_last_maps_reach_the_host_decoder_contiguous(tiny_weights, gold
     """The CUDA backend's default NHWC layout, reproduced on the CPU: strided maps out of the network,
     made contiguous where they are (the device), so the host decoder gets a C-contiguous array and makes
     no full-map copy of its own (np.ascontiguousarray in parse is then a no-op)."""
-    from hhrnet_rt.backends.torch_backend import TorchBackend
+    from hhrnet_rt.runtime.backends.torch_backend import TorchBackend
 
     est = PoseEstimator(tiny_weights, input_size=128, backend="torch", decode_on="host")
     reference = est.predict(golden_bgr)

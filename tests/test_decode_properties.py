@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from hhrnet_rt.config import DecodeParams
+from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.decode import parse
 from hhrnet_rt.decode.npsum import mean_rows_f32, pairwise_sum_f32
+from hhrnet_rt.decode.params import DecodeParams
 from hhrnet_rt.decode.synthetic import synthesize
-from hhrnet_rt.errors import InputError
 
 
 def assert_same_people(ours, expected):

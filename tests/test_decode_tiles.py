@@ -9,8 +9,8 @@ from decode_reference import reference_parse, untie_peaks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hhrnet_rt.config import DecodeParams
 from hhrnet_rt.decode import parse
+from hhrnet_rt.decode.params import DecodeParams
 from hhrnet_rt.decode.peaks import TILE, float32_threshold, top_k_peaks
 from hhrnet_rt.decode.synthetic import synthesize
 

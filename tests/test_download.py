@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from hhrnet_rt import download
-from hhrnet_rt.download import NAMED_WEIGHTS, NamedWeights, cache_dir, fetch_named
-from hhrnet_rt.errors import DownloadError, WeightsError
-from hhrnet_rt.model import HigherHRNet, ModelSpec
-from hhrnet_rt.weights import build_from_checkpoint
+from hhrnet_rt.core.errors import DownloadError, WeightsError
+from hhrnet_rt.model import download
+from hhrnet_rt.model.download import NAMED_WEIGHTS, NamedWeights, cache_dir, fetch_named
+from hhrnet_rt.model.higherhrnet import HigherHRNet
+from hhrnet_rt.model.spec import ModelSpec
+from hhrnet_rt.model.weights import build_from_checkpoint
 
 TINY = ModelSpec(stage_channels=((8, 16), (8, 16, 32), (8, 16, 32, 64)), deconv_channels=(8,))
 
@@ -264,7 +265,7 @@ def test_unwritable_cache_falls_back_to_a_private_temp_folder(server, payload, t
     base, _ = server
     prefix = hashlib.sha256(payload).hexdigest()[:8]
     monkeypatch.setitem(NAMED_WEIGHTS, "w32_512", NamedWeights(f"{base}/tiny-{prefix}.pth", prefix))
-    with caplog.at_level("WARNING", logger="hhrnet_rt.paths"):
+    with caplog.at_level("WARNING", logger="hhrnet_rt.core.paths"):
         path = fetch_named("w32_512", progress=False)
     assert path.parent.parent == tmp_path / "tmp" and path.read_bytes() == payload
     assert path.parent.stat().st_mode & 0o777 == 0o700

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hhrnet_rt.core.skeleton import COCO_SKELETON, CROWDPOSE_SKELETON, PERSON_COLORS_BGR
 from hhrnet_rt.draw import PoseAnnotator, PoseStyle, draw_hud
 from hhrnet_rt.poses import Poses
-from hhrnet_rt.skeleton import COCO_SKELETON, CROWDPOSE_SKELETON, PERSON_COLORS_BGR
 
 
 def _person(k: int, xy: dict[int, tuple[float, float]], score: float = 0.9) -> np.ndarray:

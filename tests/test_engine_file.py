@@ -1,5 +1,5 @@
 """An engine or .onnx file from `hhrt build-engine` is self-contained: settings from its sidecar and ONNX
-metadata, conflicts refused, foreign or damaged files refused with a message (hhrnet_rt.engine_file).
+metadata, conflicts refused, foreign or damaged files refused with a message (hhrnet_rt.artifacts.engine_settings).
 
 One tiny fp32 no-flip build at input size 64 (the golden tiny model) serves the module: fast to export,
 and "no flip" makes the default (flip on) visibly overridden by the file.
@@ -16,18 +16,13 @@ import pytest
 from typer.testing import CliRunner
 
 from hhrnet_rt import PoseEstimator
+from hhrnet_rt.artifacts.engine_settings import META_PREFIX, read_engine_settings, resolve_options
+from hhrnet_rt.artifacts.sidecar import Sidecar, sha256_file
 from hhrnet_rt.cli import app
 from hhrnet_rt.cli.app import EXIT_ENGINE_MISMATCH, EXIT_INPUT
-from hhrnet_rt.engine_file import (
-    META_PREFIX,
-    check_weights_match,
-    file_for_backend,
-    read_engine_settings,
-    resolve_options,
-)
-from hhrnet_rt.errors import EngineMismatchError, InputError
-from hhrnet_rt.export.onnx import write_metadata
-from hhrnet_rt.export.sidecar import Sidecar, sha256_file
+from hhrnet_rt.core.errors import EngineMismatchError, InputError
+from hhrnet_rt.model.onnx_export import write_metadata
+from hhrnet_rt.runtime.engine_checks import check_weights_match, file_for_backend
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 runner = CliRunner()
@@ -39,13 +34,8 @@ def tiny_weights(golden_dir):
 
 
 @pytest.fixture(scope="module")
-def built(tiny_weights, tmp_path_factory):
-    from hhrnet_rt.export.build import build_onnx_files
-
-    out = tmp_path_factory.mktemp("engines")
-    result = build_onnx_files(tiny_weights, "fp32", input_size=64, flip=False, out_dir=out, name="t",
-                              calib_cache_dir=out / "calibration")  # fmt: skip
-    return result
+def built(tiny_onnx_build):
+    return tiny_onnx_build
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +53,7 @@ def _copy(built, tmp_path, *, sidecar=True):
 
 def test_metadata_and_sidecar_record_the_build(built, tiny_weights):
     from hhrnet_rt.export.build import load_network
-    from hhrnet_rt.weights import state_dict_digest
+    from hhrnet_rt.model.weights import state_dict_digest
 
     props = {p.key: p.value for p in onnx.load(str(built.onnx_path)).metadata_props}
     assert json.loads(props[META_PREFIX + "num_joints"]) == 17

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from hhrnet_rt.errors import InputError
-from hhrnet_rt.estimator import PoseEstimator, check_input_size
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.runtime.estimator import PoseEstimator, check_input_size
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -142,7 +142,7 @@ def test_nobody_found_gives_empty_poses(estimators):
     est = estimators("torch", 128)
     prepared = est.prepare(np.zeros((64, 64, 3), np.uint8))
     k, h, w = 17, 128, 128
-    from hhrnet_rt.estimator import Maps
+    from hhrnet_rt.runtime.estimator import Maps
 
     poses = est.decode(Maps(np.zeros((k, h, w), np.float32), np.zeros((k, h, w, 2), np.float32)), prepared)
     assert len(poses) == 0 and poses.keypoints.shape == (0, 17, 3)
@@ -174,7 +174,7 @@ def test_bad_scales(tiny_weights):
 
 
 def test_module_and_random_weights(golden_dir):
-    from hhrnet_rt.weights import build_from_checkpoint
+    from hhrnet_rt.model.weights import build_from_checkpoint
 
     model, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
     est = PoseEstimator(model, input_size=64, backend="torch")
@@ -243,8 +243,8 @@ def test_numpy_preprocessing_is_the_default_on_cpu(estimators, golden_bgr, backe
 
 
 def test_plan_affine_equals_resize_align():
-    from hhrnet_rt.device_prep import plan_affine
-    from hhrnet_rt.preprocess import resize_align
+    from hhrnet_rt.runtime.device_prep import plan_affine
+    from hhrnet_rt.runtime.preprocess import resize_align
 
     for hw in [(480, 640), (500, 300), (37, 1001), (64, 64)]:
         for size in (64, 512):
@@ -314,7 +314,7 @@ def test_device_preprocessing_refusals(tiny_weights, onnx_cache):
 
 
 def test_device_preprocessing_default_follows_the_backend_device():
-    from hhrnet_rt.device_prep import device_preprocessor_for
+    from hhrnet_rt.runtime.device_prep import device_preprocessor_for
 
     class Fake:
         name = "torch"

@@ -30,7 +30,7 @@ def test_readme_lists_every_exit_code_the_cli_uses():
 
 
 def test_backend_tensorrt_without_tensorrt_exits_5_as_documented(tmp_path, monkeypatch):
-    import hhrnet_rt.backends.select as select
+    import hhrnet_rt.runtime.backends.select as select
 
     monkeypatch.setattr(select, "tensorrt_available", lambda: False)
     picture = tmp_path / "p.png"

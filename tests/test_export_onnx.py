@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hhrnet_rt.export.onnx import compare_onnx_with_torch, export_onnx
-from hhrnet_rt.weights import build_from_checkpoint
+from hhrnet_rt.model.onnx_export import compare_onnx_with_torch, export_onnx
+from hhrnet_rt.model.weights import build_from_checkpoint
 
 IO = dict(
     input_names=["image"],

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hhrnet_rt.graph import PoseGraph
-from hhrnet_rt.tag_layout import by_pixel
+from hhrnet_rt.core.tag_layout import by_pixel
+from hhrnet_rt.model.graph import PoseGraph
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -58,7 +58,7 @@ def _two_pass_reference(network, x, flip_index, *, project=True):
 
 @pytest.fixture(scope="module")
 def tiny_network(golden_dir):
-    from hhrnet_rt.weights import build_from_checkpoint
+    from hhrnet_rt.model.weights import build_from_checkpoint
 
     model, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
     return model.eval()
@@ -109,8 +109,8 @@ def test_no_flip_runs_the_batch_as_given(tiny_network, golden_input):
 def _conv_count(graph, path):
     import onnx
 
-    from hhrnet_rt.backends.onnxruntime_backend import INPUT_NAME, OUTPUT_NAMES, dynamic_axes
-    from hhrnet_rt.export.onnx import export_onnx
+    from hhrnet_rt.model.onnx_export import export_onnx
+    from hhrnet_rt.artifacts.sidecar import INPUT_NAME, OUTPUT_NAMES, dynamic_axes
 
     export_onnx(
         graph.eval(),
@@ -136,7 +136,7 @@ def test_onnx_flip_graph_holds_each_convolution_once(tiny_network, tmp_path):
 
 def test_onnx_cache_key_follows_the_graph_layout(tiny_network, monkeypatch):
     # Files exported by the former two-pass graph must not be reused from the ONNX Runtime cache.
-    from hhrnet_rt.backends.onnxruntime_backend import graph_cache_key
+    from hhrnet_rt.runtime.backends.onnx_cache import graph_cache_key
 
     graph = PoseGraph(tiny_network, num_joints=17)
     before = graph_cache_key(graph)

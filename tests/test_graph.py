@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from hhrnet_rt.graph import PoseGraph, project_and_aggregate
-from hhrnet_rt.tag_layout import by_pixel
+from hhrnet_rt.core.tag_layout import by_pixel
+from hhrnet_rt.model.graph import PoseGraph, project_and_aggregate
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -132,7 +132,7 @@ def _stats(a):
 
 @pytest.fixture(scope="module")
 def tiny_network(golden_dir):
-    from hhrnet_rt.weights import build_from_checkpoint
+    from hhrnet_rt.model.weights import build_from_checkpoint
 
     model, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
     return model

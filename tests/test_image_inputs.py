@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hhrnet_rt.errors import InputError
-from hhrnet_rt.preprocess import as_bgr_u8
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.runtime.preprocess import as_bgr_u8
 
 
 def _bgr(h=5, w=7, seed=0):

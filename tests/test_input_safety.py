@@ -20,8 +20,8 @@ from video_helpers import make_video, run_in_thread
 
 from hhrnet_rt.cli import app
 from hhrnet_rt.cli.app import EXIT_INPUT, EXIT_WEIGHTS
-from hhrnet_rt.errors import InputError, WeightsError
-from hhrnet_rt.inputs import check_input_file, input_file_problem, read_image
+from hhrnet_rt.core.errors import InputError, WeightsError
+from hhrnet_rt.core.inputs import check_input_file, input_file_problem, read_image
 from hhrnet_rt.video import FileSource
 
 REPO = Path(__file__).resolve().parents[1]

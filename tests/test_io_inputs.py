@@ -10,8 +10,8 @@ import pytest
 
 from hhrnet_rt.cli.inputs_expand import expand_images, expand_videos
 from hhrnet_rt.cli.targets import plan_video_outputs
-from hhrnet_rt.errors import InputError
-from hhrnet_rt.runs import new_run_dir, remove_if_empty
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.runs import new_run_dir, remove_if_empty
 
 
 def _touch(*paths: Path) -> None:

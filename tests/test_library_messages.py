@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hhrnet_rt import errors
 from hhrnet_rt.cli import app
 from hhrnet_rt.cli.app import flag_for
-from hhrnet_rt.errors import InputError
-from hhrnet_rt.video.outputs import refuse_existing
+from hhrnet_rt.core import errors
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.outputs import refuse_existing
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hhrnet_rt"
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
@@ -86,7 +86,7 @@ def test_flag_for(name, value, flag):
 
 
 def test_cli_shows_flags_for_a_library_message():
-    # hhrnet_rt.bench refuses fp16 for torch on the CPU, naming the backend to use instead.
+    # hhrnet_rt.bench.run refuses fp16 for torch on the CPU, naming the backend to use instead.
     result = runner.invoke(app, ["bench", "--backend", "torch", "--device", "cpu", "--precision", "fp16"])
     assert result.exit_code == 2, result.output
     assert "use --backend onnxruntime" in result.output and "backend=" not in result.output

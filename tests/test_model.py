@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from hhrnet_rt.errors import InputError, WeightsError
-from hhrnet_rt.model import HigherHRNet, ModelSpec, nearest_valid_sizes
-from hhrnet_rt.weights import load_weights
+from hhrnet_rt.core.errors import InputError, WeightsError
+from hhrnet_rt.model.higherhrnet import HigherHRNet
+from hhrnet_rt.model.spec import ModelSpec, nearest_valid_sizes
+from hhrnet_rt.model.weights import load_weights
 
 
 def _manifest(model: torch.nn.Module) -> list[list]:

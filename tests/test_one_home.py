@@ -7,15 +7,15 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from hhrnet_rt.errors import InputError
-from hhrnet_rt.preprocess import check_input_size, is_valid_input_size
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.sizes import check_input_size, is_valid_input_size
 
 
 @pytest.mark.parametrize("size", [0, 32, 500, 513, 64.5, True, "512", float("nan")])
 def test_every_input_size_check_refuses_the_same_sizes(size, tmp_path):
-    from hhrnet_rt.engine_file import _META_TYPES
+    from hhrnet_rt.artifacts.engine_settings import _META_TYPES
+    from hhrnet_rt.artifacts.sidecar import schema_problems
     from hhrnet_rt.export.build import build_onnx_files
-    from hhrnet_rt.export.sidecar import schema_problems
 
     with pytest.raises(InputError, match="input size must be"):
         check_input_size(size)
@@ -31,7 +31,7 @@ def test_every_input_size_check_refuses_the_same_sizes(size, tmp_path):
 
 @pytest.mark.parametrize("size", [64, 512, 640, 1024])
 def test_every_input_size_check_accepts_the_same_sizes(size):
-    from hhrnet_rt.engine_file import _META_TYPES
+    from hhrnet_rt.artifacts.engine_settings import _META_TYPES
 
     assert check_input_size(size) == size and is_valid_input_size(size) and _META_TYPES["input_size"](size)
 
@@ -46,10 +46,10 @@ def test_cli_input_size_message_is_the_librarys():
 
 
 def test_precision_and_backend_names_come_from_the_library():
-    from hhrnet_rt.backends.base import BACKEND_REQUESTS, PRECISIONS, BackendName
     from hhrnet_rt.cli.app import BackendName as CliBackend
     from hhrnet_rt.cli.app import Precision as CliPrecision
-    from hhrnet_rt.export import sidecar
+    from hhrnet_rt.core.names import BACKEND_REQUESTS, PRECISIONS, BackendName
+    from hhrnet_rt.artifacts import sidecar
 
     assert tuple(p.value for p in CliPrecision) == PRECISIONS == sidecar.PRECISIONS
     assert tuple(b.value for b in CliBackend) == BACKEND_REQUESTS == ("auto", *(b.value for b in BackendName))
@@ -57,8 +57,9 @@ def test_precision_and_backend_names_come_from_the_library():
 
 
 def test_onnx_interface_names_have_one_home():
-    from hhrnet_rt.backends import onnxruntime_backend
-    from hhrnet_rt.export import build, sidecar
+    from hhrnet_rt.artifacts import sidecar
+    from hhrnet_rt.export import build
+    from hhrnet_rt.runtime.backends import onnxruntime_backend
 
     assert (sidecar.INPUT_NAME, sidecar.OUTPUT_NAMES) == ("image", ("heatmaps", "tags"))
     assert (onnxruntime_backend.INPUT_NAME, onnxruntime_backend.OUTPUT_NAMES) == (

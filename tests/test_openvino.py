@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 
 pytest.importorskip("openvino")
 
-from hhrnet_rt.backends import create_backend, select  # noqa: E402
-from hhrnet_rt.backends.select import choose_backend  # noqa: E402
 from hhrnet_rt.cli import app  # noqa: E402
-from hhrnet_rt.errors import BackendUnavailableError, InputError  # noqa: E402
-from hhrnet_rt.estimator import PoseEstimator  # noqa: E402
+from hhrnet_rt.core.errors import BackendUnavailableError, InputError  # noqa: E402
+from hhrnet_rt.runtime.backends import create_backend, select  # noqa: E402
+from hhrnet_rt.runtime.backends.select import choose_backend  # noqa: E402
+from hhrnet_rt.runtime.estimator import PoseEstimator  # noqa: E402
 
 pytestmark = [pytest.mark.openvino, pytest.mark.usefixtures("one_torch_thread")]
 runner = CliRunner()
@@ -65,12 +65,12 @@ def test_fp32_golden_parity(tiny_weights, onnx_cache, golden_npz, golden_bgr, si
 
 
 def test_shares_the_onnx_export_cache_and_reuses_outputs_safely(tiny_weights, onnx_cache):
-    from hhrnet_rt.backends.onnxruntime_backend import cached_export_path
+    from hhrnet_rt.runtime.backends.onnx_cache import cached_export_path
 
     est = PoseEstimator(tiny_weights, input_size=64, flip=False, backend="openvino",
                         onnx_cache_dir=onnx_cache, onnx_threads=1)  # fmt: skip
     backend = est.backend
-    from hhrnet_rt.backends import Backend
+    from hhrnet_rt.runtime.backends import Backend
 
     assert isinstance(backend, Backend) and backend.tensor_native is False and backend.max_batch is None
     # The file it runs is the ONNX Runtime backend's cached export of the same graph (one export for both).
@@ -153,7 +153,7 @@ def test_missing_package_names_the_extra(monkeypatch, tiny_weights):
         choose_backend("openvino")
     assert "not installed" in select.backend_status()["OpenVINO"]
     monkeypatch.setitem(sys.modules, "openvino", None)  # installed-but-gone: the lazy import says the same
-    from hhrnet_rt.backends.openvino_backend import OpenVinoBackend
+    from hhrnet_rt.runtime.backends.openvino_backend import OpenVinoBackend
 
     with pytest.raises(BackendUnavailableError, match=r'pip install -e "\.\[openvino\]"'):
         OpenVinoBackend(tiny_weights)
@@ -172,8 +172,8 @@ def test_precision_and_file_refusals(tmp_path, tiny_weights):
 
 
 def test_precision_comes_from_the_file(tmp_path, tiny_weights):
-    from hhrnet_rt.backends.openvino_backend import OpenVinoBackend
     from hhrnet_rt.export.build import export_graph, load_network
+    from hhrnet_rt.runtime.backends.openvino_backend import OpenVinoBackend
 
     half = export_graph(load_network(tiny_weights), tmp_path / "h.onnx", flip=False, input_size=64, fp16=True)
     assert OpenVinoBackend(half).precision == "fp16"
@@ -299,7 +299,7 @@ def test_build_refuses_fp16_and_never_overwrites(tmp_path, tiny_weights, monkeyp
 
 
 def test_fp32_ir_build_runs_like_its_onnx(tmp_path, tiny_weights, monkeypatch):
-    from hhrnet_rt.backends.openvino_backend import OpenVinoBackend
+    from hhrnet_rt.runtime.backends.openvino_backend import OpenVinoBackend
 
     monkeypatch.chdir(tmp_path)
     built = runner.invoke(app, ["build-engine", "--weights", str(tiny_weights), "--precision", "fp32",
@@ -334,8 +334,8 @@ def test_build_without_openvino_stops_before_any_work(tmp_path, tiny_weights, mo
 
 
 def test_sidecar_refuses_a_malformed_openvino_entry():
-    from hhrnet_rt.errors import EngineMismatchError
-    from hhrnet_rt.export.sidecar import Sidecar
+    from hhrnet_rt.artifacts.sidecar import Sidecar
+    from hhrnet_rt.core.errors import EngineMismatchError
 
     good = Sidecar(name="m", precision="int8", input_size=64, flip=True, weights="w", num_joints=17,
                    shape_profile={k: [1, 3, 64, 64] for k in ("min", "opt", "max")},

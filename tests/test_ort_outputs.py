@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from hhrnet_rt.backends.onnxruntime_backend import MAX_OUTPUT_BUFFERS, OnnxRuntimeBackend, OutputRing
-from hhrnet_rt.export.onnx import export_onnx
+from hhrnet_rt.model.onnx_export import export_onnx
+from hhrnet_rt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from hhrnet_rt.runtime.backends.output_ring import MAX_OUTPUT_BUFFERS, OutputRing
 
 
 class _TwoHeads(nn.Module):

@@ -21,11 +21,11 @@ from video_helpers import FakeEstimator, PacedSource, index_image, make_video, r
 
 from hhrnet_rt.cli import app
 from hhrnet_rt.cli.app import EXIT_DISK_FULL, EXIT_INPUT
-from hhrnet_rt.errors import DiskFullError, InputError
+from hhrnet_rt.core.errors import DiskFullError, InputError
+from hhrnet_rt.core.outputs import RecordFile
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.video import CocoSink, Frame, FrameResult, JsonLinesSink, Mp4Sink, coco_records, run_pipeline
 from hhrnet_rt.video import sinks as sinks_module
-from hhrnet_rt.video.outputs import RecordFile
 
 runner = CliRunner()
 OLD = b"the user's own file, not ours\n"

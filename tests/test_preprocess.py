@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from hhrnet_rt.errors import InputError
-from hhrnet_rt.preprocess import Affine, multi_scale_size, normalize, resize_align
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.runtime.preprocess import Affine, multi_scale_size, normalize, resize_align
 
 
 @pytest.fixture(scope="module")

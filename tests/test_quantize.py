@@ -17,8 +17,8 @@ from torch import nn
 
 from hhrnet_rt.export.agreement import onnx_agreement
 from hhrnet_rt.export.build import DYNAMIC_AXES, preprocess_bgr, synthetic_images
-from hhrnet_rt.export.onnx import export_onnx
 from hhrnet_rt.export.quantize import calibration_cache_key, qdq_summary, quantize_int8
+from hhrnet_rt.model.onnx_export import export_onnx
 
 
 def _small_net() -> nn.Module:
@@ -150,7 +150,7 @@ def test_cache_key_covers_its_fields():
 
 
 def test_unknown_method_and_empty_calibration(small_onnx, tmp_path):
-    from hhrnet_rt.errors import CalibrationError
+    from hhrnet_rt.core.errors import CalibrationError
 
     # The library names its argument; only the CLI renders it as --calib-method.
     with pytest.raises(CalibrationError, match="calib_method"):
@@ -164,8 +164,8 @@ def test_unknown_method_and_empty_calibration(small_onnx, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_graph_onnx(tmp_path_factory, golden_dir):
-    from hhrnet_rt.graph import PoseGraph
-    from hhrnet_rt.weights import build_from_checkpoint
+    from hhrnet_rt.model.graph import PoseGraph
+    from hhrnet_rt.model.weights import build_from_checkpoint
 
     net, _spec = build_from_checkpoint(golden_dir / "tiny_model.npz")
     graph = PoseGraph(net, flip=True).eval()

@@ -14,7 +14,7 @@ from onnx import helper
 from typer.testing import CliRunner
 
 from hhrnet_rt.cli import app
-from hhrnet_rt.errors import CalibrationError
+from hhrnet_rt.core.errors import CalibrationError
 from hhrnet_rt.export.quantize_cpu import cpu_int8_layout, quantizable_nodes, quantize_int8_cpu
 
 runner = CliRunner()
@@ -133,7 +133,7 @@ def test_cpu_int8_build_layout_agreement_and_run(workdir, golden_dir, one_torch_
     assert agreement["heatmap_mean_abs"] < 0.04
     assert agreement["peak_agreement"] > 0.7
 
-    from hhrnet_rt.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from hhrnet_rt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     backend = OnnxRuntimeBackend(path, threads=1)
     assert backend.precision == "int8"

@@ -71,7 +71,7 @@ def server(estimator_options, one_torch_thread):
 
 @pytest.fixture(scope="module")
 def local(estimator_options, one_torch_thread):
-    from hhrnet_rt.estimator import PoseEstimator
+    from hhrnet_rt.runtime.estimator import PoseEstimator
 
     options = dict(estimator_options)
     return PoseEstimator(options.pop("weights"), **options)

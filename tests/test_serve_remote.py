@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from video_helpers import make_video, read_video
 
-from hhrnet_rt.errors import PipelineError
+from hhrnet_rt.core.errors import PipelineError
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.serve import PoseClient, RemoteEstimator, ServerUnavailable
 from hhrnet_rt.serve.handler import RequestHandler, ServeSettings

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from hhrnet_rt.errors import EngineMismatchError, InputError
-from hhrnet_rt.export.sidecar import (
+from hhrnet_rt.artifacts.sidecar import (
     Sidecar,
     check_engine_compatible,
     engine_problems,
     sha256_file,
     sidecar_path_for,
 )
+from hhrnet_rt.core.errors import EngineMismatchError, InputError
 
 PROFILE = {"min": [1, 3, 512, 512], "opt": [1, 3, 512, 960], "max": [1, 3, 1024, 1024]}
 TRT = {

@@ -19,7 +19,7 @@ import pytest
 from video_helpers import assert_output_frames, decoded_frames, make_video, read_video
 
 from hhrnet_rt.cli.signals import interrupted_exit_code, stop_signals_interrupt
-from hhrnet_rt.stop_signals import signals_deferred
+from hhrnet_rt.core.signals import signals_deferred
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,10 +136,10 @@ _BUSY_STAGE = textwrap.dedent(
     import functools, sys, time
     from pathlib import Path
     import torch
-    import hhrnet_rt.cli.media
+    import hhrnet_rt.cli.run_report
     import hhrnet_rt.video
     from hhrnet_rt.cli import main
-    from hhrnet_rt.estimator import PoseEstimator
+    from hhrnet_rt.runtime.estimator import PoseEstimator
 
     marker = Path(sys.argv[1])
     real_infer, calls = PoseEstimator.infer, [0]
@@ -155,7 +155,7 @@ _BUSY_STAGE = textwrap.dedent(
 
     PoseEstimator.infer = busy_infer
     hhrnet_rt.video.run_pipeline = functools.partial(hhrnet_rt.video.run_pipeline, join_timeout_s=0.5)
-    hhrnet_rt.cli.media.JOIN_TIMEOUT_S = 0.5  # what the command passes (overrides the partial's)
+    hhrnet_rt.cli.run_report.JOIN_TIMEOUT_S = 0.5  # what the command passes (overrides the partial's)
     sys.argv = ["hhrt", *sys.argv[2:]]
     main()
     """

@@ -1,4 +1,4 @@
-"""Planar tags (hhrnet_rt.tag_layout): the per-pixel view the decoders' API takes costs no copy, and
+"""Planar tags (hhrnet_rt.core.tag_layout): the per-pixel view the decoders' API takes costs no copy, and
 decoding it gives exactly what decoding an interleaved array of the same values gives."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hhrnet_rt.core.tag_layout import by_pixel, interleaved_problem, planar
 from hhrnet_rt.decode import parse, top_k
 from hhrnet_rt.decode.synthetic import synthesize
-from hhrnet_rt.tag_layout import by_pixel, interleaved_problem, planar
 
 
 def test_by_pixel_is_a_view_and_planar_undoes_it_without_a_copy():

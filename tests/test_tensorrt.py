@@ -8,21 +8,16 @@ import sys
 import numpy as np
 import pytest
 
-from hhrnet_rt.backends.tensorrt_backend import TensorRTBackend, check_input_shape, torch_dtype_name
-from hhrnet_rt.errors import (
+from hhrnet_rt.artifacts.shape_profile import ShapeProfile, default_profile, parse_shapes, profile_from_dict
+from hhrnet_rt.artifacts.sidecar import Sidecar
+from hhrnet_rt.core.errors import (
     BackendUnavailableError,
     EngineMismatchError,
     InputError,
     TensorRTUnavailableError,
 )
-from hhrnet_rt.export.sidecar import Sidecar
-from hhrnet_rt.export.tensorrt_build import (
-    ShapeProfile,
-    build_engine,
-    default_profile,
-    parse_shapes,
-    profile_from_dict,
-)
+from hhrnet_rt.export.tensorrt_build import build_engine
+from hhrnet_rt.runtime.backends.tensorrt_backend import TensorRTBackend, check_input_shape, torch_dtype_name
 
 
 def test_parse_shapes_forms():
@@ -52,8 +47,8 @@ def test_parse_shapes_refusals(spec, needle):
 
 
 def test_the_profile_takes_max_batch_or_explicit_shapes():
-    from hhrnet_rt.errors import InputError
-    from hhrnet_rt.export.tensorrt_build import parse_shapes, resolve_profile
+    from hhrnet_rt.artifacts.shape_profile import parse_shapes, resolve_profile
+    from hhrnet_rt.core.errors import InputError
 
     assert resolve_profile(256, None, None) == default_profile(256)
     batched = resolve_profile(256, None, 8)
@@ -69,7 +64,7 @@ def test_the_profile_takes_max_batch_or_explicit_shapes():
 
 
 def test_default_profile_covers_resize_align_outputs():
-    from hhrnet_rt.preprocess import multi_scale_size
+    from hhrnet_rt.runtime.preprocess import multi_scale_size
 
     for size in (256, 512, 640):
         profile = default_profile(size)

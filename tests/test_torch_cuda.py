@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from hhrnet_rt.backends.torch_cuda import TorchCudaBackend, prepare_on_gpu, warp_affine_torch
-from hhrnet_rt.errors import BackendUnavailableError, InputError
-from hhrnet_rt.preprocess import normalize, resize_align
+from hhrnet_rt.core.errors import BackendUnavailableError, InputError
+from hhrnet_rt.runtime.backends.torch_cuda import TorchCudaBackend
+from hhrnet_rt.runtime.device_prep import prepare_on_gpu
+from hhrnet_rt.runtime.preprocess import normalize, resize_align
+from hhrnet_rt.runtime.warp_torch import warp_affine_torch
 
 
 def _images():
@@ -69,8 +71,8 @@ def test_backend_refuses_int8():
 
 @pytest.fixture
 def tiny_graph(golden_dir):
-    from hhrnet_rt.graph import PoseGraph
-    from hhrnet_rt.weights import build_from_checkpoint
+    from hhrnet_rt.model.graph import PoseGraph
+    from hhrnet_rt.model.weights import build_from_checkpoint
 
     net, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
     return PoseGraph(net, flip=True).eval()
@@ -94,7 +96,7 @@ def test_fp16_cuda_matches_fp32_cpu(tiny_graph, cuda_graphs):
 
 
 def test_cached_grid_gives_the_same_warp():
-    from hhrnet_rt.backends.torch_cuda import sampling_grid
+    from hhrnet_rt.runtime.warp_torch import sampling_grid
 
     image = _images()["blocky"]
     _, affine = resize_align(image, 256)

@@ -16,7 +16,7 @@ N = 6
 
 @pytest.fixture(scope="module")
 def estimator(golden_dir):
-    from hhrnet_rt.estimator import PoseEstimator
+    from hhrnet_rt.runtime.estimator import PoseEstimator
 
     return PoseEstimator(golden_dir / "tiny_model.npz", input_size=INPUT_SIZE, backend="torch", device="cpu")
 

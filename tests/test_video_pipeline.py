@@ -24,8 +24,8 @@ from video_helpers import (
     run_in_thread,
 )
 
+from hhrnet_rt.core.errors import InputError, PipelineError
 from hhrnet_rt.draw import PoseAnnotator
-from hhrnet_rt.errors import InputError, PipelineError
 from hhrnet_rt.video import (
     STAGE_NAMES,
     ArraySource,

@@ -21,7 +21,7 @@ from video_helpers import (
     run_in_thread,
 )
 
-from hhrnet_rt.errors import PipelineError
+from hhrnet_rt.core.errors import PipelineError
 from hhrnet_rt.video import FileSource, JsonLinesSink, Mp4Sink, Stream, run_pipeline, run_streams
 from hhrnet_rt.video.batching import StreamInbox
 from hhrnet_rt.video.meters import QueueWait
@@ -281,7 +281,7 @@ def test_batch_gives_the_same_poses_as_one_frame_per_call(tmp_path, golden_dir, 
     JSON's rounding (0.01 px, 1e-4 score) absorbs unless a value sits on a rounding boundary, so the
     comparison allows one unit of the last written digit.
     """
-    from hhrnet_rt.estimator import PoseEstimator
+    from hhrnet_rt.runtime.estimator import PoseEstimator
 
     estimator = PoseEstimator(golden_dir / "tiny_model.npz", input_size=64, backend="torch", device="cpu")
     written = {}

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from hhrnet_rt.errors import WeightsError
-from hhrnet_rt.model import HigherHRNet, ModelSpec
-from hhrnet_rt.weights import build_from_checkpoint, load_weights, read_checkpoint, remap_state_dict
+from hhrnet_rt.core.errors import WeightsError
+from hhrnet_rt.model.higherhrnet import HigherHRNet
+from hhrnet_rt.model.remap import remap_state_dict
+from hhrnet_rt.model.spec import ModelSpec
+from hhrnet_rt.model.weights import build_from_checkpoint, load_weights, read_checkpoint
 
 TINY_WIDTHS = ((8, 16), (8, 16, 32), (8, 16, 32, 64))
 
@@ -285,7 +287,7 @@ def test_numpy_values_in_meta_are_data_not_code(tmp_path, tiny_sd):
 
 
 def test_random_network_is_seeded_and_leaves_the_callers_rng_alone():
-    from hhrnet_rt.weights import random_network, state_dict_digest
+    from hhrnet_rt.model.weights import random_network, state_dict_digest
 
     torch.manual_seed(123)
     expected_next = torch.rand(3)
@@ -297,7 +299,7 @@ def test_random_network_is_seeded_and_leaves_the_callers_rng_alone():
 
 
 def test_state_dict_digest_sees_one_changed_value():
-    from hhrnet_rt.weights import state_dict_digest
+    from hhrnet_rt.model.weights import state_dict_digest
 
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
     before = state_dict_digest(net)

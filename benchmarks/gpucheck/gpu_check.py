@@ -268,12 +268,12 @@ def phase_tests(run: Run) -> None:
 
 def _make_backend(run: Run, graph, precision: str, graphs: bool, channels_last: bool):
     if cuda(run):
-        from hhrnet_rt.backends.torch_cuda import TorchCudaBackend
+        from hhrnet_rt.runtime.backends.torch_cuda import TorchCudaBackend
 
         return TorchCudaBackend(
             graph, device="cuda:0", precision=precision, cuda_graphs=graphs, channels_last=channels_last
         )
-    from hhrnet_rt.backends.torch_backend import TorchBackend
+    from hhrnet_rt.runtime.backends.torch_backend import TorchBackend
 
     return TorchBackend(graph, device="cpu")
 
@@ -349,9 +349,9 @@ def phase_model(run: Run) -> None:
     import numpy as np
     import torch
 
-    from hhrnet_rt.bench import frame_shape
-    from hhrnet_rt.graph import PoseGraph
-    from hhrnet_rt.weights import random_network
+    from hhrnet_rt.bench.run import frame_shape
+    from hhrnet_rt.model.graph import PoseGraph
+    from hhrnet_rt.model.weights import random_network
 
     dev = "cuda:0" if cuda(run) else "cpu"
     size = 64 if run.dry else 512
@@ -467,7 +467,7 @@ def _thread_and_inference_tensor_checks(run: Run, graph, x_ref, checks: dict) ->
 
     import torch
 
-    from hhrnet_rt.backends.torch_cuda import TorchCudaBackend
+    from hhrnet_rt.runtime.backends.torch_cuda import TorchCudaBackend
 
     backend = TorchCudaBackend(graph, device="cuda:0", precision="fp16", cuda_graphs=True)
     with torch.inference_mode():
@@ -693,7 +693,7 @@ def phase_bench(run: Run, precision: str, frames: int) -> None:
 
 
 def _make_clip(path: Path, n: int, size=(480, 640), fps: int = 30) -> str:
-    from hhrnet_rt.bench import synthetic_frames
+    from hhrnet_rt.bench.run import synthetic_frames
 
     frames = synthetic_frames(n, size)
     try:
@@ -809,9 +809,9 @@ def worker_concurrency() -> dict:
 
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA"}
-    from hhrnet_rt.backends.torch_cuda import TorchCudaBackend
-    from hhrnet_rt.graph import PoseGraph
-    from hhrnet_rt.weights import random_network
+    from hhrnet_rt.model.graph import PoseGraph
+    from hhrnet_rt.model.weights import random_network
+    from hhrnet_rt.runtime.backends.torch_cuda import TorchCudaBackend
 
     graph = PoseGraph(random_network(), flip=True).eval()
     xs = [torch.randn(1, 3, 256, 448, device="cuda:0") for _ in range(4)]

@@ -38,7 +38,7 @@ def _record(summary: dict, name: str, value: Any, target: str, met: bool | None,
 
 
 def _estimator(weights: Any, *, device: str, precision: str, decode_on: str, **kw: Any) -> Any:
-    from hhrnet_rt.estimator import PoseEstimator
+    from hhrnet_rt.runtime.estimator import PoseEstimator
 
     return PoseEstimator(
         weights, backend="torch", device=device, precision=precision, decode_on=decode_on, **kw
@@ -95,7 +95,7 @@ def phase_decode_equal(run: Any, golden: Path, device: str) -> None:
 
 
 def _frames(n: int) -> list[Any]:
-    from hhrnet_rt.bench import synthetic_frames
+    from hhrnet_rt.bench.run import synthetic_frames
 
     return synthetic_frames(n, FRAME_HW)
 
@@ -215,9 +215,9 @@ def phase_model_target(run: Any, golden: Path, make_backend: Any, time_run_torch
     """Model-only latency, batch 1, flip, at the 640x480 frame's network input (512x704 at size 512)."""
     import torch
 
-    from hhrnet_rt.bench import frame_shape
+    from hhrnet_rt.bench.run import frame_shape
     from hhrnet_rt.export.build import load_network
-    from hhrnet_rt.graph import PoseGraph
+    from hhrnet_rt.model.graph import PoseGraph
 
     weights, size = _weights(run, golden)
     network = load_network(weights) if run.dry else weights

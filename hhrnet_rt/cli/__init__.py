@@ -5,7 +5,15 @@ A folder rather than one ``cli.py`` so each command group stays a small module (
 
 from __future__ import annotations
 
-from hhrnet_rt.cli import bench, cache, engine, info, media, serve, weights  # noqa: F401  (each registers its commands)
+# Each module registers its commands, and `hhrt --help` lists them in that order (sub-groups such as
+# cache and weights after the commands): video, webcam and image side by side.
+from hhrnet_rt.cli import bench, cache, engine, info, media  # noqa: F401
+
+# isort: split
+from hhrnet_rt.cli import webcam  # noqa: F401
+
+# isort: split
+from hhrnet_rt.cli import image, serve, weights  # noqa: F401
 from hhrnet_rt.cli.app import app
 
 

@@ -12,9 +12,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hhrnet_rt import errors
-from hhrnet_rt.backends.base import BACKEND_REQUESTS, Precision  # noqa: F401  (Precision: for the commands)
+from hhrnet_rt._version import __version__
 from hhrnet_rt.cli.help_style import HhrtTyper
+from hhrnet_rt.core import errors
+from hhrnet_rt.core.names import BACKEND_REQUESTS, Precision  # noqa: F401  (Precision: for the commands)
 
 # Diagnostics go to stderr so stdout stays clean for data (tables, JSON) that users pipe.
 console = Console(stderr=True)
@@ -30,8 +31,6 @@ app = HhrtTyper(
 
 def _print_version(value: bool) -> None:
     if value:
-        from hhrnet_rt import __version__
-
         typer.echo(f"hhrt {__version__}")
         raise typer.Exit()
 
@@ -49,7 +48,7 @@ def _root(
 
 
 # The --backend choices shared by every command: "auto" and the library's backend names (one home:
-# hhrnet_rt.backends.base); --precision takes the library's Precision enum as it is.
+# hhrnet_rt.runtime.backends.base); --precision takes the library's Precision enum as it is.
 BackendName = StrEnum("BackendName", [(name, name) for name in BACKEND_REQUESTS])  # type: ignore[misc]
 
 

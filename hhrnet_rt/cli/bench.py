@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hhrnet_rt.bench.compare import compare_backends
+from hhrnet_rt.bench.run import BenchConfig, run_bench
 from hhrnet_rt.cli.app import (
     BackendName,
     DecodeOn,
@@ -24,7 +26,9 @@ from hhrnet_rt.cli.app import (
     handle_errors,
 )
 from hhrnet_rt.cli.model_options import check_input_size
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.outputs import check_output_path, write_new_file
+from hhrnet_rt.video.meters import format_bytes
 
 #: The --backend choices of every command, and "all": every usable backend and precision in one table.
 BenchBackend = StrEnum("BenchBackend", {**{b.name: b.value for b in BackendName}, "all": "all"})
@@ -53,8 +57,6 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         )
     transfer = report.get("transfer")
     if transfer:
-        from hhrnet_rt.video.meters import format_bytes
-
         per_frame = format_bytes(transfer["d2h_bytes_per_frame"])
         h, w = transfer["frame_hw"]
         summary.add_row("device→host", f"{per_frame} per {w}x{h} frame ({transfer['decode_on']} decode)")
@@ -175,8 +177,6 @@ def bench_cmd(
     overwrite: Overwrite = False,
 ) -> None:
     """Measure model-only and end-to-end speed of a backend, bytes device→host per frame, the machine."""
-    from hhrnet_rt.bench import BenchConfig, run_bench
-    from hhrnet_rt.video.outputs import check_output_path, write_new_file
 
     if json_out is not None:  # before minutes of measuring, not after
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -203,8 +203,6 @@ def bench_cmd(
 
     out = Console()  # tables on stdout: they are the command's result
     if backend == BenchBackend.all:
-        from hhrnet_rt.bench_compare import compare_backends
-
         if precision is not None:
             raise InputError("--backend all measures every precision; leave --precision out")
         report = compare_backends(cfg, on_step=step)

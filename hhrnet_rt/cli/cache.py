@@ -1,6 +1,6 @@
 """Command: ``hhrt cache clear`` — delete the files hhrnet-rt put in its caches, and nothing else.
 
-What counts as ours is decided in one place, :func:`hhrnet_rt.paths.cache_inventory`: the compiled decode
+What counts as ours is decided in one place, :func:`hhrnet_rt.core.paths.cache_inventory`: the compiled decode
 kernels, the ONNX Runtime exports and (with ``--weights``) the downloaded named checkpoints. Each comes
 back on its own when needed (kernels compile, graphs export, weights download again).
 """
@@ -52,7 +52,7 @@ def clear(
     ] = False,
 ) -> None:
     """Delete the compiled decode kernels and ONNX exports hhrt cached (and, with --weights, the weights)."""
-    from hhrnet_rt.paths import cache_inventory, total_size
+    from hhrnet_rt.cli.cache_inventory import cache_inventory, total_size
 
     inventory = cache_inventory(weights=weights)
     removed: dict[str, int] = {}

@@ -10,8 +10,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from hhrnet_rt.artifacts.shape_profile import parse_shapes
 from hhrnet_rt.cli.app import Overwrite, Precision, app, console, handle_errors
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.export.build import DEFAULT_CALIB_DIR, build_onnx_files, build_tensorrt_engine
 
 
 class Target(StrEnum):
@@ -29,7 +31,6 @@ class CalibMethod(StrEnum):
 def _parse_shapes(value: str | None) -> Any:
     if value is None:
         return None
-    from hhrnet_rt.export.tensorrt_build import parse_shapes
 
     try:
         return parse_shapes(value)
@@ -131,8 +132,6 @@ def build_engine_cmd(
     """Export the pose graph to ONNX at the chosen precision, report its agreement with fp32, and build a
     TensorRT engine where TensorRT is installed (otherwise stop after the ONNX, exit code 5)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from hhrnet_rt.export.build import DEFAULT_CALIB_DIR, build_onnx_files, build_tensorrt_engine
 
     profile = _parse_shapes(shapes)
     logging.getLogger("hhrnet_rt").setLevel(logging.INFO)

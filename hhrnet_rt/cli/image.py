@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hhrnet_rt.cli.app import BackendName, DecodeOn, DecodeOnOpt, Overwrite, app, console, handle_errors
+from hhrnet_rt.cli.inputs_expand import expand_images
 from hhrnet_rt.cli.model_options import (
     Backend,
     Device,
@@ -29,7 +30,13 @@ from hhrnet_rt.cli.model_options import (
     make_estimator,
 )
 from hhrnet_rt.cli.stream_io import stdout
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.cli.targets import plan_image_outputs
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.inputs import check_image_file, read_image
+from hhrnet_rt.core.outputs import check_output_dir, write_new_file
+from hhrnet_rt.core.runs import new_run_dir, remove_if_empty
+from hhrnet_rt.draw import annotator_for
+from hhrnet_rt.poses import KEYPOINTS_SCHEMA
 
 
 @app.command()
@@ -37,7 +44,7 @@ from hhrnet_rt.errors import InputError
 def image(
     inputs: Annotated[
         list[str], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)
-    ],  # checked by hhrnet_rt.inputs
+    ],  # checked by hhrnet_rt.core.inputs
     out: Annotated[
         Path | None,
         typer.Option(
@@ -75,11 +82,6 @@ def image(
     overwrite: Overwrite = False,
 ) -> None:
     """Annotate images; keypoints optionally as JSON beside the annotated images."""
-    from hhrnet_rt.cli.inputs_expand import expand_images
-    from hhrnet_rt.cli.targets import plan_image_outputs
-    from hhrnet_rt.inputs import check_image_file
-    from hhrnet_rt.runs import new_run_dir, remove_if_empty
-    from hhrnet_rt.video.outputs import check_output_dir
 
     paths = expand_images(inputs, recursive=recursive)
     for path in paths:  # all inputs are checked before the model loads
@@ -102,11 +104,6 @@ def image(
 
 def _images(plan, estimator, *, exif_orientation, min_score, max_people, overwrite) -> None:
     import cv2
-
-    from hhrnet_rt.draw import annotator_for
-    from hhrnet_rt.inputs import read_image
-    from hhrnet_rt.poses import KEYPOINTS_SCHEMA
-    from hhrnet_rt.video.outputs import write_new_file
 
     annotator = annotator_for(min_score)
     table = Table("image", "people", "ms", "written")

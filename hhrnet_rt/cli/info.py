@@ -12,7 +12,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hhrnet_rt._version import __version__
 from hhrnet_rt.cli.app import app, handle_errors
+from hhrnet_rt.cli.cache import file_count, human_size
+from hhrnet_rt.core import paths
+from hhrnet_rt.model.download import NAMED_WEIGHTS, cache_dir, cached_state
+from hhrnet_rt.runtime.backends import backend_status
 
 stdout = Console()
 
@@ -43,10 +48,8 @@ def package_version(module: str, distributions: tuple[str, ...]) -> str:
 
 def collect() -> dict:
     """Everything ``hhrt info`` shows, as a JSON-ready dict."""
-    import hhrnet_rt
-
     # The imported package's own version (installed metadata may belong to another copy on sys.path).
-    versions = {"python": platform.python_version(), "hhrnet-rt": hhrnet_rt.__version__}
+    versions = {"python": platform.python_version(), "hhrnet-rt": __version__}
     versions.update({label: package_version(mod, dists) for label, mod, dists in _PACKAGES})
 
     import torch
@@ -56,11 +59,7 @@ def collect() -> dict:
         for i in range(torch.cuda.device_count())
     ] if torch.cuda.is_available() else []  # fmt: skip
 
-    from hhrnet_rt.backends import backend_status
-
     backends = backend_status()  # the probes and reasons choose_backend uses
-
-    from hhrnet_rt.download import NAMED_WEIGHTS, cache_dir, cached_state
 
     cache = cache_dir()
     # Hashed now, not judged by name: a different file under the cached name is not "cached".
@@ -68,11 +67,11 @@ def collect() -> dict:
     weights = {name: state == "verified" for name, (state, _) in states.items()}
     mismatched = {name: str(path) for name, (state, path) in states.items() if state == "mismatch"}
 
-    from hhrnet_rt import paths
-    from hhrnet_rt.backends.onnxruntime_backend import CACHE_SUBDIR
+    from hhrnet_rt.cli.cache_inventory import cache_inventory, total_size
     from hhrnet_rt.decode import cache as numba_cache
+    from hhrnet_rt.runtime.backends.onnx_cache import CACHE_SUBDIR
 
-    inventory = paths.cache_inventory()
+    inventory = cache_inventory()
     return {
         "versions": versions,
         "gpus": gpus,
@@ -83,12 +82,12 @@ def collect() -> dict:
             "dir": str(numba_cache.kernel_cache_dir()) if numba_cache.CACHE_USABLE else None,
             "location": numba_cache.CACHE_LOCATION,
             "files": len(inventory["numba"]),
-            "bytes": paths.total_size(inventory["numba"]),
+            "bytes": total_size(inventory["numba"]),
         },
         "onnx_cache": {
             "dir": str(paths.cache_dir() / CACHE_SUBDIR),
             "files": len(inventory["onnx"]),
-            "bytes": paths.total_size(inventory["onnx"]),
+            "bytes": total_size(inventory["onnx"]),
         },
     }
 
@@ -127,7 +126,6 @@ def info(
         else:
             state = "cached (sha256 verified)" if present else "not downloaded"
         table.add_row(f"  {name}", escape(state))
-    from hhrnet_rt.cli.cache import file_count, human_size
 
     for label, key in (("numba cache", "numba_cache"), ("ONNX export cache", "onnx_cache")):
         entry = facts[key]

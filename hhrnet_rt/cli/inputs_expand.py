@@ -19,8 +19,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from hhrnet_rt.errors import InputError
-from hhrnet_rt.runs import DEFAULT_RUNS_ROOT
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.runs import DEFAULT_RUNS_ROOT
 from hhrnet_rt.video.sources import is_url
 
 # The kinds OpenCV's imread decodes in common builds; anything else in a folder is not an image of ours.

@@ -7,15 +7,15 @@ library.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from hhrnet_rt.cli import ray_video, signals, temporal
+from hhrnet_rt.cli import ray_video, temporal
 from hhrnet_rt.cli.app import BackendName, DecodeOn, DecodeOnOpt, Overwrite, app, console, handle_errors
+from hhrnet_rt.cli.inputs_expand import expand_videos
 from hhrnet_rt.cli.model_options import (  # noqa: F401  (FAST_INPUT_SIZE, check_input_size: used from here)
     FAST_INPUT_SIZE,
     Backend,
@@ -38,103 +38,19 @@ from hhrnet_rt.cli.model_options import (  # noqa: F401  (FAST_INPUT_SIZE, check
     warm_up,
 )
 from hhrnet_rt.cli.remote import ClientToken, InFlight, SendAs, SendFormat, ServerUrl, remote_estimator
+from hhrnet_rt.cli.run_report import close_all, require_window, run_and_report
 from hhrnet_rt.cli.stream_io import (
     Batch,
     Batching,
     DecodeThreads,
     MaxWaitMs,
     open_sinks,
-    print_summary,
-    progress,
 )
-from hhrnet_rt.errors import InputError, PipelineError
+from hhrnet_rt.cli.targets import plan_video_outputs
+from hhrnet_rt.core.inputs import check_input_file
+from hhrnet_rt.core.runs import new_run_dir, remove_if_empty
+from hhrnet_rt.video import FileSource
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
-
-NO_BATCHING = Batching()  # one inference call per frame
-
-# How long the end of a run waits for a stage that is busy (one inference call on a slow device).
-JOIN_TIMEOUT_S = 30.0
-
-
-def close_all(opened) -> None:
-    """Close the sources and sinks of streams that never reached the pipeline (which closes its own)."""
-    for source, sinks in opened:
-        for closable in (*sinks, source):
-            closable.close()
-
-
-def run_and_report(
-    opened, estimator, *, hud: bool, show: bool, max_frames: int | None, title: str,
-    batching: Batching = NO_BATCHING, min_score: float | None = None, max_people: int | None = None,
-    over_time=None,
-):  # fmt: skip
-    """``opened``: ``(source, sinks)`` per stream; runs them all through one estimator, prints the summary.
-
-    ``over_time``: the --track/--smooth settings; every stream gets its own hook (its own IDs and filters).
-    """
-    import hhrnet_rt.video as streaming  # looked up at call time: tests and callers may wrap its functions
-    from hhrnet_rt.video import Stream
-    from hhrnet_rt.video.display import Window
-
-    try:
-        window = Window(f"hhrt {title}") if show else None
-    except BaseException:
-        close_all(opened)  # run_streams would have closed them; it never started
-        raise
-    several = len(opened) > 1
-    with progress() as bar:
-        streams = []
-        for source, sinks in opened:
-            total = source.frame_count
-            if total is not None and max_frames is not None:
-                total = min(total, max_frames)
-            name = getattr(source, "name", None) or source.description
-            task = bar.add_task(name if several else title, total=total, fps=0.0)
-            hook = over_time.hook() if over_time is not None else None
-            streams.append(Stream(source, sinks, name=name if several else None, on_frame=_ticker(bar, task),
-                                  post_decode=hook))  # fmt: skip
-        try:
-            common = {
-                **batching.run_options(),
-                "hud": hud,
-                "max_frames": max_frames,
-                "display": window,
-                "join_timeout_s": JOIN_TIMEOUT_S,
-                "min_score": min_score,
-                "max_people": max_people,
-            }
-            if several:
-                result = streaming.run_streams(streams, estimator, **common)
-            else:  # one input: the single-stream entry point (the same runner underneath)
-                only = streams[0]
-                result = streaming.run_pipeline(only.source, estimator, only.sinks, on_frame=only.on_frame,
-                                                post_decode=only.post_decode, **common)  # fmt: skip
-        except PipelineError as exc:
-            if exc.threads_still_running:
-                signals.request_hard_exit()
-            raise
-    if result.threads_still_running:
-        signals.request_hard_exit()  # the interpreter's shutdown would abort under the busy stage
-    print_summary(result, title)
-    if result.stopped == "interrupted":
-        console.print(
-            f"[yellow]interrupted[/]: the outputs hold the {result.frames_written} frames processed so far"
-        )
-        raise typer.Exit(signals.interrupted_exit_code())
-    return result
-
-
-def _ticker(bar, task):
-    """The progress update for one stream; runs in the pipeline's output thread (Progress is thread-safe)."""
-    t0 = time.perf_counter()
-    done = 0
-
-    def on_frame(result) -> None:
-        nonlocal done
-        done += 1
-        bar.update(task, advance=1, fps=done / max(time.perf_counter() - t0, 1e-9))
-
-    return on_frame
 
 
 @app.command()
@@ -144,7 +60,7 @@ def video(
     inputs: Annotated[
         list[str],
         typer.Argument(help="Video files, folders, glob patterns or http(s)/rtsp URLs.", show_default=False),
-    ],  # checked by hhrnet_rt.inputs / FileSource
+    ],  # checked by hhrnet_rt.core.inputs / FileSource
     out: Annotated[
         Path | None,
         typer.Option(
@@ -224,11 +140,6 @@ def video(
     With --ray each input is a Ray task instead.
     """
     ray_video.check_options(ray, show, address, cpus_per_task, gpus_per_task, max_retries, server)
-    from hhrnet_rt.cli.inputs_expand import expand_videos
-    from hhrnet_rt.cli.targets import plan_video_outputs
-    from hhrnet_rt.inputs import check_input_file
-    from hhrnet_rt.runs import new_run_dir, remove_if_empty
-    from hhrnet_rt.video import FileSource
 
     batching = Batching(batch, max_wait_ms, decode_threads)
     over_time = temporal.temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
@@ -238,7 +149,7 @@ def video(
         if isinstance(source, Path):
             check_input_file(source, "video file")
     if show:
-        _require_window()
+        require_window()
     run_dir = new_run_dir() if out is None else None
     try:
         plan = plan_video_outputs(sources, out, json_out, coco, run_dir=run_dir, overwrite=overwrite)
@@ -303,7 +214,6 @@ def video(
 def _video_group(group, first, estimator, *, show, max_frames, min_score, max_people, overwrite, batching,
                  over_time) -> None:  # fmt: skip
     """Some inputs of ``hhrt video`` (the first one possibly open already) through one run."""
-    from hhrnet_rt.video import FileSource
 
     opened = []
     pending = first
@@ -338,16 +248,3 @@ def _video_group(group, first, estimator, *, show, max_frames, min_score, max_pe
         whole_file = result.stopped is None and (max_frames is None or stream.frames_read < max_frames)
         if whole_file and (shortfall := source.shortfall_warning(stream.frames_read)):
             console.print(f"[yellow]warning:[/] {escape(shortfall)}", highlight=False)  # a name may hold [ ]
-
-
-def _require_window() -> None:
-    from hhrnet_rt.video.display import gui_problem
-
-    problem = gui_problem()
-    if problem:
-        raise InputError(f"cannot open a window: {problem}; write the result with --out OUT.mp4 instead")
-
-
-# `hhrt webcam` and `hhrt image` live in their own modules; imported here, after everything they use from
-# this one, so that the help lists them right after video (Typer lists commands in registration order).
-from hhrnet_rt.cli import webcam, image  # noqa: E402, F401, I001

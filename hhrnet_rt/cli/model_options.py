@@ -12,12 +12,16 @@ import typer
 from rich.markup import escape
 
 from hhrnet_rt.cli.app import BackendName, DecodeOn, Precision, console
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.inputs import check_input_file, is_regular_file
+from hhrnet_rt.core.sizes import check_input_size as check
+from hhrnet_rt.model.download import NAMED_WEIGHTS, fetch_named, needs_download
+from hhrnet_rt.runtime.backends.select import choose_backend
+from hhrnet_rt.runtime.estimator import PoseEstimator
 
 
 def check_input_size(value: int | None) -> int | None:
-    """Typer callback: the library's input-size rule (:func:`hhrnet_rt.preprocess.check_input_size`)."""
-    from hhrnet_rt.preprocess import check_input_size as check
+    """Typer callback: the library's input-size rule (:func:`hhrnet_rt.runtime.preprocess.check_input_size`)."""
 
     if value is None:
         return None
@@ -42,7 +46,8 @@ Weights = Annotated[
 ]  # fmt: skip
 Backend = Annotated[BackendName, typer.Option(help="Inference backend; auto picks the fastest available.")]
 Engine = Annotated[
-    Path | None,  # checked by hhrnet_rt.inputs (Click's exists=True calls a FIFO or a long name "missing")
+    Path
+    | None,  # checked by hhrnet_rt.core.inputs (Click's exists=True calls a FIFO or a long name "missing")
     typer.Option(
         help="TensorRT engine file (--backend tensorrt), an .onnx file (--backend onnxruntime or openvino), "
         "or an OpenVINO .xml (--backend openvino)."
@@ -133,9 +138,6 @@ def make_estimator(
 ):  # fmt: skip
     """Build the PoseEstimator the options describe and say which backend runs and why."""
     input_size, flip = fast_preset(fast, input_size, flip)
-    from hhrnet_rt.backends.select import choose_backend
-    from hhrnet_rt.estimator import PoseEstimator
-    from hhrnet_rt.inputs import check_input_file, is_regular_file
 
     if engine is not None:
         check_input_file(engine, "engine file")
@@ -148,7 +150,7 @@ def make_estimator(
     _download_before_spinner(source)
     kwargs = {"flip": flip, "refine": refine, "backend": name, "device": chosen_device, "engine": engine}
     kwargs["precision"] = precision.value if precision is not None else None
-    kwargs["input_size"] = input_size  # None with --engine: the file's (hhrnet_rt.engine_file)
+    kwargs["input_size"] = input_size  # None with --engine: the file's (hhrnet_rt.artifacts.engine_settings)
     kwargs["decode_on"] = decode_on.value
     if threads is not None:
         import torch
@@ -168,7 +170,6 @@ def make_estimator(
 def _download_before_spinner(weights) -> None:
     """A first use of named weights downloads them here, with their own progress bar, rather than under
     the loading spinner (two live displays on one terminal overwrite each other)."""
-    from hhrnet_rt.download import NAMED_WEIGHTS, fetch_named, needs_download
 
     if isinstance(weights, str) and weights in NAMED_WEIGHTS and needs_download(weights):
         fetch_named(weights)
@@ -207,7 +208,7 @@ def warm_up(estimator, sources, batch: int = 1) -> None:
 
 def _preset_input_size(weights: str) -> int:
     """640 for the *_640 named weights, 512 for everything else (the released models' test sizes)."""
-    from hhrnet_rt.model import ModelSpec
+    from hhrnet_rt.model.spec import ModelSpec
 
     try:
         return ModelSpec.preset(weights).input_size

@@ -19,10 +19,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hhrnet_rt import errors
-from hhrnet_rt.cli.app import console
+from hhrnet_rt.cli.app import BackendName, DecodeOn, Precision, console, flag_for
+from hhrnet_rt.cli.model_options import make_estimator
+from hhrnet_rt.cli.stream_io import open_sinks, stdout
+from hhrnet_rt.cluster import VideoJob, ray_session, run_archive
 from hhrnet_rt.cluster.archive import MAX_RETRIES, TASK_CPUS, TASK_GPUS  # noqa: F401  (the defaults)
-from hhrnet_rt.errors import InputError, PipelineError
+from hhrnet_rt.core import errors
+from hhrnet_rt.core.errors import InputError, PipelineError
+from hhrnet_rt.core.inputs import is_regular_file
 
 if TYPE_CHECKING:
     from hhrnet_rt.track.hook import TemporalSettings
@@ -92,9 +96,6 @@ class CliVideoRecipe:
         return self.over_time.hook()  # a fresh tracker per video, as a local run makes per input
 
     def estimator(self) -> Any:
-        from hhrnet_rt.cli.app import BackendName, DecodeOn, Precision
-        from hhrnet_rt.cli.model_options import make_estimator
-
         (weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads,
          fast) = self.model_args  # fmt: skip
         return make_estimator(
@@ -103,12 +104,10 @@ class CliVideoRecipe:
         )  # fmt: skip
 
     def messages(self) -> contextlib.AbstractContextManager:
-        from hhrnet_rt.cli.app import flag_for
 
         return errors.option_style(flag_for)  # the worker's messages name flags, as the command's do
 
     def sinks(self, source: Any, video: Path | None, json: Path | None, coco: Path | None) -> list:
-        from hhrnet_rt.cli.stream_io import open_sinks
 
         return open_sinks(video, json, coco, source, live=False, overwrite=False)  # temporary names: new
 
@@ -116,7 +115,6 @@ class CliVideoRecipe:
 def recipe_for(weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads,
                fast, *, min_score, max_people, max_frames, over_time) -> CliVideoRecipe:  # fmt: skip
     """The recipe for ``hhrt video``'s options; local files as absolute paths (workers run elsewhere)."""
-    from hhrnet_rt.inputs import is_regular_file
 
     if weights is not None and is_regular_file(weights):
         weights = str(Path(weights).absolute())
@@ -129,8 +127,6 @@ def recipe_for(weights, backend, engine, device, input_size, flip, refine, preci
 def run(plan, recipe: CliVideoRecipe, *, address: str | None, cpus_per_task: float, gpus_per_task: float,
         max_retries: int, overwrite: bool) -> None:  # fmt: skip
     """Every planned input as a Ray task; the summary on stdout; an error if any video failed."""
-    from hhrnet_rt.cli.stream_io import stdout
-    from hhrnet_rt.cluster import ray_session, run_archive
 
     run_id = secrets.token_hex(6)  # in the temporary names: files with it can only be this run's
     jobs = [_job(i, targets, run_id, overwrite) for i, targets in enumerate(plan)]
@@ -155,7 +151,6 @@ def run(plan, recipe: CliVideoRecipe, *, address: str | None, cpus_per_task: flo
 
 
 def _job(index: int, targets, run_id: str, overwrite: bool):
-    from hhrnet_rt.cluster import VideoJob
 
     source = targets.source if isinstance(targets.source, str) else str(Path(targets.source).absolute())
     outputs = {k: str(Path(p).absolute()) if p is not None else None

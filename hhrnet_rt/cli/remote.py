@@ -13,7 +13,8 @@ import typer
 from rich.markup import escape
 
 from hhrnet_rt.cli.app import console
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.serve import PoseClient, RemoteEstimator
 
 TOKEN_ENV = "HHRT_TOKEN"
 # A server that does not answer before the run is a typo or a server not started: say so soon. During
@@ -59,7 +60,6 @@ _MODEL_OPTIONS = ("weights", "engine", "precision", "device", "input_size", "fli
 def remote_estimator(ctx: typer.Context, server: str, token: str | None, send: SendFormat, in_flight: int):
     """The pipeline stages on ``server`` (:class:`~hhrnet_rt.serve.RemoteEstimator`), after one ``/v1/info``
     that proves the server answers and accepts the token."""
-    from hhrnet_rt.serve import PoseClient, RemoteEstimator
 
     given = [name for name in _MODEL_OPTIONS if _typed(ctx, name)]
     if given:

@@ -29,7 +29,11 @@ from hhrnet_rt.cli.model_options import (
     fast_preset,
 )
 from hhrnet_rt.cli.remote import TOKEN_ENV
-from hhrnet_rt.errors import BackendUnavailableError, InputError, WeightsError
+from hhrnet_rt.core.errors import BackendUnavailableError, InputError, WeightsError
+from hhrnet_rt.core.inputs import check_input_file
+from hhrnet_rt.model.download import NAMED_WEIGHTS
+from hhrnet_rt.serve import ServeSettings
+from hhrnet_rt.serve.server import require_ray, start_server, stop_server
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -41,8 +45,6 @@ def _estimator_options(
     weights, backend, engine, device, input_size, flip, refine, precision, decode_on, fast, threads
 ) -> dict:
     """PoseEstimator keyword arguments for the replicas, with the CLI's defaults (``make_estimator``'s)."""
-    from hhrnet_rt.download import NAMED_WEIGHTS
-    from hhrnet_rt.inputs import check_input_file
 
     input_size, flip = fast_preset(fast, input_size, flip)
     if engine is not None:
@@ -127,8 +129,6 @@ def serve(
 
     Needs Ray Serve: the ray extra of hhrnet-rt (see README, Serving).
     """
-    from hhrnet_rt.serve import ServeSettings
-    from hhrnet_rt.serve.server import require_ray, start_server, stop_server
 
     # Before anything else: the one missing piece most users will meet. A local cluster stays on loopback.
     require_ray(loopback=address is None)

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from hhrnet_rt.stop_signals import STOP_SIGNALS
+from hhrnet_rt.core.signals import STOP_SIGNALS
 
 _received: list[int] = []  # the stop signals received during the current command, in order
 _hard_exit: list[bool] = []  # non-empty once the command asked to end without interpreter shutdown

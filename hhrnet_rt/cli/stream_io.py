@@ -14,7 +14,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hhrnet_rt.cli.app import console
+from hhrnet_rt.core.outputs import check_output_path
+from hhrnet_rt.video import CocoSink, JsonLinesSink, Mp4Sink
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
+from hhrnet_rt.video.report import streams_table, summary_table
 
 # Tables are results, not diagnostics: they go to stdout.
 stdout = Console()
@@ -76,7 +79,6 @@ def open_sinks(
     out: Path | None, json_out: Path | None, coco: Path | None, source, *, live: bool, overwrite: bool
 ):
     """The sinks of one stream (none of them left open if one fails to open)."""
-    from hhrnet_rt.video import CocoSink, JsonLinesSink, Mp4Sink
 
     sinks = []
     try:
@@ -110,7 +112,6 @@ def check_outputs(
 ) -> None:
     """Fail on bad output paths before anything is opened and the (slow) model is loaded: never an
     input, never an existing file without --overwrite."""
-    from hhrnet_rt.video.outputs import check_output_path
 
     for path, suffixes, what in (
         (out, (".mp4",), "output video"),
@@ -123,7 +124,6 @@ def check_outputs(
 
 def print_summary(result, title: str) -> None:
     """The run's table (all streams together), a per-stream table when there are several, warnings."""
-    from hhrnet_rt.video.report import streams_table, summary_table
 
     stdout.print(summary_table(result, title=title))
     if len(result.streams) > 1:

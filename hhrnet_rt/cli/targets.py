@@ -2,8 +2,8 @@
 
 An output option names a file (one input only) or a folder (``<name>.<ext>`` per input, created if
 needed); a path that is an existing folder or has no extension is a folder. Without ``--out`` the
-annotated outputs go to a new numbered run folder (:mod:`hhrnet_rt.runs`), never next to the input.
-Every target is checked with the rules of :mod:`hhrnet_rt.video.outputs`: never an input, never an
+annotated outputs go to a new numbered run folder (:mod:`hhrnet_rt.core.runs`), never next to the input.
+Every target is checked with the rules of :mod:`hhrnet_rt.core.outputs`: never an input, never an
 existing file without ``--overwrite``.
 """
 
@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.outputs import check_output_dir, check_output_path, refuse_existing, refuse_input
+from hhrnet_rt.video.sources import is_url, url_name
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,6 @@ def is_folder_target(path: Path) -> bool:
 
 def input_name(source: str | Path) -> str:
     """The stem outputs are named after: a file's stem, a URL's last path part without extension."""
-    from hhrnet_rt.video.sources import is_url, url_name
 
     return Path(url_name(source)).stem if is_url(source) else Path(source).stem
 
@@ -46,7 +47,6 @@ def plan_video_outputs(
     overwrite: bool,
 ) -> list[VideoTargets]:
     """One :class:`VideoTargets` per source; ``run_dir`` stands in for a missing ``out``."""
-    from hhrnet_rt.video.outputs import check_output_dir, check_output_path
 
     local = [s for s in sources if isinstance(s, Path)]
     kinds = {
@@ -86,8 +86,6 @@ def plan_image_outputs(
     """(input, annotated image, keypoints file or None) for each input, every target checked up front:
     none may be an input (``--out`` the inputs' own folder), none may exist without --overwrite."""
     import cv2
-
-    from hhrnet_rt.video.outputs import refuse_existing, refuse_input
 
     used: set[str] = set()
     plan = []

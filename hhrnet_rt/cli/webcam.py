@@ -10,7 +10,6 @@ from rich.markup import escape
 
 from hhrnet_rt.cli import temporal
 from hhrnet_rt.cli.app import BackendName, DecodeOn, DecodeOnOpt, Overwrite, app, console, handle_errors
-from hhrnet_rt.cli.media import close_all, run_and_report
 from hhrnet_rt.cli.model_options import (
     Backend,
     Device,
@@ -29,8 +28,13 @@ from hhrnet_rt.cli.model_options import (
     warm_up,
 )
 from hhrnet_rt.cli.remote import ClientToken, InFlight, SendAs, SendFormat, ServerUrl, remote_estimator
+from hhrnet_rt.cli.run_report import close_all, run_and_report
 from hhrnet_rt.cli.stream_io import Batch, Batching, DecodeThreads, MaxWaitMs, check_outputs, open_sinks
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.cli.targets import plan_video_outputs
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.inputs import is_regular_file
+from hhrnet_rt.video import CameraSource
+from hhrnet_rt.video.display import gui_problem
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
 
 
@@ -105,7 +109,6 @@ def webcam(
     Several --camera options run together through one model: a tiled window, or one recording per camera
     (--out and --json name folders) without it.
     """
-    from hhrnet_rt.video.display import gui_problem
 
     batching = Batching(batch, max_wait_ms, decode_threads)
     over_time = temporal.temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
@@ -176,7 +179,6 @@ def _window_or_recording(show: bool, recording: bool, problem: str | None) -> bo
 
 
 def _open_camera(spec: str, request):
-    from hhrnet_rt.video import CameraSource
 
     width, height, fps = request
     source = CameraSource(int(spec) if spec.isdigit() else spec, width=width, height=height, fps=fps)
@@ -188,9 +190,6 @@ def _open_camera(spec: str, request):
 def _webcams(cameras, out, json_out, *, show, batching, max_frames, min_score, max_people,
              overwrite, request, load_model, over_time) -> None:  # fmt: skip
     """``hhrt webcam`` with several --camera: one run, one model, per-camera outputs in folders."""
-    from hhrnet_rt.cli.targets import plan_video_outputs
-    from hhrnet_rt.inputs import is_regular_file
-    from hhrnet_rt.video.display import gui_problem
 
     # Named after the camera (camera0) or the stream's / file's name; a local file is an input to protect.
     names = [f"camera{c}" if c.isdigit() else (Path(c) if is_regular_file(c) else c) for c in cameras]

@@ -2,7 +2,7 @@
 
 ``download`` on a connected machine fills the cache; copying the cache folder (``hhrt weights list`` shows
 it) or the files ``hhrt weights path`` prints to the offline machine makes ``--weights NAME`` work there.
-Every file is hash-checked when listed, printed or used (:mod:`hhrnet_rt.download`).
+Every file is hash-checked when listed, printed or used (:mod:`hhrnet_rt.model.download`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from rich.table import Table
 
 from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.help_style import HhrtTyper
-from hhrnet_rt.errors import InputError, WeightsError
+from hhrnet_rt.core.errors import InputError, WeightsError
+from hhrnet_rt.model.download import NAMED_WEIGHTS, cache_dir, cached_state, fetch_named
 
 weights_app = HhrtTyper(
     help="List, download and locate the named weights (to prepare a machine without network access).",
@@ -35,7 +36,6 @@ _STATE_TEXT = {
 
 
 def _known(name: str) -> str:
-    from hhrnet_rt.download import NAMED_WEIGHTS
 
     if name not in NAMED_WEIGHTS:
         raise InputError(f"no named weights {name!r}; available: {', '.join(NAMED_WEIGHTS)}")
@@ -46,7 +46,6 @@ def _known(name: str) -> str:
 @handle_errors
 def list_cmd() -> None:
     """The named weights, whether each is downloaded (hash checked now), and where."""
-    from hhrnet_rt.download import NAMED_WEIGHTS, cache_dir, cached_state
 
     table = Table("name", "state", title=f"named weights (cache: {cache_dir()})")
     table.add_column("file (or where it comes from)", overflow="fold")  # a path or URL is shown whole
@@ -65,7 +64,6 @@ def download_cmd(
     ] = None,
 ) -> None:
     """Download named weights into the cache and check their sha256; already cached ones are kept."""
-    from hhrnet_rt.download import NAMED_WEIGHTS, fetch_named
 
     for name in [_known(n) for n in names or NAMED_WEIGHTS]:  # every name checked before any download
         path = fetch_named(name)
@@ -76,7 +74,6 @@ def download_cmd(
 @handle_errors
 def path_cmd(name: Annotated[str, typer.Argument(help="Named weights, e.g. w32_512.")]) -> None:
     """Print the cached file of NAME (hash checked); an error when it is not downloaded."""
-    from hhrnet_rt.download import NAMED_WEIGHTS, cached_state
 
     state, path = cached_state(_known(name))
     if state == "missing":

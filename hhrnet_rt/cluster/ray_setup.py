@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from hhrnet_rt.errors import BackendUnavailableError, InputError
+from hhrnet_rt.core.errors import BackendUnavailableError, InputError
 
 #: The one wording of how to get Ray (hhrnet-rt is installed from a checkout).
 RAY_INSTALL_HINT = 'pip install -e ".[ray]" from an hhrnet-rt checkout (or pip install "ray[serve]")'

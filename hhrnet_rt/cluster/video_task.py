@@ -7,7 +7,7 @@ a local one), runs :func:`hhrnet_rt.video.run_pipeline` and reports frames to th
 Why outputs are written under a temporary name and published at the end: Ray retries a task whose worker
 died, and the retry must start its files afresh. The temporary names carry the run's random id, so a file
 by that name can only have been made by an earlier attempt of this run, and removing it breaks no rule;
-the final names are only ever created by :func:`hhrnet_rt.video.outputs.publish` (never replacing a file
+the final names are only ever created by :func:`hhrnet_rt.core.outputs.publish` (never replacing a file
 without ``overwrite``). A pipeline failure publishes what was written, as a local run leaves it; a worker
 that died publishes nothing (its files are not closed, so they would not play).
 
@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from hhrnet_rt.errors import HhrtError
+from hhrnet_rt.core.errors import HhrtError
+from hhrnet_rt.core.outputs import publish
 
 #: Test-only fault injection: a JSON file {source: {"crash_attempts": N, "at_frame": K}}; the worker
 #: running that source dies (``os._exit``) at frame K of its first N attempts. Nothing reads it unless
@@ -73,7 +74,7 @@ class FileReport:
     wall_s: float = 0.0
     stopped: str | None = None
     error: str | None = None
-    error_kind: str | None = None  # the hhrnet_rt.errors class name of ``error``
+    error_kind: str | None = None  # the hhrnet_rt.core.errors class name of ``error``
     attempts: int = 1
     backend: str = ""
     warnings: list[str] = field(default_factory=list)
@@ -211,7 +212,6 @@ def _process(job, recipe, ledger, attempt, crash_at, report: FileReport) -> None
 
 
 def _publish(job: VideoJob, temps: dict[str, Path | None], report: FileReport) -> None:
-    from hhrnet_rt.video.outputs import publish  # not at the top: `hhrt --help` need not load video/
 
     for key, temp in temps.items():
         final = job.outputs[key]

@@ -1,10 +1,10 @@
 """Where Numba keeps the compiled decode kernels, so a new process starts in well under a second.
 
-The kernels are cached in the ``numba`` folder of the package's user cache (:mod:`hhrnet_rt.paths`:
+The kernels are cached in the ``numba`` folder of the package's user cache (:mod:`hhrnet_rt.core.paths`:
 ``~/.cache/hhrnet-rt/numba`` or ``$HHRT_CACHE_DIR/numba``), never beside the sources: a cache in
 ``site-packages`` is left behind by ``pip uninstall`` (Numba's files are not in the wheel's RECORD) and
 cannot be written on a read-only install. ``NUMBA_CACHE_DIR``, when set, wins (Numba's own setting). If
-the user cache cannot be written, :func:`hhrnet_rt.paths.writable_cache_dir` falls back to a private
+the user cache cannot be written, :func:`hhrnet_rt.core.paths.writable_cache_dir` falls back to a private
 temporary folder, and if nothing can be written the kernels compile in every process; no import ever
 fails for want of a cache. It must run before any ``@njit(cache=True)`` kernel is defined: the decode
 package imports it first.
@@ -24,7 +24,7 @@ from pathlib import Path
 import numba
 from numba import njit
 
-from hhrnet_rt import paths
+from hhrnet_rt.core import paths
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CACHE_SUBDIR = "numba"

@@ -45,12 +45,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hhrnet_rt.config import DecodeParams
+from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.decode.device_host import apply_refine_picks, group_candidates
 from hhrnet_rt.decode.device_ops import candidate_pack, first_minus_inf, refine_pack
+from hhrnet_rt.decode.params import DecodeParams
 from hhrnet_rt.decode.parse import check_params
 from hhrnet_rt.decode.peaks import float32_threshold
-from hhrnet_rt.errors import InputError
 
 
 @dataclass

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from hhrnet_rt.config import DecodeParams
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.tag_layout import planar
 from hhrnet_rt.decode.cache import kernel
 from hhrnet_rt.decode.grouping import match_by_tag
+from hhrnet_rt.decode.munkres import munkres
+from hhrnet_rt.decode.params import DecodeParams
 from hhrnet_rt.decode.peaks import float32_threshold, gather_tags, top_k_peaks
 from hhrnet_rt.decode.refine import adjust as _adjust
 from hhrnet_rt.decode.refine import refine as _refine
 from hhrnet_rt.decode.refine import scores as _scores
-from hhrnet_rt.errors import InputError
-from hhrnet_rt.tag_layout import planar
 
 
 @kernel
@@ -85,7 +86,7 @@ def as_maps(heatmaps, tags) -> tuple[np.ndarray, np.ndarray]:
     """Check shapes; return C-contiguous float32 (K, H, W) heatmaps and (K, L, H, W) tag planes.
 
     ``tags`` is (K, H, W, L) (or (K, H, W) for L = 1), as the official code indexes it; a view of planar
-    memory (:func:`hhrnet_rt.tag_layout.by_pixel`, what the estimator passes) is used without a copy.
+    memory (:func:`hhrnet_rt.core.tag_layout.by_pixel`, what the estimator passes) is used without a copy.
     """
     hm = np.ascontiguousarray(heatmaps, dtype=np.float32)
     tg = np.asarray(tags)
@@ -191,7 +192,6 @@ def warmup() -> None:
 
     Call once at start-up so the first real frame is not slowed down by compilation.
     """
-    from hhrnet_rt.decode.munkres import munkres
 
     rng = np.random.default_rng(0)
     munkres(np.array([[1.0, 2.0], [2.0, 1.0]]))

@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from hhrnet_rt.config import DecodeParams
+from hhrnet_rt.artifacts.sidecar import INPUT_NAME, OUTPUT_NAMES
+from hhrnet_rt.core.tag_layout import by_pixel
+from hhrnet_rt.decode.params import DecodeParams
 
 DEFAULT_TOL_PX = 2.0
 
@@ -80,7 +82,6 @@ def match_people(ref: np.ndarray, other: np.ndarray, tol_px: float = DEFAULT_TOL
 
 
 def _run(session: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from hhrnet_rt.export.sidecar import INPUT_NAME, OUTPUT_NAMES
 
     heatmaps, tags = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
     return heatmaps, tags
@@ -110,7 +111,6 @@ def compare_outputs(
         peaks_found, peaks_total = peaks_found + found, peaks_total + total
         if decode:
             from hhrnet_rt.decode import parse
-            from hhrnet_rt.tag_layout import by_pixel
 
             g_ref, _ = parse(h_ref[0], by_pixel(t_ref[0]), params)
             g_oth, _ = parse(h_oth[0], by_pixel(t_oth[0]), params)

@@ -19,9 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from hhrnet_rt.errors import CalibrationError, InputError, option
-from hhrnet_rt.export.sidecar import INPUT_NAME, OUTPUT_NAMES, Sidecar, dynamic_axes, sha256_file
-from hhrnet_rt.export.tensorrt_build import ShapeProfile, resolve_profile
+from hhrnet_rt.artifacts.engine_settings import onnx_metadata
+from hhrnet_rt.artifacts.shape_profile import ShapeProfile, profile_from_dict, resolve_profile
+from hhrnet_rt.artifacts.sidecar import INPUT_NAME, OUTPUT_NAMES, Sidecar, dynamic_axes, sha256_file
+from hhrnet_rt.core.errors import CalibrationError, InputError, option
+from hhrnet_rt.core.names import check_precision
+from hhrnet_rt.core.outputs import refuse_existing
+from hhrnet_rt.core.sizes import check_input_size
+from hhrnet_rt.export.openvino_build import openvino_agreement, require_openvino, write_openvino_ir
+from hhrnet_rt.export.quantize import calibration_cache_key, quantize_int8
+from hhrnet_rt.export.quantize_cpu import quantize_int8_cpu
+from hhrnet_rt.export.tensorrt_build import build_engine
+from hhrnet_rt.runtime.backends.tensorrt_backend import import_tensorrt
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +54,9 @@ class BuildResult:
 
 
 def load_network(weights: str | Path) -> Any:
-    """A HigherHRNet in eval mode (:func:`hhrnet_rt.weights.load_network`; "random" is seeded, so rebuilds
+    """A HigherHRNet in eval mode (:func:`hhrnet_rt.model.weights.load_network`; "random" is seeded, so rebuilds
     agree with an estimator made from "random")."""
-    from hhrnet_rt.weights import load_network as load
+    from hhrnet_rt.model.weights import load_network as load
 
     return load(weights)[0]
 
@@ -56,8 +65,8 @@ def export_graph(network: Any, path: Path, *, flip: bool, input_size: int, fp16:
     """Export ``PoseGraph(network, flip=flip)`` with dynamic batch, H and W."""
     import torch
 
-    from hhrnet_rt.export.onnx import export_onnx
-    from hhrnet_rt.graph import PoseGraph
+    from hhrnet_rt.model.graph import PoseGraph
+    from hhrnet_rt.model.onnx_export import export_onnx
 
     graph = PoseGraph(network, flip=flip).eval()
     example = torch.zeros(1, 3, input_size, input_size)
@@ -74,7 +83,7 @@ def export_graph(network: Any, path: Path, *, flip: bool, input_size: int, fp16:
 
 def preprocess_bgr(image_bgr: np.ndarray, input_size: int) -> np.ndarray:
     """Exactly the inference preprocessing: official resize_align + normalisation, (1, 3, h, w) float32."""
-    from hhrnet_rt.preprocess import normalize, resize_align
+    from hhrnet_rt.runtime.preprocess import normalize, resize_align
 
     resized, _affine = resize_align(image_bgr, input_size)
     return normalize(resized, bgr=True)
@@ -135,12 +144,8 @@ def build_onnx_files(
         InputError: bad precision or input size, or an output file exists and ``overwrite`` is false.
         CalibrationError: INT8 without readable calibration images.
     """
-    from hhrnet_rt.backends.base import check_precision
     from hhrnet_rt.export.agreement import onnx_agreement
     from hhrnet_rt.export.calibration import CalibrationSource, open_calibration_source
-    from hhrnet_rt.export.quantize import calibration_cache_key, quantize_int8
-    from hhrnet_rt.export.quantize_cpu import quantize_int8_cpu
-    from hhrnet_rt.preprocess import check_input_size
 
     if precision is None:
         raise InputError(f"{option('precision')} must be fp32, fp16 or int8, got None")
@@ -152,8 +157,6 @@ def build_onnx_files(
             f"{option('target', target)} builds fp32 or int8: fp16 is no faster on the CPU than fp32"
         )
     if target == "openvino":
-        from hhrnet_rt.export.openvino_build import require_openvino
-
         require_openvino(int8=precision == "int8")
     input_size = check_input_size(input_size)
     profile = resolve_profile(input_size, profile, max_batch)
@@ -162,7 +165,6 @@ def build_onnx_files(
     name = name or default_name(weights, precision, input_size, flip, target)
     # Every file this build may write is checked before any work: an earlier build's files (or anything
     # else under those names) are replaced only with overwrite=True.
-    from hhrnet_rt.video.outputs import refuse_existing
 
     for suffix in (".onnx", ".fp32.onnx", ".json", ".engine", ".xml", ".bin"):
         refuse_existing(out_dir / f"{name}{suffix}", "build output", overwrite)
@@ -181,7 +183,7 @@ def build_onnx_files(
             source = None
 
     on_step("loading weights")
-    from hhrnet_rt.weights import state_dict_digest
+    from hhrnet_rt.model.weights import state_dict_digest
 
     network = load_network(weights)
     fp32_path = out_dir / (f"{name}.onnx" if precision == "fp32" else f"{name}.fp32.onnx")
@@ -230,8 +232,7 @@ def build_onnx_files(
 
     # The file describes itself (a lone .onnx still knows how to run): stamped into the final file only
     # now, after quantisation, which builds a new model from the fp32 one.
-    from hhrnet_rt.engine_file import onnx_metadata
-    from hhrnet_rt.export.onnx import write_metadata
+    from hhrnet_rt.model.onnx_export import write_metadata
 
     weights_digest = state_dict_digest(network)
     metadata = onnx_metadata(
@@ -242,8 +243,6 @@ def build_onnx_files(
         write_metadata(path, metadata)
     openvino, xml_path = None, out_dir / f"{name}.xml"
     if target == "openvino":
-        from hhrnet_rt.export.openvino_build import write_openvino_ir
-
         on_step(f"writing the OpenVINO {precision} model -> {xml_path} (+ .bin)")
         count = len(source.calib) if source is not None and calibration_inputs is not None else 0
         openvino, calibration = write_openvino_ir(
@@ -261,8 +260,6 @@ def build_onnx_files(
         on_step(f"agreement {precision} vs fp32 on {len(images)} {origin}")
         inputs = [preprocess_bgr(img, input_size) for img in images]
         if target == "openvino":
-            from hhrnet_rt.export.openvino_build import openvino_agreement
-
             agreement = openvino_agreement(fp32_path, xml_path, inputs)
         else:
             agreement = onnx_agreement(fp32_path, onnx_path, inputs)
@@ -303,7 +300,6 @@ def build_tensorrt_engine(
     Raises:
         TensorRTUnavailableError: ``tensorrt`` is not importable (the ONNX files and sidecar are kept).
     """
-    from hhrnet_rt.export.tensorrt_build import build_engine, import_tensorrt, profile_from_dict
 
     import_tensorrt(result.onnx_path)
     out_dir = result.onnx_path.parent

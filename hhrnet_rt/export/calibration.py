@@ -19,10 +19,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hhrnet_rt.errors import CalibrationError, option
+from hhrnet_rt.artifacts.sidecar import sha256_file
+from hhrnet_rt.core.errors import CalibrationError, option
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_HOLDOUT = 4
+
+
 def _fill_hint() -> str:
     return (
         "put 100-500 representative images (JPEG/PNG, people at the sizes you expect) in calibration/, "
@@ -74,8 +77,6 @@ class CalibrationSource:
                 h.update(p.name.encode())
                 h.update(hashlib.sha256(p.read_bytes()).digest())
         else:
-            from hhrnet_rt.export.sidecar import sha256_file
-
             h.update(sha256_file(self.path).encode())
             h.update(",".join(str(self.items[i]) for i in self.calib).encode())
         return h.hexdigest()

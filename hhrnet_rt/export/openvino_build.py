@@ -15,7 +15,7 @@ int8 file.
 
 The IR is saved with fp32 weights where they are float (``compress_to_fp16=False``: OpenVINO's default
 would halve the float layers' weights, final layers included). Its two files are hashed into the sidecar,
-and :mod:`hhrnet_rt.engine_file` checks them before OpenVINO reads them.
+and :mod:`hhrnet_rt.artifacts.engine_settings` checks them before OpenVINO reads them.
 
 Example:
     >>> facts = write_openvino_ir("w.fp32.onnx", "w.xml", calibration_inputs=None)  # doctest: +SKIP
@@ -33,9 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from hhrnet_rt.errors import BackendUnavailableError, CalibrationError, option
+from hhrnet_rt.artifacts.sidecar import INPUT_NAME, sha256_file
+from hhrnet_rt.core.errors import BackendUnavailableError, CalibrationError, option
 from hhrnet_rt.export.quantize_cpu import in_final_layers, in_network
-from hhrnet_rt.export.sidecar import INPUT_NAME, sha256_file
+from hhrnet_rt.runtime.backends.openvino_backend import OpenVinoBackend, import_openvino
+from hhrnet_rt.runtime.backends.select import OPENVINO_INSTALL_HINT
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,6 @@ class _Replayable:
 
 def require_openvino(int8: bool) -> None:
     """Fail before any export work when the IR cannot be written here (openvino, and nncf for int8)."""
-    from hhrnet_rt.backends.select import OPENVINO_INSTALL_HINT
 
     try:
         import openvino  # noqa: F401
@@ -146,7 +147,6 @@ def write_openvino_ir(
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Write ``xml_path`` (+ ``.bin``) from the fp32 PoseGraph ONNX file: int8 when ``calibration_inputs``
     is given, else fp32. Returns (the sidecar's ``openvino`` facts, its ``calibration`` or None)."""
-    from hhrnet_rt.backends.openvino_backend import import_openvino
 
     ov = import_openvino()
     xml_path = Path(xml_path)
@@ -176,7 +176,6 @@ def openvino_agreement(
 ) -> dict[str, Any]:
     """:func:`~hhrnet_rt.export.agreement.compare_outputs` of two models, both run by the openvino backend
     (so the figures measure the precision, not a difference between runtimes)."""
-    from hhrnet_rt.backends.openvino_backend import OpenVinoBackend
     from hhrnet_rt.export.agreement import compare_outputs
 
     ref = OpenVinoBackend(fp32_model, threads=threads, reuse_outputs=False)
@@ -192,7 +191,6 @@ def openvino_int8_layout(xml_path: str | Path) -> dict[str, Any]:
     ``float_final_convs`` (final layer convs, and those with float weights), ``quantized_ops_in_tail``
     (operations outside the network that read a FakeQuantize output).
     """
-    from hhrnet_rt.backends.openvino_backend import import_openvino
 
     model = import_openvino().Core().read_model(str(xml_path))
 

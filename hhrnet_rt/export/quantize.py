@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from hhrnet_rt.errors import CalibrationError, option
-from hhrnet_rt.export.sidecar import INPUT_NAME
+from hhrnet_rt.artifacts.sidecar import INPUT_NAME
+from hhrnet_rt.core.errors import CalibrationError, option
 
 log = logging.getLogger(__name__)
 

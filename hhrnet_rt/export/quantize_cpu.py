@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from hhrnet_rt.errors import CalibrationError
+from hhrnet_rt.core.errors import CalibrationError
 from hhrnet_rt.export.quantize import _ort_method, calibrate_ranges, preprocess_for_quantization
 
 CPU_FORMATS = ("qdq", "qoperator")

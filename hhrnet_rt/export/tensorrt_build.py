@@ -11,143 +11,26 @@ convolutions round their inputs to a 10-bit mantissa, so an fp32 engine would no
 says, and the layers an fp16 or int8 file keeps in fp32 on purpose (the flip/aggregation tail, the tags)
 would not be either. (TF32 is the one precision flag TensorRT 11 kept.)
 
-``tensorrt`` is imported inside the functions; :func:`parse_shapes` and :class:`ShapeProfile` are plain
-Python so the CLI can check ``--shapes`` on machines without TensorRT.
+``tensorrt`` is imported inside the functions (:func:`~hhrnet_rt.runtime.backends.tensorrt_backend.import_tensorrt`);
+the shape profile is plain Python (:mod:`hhrnet_rt.artifacts.shape_profile`), so the CLI can check
+``--shapes`` on machines without TensorRT.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hhrnet_rt.errors import (
-    TENSORRT_INSTALL_HINT,
-    BackendUnavailableError,
-    InputError,
-    TensorRTUnavailableError,
-    option,
-)
-from hhrnet_rt.export.sidecar import INPUT_NAME
+from hhrnet_rt.artifacts.shape_profile import ShapeProfile
+from hhrnet_rt.artifacts.sidecar import INPUT_NAME
+from hhrnet_rt.core.errors import BackendUnavailableError, option
+from hhrnet_rt.runtime.backends.tensorrt_backend import deserialize_engine, import_tensorrt
 
 log = logging.getLogger(__name__)
 
-# The network downsamples by 32 and resize_align pads the long side to a multiple of 64; profile sizes
-# that are not multiples of 64 could never be fed, so they are refused rather than silently unused.
-SIZE_MULTIPLE = 64
 DEFAULT_WORKSPACE_GIB = 4.0
-
-
-@dataclass(frozen=True)
-class ShapeProfile:
-    """Min/opt/max input shapes ``(N, 3, H, W)`` of the engine's single optimisation profile."""
-
-    min: tuple[int, int, int, int]
-    opt: tuple[int, int, int, int]
-    max: tuple[int, int, int, int]
-
-    def as_dict(self) -> dict[str, list[int]]:
-        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
-
-    def contains(self, shape: tuple[int, ...]) -> bool:
-        return all(lo <= s <= hi for lo, s, hi in zip(self.min, shape, self.max, strict=True))
-
-
-def profile_from_dict(data: dict[str, list[int]]) -> ShapeProfile:
-    """Inverse of :meth:`ShapeProfile.as_dict` (the sidecar stores profiles as lists)."""
-    return ShapeProfile(*(tuple(int(v) for v in data[k]) for k in ("min", "opt", "max")))  # type: ignore[arg-type]
-
-
-def _round_up(value: float, multiple: int = SIZE_MULTIPLE) -> int:
-    return int(math.ceil(value / multiple) * multiple)
-
-
-def default_profile(input_size: int, batch: int = 1) -> ShapeProfile:
-    """Profile for frames resized by ``resize_align`` at ``input_size``.
-
-    Short side = input size; ``opt`` is a 16:9 landscape frame (the common camera shape); ``max`` allows
-    a 2:1 frame either way round, which covers phone-portrait video too.
-    """
-    s = input_size
-    return ShapeProfile(
-        min=(1, 3, s, s),
-        opt=(batch, 3, s, _round_up(s * 16 / 9)),
-        max=(batch, 3, 2 * s, 2 * s),
-    )
-
-
-def resolve_profile(input_size: int, profile: ShapeProfile | None, max_batch: int | None) -> ShapeProfile:
-    """The build's profile: ``profile`` as given, else :func:`default_profile` for up to ``max_batch`` frames.
-
-    Raises:
-        InputError: both are given (the batch range is then part of ``profile``: NxHxW), or ``max_batch``
-            is not a positive integer.
-    """
-    if max_batch is not None:
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-            raise InputError(f"{option('max_batch')} must be a positive integer, got {max_batch!r}")
-        if profile is not None:
-            raise InputError(
-                f"give {option('max_batch')} or {option('shapes')}, not both: with {option('shapes')} "
-                "write the batch range as NxHxW (e.g. 1x512x512:8x512x960:8x1024x1024)"
-            )
-    return profile or default_profile(input_size, max_batch or 1)
-
-
-def _parse_one(text: str, what: str) -> tuple[int, int, int]:
-    parts = text.lower().split("x")
-    try:
-        nums = [int(p) for p in parts]
-    except ValueError:
-        raise InputError(f"{option('shapes')} {what} {text!r} is not S, HxW or NxHxW with integers") from None
-    if len(nums) == 1:
-        return 1, nums[0], nums[0]
-    if len(nums) == 2:
-        return 1, nums[0], nums[1]
-    if len(nums) == 3:
-        return nums[0], nums[1], nums[2]
-    raise InputError(f"{option('shapes')} {what} {text!r} is not S, HxW or NxHxW")
-
-
-def parse_shapes(spec: str) -> ShapeProfile:
-    """Parse ``MIN:OPT:MAX``, each ``S`` (square), ``HxW`` or ``NxHxW``.
-
-    Example:
-        >>> parse_shapes("512:512x960:1024").opt
-        (1, 3, 512, 960)
-    """
-    fields = spec.split(":")
-    if len(fields) != 3:
-        raise InputError(f"{option('shapes')} must be MIN:OPT:MAX (e.g. 512:512x960:1024x1024), got {spec!r}")
-    shapes = [_parse_one(f.strip(), w) for f, w in zip(fields, ("MIN", "OPT", "MAX"), strict=True)]
-    for (n, h, w), what in zip(shapes, ("MIN", "OPT", "MAX"), strict=True):
-        if n < 1 or h < SIZE_MULTIPLE or w < SIZE_MULTIPLE:
-            raise InputError(f"{option('shapes')} {what} {n}x{h}x{w}: batch must be >= 1 and H, W >= {SIZE_MULTIPLE}")
-        if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-            raise InputError(
-                f"{option('shapes')} {what} {h}x{w}: H and W must be multiples of {SIZE_MULTIPLE} (the preprocessing "
-                f"pads to multiples of {SIZE_MULTIPLE}), e.g. {_round_up(h)}x{_round_up(w)}"
-            )
-    lo, mid, hi = shapes
-    if not all(a <= b <= c for a, b, c in zip(lo, mid, hi, strict=True)):
-        raise InputError(f"{option('shapes')} needs MIN <= OPT <= MAX in every dimension, got {spec!r}")
-    return ShapeProfile(*((n, 3, h, w) for n, h, w in shapes))
-
-
-def import_tensorrt(onnx_path: Path | None = None) -> Any:
-    """Import ``tensorrt`` or raise :class:`TensorRTUnavailableError` saying how to get it."""
-    try:
-        import tensorrt as trt
-    except ImportError as exc:
-        ready = f" The ONNX file is ready: {onnx_path}." if onnx_path is not None else ""
-        raise TensorRTUnavailableError(
-            f"TensorRT is not installed ({exc}).{ready} To build an engine, run on a machine with an NVIDIA "
-            f"GPU: {TENSORRT_INSTALL_HINT}; then run `hhrt build-engine` again."
-        ) from None
-    return trt
 
 
 def _make_progress_monitor(trt: Any, progress: Any) -> Any:
@@ -299,8 +182,6 @@ def build_engine(
     if cache_path is not None:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
-
-    from hhrnet_rt.backends.tensorrt_backend import deserialize_engine  # lazy: that module imports this one
 
     engine = deserialize_engine(trt.Runtime(logger), bytes(serialized), engine_path)
     io = describe_io(trt, engine)

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.serve import protocol
 from hhrnet_rt.serve.protocol import RequestRejected, ServerUnavailable
@@ -85,7 +85,7 @@ class PoseClient:
 
     def encode(self, image_bgr: np.ndarray) -> bytes:
         """The request body for an image (this client's format)."""
-        from hhrnet_rt.preprocess import as_bgr_u8
+        from hhrnet_rt.runtime.preprocess import as_bgr_u8
 
         return protocol.encode_image(as_bgr_u8(image_bgr), self.image_format, self.jpeg_quality)
 

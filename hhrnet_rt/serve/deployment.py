@@ -38,7 +38,7 @@ class PoseDeployment:
     def __init__(
         self, estimator_options: dict, settings: ServeSettings, torch_threads: int | None = None
     ) -> None:
-        from hhrnet_rt.estimator import PoseEstimator
+        from hhrnet_rt.runtime.estimator import PoseEstimator
 
         if torch_threads is not None:
             import torch

@@ -15,6 +15,7 @@ import platform
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 
+from hhrnet_rt._version import __version__
 from hhrnet_rt.serve import protocol
 from hhrnet_rt.serve.protocol import RequestRejected
 
@@ -144,8 +145,6 @@ def _versions() -> dict:
     import cv2
     import numpy
     import torch
-
-    from hhrnet_rt import __version__
 
     facts = {"hhrnet_rt": __version__, "python": platform.python_version(), "torch": torch.__version__,
              "numpy": numpy.__version__, "opencv": cv2.__version__}  # fmt: skip

@@ -18,7 +18,7 @@ import struct
 
 import numpy as np
 
-from hhrnet_rt.errors import BackendUnavailableError, InputError
+from hhrnet_rt.core.errors import BackendUnavailableError, InputError
 from hhrnet_rt.poses import KEYPOINTS_SCHEMA, Poses
 
 POSES_PATH = "/v1/poses"

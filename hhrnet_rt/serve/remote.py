@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.serve.client import PoseClient
 

@@ -7,7 +7,9 @@ Example:
 
 from __future__ import annotations
 
-from hhrnet_rt.errors import BackendUnavailableError, InputError
+from hhrnet_rt.cluster.ray_setup import RAY_INSTALL_HINT
+from hhrnet_rt.cluster.ray_setup import require_ray as import_ray
+from hhrnet_rt.core.errors import BackendUnavailableError, InputError
 from hhrnet_rt.serve.handler import ServeSettings
 
 APP_NAME = "hhrt"
@@ -19,8 +21,6 @@ def require_ray(*, loopback: bool = False):
     ``loopback``: a local cluster started by this process stays on 127.0.0.1
     (:func:`hhrnet_rt.cluster.ray_setup.require_ray`, the one place that knows how).
     """
-    from hhrnet_rt.cluster.ray_setup import RAY_INSTALL_HINT
-    from hhrnet_rt.cluster.ray_setup import require_ray as import_ray
 
     ray = import_ray(loopback=loopback)
     try:

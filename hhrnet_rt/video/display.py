@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from hhrnet_rt.errors import InputError
+from hhrnet_rt.core.errors import InputError
 
 _QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
 

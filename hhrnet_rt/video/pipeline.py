@@ -29,6 +29,7 @@ from typing import Any
 from hhrnet_rt.draw import PoseAnnotator, annotator_for
 from hhrnet_rt.video.meters import StageClock
 from hhrnet_rt.video.results import PipelineResult, StreamResult
+from hhrnet_rt.video.runner import Runner
 from hhrnet_rt.video.sinks import FrameResult
 from hhrnet_rt.video.stages import QUEUE_NAMES, Estimator, PostDecode, Sink, Stages
 
@@ -172,7 +173,6 @@ def run_streams(
             are several.
         ValueError: no streams, or ``batch`` < 1 or ``max_wait_ms`` < 0.
     """
-    from hhrnet_rt.video.runner import Runner
 
     if not streams:
         raise ValueError("run_streams needs at least one stream")

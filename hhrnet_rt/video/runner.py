@@ -20,10 +20,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hhrnet_rt.errors import DiskFullError, PipelineError
-from hhrnet_rt.stop_signals import signals_deferred
+from hhrnet_rt.core.errors import DiskFullError, PipelineError
+from hhrnet_rt.core.signals import signals_deferred
 from hhrnet_rt.video.batching import BatchInference, StreamInbox
 from hhrnet_rt.video.channels import POLL_S, Channel, LatestImage
+from hhrnet_rt.video.display import tile
 from hhrnet_rt.video.meters import LatencyStats, QueueWait, StageClock, TransferStats
 from hhrnet_rt.video.results import PipelineResult, StreamResult
 from hhrnet_rt.video.stages import LAYOUT, QUEUE_NAMES, STAGE_NAMES, StageError, Stages
@@ -213,7 +214,6 @@ class Runner:
             return fresh[0]
         if all(image is None for image in fresh):
             return None
-        from hhrnet_rt.video.display import tile
 
         for i, image in enumerate(fresh):
             if image is not None:

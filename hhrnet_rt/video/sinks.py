@@ -4,7 +4,7 @@ A sink has ``write(result: FrameResult)`` and ``close()``. The pipeline calls ``
 thread, in frame order, and ``close`` exactly once in a ``finally``, so an interrupted run still leaves a
 playable mp4 (trailer written) and JSON that parses. Paths are checked when a sink is created, before any
 frame is processed, so a bad ``--out`` fails at once instead of after minutes of inference. What a sink may
-create, replace or remove follows :mod:`hhrnet_rt.video.outputs`: an existing file only with
+create, replace or remove follows :mod:`hhrnet_rt.core.outputs`: an existing file only with
 ``overwrite=True``, and it removes only a file it created itself.
 """
 
@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hhrnet_rt.errors import DiskFullError, InputError
-from hhrnet_rt.poses import KEYPOINTS_SCHEMA, Poses
-from hhrnet_rt.video.outputs import (
+from hhrnet_rt.core.errors import DiskFullError, InputError
+from hhrnet_rt.core.outputs import (
     RecordFile,
     check_output_dir,  # noqa: F401 - callers import it from here too; its home is video.outputs
     check_output_path,
@@ -31,6 +30,7 @@ from hhrnet_rt.video.outputs import (
     is_disk_full,
     publish,
 )
+from hhrnet_rt.poses import KEYPOINTS_SCHEMA, Poses
 from hhrnet_rt.video.sources import Frame
 
 log = logging.getLogger(__name__)

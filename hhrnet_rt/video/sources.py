@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hhrnet_rt.errors import InputError
-from hhrnet_rt.inputs import check_input_file, is_regular_file
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.inputs import check_input_file, is_regular_file
+from hhrnet_rt.video.capture_setup import quiet_opencv, request_format
 from hhrnet_rt.video.file_decoder import StreamDecoder
 
 DEFAULT_FPS = 30.0
@@ -227,8 +228,6 @@ class CameraSource:
         fps: float | None = None,
     ) -> None:
         import cv2
-
-        from hhrnet_rt.video.capture_setup import quiet_opencv, request_format
 
         for name, value in (("width", width), ("height", height), ("fps", fps)):
             if value is not None and not value > 0:

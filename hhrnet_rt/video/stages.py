@@ -68,7 +68,7 @@ QUEUE_NAMES = tuple(f"{a.name}→{b.name}" for a, b in pairwise(LAYOUT))
 
 
 class Estimator(Protocol):
-    """The stage split of :class:`hhrnet_rt.estimator.PoseEstimator` that the pipeline calls
+    """The stage split of :class:`hhrnet_rt.runtime.estimator.PoseEstimator` that the pipeline calls
     (``infer_batch`` is used when the estimator has it, else one ``infer`` per frame)."""
 
     def prepare(self, image_bgr: Any) -> Any: ...

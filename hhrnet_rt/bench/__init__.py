@@ -1,0 +1,1 @@
+"""``hhrt bench``: the measurements (:mod:`.run`) and the backend comparison (:mod:`.compare`)."""

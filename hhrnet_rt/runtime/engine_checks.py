@@ -1,0 +1,109 @@
+"""Checks that meet a built file (:class:`~hhrnet_rt.artifacts.engine_settings.EngineSettings`) with the
+runtime: which file a backend runs, whether the backend's outputs are pose maps, whether given weights
+are the file's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hhrnet_rt.artifacts.engine_settings import EngineSettings
+from hhrnet_rt.core.errors import InputError, option
+from hhrnet_rt.core.tag_layout import interleaved_problem
+from hhrnet_rt.model.weights import state_dict_digest
+
+
+def file_for_backend(settings: EngineSettings, backend: str, *, single_scale: bool = True) -> Path:
+    """The file ``backend`` runs for an --engine: never silently ignored, never the wrong kind.
+
+    ONNX Runtime runs an ``.onnx`` itself, or an engine's ``.onnx`` sibling (hash-checked against the
+    sidecar); OpenVINO runs the same, and its own ``.xml`` IR, which nothing else runs; TensorRT runs
+    ``.engine`` files only; torch cannot run a file.
+    """
+    if backend == "torch":
+        raise InputError(
+            f"the torch backend runs a network built from {option('weights')} and cannot run {settings.path}; "
+            f"use {option('backend', 'onnxruntime')} (an .onnx file) or {option('backend', 'tensorrt')} (an "
+            f".engine file), or drop {option('engine')}"
+        )
+    if not single_scale and settings.project:
+        raise InputError(
+            f"{settings.path} projects its maps to one input size, so it cannot run several test scales; "
+            f"use {option('weights')} for multi-scale testing"
+        )
+    if settings.kind == "openvino":
+        if backend != "openvino":
+            raise InputError(
+                f"{settings.path} is an OpenVINO model, which only {option('backend', 'openvino')} runs; "
+                f"use that, or pass an .onnx / .engine file for {backend}"
+            )
+        return settings.path
+    if backend == "tensorrt":
+        if settings.kind != "engine":
+            raise InputError(
+                f"{settings.path} is an ONNX file; TensorRT runs the .engine built from it by `hhrt build-engine`"
+            )
+        return settings.path
+    if settings.onnx_path is None:
+        runtime = "OpenVINO" if backend == "openvino" else "ONNX Runtime"
+        raise InputError(
+            f"{settings.path} is a TensorRT engine, which {runtime} cannot run, and the .onnx it was built "
+            f"from is not beside it; pass that .onnx file with {option('engine')}, or run on a CUDA GPU with "
+            "TensorRT"
+        )
+    return settings.onnx_path
+
+
+def check_outputs(settings: EngineSettings, backend: Any) -> int:
+    """Run one small zero batch, refuse a file whose outputs are not K-joint pose maps; returns K.
+
+    ONNX exports declare the joint axis symbolically, so only a run shows the count (and gives it for a
+    bare export that records none); the smallest shape the file accepts keeps it cheap (a warm-up too).
+    """
+    h, w = (
+        settings.shape_profile["min"][2:]
+        if settings.kind == "engine" and settings.shape_profile
+        else (64, 64)
+    )
+    try:
+        heatmaps, tags = backend.run(np.zeros((1, 3, h, w), np.float32))
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a runtime's own error types; the file is what is wrong
+        raise InputError(
+            f"{settings.path} failed on a {h}x{w} test input ({type(exc).__name__}: {exc})"
+        ) from None
+    k = settings.num_joints
+    got = heatmaps.shape[1] if heatmaps.ndim == 4 else None
+    if got is None or (k is not None and got != k) or tags.ndim != 5 or tags.shape[1] != got:
+        what = f"a {k}-joint pose graph" if k is not None else "a pose graph"
+        raise InputError(
+            f"{settings.path} is not {what}: it returns heatmaps {tuple(heatmaps.shape)} and "
+            f"tags {tuple(tags.shape)} for a {h}x{w} input (settings from {settings.origin})"
+        )
+    layout = interleaved_problem(heatmaps.shape, tags.shape)
+    if layout is not None:
+        raise InputError(f"{settings.path} cannot be used: {layout}")
+    return int(got)
+
+
+def check_weights_match(settings: EngineSettings, network: Any, label: str) -> None:
+    """Refuse weights given with a file unless their tensors are the ones the file was built from.
+
+    ``network`` is the module the weights build; its state-dict digest is compared with the one the
+    file records. A file that records none cannot show a match, so the weights are refused.
+    """
+    if settings.weights_sha256 is None:
+        raise InputError(
+            f"{settings.path} does not record which weights it was built from ({settings.origin}), so "
+            f"{label} cannot be shown to match it: the file carries its own weights, drop {option('weights')}"
+        )
+    if state_dict_digest(network) != settings.weights_sha256:
+        built = f" (built from {settings.weights})" if settings.weights else ""
+        raise InputError(
+            f"{label} are not the weights {settings.path} was built from{built}: the file carries its own "
+            f"weights, drop {option('weights')} (or rebuild the file from these weights with `hhrt build-engine`)"
+        )

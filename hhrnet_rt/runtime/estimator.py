@@ -1,0 +1,400 @@
+"""PoseEstimator: image -> preprocess -> backend (PoseGraph) -> decode -> back-projection -> Poses.
+
+The three stages are separate methods so the video pipeline can run each in its own thread:
+``prepare`` (validation, resize, normalise), ``infer`` (the backend; torch, ONNX Runtime and TensorRT
+release the GIL) and ``decode`` (Numba, ``nogil``, or torch ops on the device). Each has a batch form
+(``prepare_batch``, ``infer_batch``, ``decode_batch``, and ``predict_batch``): ``infer_batch`` runs the
+frames of one input shape as one backend call (:mod:`hhrnet_rt.runtime.batch_infer`).
+
+Thread safety: none of the stages mutates the estimator's settings, and ``decode`` writes only into the
+:class:`Maps` of its own frame. Whether ``infer`` may run in several threads at once is the backend's
+business: see the backend (the CUDA backends serialise their calls with a lock of their own and say so;
+the torch CPU and ONNX Runtime backends are re-entrant).
+
+What runs where:
+    ``prepare``: CPU backends (torch cpu, ONNX Runtime), and several test scales on any backend: OpenCV
+    warp and numpy normalisation on the CPU (bit-exact with the official code). CUDA backends (torch
+    cuda, TensorRT) with one scale (``device_preprocess`` on by default there): the :class:`Affine` is
+    computed on the CPU, the uint8 frame is uploaded and warped + normalised on the GPU
+    (:mod:`hhrnet_rt.runtime.device_prep`; +-1 grey level against OpenCV).
+    ``infer``: the backend runs :class:`~hhrnet_rt.model.graph.PoseGraph` (the flip test as one batch of 2N);
+    several scales are aggregated with :func:`~hhrnet_rt.model.graph.project_and_aggregate` in torch, on the
+    backend's device. Backends with ``run_torch`` (torch, TensorRT) keep the maps as device tensors;
+    ONNX Runtime returns numpy arrays, wrapped as CPU tensors without a copy (its ``run_torch``).
+    ``decode`` (``decode_on``; "auto" = "device" on CUDA backends, "host" on CPU backends):
+    "host": ``infer`` makes the maps contiguous on the device and copies them to the host once
+    (12 x K x H x W bytes with flip: 73.5 MB for a 640x480 frame at input 512; nothing crosses on a CPU
+    backend), and the Numba decoder reads them there. "device": the maps never leave the device;
+    :func:`hhrnet_rt.decode.device.parse_on_device` does NMS, top-k and refine's dense search there and
+    copies only candidates (tens of KB) to the host for the grouping. Both give the same poses.
+    :attr:`Maps.d2h_bytes` says what crossed for a frame. The way back to image pixels runs on the CPU.
+
+Example:
+    >>> est = PoseEstimator("w32_512", backend="auto")                  # doctest: +SKIP
+    >>> poses = est.predict(cv2.imread("people.jpg"))                   # doctest: +SKIP
+    >>> poses.keypoints.shape                                            # (P, 17, 3): x, y, score
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hhrnet_rt.artifacts.engine_settings import read_engine_settings, resolve_options
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.names import check_precision
+from hhrnet_rt.core.sizes import check_input_size
+from hhrnet_rt.decode.params import DecodeParams
+from hhrnet_rt.poses import Poses
+from hhrnet_rt.runtime.backends import choose_backend, create_backend
+from hhrnet_rt.runtime.batch_infer import group_by_shape, split_maps, stack_inputs
+from hhrnet_rt.runtime.device_prep import device_preprocessor_for
+from hhrnet_rt.runtime.device_transfer import run_on_device, take_over
+from hhrnet_rt.runtime.preprocess import Affine, as_bgr_u8, multi_scale_size, normalize, resize_align
+from hhrnet_rt.runtime.stage_data import DECODE_ON, Maps, Prepared, choose_decode_on
+
+__all__ = ["DECODE_ON", "Maps", "PoseEstimator", "Prepared", "check_input_size", "choose_decode_on"]
+
+
+def _check_image_hw(image_hw: Sequence[int]) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in image_hw)
+        ok = (h, w) == tuple(image_hw) and h > 0 and w > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(f"image_hw must be two positive integers (height, width), got {image_hw!r}")
+    return h, w
+
+
+def _check_scales(scales: Sequence[float]) -> tuple[float, ...]:
+    try:
+        out = tuple(float(s) for s in scales)
+    except (TypeError, ValueError):
+        raise InputError(f"scales must be a sequence of numbers, got {scales!r}") from None
+    if not out or any(not np.isfinite(s) or s <= 0 for s in out):
+        raise InputError(f"scales must be positive numbers, got {scales!r}")
+    if len(set(out)) != len(out):
+        raise InputError(f"scales contain duplicates: {scales!r}")
+    if len(out) > 1 and 1.0 not in out:
+        raise InputError(
+            f"with several scales, 1.0 must be one of them (the official code takes the tags from scale "
+            f"1.0 only), got {scales!r}"
+        )
+    return tuple(sorted(out, reverse=True))
+
+
+def _build_network(weights):
+    """(network in eval mode, label for describe()): :func:`hhrnet_rt.model.weights.load_network`."""
+    from hhrnet_rt.model.weights import load_network
+
+    return load_network(weights)
+
+
+def _probe_num_joints(network) -> int:
+    """Joint count of a network without ``.spec``: the channels of its 1/2-resolution output."""
+    import torch
+
+    with torch.inference_mode():
+        outputs = network(torch.zeros(1, 3, 64, 64))
+    return int(outputs[-1].shape[1])
+
+
+class PoseEstimator:
+    """Multi-person 2D pose estimation with HigherHRNet and the official test-time pipeline.
+
+    Args:
+        weights: named weights ("w32_512", ...), a checkpoint path, a state dict, an ``nn.Module``
+            (e.g. :class:`~hhrnet_rt.model.higherhrnet.HigherHRNet`), or "random" (random-init W32-512). ``None``
+            with an ``engine`` (the file is self-contained); given with one, they must be the weights the
+            file was built from (compared by digest), else InputError.
+        input_size: short side of the network input; a multiple of 64. ``None``: 512, or the engine's.
+        flip: official flip test (mirrored second pass, 2-D tags). ``None``: on, or as the engine was
+            built; an explicit value that contradicts the engine is an InputError.
+        scales: test scales (official TEST.SCALE_FACTOR); several scales need 1.0 among them.
+        adjust, refine: official decoding steps.
+        backend: "torch", "onnxruntime", "tensorrt" or "auto" (see :func:`~hhrnet_rt.runtime.backends.choose_backend`).
+        device: "cpu", "cuda", "cuda:N" or ``None`` (the backend chooses).
+        precision: "fp32", "fp16", "int8" or ``None`` (default): fp32, or the precision of a given
+            engine / ``.onnx`` file. torch on CUDA runs fp32 or fp16 (opt-in); torch on the CPU fp32
+            only; ONNX Runtime and TensorRT run the precision of their file, and an explicit request
+            that differs from it is an error (see :func:`~hhrnet_rt.runtime.backends.create_backend`).
+        engine: TensorRT engine file (tensorrt/auto), or an ``.onnx`` file to run with ONNX Runtime; its
+            settings are read by :mod:`hhrnet_rt.artifacts.engine_settings` (ONNX Runtime runs an engine's ``.onnx``
+            sibling when TensorRT is not chosen).
+        device_preprocess: resize/normalise on the backend's device (see the module docstring).
+            ``None`` (default): on for CUDA backends with one test scale. ``False``: always OpenCV/numpy
+            (bit-exact with the official preprocessing). ``True``: force it; needs one scale and a torch
+            or TensorRT backend (on torch CPU it runs the torch warp on the CPU, for testing).
+        decode_params: :class:`~hhrnet_rt.decode.params.DecodeParams` (official values by default).
+        decode_on: where the map-sized decode work runs (see the module docstring): "auto" (default:
+            "device" on CUDA backends, "host" on CPU backends), "device" (any backend; with ONNX
+            Runtime its numpy outputs are wrapped as CPU tensors, no copy, so it works but gains nothing
+            there) or "host" (the Numba decoder over maps copied to the host once).
+        onnx_threads: ONNX Runtime intra-op threads (``None``: its default).
+        onnx_cache_dir: where the ONNX Runtime backend caches exported graphs.
+    """
+
+    def __init__(
+        self,
+        weights=None,
+        *,
+        input_size: int | None = None,
+        flip: bool | None = None,
+        scales: Sequence[float] = (1.0,),
+        adjust: bool = True,
+        refine: bool = True,
+        backend: str = "torch",
+        device: str | None = "cpu",
+        engine: str | os.PathLike | None = None,
+        precision: str | None = None,
+        device_preprocess: bool | None = None,
+        decode_params: DecodeParams | None = None,
+        decode_on: str = "auto",
+        onnx_threads: int | None = None,
+        onnx_cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        from hhrnet_rt.model.graph import PoseGraph
+
+        check_precision(precision)  # before the (slow) model load
+        choose_decode_on(decode_on, "cpu")  # validates; the backend's device decides "auto" below
+
+        engine_settings = None
+        if engine is not None:  # the file decides flip and size unless they were given (and then must agree)
+            engine_settings = read_engine_settings(engine)
+            flip, input_size = resolve_options(engine_settings, flip=flip, input_size=input_size)
+        elif weights is None:
+            raise InputError(
+                "PoseEstimator needs weights (a name, file, state dict or module) or an engine file"
+            )
+        self.input_size = check_input_size(512 if input_size is None else input_size)
+        self.scales = _check_scales(scales)
+        self.flip = True if flip is None else bool(flip)
+        self.adjust = bool(adjust)
+        self.refine = bool(refine)
+        self.decode_params = decode_params or DecodeParams()
+        name, dev, self.backend_reason = choose_backend(backend, engine=engine, device=device)
+        single = self.scales == (1.0,)
+        if name == "tensorrt" and not single:
+            raise InputError("several test scales are supported on the torch and onnxruntime backends only")
+        if engine_settings is not None:
+            # With a file no network is built (weights, if given, are only compared with the file's).
+            from hhrnet_rt.runtime.engine_checks import check_weights_match, file_for_backend
+
+            engine = file_for_backend(engine_settings, name, single_scale=single)
+            self.graph, self.num_joints, self._project = (
+                None,
+                engine_settings.num_joints,
+                engine_settings.project,
+            )
+            self.weights_label = f"built into {engine_settings.path} (settings from {engine_settings.origin})"
+            if weights is not None:
+                network, label = _build_network(weights)
+                check_weights_match(engine_settings, network, f"the weights {label}")
+        else:
+            network, self.weights_label = _build_network(weights)
+            num_joints = getattr(getattr(network, "spec", None), "num_joints", None)
+            self.num_joints = int(num_joints) if num_joints is not None else _probe_num_joints(network)
+            # The graph projects to the input size itself only for the plain single-scale case; otherwise
+            # it returns 1/2-resolution maps and project_and_aggregate projects them to the base size.
+            try:
+                self.graph = PoseGraph(network, flip=self.flip, project=single, num_joints=self.num_joints)
+            except ValueError as exc:  # e.g. no known flip permutation for this joint count
+                raise InputError(str(exc)) from None
+            self.graph.eval()
+            self._project = single
+        self.backend = create_backend(
+            name,
+            self.graph,
+            device=dev,
+            precision=precision,
+            engine=engine,
+            onnx_threads=onnx_threads,
+            example_hw=(self.input_size, self.input_size),
+            cache_dir=onnx_cache_dir,
+        )
+        if engine_settings is not None:
+            from hhrnet_rt.runtime.engine_checks import check_outputs
+
+            self.num_joints = check_outputs(engine_settings, self.backend)
+        self._device_prep = device_preprocessor_for(self.backend, device_preprocess, single, self.input_size)
+        self.decode_on = choose_decode_on(decode_on, self.backend.device)
+        from hhrnet_rt import decode
+
+        self._parse = decode.parse
+        decode.warmup()
+
+    # -- stages --------------------------------------------------------------------------------------
+
+    def prepare(self, image_bgr: np.ndarray) -> Prepared:
+        """Validate and convert the image, resize-align and normalise it (one warp + one lookup per scale).
+
+        On the device path the warp and normalisation run on the backend's device and ``inputs`` holds
+        a device tensor; the :class:`Affine` is computed on the CPU either way.
+        """
+        image = as_bgr_u8(image_bgr)
+        hw = (int(image.shape[0]), int(image.shape[1]))
+        if self._device_prep is not None:
+            x, affine, ready = self._device_prep(image)
+            return Prepared(((1.0, x),), affine, hw, ready)
+        if self.scales == (1.0,):
+            resized, affine = resize_align(image, self.input_size)
+            return Prepared(((1.0, normalize(resized, bgr=True)),), affine, hw)
+        min_scale = min(self.scales)
+        base_size, _, _ = multi_scale_size(hw, self.input_size, 1.0, min_scale)
+        inputs = []
+        for s in self.scales:
+            resized, affine_s = resize_align(image, self.input_size, s, min_scale)
+            inputs.append((s, normalize(resized, bgr=True)))
+        # Official get_final_preds uses center/scale of the *last* resize (smallest scale) with the size
+        # of the aggregated maps (the scale-1.0 base size).
+        affine = Affine.build(affine_s.center, affine_s.scale, base_size)
+        return Prepared(tuple(inputs), affine, hw)
+
+    def infer(self, prepared: Prepared) -> Maps:
+        """Run the backend (and, for several scales, the official cross-scale aggregation).
+
+        Returns host arrays (``decode_on="host"``: one copy from the device, made contiguous there first)
+        or tensors left on the backend's device (``decode_on="device"``).
+        """
+        return self.infer_batch([prepared])[0]
+
+    def infer_batch(self, prepared: Sequence[Prepared]) -> list[Maps]:
+        """:meth:`infer` for several frames: one backend call per input shape (and test scale).
+
+        Frames are grouped by the shape of their network inputs (:mod:`hhrnet_rt.runtime.batch_infer`: the
+        official preprocessing gives each aspect ratio its own shape, and letterboxing would change the
+        maps); the result is in the order of ``prepared``, one :class:`Maps` per frame.
+        """
+
+        prepared = list(prepared)
+        out: list[Maps | None] = [None] * len(prepared)
+        limit = self.backend.max_batch or len(prepared) or 1  # a TensorRT engine's profile caps the batch
+        for group in group_by_shape(prepared):
+            for start in range(0, len(group), limit):
+                indices = group[start : start + limit]
+                for i, maps in zip(indices, self._infer_group([prepared[i] for i in indices]), strict=True):
+                    out[i] = maps
+        return out  # type: ignore[return-value]
+
+    def _infer_group(self, frames: list[Prepared]) -> list[Maps]:
+        """Frames whose inputs have the same shapes: stack, run, aggregate, split per frame."""
+        import torch
+
+        def run(scale_index: int) -> tuple[Any, Any]:
+            return run_on_device(self.backend, stack_inputs(frames, scale_index, self.backend.device))
+
+        if self._project:
+            heatmaps, tags = run(0)
+        else:
+            from hhrnet_rt.model.graph import project_and_aggregate
+
+            per_scale = [(s, *run(j)) for j, (s, _) in enumerate(frames[0].inputs)]
+            w, h = frames[0].affine.size
+            with torch.inference_mode():
+                heatmaps, tags = project_and_aggregate(per_scale, (h, w))
+        return split_maps(heatmaps, tags, len(frames), on_device=self.decode_on == "device")
+
+    def decode(self, maps: Maps, prepared: Prepared) -> Poses:
+        """Group joints into people and map them back to original-image pixels.
+
+        On the device path this also sets ``maps.decode_d2h_bytes`` (what crossed to the host).
+        """
+        if maps.on_device:
+            from hhrnet_rt.decode.device import parse_on_device
+
+            take_over(maps.ready, maps.heatmaps, maps.tags)
+            result = parse_on_device(
+                maps.heatmaps, maps.tags, params=self.decode_params, adjust=self.adjust, refine=self.refine
+            )
+            grouped, scores = result.grouped, result.scores
+            maps.decode_d2h_bytes = int(result.d2h_bytes)
+        else:
+            grouped, scores = self._parse(
+                maps.heatmaps, maps.tags, params=self.decode_params, adjust=self.adjust, refine=self.refine
+            )
+        k = maps.heatmaps.shape[0]
+        grouped = np.asarray(grouped, np.float32)
+        if grouped.ndim != 3:  # an official-style empty result has shape (0,)
+            grouped = grouped.reshape(0, k, 3)
+        keypoints = np.empty((grouped.shape[0], k, 3), np.float32)
+        # Official get_final_preds: inverse affine on x, y; the score column is carried through.
+        keypoints[..., :2] = prepared.affine.to_image(grouped[..., :2])
+        keypoints[..., 2] = grouped[..., 2]
+        return Poses(keypoints=keypoints, scores=np.asarray(scores, np.float32).reshape(-1))
+
+    def predict(self, image_bgr: np.ndarray) -> Poses:
+        """Poses of everyone in one BGR image (as ``cv2.imread`` gives it)."""
+        prepared = self.prepare(image_bgr)
+        return self.decode(self.infer(prepared), prepared)
+
+    def prepare_batch(self, images: Sequence[np.ndarray]) -> list[Prepared]:
+        """:meth:`prepare` for each image (preprocessing is per image; the batch forms exist so the three
+        stages can be called on lists alike)."""
+        return [self.prepare(image) for image in images]
+
+    def decode_batch(self, maps: Sequence[Maps], prepared: Sequence[Prepared]) -> list[Poses]:
+        """:meth:`decode` for each frame (grouping is per image)."""
+        if len(maps) != len(prepared):
+            raise InputError(f"decode_batch got {len(maps)} maps for {len(prepared)} prepared frames")
+        return [self.decode(m, p) for m, p in zip(maps, prepared, strict=True)]
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Poses]:
+        """Poses of everyone in each BGR image, with one backend call per input shape.
+
+        Equal to ``[self.predict(im) for im in images]`` (up to the convolution kernels the backend picks
+        for the batch size: see :mod:`hhrnet_rt.runtime.batch_infer`). Images of any sizes may be mixed.
+        """
+        images = list(images)
+        if not images:
+            return []
+        prepared = self.prepare_batch(images)
+        return self.decode_batch(self.infer_batch(prepared), prepared)
+
+    def warmup(self, image_hw: Sequence[int] = (480, 640)) -> None:
+        """Run prepare -> infer -> decode on a synthetic frame of ``image_hw`` (height, width), untimed.
+
+        The first frames of a size pay one-off costs that do not belong in a latency figure: CUDA graph
+        capture and cuDNN autotuning (per input shape), the caching allocator growing, lazy inits. CUDA
+        backends run the frame 3 times (capture happens on the first call; the others settle the
+        allocator and the device decode); CPU backends once. ``hhrt video`` / ``webcam`` call it with the
+        source's frame size before the first timed frame.
+
+        Raises:
+            InputError: ``image_hw`` is not two positive integers, or gives an unusable network input.
+        """
+        h, w = _check_image_hw(image_hw)
+        # Smooth noise, not zeros: the decode then has candidates to group, like a real frame.
+        rng = np.random.default_rng(0)
+        frame = np.repeat(np.repeat(rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), np.uint8), 8, 0), 8, 1)
+        frame = np.ascontiguousarray(frame[:h, :w])
+        runs = 3 if str(self.backend.device).startswith("cuda") else 1
+        for _ in range(runs):
+            self.predict(frame)
+
+    def describe(self) -> dict:
+        """Backend, device, precision, sizes and settings, and why this backend was chosen."""
+        info = self.backend.describe()
+        return {
+            "backend": self.backend.name,
+            "device": self.backend.device,
+            "precision": self.backend.precision,
+            "preprocess": (
+                f"torch on {self._device_prep.device} (uint8 upload, grid_sample warp)"
+                if self._device_prep is not None
+                else "OpenCV + numpy on the CPU"
+            ),
+            "reason": self.backend_reason,
+            "weights": self.weights_label,
+            "input_size": self.input_size,
+            "flip": self.flip,
+            "scales": list(self.scales),
+            "adjust": self.adjust,
+            "refine": self.refine,
+            "decode_on": self.decode_on,
+            "num_joints": self.num_joints,
+            "backend_details": info,
+        }
