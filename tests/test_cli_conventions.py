@@ -59,3 +59,10 @@ def test_usage_names_arguments_in_capitals():
 def test_shell_completion_is_offered():
     result = runner.invoke(app, ["--help"], terminal_width=200)
     assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
+
+
+def test_help_lists_the_commands_in_their_order():
+    """Typer lists commands as they are registered, i.e. in the order hhrnet_rt/cli/__init__.py imports
+    their modules: the media commands side by side, the sub-groups last."""
+    names = list(typer.main.get_command(app).commands)
+    assert names == ["bench", "build-engine", "info", "video", "webcam", "image", "serve", "cache", "weights"]
