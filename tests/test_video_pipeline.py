@@ -281,6 +281,14 @@ def test_mp4_fallback_to_opencv(tmp_path):
     assert [read_index(f) for f in frames] == list(range(6))
 
 
+def test_mp4_sink_refuses_a_subtitle_encoder(tmp_path):
+    # PyAV adds a stream for any encoder the container takes; a subtitle stream has no frame size.
+    sink = Mp4Sink(tmp_path / "o.mp4", 10, codec="mov_text")
+    with pytest.raises(PipelineError, match="'mov_text' is not a video encoder"):
+        run_pipeline(ArraySource([index_image(0)]), FakeEstimator(), [sink])
+    assert not (tmp_path / "o.mp4").exists()  # created by the sink and empty: removed again
+
+
 def test_odd_frame_size_is_padded(tmp_path):
     images = [np.ascontiguousarray(index_image(i, 161, 121)) for i in range(4)]
     run_pipeline(ArraySource(images), FakeEstimator(), [Mp4Sink(tmp_path / "o.mp4", 10)])
