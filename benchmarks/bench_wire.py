@@ -122,7 +122,9 @@ def flop_rows(models: list[str]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", nargs="*", default=[], help="photos to measure besides the synthetic scene")
+    parser.add_argument(
+        "--images", nargs="*", default=[], help="photos to measure besides the synthetic scene"
+    )
     parser.add_argument("--models", nargs="*", default=["w32_512", "w48_640"])
     parser.add_argument("--repeats", type=int, default=50, help="imdecode timings per picture")
     parser.add_argument("--out", type=Path, help="also write the report here (Markdown)")

@@ -93,11 +93,9 @@ def test_webcam_missing_camera_is_one_line_on_stderr(tmp_path):
 
 def test_webcam_passes_camera_options_and_warns_about_what_differs(tmp_path, clip, golden_dir):
     tiny = ["--weights", str(golden_dir / "tiny_model.npz"), "--backend", "torch", "--input-size", "64"]
-    result = runner.invoke(
-        app,
-        ["webcam", "--camera", str(clip), "--no-show", "--json", str(tmp_path / "o.jsonl"),
-         "--width", "640", "--height", "480", "--fps", "15", "--max-frames", "2", *tiny],  # fmt: skip
-    )
+    args = ["webcam", "--camera", str(clip), "--no-show", "--json", str(tmp_path / "o.jsonl"),
+            "--width", "640", "--height", "480", "--fps", "15", "--max-frames", "2", *tiny]  # fmt: skip
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "160x120 instead of the requested 640x480" in result.output
     assert "instead of the requested 15 FPS" in result.output

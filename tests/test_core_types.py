@@ -60,7 +60,10 @@ def test_decode_params_defaults_are_official():
 
 @pytest.mark.parametrize(
     ("names", "flip", "edges"),
-    [(COCO_KEYPOINTS, COCO_FLIP_INDEX, COCO_SKELETON), (CROWDPOSE_KEYPOINTS, CROWDPOSE_FLIP_INDEX, CROWDPOSE_SKELETON)],
+    [
+        (COCO_KEYPOINTS, COCO_FLIP_INDEX, COCO_SKELETON),
+        (CROWDPOSE_KEYPOINTS, CROWDPOSE_FLIP_INDEX, CROWDPOSE_SKELETON),
+    ],
 )
 def test_flip_index_swaps_left_and_right_names(names, flip, edges):
     assert sorted(flip) == list(range(len(names)))

@@ -42,7 +42,9 @@ def test_auto_backend_takes_an_upper_case_onnx_as_onnx(suffix, tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".ONNX", ".Onnx"])
-def test_estimator_runs_an_upper_case_onnx_like_a_lower_case_one(suffix, tiny_onnx_build, tmp_path, golden_npz):
+def test_estimator_runs_an_upper_case_onnx_like_a_lower_case_one(
+    suffix, tiny_onnx_build, tmp_path, golden_npz
+):
     lower, upper = tmp_path / "t.onnx", tmp_path / f"u{suffix}"
     shutil.copy(tiny_onnx_build.onnx_path, lower)  # lone files: settings from their ONNX metadata
     shutil.copy(tiny_onnx_build.onnx_path, upper)

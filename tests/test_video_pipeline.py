@@ -229,6 +229,22 @@ def test_max_frames(tmp_path, video20):
     assert len(_jsonl(tmp_path / "o.jsonl")) == 7
 
 
+def test_a_stage_without_an_inbox_is_named(monkeypatch):
+    # StageSpec.inbox is optional (the capture stage has no queue in front of it); the runner sizes the
+    # queue of every later stage from it, so a layout that forgets one must say which stage, not fail
+    # with "'NoneType' object is not callable".
+    import dataclasses
+
+    from hhrnet_rt.video import runner
+
+    layout = tuple(
+        dataclasses.replace(spec, inbox=None) if spec.name == "decode" else spec for spec in runner.LAYOUT
+    )
+    monkeypatch.setattr(runner, "LAYOUT", layout)
+    with pytest.raises(TypeError, match="stage 'decode' has no inbox"):
+        run_pipeline(ArraySource([index_image(0)]), FakeEstimator(), [])
+
+
 def test_undecodable_frames_are_counted_and_skipped(tmp_path):
     path = make_video_with_bad_packets(tmp_path / "bad.mkv", 12, {4, 7})
     source = FileSource(path)
@@ -263,6 +279,14 @@ def test_mp4_fallback_to_opencv(tmp_path):
     run_pipeline(source, FakeEstimator(), [sink])
     frames, _ = read_video(tmp_path / "o.mp4")
     assert [read_index(f) for f in frames] == list(range(6))
+
+
+def test_mp4_sink_refuses_a_subtitle_encoder(tmp_path):
+    # PyAV adds a stream for any encoder the container takes; a subtitle stream has no frame size.
+    sink = Mp4Sink(tmp_path / "o.mp4", 10, codec="mov_text")
+    with pytest.raises(PipelineError, match="'mov_text' is not a video encoder"):
+        run_pipeline(ArraySource([index_image(0)]), FakeEstimator(), [sink])
+    assert not (tmp_path / "o.mp4").exists()  # created by the sink and empty: removed again
 
 
 def test_odd_frame_size_is_padded(tmp_path):

@@ -33,7 +33,12 @@ class ShapeProfile:
 
 def profile_from_dict(data: dict[str, list[int]]) -> ShapeProfile:
     """Inverse of :meth:`ShapeProfile.as_dict` (the sidecar stores profiles as lists)."""
-    return ShapeProfile(*(tuple(int(v) for v in data[k]) for k in ("min", "opt", "max")))  # type: ignore[arg-type]
+    return ShapeProfile(*(_shape(data[k]) for k in ("min", "opt", "max")))
+
+
+def _shape(values: list[int]) -> tuple[int, int, int, int]:
+    n, c, h, w = (int(v) for v in values)  # four: the sidecar checks that when it is read
+    return n, c, h, w
 
 
 def _round_up(value: float, multiple: int = SIZE_MULTIPLE) -> int:

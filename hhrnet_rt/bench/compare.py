@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,11 @@ def _agreement_input(input_size: int) -> np.ndarray:
     return preprocess_bgr(synthetic_frames(1)[0], input_size)
 
 
+def _keep_outputs(outputs: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray, estimator: Any) -> None:
+    """``run_bench``'s ``on_estimator``: the candidate backend's outputs for ``x``, for the agreement."""
+    outputs.append(estimator.backend.run(x))
+
+
 def compare_backends(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
     """Measure every candidate; returns ``{"rows": [...], "reference": ..., "config": ..., "machine": ...}``.
 
@@ -118,9 +124,7 @@ def compare_backends(cfg: BenchConfig, on_step: Callable[[str], None] = lambda m
             engine=cfg.engine if cand.precision == "file's" else None,
         )
         try:
-            report = run_bench(
-                one, on_step, on_estimator=lambda est, out=outputs: out.append(est.backend.run(x))
-            )
+            report = run_bench(one, on_step, on_estimator=partial(_keep_outputs, outputs, x))
         except Exception as exc:  # noqa: BLE001 - one failing backend must not hide the others' figures
             row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
             on_step(f"{cand.backend} {cand.precision}: failed ({row['error']})")

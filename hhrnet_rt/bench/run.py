@@ -285,8 +285,8 @@ def run_bench(
         x = np.random.default_rng(0).standard_normal((cfg.batch, 3, h, w)).astype(np.float32)
         on_step(f"model-only: {cfg.warmup} warm-up + {cfg.frames} timed runs of {tuple(x.shape)}")
         times = in_worker_thread(lambda: _time_model(backend, x, cfg.warmup, cfg.frames))
-        model_only = {"input_shape": list(x.shape), **_percentiles(times)}
-        model_only["fps"] = cfg.batch / (model_only["mean_ms"] / 1000.0)
+        stats = _percentiles(times)
+        model_only = {"input_shape": list(x.shape), **stats, "fps": cfg.batch / (stats["mean_ms"] / 1000.0)}
 
         frames = synthetic_frames(cfg.frames + cfg.warmup if cfg.end_to_end else 1)
         transfer = {

@@ -30,7 +30,8 @@ def signals_deferred(on_signal: Callable[[], None]):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    # Only Python handlers (callables); SIG_DFL / SIG_IGN (ints) and None stay as they are.
+    previous = {signum: handler for signum in STOP_SIGNALS if callable(handler := signal.getsignal(signum))}
 
     def noted(signum: int, frame: Any) -> None:
         try:
@@ -39,12 +40,10 @@ def signals_deferred(on_signal: Callable[[], None]):
             pass
         on_signal()
 
-    for signum, handler in previous.items():
-        if callable(handler):
-            signal.signal(signum, noted)
+    for signum in previous:
+        signal.signal(signum, noted)
     try:
         yield
     finally:
         for signum, handler in previous.items():
-            if callable(handler):
-                signal.signal(signum, handler)
+            signal.signal(signum, handler)

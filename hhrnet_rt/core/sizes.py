@@ -15,7 +15,7 @@ INPUT_SIZE_MULTIPLE = 64
 
 def is_valid_input_size(value: object) -> bool:
     """``value`` is an int (not a bool) and a positive multiple of :data:`INPUT_SIZE_MULTIPLE`."""
-    return (
+    return bool(
         isinstance(value, int | np.integer)
         and not isinstance(value, bool)
         and value >= INPUT_SIZE_MULTIPLE
@@ -28,10 +28,13 @@ def check_input_size(input_size: object) -> int:
 
     Integral floats (``512.0``) are accepted; anything else that is not a positive multiple of 64 is not.
     """
-    numeric = isinstance(input_size, int | float | np.integer | np.floating)
-    if isinstance(input_size, bool) or not numeric or not np.isfinite(input_size):  # type: ignore[arg-type]
+    if (
+        isinstance(input_size, bool)
+        or not isinstance(input_size, int | float | np.integer | np.floating)
+        or not np.isfinite(input_size)
+    ):
         raise InputError(f"input size must be an integer, got {input_size!r}")
-    n = int(input_size)  # type: ignore[arg-type]
+    n = int(input_size)
     if n != input_size or not is_valid_input_size(n):
         m = INPUT_SIZE_MULTIPLE
         low, high = max(m, n // m * m), max(m, -(-n // m) * m)

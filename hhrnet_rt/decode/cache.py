@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import numba
 from numba import njit
@@ -28,6 +29,9 @@ from hhrnet_rt.core import paths
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CACHE_SUBDIR = "numba"
+# Numba's settings: numba.config creates them at import from the environment (globals().update), so a
+# type checker sees none of them.
+_NUMBA_CONFIG: Any = numba.config
 
 
 def configure() -> tuple[bool, str]:
@@ -43,7 +47,7 @@ def configure() -> tuple[bool, str]:
     except OSError:
         return False, "no writable cache folder: the kernels compile in every process"
     # Numba reads config.CACHE_DIR when each cached kernel is defined, i.e. after this.
-    numba.config.CACHE_DIR = str(folder)
+    _NUMBA_CONFIG.CACHE_DIR = str(folder)
     return True, f"user cache {folder}"
 
 
@@ -65,11 +69,11 @@ def sources_digest() -> str:
 
 def kernel_cache_dir() -> Path:
     """The folder where Numba writes this package's cache files under the current configuration."""
-    if numba.config.CACHE_DIR:
+    if _NUMBA_CONFIG.CACHE_DIR:
         from numba.core.caching import _CacheLocator
 
         sub = _CacheLocator.get_suitable_cache_subpath(str(PACKAGE_DIR / "parse.py"))
-        return Path(numba.config.CACHE_DIR).resolve() / sub
+        return Path(_NUMBA_CONFIG.CACHE_DIR).resolve() / sub
     return PACKAGE_DIR / "__pycache__"  # only when no folder could be written (then nothing is cached)
 
 

@@ -95,11 +95,12 @@ def _penalised(
     """``det[j] - round(sqrt(sum_L (tag[j] - prev_tag)**2))`` per pair, in the host's float32 steps:
     ``s = d0*d0``, then ``s = s + d*d`` for each next dimension (``0 + d0*d0`` is exactly ``d0*d0``),
     separate multiply and add (no fused multiply-add), round half to even. (n, H, W), new tensor."""
-    acc = None
-    for d in range(tg.shape[3]):
+    acc = tg[joint, :, :, 0].sub_(prev_tag[:, 0, None, None])  # advanced indexing: a copy of the tags
+    acc.mul_(acc)
+    for d in range(1, tg.shape[3]):
         diff = tg[joint, :, :, d].sub_(prev_tag[:, d, None, None])
         diff.mul_(diff)
-        acc = diff if acc is None else acc.add_(diff)
+        acc.add_(diff)
     acc.sqrt_().round_()
     return hm[joint].sub_(acc)
 

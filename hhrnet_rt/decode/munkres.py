@@ -105,13 +105,13 @@ def solve_square(c):
                 if row < 0:
                     break
                 marked[row, col] = 2
-                star_col = -1
+                starred = -1  # the column of this row's star
                 for j in range(n):
                     if marked[row, j] == 1:
-                        star_col = j
+                        starred = j
                         break
-                if star_col >= 0:
-                    col = star_col
+                if starred >= 0:
+                    col = starred
                     row_cov[row] = True
                     col_cov[col] = False
                 else:

@@ -151,6 +151,7 @@ def open_calibration_source(
     path = Path(path)
     if count < 1:
         raise CalibrationError(f"{option('calib_count')} must be at least 1, got {count}")
+    items: list[Path] | list[int]  # image files, or frame indices of the video
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:

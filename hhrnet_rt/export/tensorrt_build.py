@@ -99,7 +99,8 @@ def gpu_facts() -> tuple[str, tuple[int, int]]:
             f"NVIDIA GPU. Use the ONNX file with {option('backend', 'onnxruntime')} instead."
         )
     index = torch.cuda.current_device()
-    return torch.cuda.get_device_name(index), tuple(torch.cuda.get_device_capability(index))
+    major, minor = torch.cuda.get_device_capability(index)
+    return torch.cuda.get_device_name(index), (major, minor)
 
 
 def build_engine(

@@ -10,6 +10,8 @@ checkpoints' keys. Shape glossary: ``C`` channels, ``H, W`` feature-map size at 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -127,8 +129,10 @@ class HighResolutionModule(nn.Module):
         self.fuse_layers: nn.ModuleList | None = None
         if self.num_branches > 1:
             outputs = self.num_branches if multi_scale_output else 1
+            # The diagonal entries are None, as in the official network (no state_dict keys); ModuleList
+            # stores None although torch's annotation asks for modules only.
             self.fuse_layers = nn.ModuleList(
-                nn.ModuleList(_fuse_layer(channels, i, j) for j in range(self.num_branches))
+                nn.ModuleList(_fuse_layer(channels, i, j) for j in range(self.num_branches))  # type: ignore[misc]
                 for i in range(outputs)
             )
         self.relu = nn.ReLU(inplace=False)
@@ -138,7 +142,8 @@ class HighResolutionModule(nn.Module):
         if self.fuse_layers is None:
             return xs
         fused = []
-        for i, row in enumerate(self.fuse_layers):
+        for i, fuse_row in enumerate(self.fuse_layers):
+            row = cast(nn.ModuleList, fuse_row)  # each row is the ModuleList built in __init__
             # Sum starts from branch 0 and runs in branch order, as the official code does (float order).
             y = xs[0] if i == 0 else row[0](xs[0])
             for j in range(1, self.num_branches):
@@ -167,7 +172,7 @@ def make_transition(prev: tuple[int, ...], cur: tuple[int, ...]) -> nn.ModuleLis
                 nn.Sequential(conv3x3(prev[-1], out_c, 2), nn.BatchNorm2d(out_c), nn.ReLU(inplace=True))
             )
         layers.append(nn.Sequential(*steps))
-    return nn.ModuleList(layers)
+    return nn.ModuleList(layers)  # type: ignore[arg-type]  # None entries: see the docstring
 
 
 def make_stage(

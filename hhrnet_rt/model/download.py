@@ -32,12 +32,16 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hhrnet_rt.core.errors import DownloadError, option
 from hhrnet_rt.core.paths import cache_candidates, writable_cache_dir
 from hhrnet_rt.core.paths import (
     cache_dir as cache_dir,  # re-exported: callers ask this module where weights live
 )
+
+if TYPE_CHECKING:  # rich is imported when a bar is shown
+    from rich.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -237,7 +241,7 @@ class _progress_bar:  # noqa: N801 - used as a context manager like a function
 
     def __init__(self, enabled: bool, label: str, total: int | None) -> None:
         self.enabled, self.label, self.total = enabled, label, total
-        self._progress = None
+        self._progress: Progress | None = None
 
     def __enter__(self):
         if not self.enabled:
@@ -245,7 +249,7 @@ class _progress_bar:  # noqa: N801 - used as a context manager like a function
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-        self._progress = Progress(
+        progress = self._progress = Progress(
             "[progress.description]{task.description}",
             BarColumn(),
             DownloadColumn(),
@@ -253,9 +257,9 @@ class _progress_bar:  # noqa: N801 - used as a context manager like a function
             console=Console(stderr=True),
             transient=True,
         )
-        self._progress.__enter__()
-        task = self._progress.add_task(f"downloading {self.label}", total=self.total)
-        return lambda n: self._progress.advance(task, n)
+        progress.__enter__()
+        task = progress.add_task(f"downloading {self.label}", total=self.total)
+        return lambda n: progress.advance(task, n)
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:

@@ -183,7 +183,7 @@ def project_and_aggregate(
         final = avg if final is None else final + avg
         if scale == 1.0 or len(ordered) == 1:
             tags_out = _project_planes(tags, size)
-    if tags_out is None:
+    if tags_out is None or final is None:
         raise ValueError(
             f"scales {[s for s, _, _ in ordered]} do not include 1.0; the official aggregation takes the "
             "tags from scale 1.0 only, so add 1.0 to the scales"

@@ -61,6 +61,7 @@ class PoseClient:
             raise InputError(f"image_format must be 'jpeg' or 'png', got {image_format!r}")
         self.url = url.rstrip("/")
         self._parts = parts
+        self._host = parts.hostname  # checked above
         self._base = parts.path.rstrip("/")
         self.token, self.image_format, self.jpeg_quality = token, image_format, jpeg_quality
         self.timeout_s, self.retry_s = float(timeout_s), float(retry_s)
@@ -115,7 +116,7 @@ class PoseClient:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             cls = http.client.HTTPSConnection if self._parts.scheme == "https" else http.client.HTTPConnection
-            conn = cls(self._parts.hostname, self._parts.port, timeout=self.timeout_s)
+            conn = cls(self._host, self._parts.port, timeout=self.timeout_s)
             self._local.conn = conn
         return conn
 

@@ -20,12 +20,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.serve.client import PoseClient
+
+if TYPE_CHECKING:
+    from hhrnet_rt.video.stages import Estimator
 
 
 class RemoteEstimator:
@@ -96,3 +100,10 @@ class RemoteEstimator:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+if TYPE_CHECKING:
+    # The pipeline's Estimator protocol, checked by mypy (CI's type check) like the package's own
+    # implementations at the end of hhrnet_rt/video/stages.py.
+    def _implementation(remote: RemoteEstimator) -> Estimator:
+        return remote

@@ -53,12 +53,14 @@ def clear_mot(truth: Sequence[Poses], tracked: Sequence[Poses], *, min_oks: floa
     for gt, hyp in zip(truth, tracked, strict=True):
         if gt.ids is None or hyp.ids is None:
             raise ValueError("clear_mot needs ids on both the ground truth and the tracked people")
-        hyp = hyp[hyp.ids >= 0]
-        reported.update(hyp.ids.tolist())
+        reported_people = hyp.ids >= 0
+        hyp_ids = hyp.ids[reported_people]
+        hyp = hyp[reported_people]
+        reported.update(hyp_ids.tolist())
         oks = oks_matrix(gt.keypoints, hyp.keypoints)
-        pairs = _match(gt.ids, hyp.ids, oks, last_id, min_oks)
+        pairs = _match(gt.ids, hyp_ids, oks, last_id, min_oks)
         for g, h in pairs:
-            identity, hyp_id = int(gt.ids[g]), int(hyp.ids[h])
+            identity, hyp_id = int(gt.ids[g]), int(hyp_ids[h])
             if identity in last_id and last_id[identity] != hyp_id:
                 counts["id_switches"] += 1
             if identity in broken:

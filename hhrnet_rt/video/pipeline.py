@@ -31,7 +31,7 @@ from hhrnet_rt.video.meters import StageClock
 from hhrnet_rt.video.results import PipelineResult, StreamResult
 from hhrnet_rt.video.runner import Runner
 from hhrnet_rt.video.sinks import FrameResult
-from hhrnet_rt.video.stages import QUEUE_NAMES, Estimator, PostDecode, Sink, Stages
+from hhrnet_rt.video.stages import QUEUE_NAMES, Estimator, PostDecode, Sink, Source, Stages
 
 __all__ = ["QUEUE_NAMES", "PipelineResult", "Stream", "StreamResult", "run_pipeline", "run_streams"]
 
@@ -52,7 +52,7 @@ class Stream:
         post_decode: ``(poses, frame) -> poses`` on this stream's frames in order (a per-stream tracker).
     """
 
-    source: Any
+    source: Source
     sinks: Sequence[Sink] = ()
     name: str | None = None
     on_frame: Callable[[FrameResult], None] | None = None
@@ -60,7 +60,7 @@ class Stream:
 
 
 def run_pipeline(
-    source: Any,
+    source: Source,
     estimator: Estimator,
     sinks: Sequence[Sink] = (),
     *,

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from hhrnet_rt.core.errors import DiskFullError, PipelineError
@@ -50,10 +51,10 @@ class Runner:
         self.live = [bool(getattr(st.source, "live", False)) for st in self.streams]
         self.waits = {name: QueueWait() for name in QUEUE_NAMES}
         first, *rest = LAYOUT[1:]
-        capacities = [first.inbox(queue_size, batch, live) for live in self.live]
+        capacities = [first.capacity(queue_size, batch, live) for live in self.live]
         self.inbox = StreamInbox(capacities, self.stop, self.waits[QUEUE_NAMES[0]])
         self.channels = [
-            Channel(spec.inbox(queue_size, batch, any(self.live)), self.stop, self.waits[name])
+            Channel(spec.capacity(queue_size, batch, any(self.live)), self.stop, self.waits[name])
             for spec, name in zip(rest, QUEUE_NAMES[1:], strict=True)
         ]
         self.infer = BatchInference(estimator, clock, [st.name for st in self.streams])
@@ -169,14 +170,13 @@ class Runner:
     def _threads(self) -> list[threading.Thread]:
         """One capture thread per stream, then one thread per further stage of LAYOUT (output last)."""
         bodies: list[tuple[str, Callable[[], None]]] = [
-            (self._capture_name(i), lambda i=i: self._capture_loop(i)) for i in range(len(self.streams))
+            (self._capture_name(i), partial(self._capture_loop, i)) for i in range(len(self.streams))
         ]
-        chain = [*self.channels, None]
         first = LAYOUT[1]
-        bodies.append((first.name, lambda: self._batch_loop(chain[0])))
-        for k, spec in enumerate(LAYOUT[2:]):
-            work, inbox, outbox = self.workers[spec.name], chain[k], chain[k + 1]
-            bodies.append((spec.name, lambda w=work, a=inbox, b=outbox: self._relay(a, b, w)))
+        bodies.append((first.name, partial(self._batch_loop, self.channels[0])))
+        outboxes: list[Channel | None] = [*self.channels[1:], None]  # the last stage passes nothing on
+        for spec, inbox, outbox in zip(LAYOUT[2:], self.channels, outboxes, strict=True):
+            bodies.append((spec.name, partial(self._relay, inbox, outbox, self.workers[spec.name])))
         return [
             threading.Thread(target=self._guard(name, body), name=f"hhrt-{name}", daemon=True)
             for name, body in bodies
@@ -308,7 +308,7 @@ class Runner:
         t_end = self.t_end or time.perf_counter()
         per_stream = tuple(
             StreamResult(
-                name=st.name or getattr(st.source, "description", f"stream {i}"),
+                name=st.name or str(getattr(st.source, "description", f"stream {i}")),
                 frames_read=st.read,
                 frames_dropped=st.dropped,
                 frames_processed=st.processed,

@@ -14,9 +14,11 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +34,12 @@ from hhrnet_rt.core.outputs import (
 )
 from hhrnet_rt.poses import KEYPOINTS_SCHEMA, Poses
 from hhrnet_rt.video.sources import Frame
+
+if TYPE_CHECKING:  # imported where they are used: opening an output must not import both at start-up
+    import cv2
+    from av.container import OutputContainer
+    from av.packet import Packet
+    from av.video.stream import VideoStream
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +127,13 @@ class Mp4Sink:
         self.written = 0
         self.warning: str | None = None
         self._size: tuple[int, int] | None = None
-        self._container = self._stream = self._cv_writer = None
+        # The open writer: PyAV's container and its stream, or OpenCV's (the mp4v fallback); set by _open.
+        self._av: tuple[OutputContainer, VideoStream] | None = None
+        self._cv_writer: cv2.VideoWriter | None = None
         self._last_pts = -1
         self._packets = self._largest_packet = 0  # muxed so far: what ending the file will still need
         self._t0: float | None = None
-        self._options = {"crf": str(crf), "preset": preset}
+        self._options: dict[str, object] = {"crf": str(crf), "preset": preset}  # PyAV's options type
         try:
             av.codec.Codec(codec, "w")
             self.encoder = codec
@@ -142,20 +152,23 @@ class Mp4Sink:
         if self._cv_writer is None and self.encoder.startswith("mp4v"):
             import cv2
 
-            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            fourcc = cv2.VideoWriter.fourcc(*"mp4v")
             self._cv_writer = cv2.VideoWriter(str(self.path), fourcc, float(self.rate), (width, height))
             if not self._cv_writer.isOpened():
                 raise InputError(f"OpenCV could not open {self.path} for writing")
             return
         import av
 
-        self._container = av.open(str(self.path), "w", options={"movflags": "+faststart"})
-        stream = self._container.add_stream(self.encoder, rate=self.rate)
+        container = av.open(str(self.path), "w", options={"movflags": "+faststart"})
+        stream = container.add_stream(self.encoder, rate=self.rate)
+        if not isinstance(stream, av.video.stream.VideoStream):
+            container.close()
+            raise InputError(f"{self.encoder!r} is not a video encoder; pass one such as libx264")
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = self._options
         if self.timestamps == "capture":
             stream.codec_context.time_base = self.time_base
-        self._stream = stream
+        self._av = container, stream
 
     def write(self, result: FrameResult) -> None:
         """Encode one frame; a full disk raises DiskFullError (close() still finishes what it can)."""
@@ -178,6 +191,8 @@ class Mp4Sink:
             self._cv_writer.write(np.ascontiguousarray(image))
             self.written += 1
             return
+        assert self._av is not None  # _open made one writer or the other
+        container, stream = self._av
         import av
 
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
@@ -192,14 +207,14 @@ class Mp4Sink:
             pts = self.written
             frame.time_base = 1 / self.rate
         frame.pts = self._last_pts = pts
-        self._mux(self._stream.encode(frame))
+        self._mux(container, stream.encode(frame))
         self.written += 1
 
-    def _mux(self, packets) -> None:
+    def _mux(self, container: OutputContainer, packets: Iterable[Packet]) -> None:
         for packet in packets:
             self._largest_packet = max(self._largest_packet, packet.size)
             self._packets += 1
-            self._container.mux(packet)
+            container.mux(packet)
 
     def _ensure_room_to_finish(self) -> None:
         """Stop while there is still room to end the file, not when the disk is full.
@@ -226,15 +241,16 @@ class Mp4Sink:
         try:
             if self._cv_writer is not None:
                 self._cv_writer.release()
-            elif self._container is not None:
+            elif self._av is not None:
+                container, stream = self._av
                 try:
-                    self._mux(self._stream.encode())
+                    self._mux(container, stream.encode())
                 finally:
-                    self._container.close()
+                    container.close()
         except OSError as exc:
             raise disk_full(self.path, exc) if is_disk_full(exc) else exc from None
         finally:
-            self._container = self._cv_writer = None
+            self._av = self._cv_writer = None
             if self._created and self.written == 0:
                 # an mp4 without frames plays nowhere; better none than a broken one (and it was ours)
                 self.path.unlink(missing_ok=True)

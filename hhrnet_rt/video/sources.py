@@ -1,8 +1,9 @@
 """Frame sources: video files (PyAV, lossless and in order), cameras and stream URLs (OpenCV, live).
 
-A source is anything with ``live``, ``fps``, ``size``, ``frame_count``, ``decode_failures``, ``description``,
-``read() -> Frame | None`` (``None`` at the end) and ``close()``. ``live`` tells the pipeline which policy
-to use: live sources keep only the newest frame when inference falls behind; file sources lose nothing.
+A source (the :class:`~hhrnet_rt.video.stages.Source` protocol) has ``live``, ``fps``, ``size``,
+``frame_count``, ``decode_failures``, ``description``, ``read() -> Frame | None`` (``None`` at the end) and
+``close()``. ``live`` tells the pipeline which policy to use: live sources keep only the newest frame when
+inference falls behind; file sources lose nothing.
 
 Files are read with PyAV rather than ``cv2.VideoCapture`` because PyAV gives presentation timestamps and
 lets a packet that fails to decode be counted and skipped instead of ending the stream silently.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,8 +80,9 @@ class FileSource:
 
         url = is_url(path)
         # a FIFO or /dev/stdin: a clear refusal, no hang (URLs are FFmpeg's to check)
-        self.path = path if url else check_input_file(path, "video file")
-        self.name = url_name(path) if url else self.path.name
+        local = None if url else check_input_file(path, "video file")
+        self.path: str | Path = path if local is None else local
+        self.name = url_name(str(path)) if local is None else local.name
         try:
             self._container = (
                 av.open(str(self.path), timeout=URL_TIMEOUT_S) if url else av.open(str(self.path))
@@ -90,9 +92,9 @@ class FileSource:
                 f"{self.path} contains no video frames (the file ends before the first one)"
             ) from None
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-            if url:
+            if local is None:
                 raise InputError(f"could not read the stream {self.path} ({exc})") from None
-            if self.path.stat().st_size == 0:
+            if local.stat().st_size == 0:
                 raise InputError(f"{self.path} is empty (0 bytes), not a video") from None
             raise InputError(f"{self.path} is not a video file that FFmpeg can read ({exc})") from None
         if not self._container.streams.video:
@@ -172,6 +174,7 @@ class FileSource:
 
     def read(self) -> Frame | None:
         """The next decodable frame, or ``None`` at the end of the file."""
+        item: tuple[float | None, np.ndarray] | None
         if self._peeked is not None:
             item, self._peeked = self._peeked, None
         else:
@@ -291,7 +294,7 @@ class ArraySource:
         self.rate = None
         self.live = live
         self.size: tuple[int, int] | None = None
-        self.frame_count = len(images) if hasattr(images, "__len__") else None  # type: ignore[arg-type]
+        self.frame_count = len(images) if isinstance(images, Sized) else None
         self.decode_failures = 0
         self.description = "arrays"
         self._index = 0

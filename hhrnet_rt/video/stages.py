@@ -18,13 +18,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hhrnet_rt.draw import PoseAnnotator, draw_hud, hud_ids_line
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.video.meters import RollingRate, StageClock
 from hhrnet_rt.video.sinks import FrameResult
 from hhrnet_rt.video.sources import Frame
+
+if TYPE_CHECKING:
+    from hhrnet_rt.runtime.estimator import PoseEstimator
+    from hhrnet_rt.video.sinks import CocoSink, JsonLinesSink, Mp4Sink
+    from hhrnet_rt.video.sources import ArraySource, CameraSource, FileSource
 
 #: A per-stream step on each frame's people after decode (track IDs, smoothing); called in frame order.
 PostDecode = Callable[[Poses, Frame], Poses]
@@ -45,6 +50,17 @@ class StageSpec:
     name: str
     timings: tuple[str, ...]
     inbox: Callable[[int, int, bool], int] | None = None
+
+    def capacity(self, queue_size: int, batch: int, live: bool) -> int:
+        """The capacity of the queue in front of this stage (see ``inbox``).
+
+        Raises:
+            TypeError: the stage has no queue in front of it (only the first stage of the layout may
+                lack one); said with the stage's name rather than as a call of ``None``.
+        """
+        if self.inbox is None:
+            raise TypeError(f"stage {self.name!r} has no inbox: every stage after the first needs one")
+        return self.inbox(queue_size, batch, live)
 
 
 def _batch_inbox(queue_size: int, batch: int, live: bool) -> int:
@@ -67,6 +83,10 @@ STAGE_NAMES = tuple(name for spec in LAYOUT for name in spec.timings)
 QUEUE_NAMES = tuple(f"{a.name}→{b.name}" for a, b in pairwise(LAYOUT))
 
 
+# The pipeline's interfaces. mypy checks every implementation against them: the package's own at the end
+# of this module, the remote client's estimator at the end of hhrnet_rt/serve/remote.py.
+
+
 class Estimator(Protocol):
     """The stage split of :class:`hhrnet_rt.runtime.estimator.PoseEstimator` that the pipeline calls
     (``infer_batch`` is used when the estimator has it, else one ``infer`` per frame)."""
@@ -76,7 +96,33 @@ class Estimator(Protocol):
     def decode(self, maps: Any, prepared: Any) -> Poses: ...
 
 
+class Source(Protocol):
+    """Where a stream's frames come from (:mod:`hhrnet_rt.video.sources`: files, cameras, arrays).
+
+    ``read`` returns ``None`` at the end. ``live`` picks the pipeline's policy: a live source keeps only
+    the newest frame when inference falls behind; a file source loses nothing. ``size`` is
+    ``(width, height)``, ``None`` while unknown; ``frame_count`` is ``None`` when not announced.
+    """
+
+    @property
+    def live(self) -> bool: ...
+    @property
+    def fps(self) -> float: ...
+    @property
+    def size(self) -> tuple[int, int] | None: ...
+    @property
+    def frame_count(self) -> int | None: ...
+    @property
+    def decode_failures(self) -> int: ...
+    @property
+    def description(self) -> str: ...
+    def read(self) -> Frame | None: ...
+    def close(self) -> None: ...
+
+
 class Sink(Protocol):
+    """Where a stream's results go, in the stream's frame order (:mod:`hhrnet_rt.video.sinks`)."""
+
     def write(self, result: FrameResult) -> None: ...
     def close(self) -> None: ...
 
@@ -126,7 +172,7 @@ class Stages:
 
     def __init__(
         self,
-        source: Any,
+        source: Source,
         estimator: Estimator,
         sinks: Sequence[Sink],
         *,
@@ -233,3 +279,17 @@ class Stages:
         self.written += 1
         self.t_last = time.perf_counter()
         return result
+
+
+if TYPE_CHECKING:
+    # The implementations of the protocols above, checked by mypy (CI's type check).
+    def _implementations(
+        estimator: PoseEstimator,
+        files: FileSource,
+        camera: CameraSource,
+        arrays: ArraySource,
+        mp4: Mp4Sink,
+        json_lines: JsonLinesSink,
+        coco: CocoSink,
+    ) -> tuple[list[Estimator], list[Source], list[Sink]]:
+        return [estimator], [files, camera, arrays], [mp4, json_lines, coco]

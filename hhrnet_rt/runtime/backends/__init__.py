@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from typing import TYPE_CHECKING
 
 from hhrnet_rt.artifacts.file_kind import FileKind, file_kind
 from hhrnet_rt.core.errors import BackendUnavailableError, InputError, option
@@ -26,6 +27,23 @@ from hhrnet_rt.runtime.backends.base import Backend
 from hhrnet_rt.runtime.backends.openvino_backend import MODEL_KINDS, OpenVinoBackend
 from hhrnet_rt.runtime.backends.select import backend_status, choose_backend
 from hhrnet_rt.runtime.backends.torch_cuda import TorchCudaBackend
+
+if TYPE_CHECKING:
+    # Every implementation of the protocol, checked by mypy (CI's type check): a missing or mistyped
+    # member fails here, on any machine, not at run time on the one machine that has that backend.
+    from hhrnet_rt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from hhrnet_rt.runtime.backends.tensorrt_backend import TensorRTBackend
+    from hhrnet_rt.runtime.backends.torch_backend import TorchBackend
+
+    def _implementations(
+        torch: TorchBackend,
+        torch_cuda: TorchCudaBackend,
+        onnxruntime: OnnxRuntimeBackend,
+        openvino: OpenVinoBackend,
+        tensorrt: TensorRTBackend,
+    ) -> list[Backend]:
+        return [torch, torch_cuda, onnxruntime, openvino, tensorrt]
+
 
 __all__ = [
     "PRECISIONS",
@@ -83,7 +101,7 @@ def create_backend(
     if name == BackendName.onnxruntime:
         from hhrnet_rt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-        if file_kind(engine) is FileKind.onnx:
+        if engine is not None and file_kind(engine) is FileKind.onnx:
             return _same_precision(OnnxRuntimeBackend(engine, threads=onnx_threads), precision, engine)
         if precision not in (None, "fp32"):
             raise InputError(

@@ -40,11 +40,19 @@ class Backend(Protocol):
     an ONNX Runtime session's ``run`` is thread-safe.
     """
 
-    name: BackendName
-    precision: str
-    device: str
-    tensor_native: bool
-    max_batch: int | None
+    # Read-only to the callers (properties): an implementation may narrow a type, as TensorRT's int
+    # ``max_batch`` does, and a plain class attribute (``max_batch = None``) satisfies one. Every
+    # implementation is checked against this protocol by mypy (in ``backends/__init__.py``).
+    @property
+    def name(self) -> BackendName: ...
+    @property
+    def precision(self) -> str: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def tensor_native(self) -> bool: ...
+    @property
+    def max_batch(self) -> int | None: ...
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``x (N, 3, h, w) float32`` -> ``(heatmaps (N, K, h, w), tags (N, K, L, h, w))`` float32 (planar
@@ -65,7 +73,7 @@ def describe_common(backend: Backend, **details: Any) -> dict[str, Any]:
     return {"backend": str(backend.name), "device": backend.device, "precision": backend.precision, **details}
 
 
-def run_cpu_tensors(backend: Backend, x: Any) -> tuple[Any, ...]:
+def run_cpu_tensors(backend: Backend, x: Any) -> tuple[Any, Any]:
     """``run_torch`` of a numpy backend (ONNX Runtime, OpenVINO): CPU tensors in and out, their memory
     shared with numpy both ways (no copy)."""
     import torch
@@ -74,7 +82,8 @@ def run_cpu_tensors(backend: Backend, x: Any) -> tuple[Any, ...]:
         raise InputError(
             f"the {backend.name} backend takes CPU tensors, got {getattr(x, 'device', type(x).__name__)}"
         )
-    return tuple(torch.from_numpy(out) for out in backend.run(x.detach().numpy()))
+    heatmaps, tags = backend.run(x.detach().numpy())
+    return torch.from_numpy(heatmaps), torch.from_numpy(tags)
 
 
 def check_batch(x: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -155,11 +156,11 @@ class OnnxRuntimeBackend:
         heatmaps, tags = pair
         return heatmaps, tags
 
-    def run_torch(self, x):
+    def run_torch(self, x: Any) -> tuple[Any, Any]:
         """Backend protocol on CPU tensors: shares their memory with numpy both ways (no copy)."""
         return run_cpu_tensors(self, x)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return describe_common(
             self,
             onnx=str(self.onnx_path),

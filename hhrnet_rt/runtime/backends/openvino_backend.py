@@ -163,12 +163,14 @@ class OpenVinoBackend:
         path = export_cached(graph, example_hw=example_hw, cache_dir=cache_dir, refresh=True)
         return cls(path, threads=threads)
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The graph's outputs for ``x``, in :data:`OUTPUT_NAMES` order (shapes as the graph makes them);
         the arrays may be reused once nothing references them."""
         x = check_batch(x)
         key = tuple(x.shape)
-        buffers = self._ring.take(key) if self._ring is not None else None
+        buffers: tuple[np.ndarray, np.ndarray] | None = None
+        if self._ring is not None:
+            buffers = self._ring.take(key)
         if buffers is None:
             buffers = self._fresh_outputs(key)
         # A pooled request may still point at buffers it was given before: it only ever runs with
@@ -179,7 +181,7 @@ class OpenVinoBackend:
             if buffers is None:  # first call at this shape: OpenVINO allocates, we copy out once
                 out = request.infer({INPUT_NAME: x}, share_inputs=True, share_outputs=False)
                 by_name = {_one_name(port): np.asarray(value) for port, value in out.items()}
-                buffers = tuple(by_name[name] for name in OUTPUT_NAMES)
+                buffers = (by_name[OUTPUT_NAMES[0]], by_name[OUTPUT_NAMES[1]])
                 self._out_shapes[key] = [b.shape for b in buffers]
             else:
                 # Every call binds its own buffers: a request may still point at another call's arrays.
@@ -193,7 +195,8 @@ class OpenVinoBackend:
             self._ring.adopt(key, buffers)
         # A new tuple: the ring judges "free" by references to the arrays, and a caller holding the ring's
         # own tuple would hold them without adding any (``tuple(t)`` would return ``t`` itself).
-        return tuple(list(buffers))
+        heatmaps, tags = buffers
+        return heatmaps, tags
 
     def _take_request(self) -> Any:
         with self._lock:
@@ -201,11 +204,14 @@ class OpenVinoBackend:
                 return self._idle.pop()
         return self.compiled.create_infer_request()
 
-    def _fresh_outputs(self, key: tuple[int, ...]) -> tuple[np.ndarray, ...] | None:
+    def _fresh_outputs(self, key: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
         shapes = self._out_shapes.get(key)
-        return None if shapes is None else tuple(np.empty(s, np.float32) for s in shapes)
+        if shapes is None:
+            return None
+        heatmaps_shape, tags_shape = shapes  # in OUTPUT_NAMES order
+        return np.empty(heatmaps_shape, np.float32), np.empty(tags_shape, np.float32)
 
-    def run_torch(self, x: Any) -> tuple[Any, ...]:
+    def run_torch(self, x: Any) -> tuple[Any, Any]:
         """Backend protocol on CPU tensors: shares their memory with numpy both ways (no copy)."""
         return run_cpu_tensors(self, x)
 
@@ -224,7 +230,7 @@ def _one_name(port: Any) -> str:
 
 def _metadata(model: Any) -> dict[str, str]:
     """The hhrnet_rt.* ONNX metadata (kept by OpenVINO in rt_info, also in a saved IR), JSON strings."""
-    out = {}
+    out: dict[str, str] = {}
     if not model.has_rt_info(["framework"]):
         return out
     for key in model.get_rt_info()["framework"]:

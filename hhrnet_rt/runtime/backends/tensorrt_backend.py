@@ -218,7 +218,10 @@ class TensorRTBackend:
             outputs[name] = out
         # x may be a converted copy made here; freed on return, its memory must not be reused before the
         # engine has read it: the allocator orders reuse on the stream it was allocated on (this one).
-        if not ctx.execute_async_v3(self._stream.stream.cuda_stream):
+        stream = self._stream.stream
+        if stream is None:  # a CPU device has no stream, and TensorRT runs on CUDA devices only
+            raise BackendUnavailableError(f"the TensorRT backend runs on a CUDA device, not {self._device}")
+        if not ctx.execute_async_v3(stream.cuda_stream):
             raise BackendUnavailableError(
                 f"TensorRT failed to run {self.engine_path} on input {tuple(x.shape)}"
             )

@@ -10,6 +10,8 @@ NHWC layout, so the tests can check on the CPU that no strided map reaches the h
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -40,7 +42,9 @@ class TorchBackend:
         self._device = torch.device(device)
         self.device = str(self._device)
         self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.graph = graph.to(self._device, memory_format=self._memory_format).eval()
+        # Module.to takes memory_format (documented, and what channels_last needs); torch's overloads omit it.
+        moved = graph.to(self._device, memory_format=self._memory_format)  # type: ignore[call-overload]
+        self.graph = moved.eval()
         params = list(self.graph.parameters())
         self.precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(
             params[0].dtype if params else torch.float32, "fp32"
@@ -54,13 +58,12 @@ class TorchBackend:
             return heatmaps.float(), tags.float()
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-
         # from_numpy shares memory on the CPU; no copy. maps_to_host: contiguous where the maps are.
         heatmaps, tags = self.run_torch(torch.from_numpy(check_batch(x)))
-        heatmaps, tags, _ = maps_to_host(heatmaps, tags)
-        return heatmaps, tags
+        host_heatmaps, host_tags, _ = maps_to_host(heatmaps, tags)
+        return host_heatmaps, host_tags
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return describe_common(
             self,
             torch=torch.__version__,
