@@ -108,16 +108,16 @@ class _Recorded(Exception):
 
 
 @pytest.mark.parametrize("command", ["image", "video", "webcam"])
-def test_threads_reach_torch_and_onnx_runtime(tmp_path, clip, monkeypatch, command):
+def test_threads_reach_torch_and_onnx_runtime(tmp_path, clip, monkeypatch, command, golden_dir):
     """--threads sets torch's CPU threads and is passed on as ONNX Runtime's intra-op threads."""
-    estimator_module = importlib.import_module("hhrnet_rt.cli.model_options")  # where the CLI builds it
+    estimator_module = importlib.import_module("hhrnet_rt.runtime.estimator")  # where the backend is made
     seen = {}
 
-    def fake_estimator(source, **kwargs):
+    def fake_backend(name, graph, **kwargs):  # after the estimator applied the config's torch threads
         seen.update(kwargs, torch_threads=torch.get_num_threads())
         raise _Recorded
 
-    monkeypatch.setattr(estimator_module, "PoseEstimator", fake_estimator)
+    monkeypatch.setattr(estimator_module, "create_backend", fake_backend)
     picture = tmp_path / "p.png"
     cv2.imwrite(str(picture), np.zeros((32, 32, 3), np.uint8))
     args = {
@@ -128,8 +128,8 @@ def test_threads_reach_torch_and_onnx_runtime(tmp_path, clip, monkeypatch, comma
     before = torch.get_num_threads()
     try:
         want = 3 if before != 3 else 2
-        result = runner.invoke(app, [*args, "--weights", "random", "--backend", "torch", "--device", "cpu",
-                                     "--threads", str(want)])  # fmt: skip
+        result = runner.invoke(app, [*args, "--weights", str(golden_dir / "tiny_model.npz"), "--backend", "torch",
+                                     "--device", "cpu", "--threads", str(want)])  # fmt: skip
         assert isinstance(result.exception, _Recorded), result.output
         assert seen["onnx_threads"] == want and seen["torch_threads"] == want
     finally:

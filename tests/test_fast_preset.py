@@ -7,15 +7,20 @@ import numpy as np
 from typer.testing import CliRunner
 
 from hhrnet_rt.cli import app
-from hhrnet_rt.cli.media import FAST_INPUT_SIZE, fast_preset
+from hhrnet_rt.runtime.config import FAST_INPUT_SIZE, EstimatorConfig, resolve
 
 runner = CliRunner()
 
 
+def _size_and_flip(**kwargs) -> tuple[int, bool]:
+    resolution = resolve(EstimatorConfig(weights="random", **kwargs))
+    return resolution.input_size, resolution.flip
+
+
 def test_fast_preset_values():
-    assert fast_preset(False, None, True) == (None, True)
-    assert fast_preset(True, None, True) == (FAST_INPUT_SIZE, False)
-    assert fast_preset(True, 256, True) == (256, False)
+    assert _size_and_flip(fast=False, flip=True) == (512, True)
+    assert _size_and_flip(fast=True, flip=True) == (FAST_INPUT_SIZE, False)
+    assert _size_and_flip(fast=True, input_size=256, flip=True) == (256, False)
     assert FAST_INPUT_SIZE % 64 == 0 and FAST_INPUT_SIZE < 512
 
 

@@ -47,8 +47,8 @@ def test_cli_input_size_message_is_the_librarys():
 
 def test_precision_and_backend_names_come_from_the_library():
     from hhrnet_rt.artifacts import sidecar
-    from hhrnet_rt.cli.app import BackendName as CliBackend
-    from hhrnet_rt.cli.app import Precision as CliPrecision
+    from hhrnet_rt.cli.options import BackendName as CliBackend
+    from hhrnet_rt.cli.options import Precision as CliPrecision
     from hhrnet_rt.core.names import BACKEND_REQUESTS, PRECISIONS, BackendName
 
     assert tuple(p.value for p in CliPrecision) == PRECISIONS == sidecar.PRECISIONS

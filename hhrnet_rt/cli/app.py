@@ -5,17 +5,16 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hhrnet_rt._version import __version__
 from hhrnet_rt.cli.help_style import HhrtTyper
+from hhrnet_rt.cli.run_options import Version
+from hhrnet_rt.cluster.recipe import FlagStyle
 from hhrnet_rt.core import errors
-from hhrnet_rt.core.names import BACKEND_REQUESTS, Precision  # noqa: F401  (Precision: for the commands)
 
 # Diagnostics go to stderr so stdout stays clean for data (tables, JSON) that users pipe.
 console = Console(stderr=True)
@@ -29,50 +28,9 @@ app = HhrtTyper(
 )
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"hhrt {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", "-V", callback=_print_version, is_eager=True, help="Print the version and exit."
-        ),
-    ] = False,
-) -> None:
+def _root(version: Version = False) -> None:
     """Real-time multi-person pose estimation with HigherHRNet."""
-
-
-# The --backend choices shared by every command: "auto" and the library's backend names (one home:
-# hhrnet_rt.runtime.backends.base); --precision takes the library's Precision enum as it is.
-BackendName = StrEnum("BackendName", [(name, name) for name in BACKEND_REQUESTS])  # type: ignore[misc]
-
-
-class DecodeOn(StrEnum):
-    """The --decode-on choices (``PoseEstimator(decode_on=...)``)."""
-
-    auto = "auto"
-    device = "device"
-    host = "host"
-
-
-DecodeOnOpt = Annotated[
-    DecodeOn,
-    typer.Option(
-        "--decode-on",
-        case_sensitive=False,
-        help="Where the map-sized decode work runs: device (maps stay on the GPU; only candidates cross), "
-        "host (maps copied to the CPU once, Numba decode), or auto: device on CUDA backends, host on CPU.",
-    ),
-]
-Overwrite = Annotated[
-    bool,
-    typer.Option("--overwrite", "-y", help="Replace output files that already exist (never the input)."),
-]
 
 
 # Documented in README.md ("Exit codes"); keep the two in step.
@@ -114,18 +72,9 @@ def exit_code_for(error: errors.HhrtError) -> int:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-#: Library arguments whose flag is not the argument's name with "-" for "_".
-_FLAG_FOR_ARGUMENT = {"onnx_threads": "threads"}
-
-
-def flag_for(name: str, value: object = errors.NOT_GIVEN) -> str:
-    """How the CLI names a library argument in a message: ``--backend onnxruntime``, ``--no-flip``."""
-    flag = "--" + _FLAG_FOR_ARGUMENT.get(name, name).replace("_", "-")
-    if value is errors.NOT_GIVEN or value is True:
-        return flag
-    if value is False:
-        return f"--no-{flag[2:]}"
-    return f"{flag} {value}"
+#: How the CLI names a library argument in a message: ``--backend onnxruntime``, ``--no-flip`` (a
+#: :class:`FlagStyle`, so Ray workers name flags too without importing the CLI).
+flag_for = FlagStyle(renames=(("onnx_threads", "threads"),))
 
 
 def handle_errors(fn: F) -> F:

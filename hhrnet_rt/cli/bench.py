@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
@@ -15,23 +12,29 @@ from rich.table import Table
 
 from hhrnet_rt.bench.compare import compare_backends
 from hhrnet_rt.bench.run import BenchConfig, run_bench
-from hhrnet_rt.cli.app import (
-    BackendName,
+from hhrnet_rt.cli.app import app, console, handle_errors
+from hhrnet_rt.cli.options import (
+    BenchBackend,
+    BenchBackendOpt,
+    BenchBatch,
+    BenchDevice,
+    BenchEngine,
+    BenchFlip,
+    BenchFrames,
+    BenchInputSize,
+    BenchJson,
+    BenchPrecision,
+    BenchThreads,
+    BenchWarmup,
+    BenchWeights,
     DecodeOn,
     DecodeOnOpt,
-    Overwrite,
-    Precision,
-    app,
-    console,
-    handle_errors,
+    EndToEnd,
 )
-from hhrnet_rt.cli.model_options import check_input_size
+from hhrnet_rt.cli.run_options import Overwrite
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.core.outputs import check_output_path, write_new_file
 from hhrnet_rt.video.meters import format_bytes
-
-#: The --backend choices of every command, and "all": every usable backend and precision in one table.
-BenchBackend = StrEnum("BenchBackend", {**{b.name: b.value for b in BackendName}, "all": "all"})
 
 
 def report_tables(report: dict[str, Any]) -> list[Table]:
@@ -133,47 +136,20 @@ def comparison_table(report: dict[str, Any]) -> tuple[Table, list[str]]:
 @app.command("bench")
 @handle_errors
 def bench_cmd(
-    backend: Annotated[
-        BenchBackend,
-        typer.Option(
-            case_sensitive=False,
-            help="Backend to measure; all: every usable backend and precision in one table (model-only "
-            "ms, end-to-end FPS, agreement with torch fp32).",
-        ),
-    ] = BenchBackend.auto,
-    precision: Annotated[
-        Precision | None,
-        typer.Option(
-            case_sensitive=False,
-            help="fp32, fp16 or int8 (default: fp32, or the precision of the --engine file; a different "
-            "explicit value is an error).",
-        ),
-    ] = None,
-    weights: Annotated[
-        str, typer.Option(help="'random' (default; speed only), a name or a path.")
-    ] = "random",
-    input_size: Annotated[
-        int, typer.Option(callback=check_input_size, help="Short side of the network input (multiple of 64).")
-    ] = 512,
-    batch: Annotated[int, typer.Option(min=1, help="Batch size of the model-only runs.")] = 1,
-    frames: Annotated[int, typer.Option(min=1, help="Timed runs / frames.")] = 100,
-    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs / frames.")] = 10,
-    engine: Annotated[
-        Path | None, typer.Option(help="TensorRT engine, or an .onnx file for ONNX Runtime.")
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: the backend's).")] = None,
-    flip: Annotated[
-        bool | None,
-        typer.Option(
-            "--flip/--no-flip", help="Official flip test in the graph (default: on, or the engine's)."
-        ),
-    ] = None,
+    backend: BenchBackendOpt = BenchBackend.auto,
+    precision: BenchPrecision = None,
+    weights: BenchWeights = "random",
+    input_size: BenchInputSize = 512,
+    batch: BenchBatch = 1,
+    frames: BenchFrames = 100,
+    warmup: BenchWarmup = 10,
+    engine: BenchEngine = None,
+    device: BenchDevice = None,
+    flip: BenchFlip = None,
     decode_on: DecodeOnOpt = DecodeOn.auto,
-    end_to_end: Annotated[
-        bool, typer.Option("--e2e/--no-e2e", help="Also run the threaded pipeline.")
-    ] = True,
-    threads: Annotated[int | None, typer.Option(help="ONNX Runtime intra-op threads.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
+    end_to_end: EndToEnd = True,
+    threads: BenchThreads = None,
+    json_out: BenchJson = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Measure model-only and end-to-end speed of a backend, bytes device→host per frame, the machine."""

@@ -7,13 +7,12 @@ back on its own when needed (kernels compile, graphs export, weights download ag
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 from rich.console import Console
 
 from hhrnet_rt.cli.app import EXIT_INTERNAL, app, console, handle_errors
 from hhrnet_rt.cli.help_style import HhrtTyper
+from hhrnet_rt.cli.options import CacheWeights, DryRun
 
 stdout = Console()
 
@@ -42,15 +41,7 @@ def file_count(n: int) -> str:
 
 @cache_app.command("clear")
 @handle_errors
-def clear(
-    weights: Annotated[
-        bool,
-        typer.Option("--weights", help="Also delete the downloaded named weights (they download again)."),
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
-    ] = False,
-) -> None:
+def clear(weights: CacheWeights = False, dry_run: DryRun = False) -> None:
     """Delete the compiled decode kernels and ONNX exports hhrt cached (and, with --weights, the weights)."""
     from hhrnet_rt.cli.cache_inventory import cache_inventory, total_size
 

@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 import logging
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from hhrnet_rt.artifacts.shape_profile import parse_shapes
-from hhrnet_rt.cli.app import Overwrite, Precision, app, console, handle_errors
+from hhrnet_rt.cli.app import app, console, handle_errors
+from hhrnet_rt.cli.options import (
+    BuildFlip,
+    BuildInputSize,
+    BuildName,
+    BuildOut,
+    BuildPrecision,
+    BuildWeights,
+    Calib,
+    CalibCount,
+    CalibMethod,
+    CalibMethodOpt,
+    EngineMaxBatch,
+    Precision,
+    Shapes,
+    Target,
+    TargetOpt,
+    WorkspaceGib,
+)
+from hhrnet_rt.cli.run_options import Overwrite
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.export.build import DEFAULT_CALIB_DIR, build_onnx_files, build_tensorrt_engine
-
-
-class Target(StrEnum):
-    tensorrt = "tensorrt"
-    cpu = "cpu"
-    openvino = "openvino"
-
-
-class CalibMethod(StrEnum):
-    entropy = "entropy"
-    percentile = "percentile"
-    minmax = "minmax"
 
 
 def _parse_shapes(value: str | None) -> Any:
@@ -78,55 +84,19 @@ def agreement_table(precision: str, report: dict[str, Any], runtime: str = "ONNX
 @app.command("build-engine")
 @handle_errors
 def build_engine_cmd(
-    weights: Annotated[str, typer.Option(help="Checkpoint name (w32_512, ...), path, or 'random'.")],
-    precision: Annotated[
-        Precision, typer.Option(case_sensitive=False, help="Precision baked into the ONNX file.")
-    ] = Precision.fp16,
-    input_size: Annotated[int, typer.Option(help="Short side of the network input (multiple of 64).")] = 512,
-    shapes: Annotated[
-        str | None,
-        typer.Option(help="Profile MIN:OPT:MAX, each S, HxW or NxHxW (default: from --input-size)."),
-    ] = None,
-    max_batch: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Largest batch the engine accepts (for --batch on video/webcam: several streams or "
-            "consecutive frames in one call). Default 1. With --shapes, write NxHxW there instead.",
-        ),
-    ] = None,
-    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Bake the flip test into the graph.")] = True,
-    calib: Annotated[
-        Path | None,
-        typer.Option(help="INT8 calibration images: a folder or a video (default: calibration/)."),
-    ] = None,
-    calib_count: Annotated[int, typer.Option(min=1, help="Number of calibration images/frames.")] = 200,
-    calib_method: Annotated[
-        CalibMethod,
-        typer.Option(
-            case_sensitive=False,
-            help="Range method; entropy is slow in ONNX Runtime (minutes). --target openvino: NNCF's own.",
-        ),
-    ] = CalibMethod.percentile,
-    out: Annotated[Path, typer.Option(help="Output folder for NAME.onnx, NAME.engine, NAME.json.")] = Path(
-        "engines"
-    ),
-    name: Annotated[
-        str | None, typer.Option(help="Base file name (default: from weights, size, precision).")
-    ] = None,
-    workspace_gib: Annotated[
-        float, typer.Option(min=0.25, help="TensorRT builder workspace limit, GiB.")
-    ] = 4.0,
-    target: Annotated[
-        Target,
-        typer.Option(
-            case_sensitive=False,
-            help="tensorrt: build a TensorRT engine. cpu: stop at an ONNX file for ONNX Runtime on the CPU "
-            "(int8 in the layout of its CPU kernels; run with --backend onnxruntime --engine NAME.onnx). "
-            "openvino: an OpenVINO model NAME.xml + NAME.bin (int8 by NNCF; needs the openvino extra; run "
-            "with --backend openvino --engine NAME.xml).",
-        ),
-    ] = Target.tensorrt,
+    weights: BuildWeights,
+    precision: BuildPrecision = Precision.fp16,
+    input_size: BuildInputSize = 512,
+    shapes: Shapes = None,
+    max_batch: EngineMaxBatch = None,
+    flip: BuildFlip = True,
+    calib: Calib = None,
+    calib_count: CalibCount = 200,
+    calib_method: CalibMethodOpt = CalibMethod.percentile,
+    out: BuildOut = Path("engines"),
+    name: BuildName = None,
+    workspace_gib: WorkspaceGib = 4.0,
+    target: TargetOpt = Target.tensorrt,
     overwrite: Overwrite = False,
 ) -> None:
     """Export the pose graph to ONNX at the chosen precision, report its agreement with fp32, and build a

@@ -5,58 +5,54 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
 
-import typer
-from rich.markup import escape
 from rich.table import Table
 
-from hhrnet_rt.cli.app import BackendName, DecodeOn, DecodeOnOpt, Overwrite, app, console, handle_errors
+from hhrnet_rt.cli.app import app, handle_errors
+from hhrnet_rt.cli.estimator import make_estimator, model_config
 from hhrnet_rt.cli.inputs_expand import expand_images
-from hhrnet_rt.cli.model_options import (
+from hhrnet_rt.cli.options import (
     Backend,
+    BackendName,
+    DecodeOn,
+    DecodeOnOpt,
     Device,
     Engine,
     Fast,
     Flip,
     InputSize,
-    MaxPeople,
-    MinScore,
     PrecisionOpt,
-    Recursive,
     Refine,
     Threads,
     Weights,
-    make_estimator,
 )
+from hhrnet_rt.cli.run_options import (
+    ExifOrientation,
+    ImageInputs,
+    ImageJson,
+    ImageOut,
+    MaxPeople,
+    MinScore,
+    Overwrite,
+    Recursive,
+)
+from hhrnet_rt.cli.run_report import run_folder
 from hhrnet_rt.cli.stream_io import stdout
 from hhrnet_rt.cli.targets import plan_image_outputs
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.core.inputs import check_image_file, read_image
 from hhrnet_rt.core.outputs import check_output_dir, write_new_file
-from hhrnet_rt.core.runs import new_run_dir, remove_if_empty
 from hhrnet_rt.draw import annotator_for
 from hhrnet_rt.poses import KEYPOINTS_SCHEMA
+from hhrnet_rt.runtime.estimator import PoseEstimator
 
 
 @app.command()
 @handle_errors
 def image(
-    inputs: Annotated[
-        list[str], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)
-    ],  # checked by hhrnet_rt.core.inputs
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Folder for the annotated images (created). Default: a new runs/pose/N folder.",
-            show_default=False,
-        ),
-    ] = None,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Also write <name>.json with the keypoints.")
-    ] = False,
+    inputs: ImageInputs,
+    out: ImageOut = None,
+    json_out: ImageJson = False,
     recursive: Recursive = False,
     min_score: MinScore = None,
     max_people: MaxPeople = None,
@@ -69,40 +65,28 @@ def image(
     flip: Flip = None,
     fast: Fast = False,
     refine: Refine = True,
-    exif_orientation: Annotated[
-        bool,
-        typer.Option(
-            "--exif-orientation/--ignore-exif-orientation",
-            help="Turn photos upright as their EXIF orientation says (default, like image viewers); "
-            "--ignore-exif-orientation keeps the stored pixels, as the official COCO evaluation does.",
-        ),
-    ] = True,
+    exif_orientation: ExifOrientation = True,
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Annotate images; keypoints optionally as JSON beside the annotated images."""
 
+    model = model_config(weights=weights, backend=backend, engine=engine, precision=precision, device=device,
+                         input_size=input_size, flip=flip, fast=fast, refine=refine, decode_on=decode_on,
+                         threads=threads)  # fmt: skip
     paths = expand_images(inputs, recursive=recursive)
     for path in paths:  # all inputs are checked before the model loads
         check_image_file(path)
-    run_dir = new_run_dir() if out is None else None
-    try:
+    with run_folder(out) as run_dir:
         folder = check_output_dir(out) if out is not None else run_dir
         plan = plan_image_outputs(paths, folder, keypoints=json_out, overwrite=overwrite)
-        estimator = make_estimator(
-            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
-        )
-        _images(plan, estimator, exif_orientation=exif_orientation, min_score=min_score,
+        _images(plan, make_estimator(model), exif_orientation=exif_orientation, min_score=min_score,
                 max_people=max_people, overwrite=overwrite)  # fmt: skip
-    finally:
-        if run_dir is not None:
-            remove_if_empty(run_dir)
-    if run_dir is not None and run_dir.is_dir():
-        console.print(f"results saved to [bold]{escape(str(run_dir))}[/]", highlight=False)
 
 
-def _images(plan, estimator, *, exif_orientation, min_score, max_people, overwrite) -> None:
+def _images(plan: list[tuple[Path, Path, Path | None]], estimator: PoseEstimator, *, exif_orientation: bool,
+            min_score: float | None, max_people: int | None, overwrite: bool) -> None:  # fmt: skip
     import cv2
 
     annotator = annotator_for(min_score)

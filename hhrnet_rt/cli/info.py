@@ -5,9 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import platform
-from typing import Annotated
 
-import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -15,6 +13,7 @@ from rich.table import Table
 from hhrnet_rt._version import __version__
 from hhrnet_rt.cli.app import app, handle_errors
 from hhrnet_rt.cli.cache import file_count, human_size
+from hhrnet_rt.cli.options import InfoJson
 from hhrnet_rt.core import paths
 from hhrnet_rt.model.download import NAMED_WEIGHTS, cache_dir, cached_state
 from hhrnet_rt.runtime.backends import backend_status
@@ -94,9 +93,7 @@ def collect() -> dict:
 
 @app.command()
 @handle_errors
-def info(
-    as_json: Annotated[bool, typer.Option("--json", help="Print the same facts as JSON.")] = False,
-) -> None:
+def info(as_json: InfoJson = False) -> None:
     """Versions, GPUs, usable backends, and where weights and compiled code are cached."""
     facts = collect()
     if as_json:

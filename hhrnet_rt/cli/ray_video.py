@@ -1,8 +1,9 @@
 """``hhrt video ... --ray``: the inputs as Ray tasks (:mod:`hhrnet_rt.cluster`), one progress bar, a
 per-file summary.
 
-The workers build the estimator and the sinks with the same functions a local ``hhrt video`` calls
-(:class:`CliVideoRecipe`), so the files are the same; only where they run differs.
+The workers get a :class:`~hhrnet_rt.cluster.recipe.VideoRecipe`: the command's
+:class:`~hhrnet_rt.runtime.config.EstimatorConfig` and run settings, from which they build the estimator
+and the sinks a local ``hhrt video`` builds, so the files are the same; only where they run differs.
 """
 
 from __future__ import annotations
@@ -12,131 +13,63 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
 
-import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hhrnet_rt.cli.app import BackendName, DecodeOn, Precision, console, flag_for
-from hhrnet_rt.cli.model_options import make_estimator
-from hhrnet_rt.cli.stream_io import open_sinks, stdout
-from hhrnet_rt.cluster import VideoJob, ray_session, run_archive
-from hhrnet_rt.cluster.archive import MAX_RETRIES, TASK_CPUS, TASK_GPUS  # noqa: F401  (the defaults)
+from hhrnet_rt.cli.app import console, flag_for
+from hhrnet_rt.cli.estimator import for_workers
+from hhrnet_rt.cli.stream_io import RunSettings, stdout
+from hhrnet_rt.cluster import VideoJob, VideoRecipe, ray_session, run_archive
+from hhrnet_rt.cluster.archive import MAX_RETRIES, TASK_CPUS, TASK_GPUS
 from hhrnet_rt.core import errors
 from hhrnet_rt.core.errors import InputError, PipelineError
-from hhrnet_rt.core.inputs import is_regular_file
-
-if TYPE_CHECKING:
-    from hhrnet_rt.track.hook import TemporalSettings
-
-_PANEL = "Ray (videos as tasks on a cluster)"
-RayFlag = Annotated[
-    bool,
-    typer.Option(
-        "--ray",
-        help="Process the inputs as Ray tasks, one per video, on a local Ray (127.0.0.1) or the cluster "
-        "--address names. Outputs are written by the workers: on a cluster, put them on shared storage.",
-        rich_help_panel=_PANEL,
-    ),
-]
-RayAddress = Annotated[
-    str | None,
-    typer.Option(
-        "--address",
-        help="With --ray: join this Ray cluster (auto, ray://HEAD:10001, HEAD:6379) instead of starting "
-        "a local one.",
-        show_default=False,
-        rich_help_panel=_PANEL,
-    ),
-]
-CpusPerTask = Annotated[
-    float, typer.Option(min=0.0, help="With --ray: CPUs each video's task reserves.", rich_help_panel=_PANEL)
-]
-GpusPerTask = Annotated[
-    float,
-    typer.Option(
-        min=0.0,
-        help="With --ray: GPUs each video's task reserves (0.5: two videos share a GPU).",
-        rich_help_panel=_PANEL,
-    ),
-]
-MaxRetries = Annotated[
-    int,
-    typer.Option(
-        min=0, help="With --ray: how often a video is retried when its worker dies.", rich_help_panel=_PANEL
-    ),
-]
+from hhrnet_rt.runtime.config import EstimatorConfig
 
 
-def check_options(
-    ray: bool, show: bool, address: str | None, cpus: float, gpus: float, retries: int, server: str | None
-) -> None:
+@dataclass(frozen=True)
+class RayOptions:
+    """``--address``, ``--cpus-per-task``, ``--gpus-per-task`` and ``--max-retries`` (defaults: Ray's own
+    run defaults, :mod:`hhrnet_rt.cluster.archive`)."""
+
+    address: str | None = None
+    cpus_per_task: float = TASK_CPUS
+    gpus_per_task: float = TASK_GPUS
+    max_retries: int = MAX_RETRIES
+
+
+def check_options(ray: bool, show: bool, server: str | None, options: RayOptions) -> None:
     """The --ray options make sense only together; a worker has no window and runs its own model."""
     if ray and show:
         raise InputError("--show cannot be used with --ray: the videos are processed on Ray workers")
     if ray and server is not None:
         raise InputError("--server cannot be used with --ray: each Ray task runs the model itself")
-    if not ray and (address is not None or (cpus, gpus, retries) != (TASK_CPUS, TASK_GPUS, MAX_RETRIES)):
+    if not ray and options != RayOptions():
         raise InputError("--address, --cpus-per-task, --gpus-per-task and --max-retries need --ray")
 
 
-@dataclass(frozen=True)
-class CliVideoRecipe:
-    """What a worker needs to build ``hhrt video``'s estimator and sinks (plain values: it is pickled)."""
-
-    model_args: tuple  # make_estimator's positional arguments, enums as their values
-    min_score: float | None
-    max_people: int | None
-    max_frames: int | None
-    over_time: TemporalSettings  # --track / --smooth
-
-    def post_decode(self) -> Any:
-        return self.over_time.hook()  # a fresh tracker per video, as a local run makes per input
-
-    def estimator(self) -> Any:
-        (weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads,
-         fast) = self.model_args  # fmt: skip
-        return make_estimator(
-            weights, BackendName(backend), engine, device, input_size, flip, refine,
-            Precision(precision) if precision is not None else None, DecodeOn(decode_on), threads, fast,
-        )  # fmt: skip
-
-    def messages(self) -> contextlib.AbstractContextManager:
-
-        return errors.option_style(flag_for)  # the worker's messages name flags, as the command's do
-
-    def sinks(self, source: Any, video: Path | None, json: Path | None, coco: Path | None) -> list:
-
-        return open_sinks(video, json, coco, source, live=False, overwrite=False)  # temporary names: new
+def recipe_for(model: EstimatorConfig, run: RunSettings) -> VideoRecipe:
+    """What each worker builds its video's run from: the model's config with local files as absolute
+    paths (workers run elsewhere), the run settings, and messages that name the command's flags."""
+    return VideoRecipe(
+        estimator=for_workers(model), min_score=run.min_score, max_people=run.max_people,
+        max_frames=run.max_frames, over_time=run.over_time, option_style=flag_for,
+    )  # fmt: skip
 
 
-def recipe_for(weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads,
-               fast, *, min_score, max_people, max_frames, over_time) -> CliVideoRecipe:  # fmt: skip
-    """The recipe for ``hhrt video``'s options; local files as absolute paths (workers run elsewhere)."""
-
-    if weights is not None and is_regular_file(weights):
-        weights = str(Path(weights).absolute())
-    engine = str(Path(engine).absolute()) if engine is not None else None
-    args = (weights, backend.value, engine, device, input_size, flip, refine,
-            precision.value if precision is not None else None, decode_on.value, threads, fast)  # fmt: skip
-    return CliVideoRecipe(args, min_score, max_people, max_frames, over_time)
-
-
-def run(plan, recipe: CliVideoRecipe, *, address: str | None, cpus_per_task: float, gpus_per_task: float,
-        max_retries: int, overwrite: bool) -> None:  # fmt: skip
+def run(plan, recipe: VideoRecipe, ray: RayOptions, *, overwrite: bool) -> None:
     """Every planned input as a Ray task; the summary on stdout; an error if any video failed."""
 
     run_id = secrets.token_hex(6)  # in the temporary names: files with it can only be this run's
     jobs = [_job(i, targets, run_id, overwrite) for i, targets in enumerate(plan)]
-    where = f"the Ray cluster at {address}" if address else "a local Ray on 127.0.0.1"
+    where = f"the Ray cluster at {ray.address}" if ray.address else "a local Ray on 127.0.0.1"
     with contextlib.ExitStack() as stack:
         with console.status(f"connecting to {where}..."):
-            stack.enter_context(ray_session(address))
+            stack.enter_context(ray_session(ray.address))
         reports = _with_progress(lambda on_progress: run_archive(
-            jobs, recipe, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task,
-            max_retries=max_retries, on_progress=on_progress,
+            jobs, recipe, cpus_per_task=ray.cpus_per_task, gpus_per_task=ray.gpus_per_task,
+            max_retries=ray.max_retries, on_progress=on_progress,
         ), len(jobs))  # fmt: skip
     stdout.print(summary_table(reports))
     for backend in sorted({r.backend for r in reports if r.backend}):

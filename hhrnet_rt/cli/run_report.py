@@ -4,22 +4,39 @@ bar per stream, the summary at the end, and the exit code of an interrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 import hhrnet_rt.video as streaming  # looked up at call time: tests and callers may wrap its functions
 from hhrnet_rt.cli import signals
 from hhrnet_rt.cli.app import console
-from hhrnet_rt.cli.stream_io import Batching, print_summary, progress
+from hhrnet_rt.cli.stream_io import RunSettings, print_summary, progress
 from hhrnet_rt.core.errors import InputError, PipelineError
+from hhrnet_rt.core.runs import new_run_dir, remove_if_empty
 from hhrnet_rt.video import Stream
 from hhrnet_rt.video.display import Window, gui_problem
 
-NO_BATCHING = Batching()  # one inference call per frame
-
 # How long the end of a run waits for a stage that is busy (one inference call on a slow device).
 JOIN_TIMEOUT_S = 30.0
+
+
+@contextlib.contextmanager
+def run_folder(out: Path | None, *, announce: bool = True) -> Iterator[Path | None]:
+    """A new numbered run folder when no ``--out`` is given (else ``None``): removed again if the run
+    leaves it empty; after a run that wrote into it, ``announce`` says where the results are."""
+    run_dir = new_run_dir() if out is None else None
+    try:
+        yield run_dir
+    finally:
+        if run_dir is not None:
+            remove_if_empty(run_dir)
+    if announce and run_dir is not None and run_dir.is_dir():
+        console.print(f"results saved to [bold]{escape(str(run_dir))}[/]", highlight=False)
 
 
 def close_all(opened) -> None:
@@ -29,17 +46,14 @@ def close_all(opened) -> None:
             closable.close()
 
 
-def run_and_report(
-    opened, estimator, *, hud: bool, show: bool, max_frames: int | None, title: str,
-    batching: Batching = NO_BATCHING, min_score: float | None = None, max_people: int | None = None,
-    over_time=None,
-):  # fmt: skip
+def run_and_report(opened, estimator, run: RunSettings, *, hud: bool, title: str):
     """``opened``: ``(source, sinks)`` per stream; runs them all through one estimator, prints the summary.
 
-    ``over_time``: the --track/--smooth settings; every stream gets its own hook (its own IDs and filters).
+    Every stream gets its own post-decode hook from ``run.over_time`` (its own IDs and filters).
     """
+    max_frames = run.max_frames
     try:
-        window = Window(f"hhrt {title}") if show else None
+        window = Window(f"hhrt {title}") if run.show else None
     except BaseException:
         close_all(opened)  # run_streams would have closed them; it never started
         raise
@@ -52,18 +66,18 @@ def run_and_report(
                 total = min(total, max_frames)
             name = getattr(source, "name", None) or source.description
             task = bar.add_task(name if several else title, total=total, fps=0.0)
-            hook = over_time.hook() if over_time is not None else None
+            hook = run.over_time.hook()
             streams.append(Stream(source, sinks, name=name if several else None, on_frame=_ticker(bar, task),
                                   post_decode=hook))  # fmt: skip
         try:
             common = {
-                **batching.run_options(),
+                **run.batching.run_options(),
                 "hud": hud,
                 "max_frames": max_frames,
                 "display": window,
                 "join_timeout_s": JOIN_TIMEOUT_S,
-                "min_score": min_score,
-                "max_people": max_people,
+                "min_score": run.min_score,
+                "max_people": run.max_people,
             }
             if several:
                 result = streaming.run_streams(streams, estimator, **common)

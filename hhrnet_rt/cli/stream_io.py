@@ -1,54 +1,26 @@
-"""What ``hhrt video`` and ``hhrt webcam`` share around a run: batching options, the sinks of one stream,
-output checks, the progress display and the summary.
+"""What ``hhrt video`` and ``hhrt webcam`` share around a run: its settings (batching, tracking), the
+sinks of one stream, output checks, the progress display and the summary.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
-import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hhrnet_rt.cli.app import console
+from hhrnet_rt.cluster import recipe
 from hhrnet_rt.core.outputs import check_output_path
-from hhrnet_rt.video import CocoSink, JsonLinesSink, Mp4Sink
+from hhrnet_rt.track.hook import TemporalSettings
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
 from hhrnet_rt.video.report import streams_table, summary_table
 
 # Tables are results, not diagnostics: they go to stdout.
 stdout = Console()
-
-Batch = Annotated[
-    int,
-    typer.Option(
-        min=1,
-        help="Frames per inference call: frames of several inputs, or consecutive frames of one file "
-        "(1: one call per frame). Larger batches keep a GPU busy; on a CPU they rarely help.",
-    ),
-]
-MaxWaitMs = Annotated[
-    float,
-    typer.Option(
-        min=0.0,
-        help="How long inference waits for a batch to fill once it has a frame (the latency --batch may "
-        "add to a live stream).",
-    ),
-]
-
-
-DecodeThreads = Annotated[
-    int,
-    typer.Option(
-        min=1,
-        help="Threads that group the people of one batch's frames side by side (1: the decode thread "
-        "alone). For many streams on a fast GPU, where grouping every frame in one thread can be the "
-        "slowest stage.",
-    ),
-]
 
 
 @dataclass(frozen=True)
@@ -59,8 +31,29 @@ class Batching:
     max_wait_ms: float = DEFAULT_MAX_WAIT_MS
     decode_threads: int = 1
 
-    def run_options(self) -> dict:
+    def run_options(self) -> dict[str, Any]:
         return {"batch": self.batch, "max_wait_ms": self.max_wait_ms, "decode_threads": self.decode_threads}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How the frames of ``hhrt video`` / ``webcam`` go through a run: the window, how many, who is kept
+    (``--min-score``, ``--max-people``), batching, and ``--track`` / ``--smooth`` (a hook per stream)."""
+
+    show: bool = False
+    max_frames: int | None = None
+    min_score: float | None = None
+    max_people: int | None = None
+    batching: Batching = field(default_factory=Batching)
+    over_time: TemporalSettings = field(default_factory=TemporalSettings)
+
+
+def temporal_settings(
+    track: bool, min_hits: int, max_age: int, min_oks: float,
+    smooth: bool, min_cutoff: float, beta: float, d_cutoff: float,
+) -> TemporalSettings:  # fmt: skip
+    """The settings the options describe (``--smooth`` implies ``--track``: a filter follows one ID)."""
+    return TemporalSettings(track or smooth, min_hits, max_age, min_oks, smooth, min_cutoff, beta, d_cutoff)
 
 
 def progress() -> Progress:
@@ -76,35 +69,15 @@ def progress() -> Progress:
 
 
 def open_sinks(
-    out: Path | None, json_out: Path | None, coco: Path | None, source, *, live: bool, overwrite: bool
-):
-    """The sinks of one stream (none of them left open if one fails to open)."""
+    out: Path | None, json_out: Path | None, coco: Path | None, source: Any, *, live: bool, overwrite: bool
+) -> list[Any]:
+    """The sinks of one stream (:func:`hhrnet_rt.cluster.recipe.open_sinks`, which Ray workers open too),
+    warnings on the console."""
 
-    sinks = []
-    try:
-        if out is not None:
-            # Files too: their frames' presentation times (variable frame rate stays as it was).
-            time_base = None if live else source.time_base
-            mp4 = Mp4Sink(
-                out,
-                source.fps,
-                rate=source.rate,
-                timestamps="capture",
-                time_base=time_base,
-                overwrite=overwrite,
-            )
-            if mp4.warning:
-                console.print(f"[yellow]warning:[/] {mp4.warning}", highlight=False)
-            sinks.append(mp4)
-        if json_out is not None:
-            sinks.append(JsonLinesSink(json_out, overwrite=overwrite))
-        if coco is not None:
-            sinks.append(CocoSink(coco, overwrite=overwrite))
-    except BaseException:
-        for sink in sinks:
-            sink.close()
-        raise
-    return sinks
+    def warn(message: str) -> None:
+        console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+    return recipe.open_sinks(out, json_out, coco, source, live=live, overwrite=overwrite, warn=warn)
 
 
 def check_outputs(

@@ -2,34 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
 import typer
 from rich.markup import escape
 
-from hhrnet_rt.cli import temporal
-from hhrnet_rt.cli.app import BackendName, DecodeOn, DecodeOnOpt, Overwrite, app, console, handle_errors
-from hhrnet_rt.cli.model_options import (
+from hhrnet_rt.cli.app import app, console, handle_errors
+from hhrnet_rt.cli.estimator import load_model, model_config, warm_up
+from hhrnet_rt.cli.options import (
     Backend,
+    BackendName,
+    DecodeOn,
+    DecodeOnOpt,
     Device,
     Engine,
     Fast,
     Flip,
     InputSize,
-    MaxFrames,
-    MaxPeople,
-    MinScore,
     PrecisionOpt,
     Refine,
     Threads,
     Weights,
-    make_estimator,
-    warm_up,
 )
-from hhrnet_rt.cli.remote import ClientToken, InFlight, SendAs, SendFormat, ServerUrl, remote_estimator
+from hhrnet_rt.cli.remote import ServerOptions
+from hhrnet_rt.cli.run_options import (
+    TEMPORAL,
+    Batch,
+    Camera,
+    CameraJson,
+    CameraOut,
+    CameraShow,
+    ClientToken,
+    DecodeThreads,
+    Fps,
+    Height,
+    InFlight,
+    MaxFrames,
+    MaxPeople,
+    MaxWaitMs,
+    MinScore,
+    Overwrite,
+    SendAs,
+    SendFormat,
+    ServerUrl,
+    Smooth,
+    SmoothBeta,
+    SmoothDCutoff,
+    SmoothMinCutoff,
+    Track,
+    TrackMaxAge,
+    TrackMinHits,
+    TrackMinOks,
+    Width,
+)
 from hhrnet_rt.cli.run_report import close_all, run_and_report
-from hhrnet_rt.cli.stream_io import Batch, Batching, DecodeThreads, MaxWaitMs, check_outputs, open_sinks
+from hhrnet_rt.cli.stream_io import Batching, RunSettings, check_outputs, open_sinks, temporal_settings
 from hhrnet_rt.cli.targets import plan_video_outputs
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.core.inputs import is_regular_file
@@ -37,31 +67,16 @@ from hhrnet_rt.video import CameraSource
 from hhrnet_rt.video.display import gui_problem
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
 
+Request = tuple[int | None, int | None, float | None]  # --width, --height, --fps
+
 
 @app.command()
 @handle_errors
 def webcam(
     ctx: typer.Context,
-    camera: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Camera index (default 0), stream URL, or a video file played in real time; repeat it "
-            "for several streams in one run (one tiled window; --out and --json then name folders).",
-            show_default=False,
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", "-o", help="Also record the annotated stream (.mp4; a folder for several cameras)."
-        ),
-    ] = None,
-    json_out: Annotated[
-        Path | None,
-        typer.Option(
-            "--json", help="Keypoints, one JSON record per frame (.jsonl; a folder for several cameras)."
-        ),
-    ] = None,
+    camera: Camera = None,
+    out: CameraOut = None,
+    json_out: CameraJson = None,
     min_score: MinScore = None,
     max_people: MaxPeople = None,
     weights: Weights = None,
@@ -74,31 +89,24 @@ def webcam(
     fast: Fast = False,
     refine: Refine = True,
     max_frames: MaxFrames = None,
-    show: Annotated[bool, typer.Option(help="Show the window (default); --no-show to only record.")] = True,
-    width: Annotated[
-        int | None, typer.Option(min=1, help="Frame width to ask the camera for.", show_default=False)
-    ] = None,
-    height: Annotated[
-        int | None, typer.Option(min=1, help="Frame height to ask the camera for.", show_default=False)
-    ] = None,
-    fps: Annotated[
-        float | None,
-        typer.Option(min=1.0, help="Frame rate to ask the camera for.", show_default=False),
-    ] = None,
+    show: CameraShow = True,
+    width: Width = None,
+    height: Height = None,
+    fps: Fps = None,
     batch: Batch = 1,
     max_wait_ms: MaxWaitMs = DEFAULT_MAX_WAIT_MS,
     decode_threads: DecodeThreads = 1,
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
-    track: temporal.Track = False,
-    track_min_hits: temporal.TrackMinHits = temporal.DEFAULTS.min_hits,
-    track_max_age: temporal.TrackMaxAge = temporal.DEFAULTS.max_age,
-    track_min_oks: temporal.TrackMinOks = temporal.DEFAULTS.min_oks,
-    smooth: temporal.Smooth = False,
-    smooth_min_cutoff: temporal.SmoothMinCutoff = temporal.DEFAULTS.min_cutoff,
-    smooth_beta: temporal.SmoothBeta = temporal.DEFAULTS.beta,
-    smooth_d_cutoff: temporal.SmoothDCutoff = temporal.DEFAULTS.d_cutoff,
+    track: Track = False,
+    track_min_hits: TrackMinHits = TEMPORAL.min_hits,
+    track_max_age: TrackMaxAge = TEMPORAL.max_age,
+    track_min_oks: TrackMinOks = TEMPORAL.min_oks,
+    smooth: Smooth = False,
+    smooth_min_cutoff: SmoothMinCutoff = TEMPORAL.min_cutoff,
+    smooth_beta: SmoothBeta = TEMPORAL.beta,
+    smooth_d_cutoff: SmoothDCutoff = TEMPORAL.d_cutoff,
     server: ServerUrl = None,
     token: ClientToken = None,
     send: SendAs = SendFormat.jpeg,
@@ -109,57 +117,37 @@ def webcam(
     Several --camera options run together through one model: a tiled window, or one recording per camera
     (--out and --json name folders) without it.
     """
-
-    batching = Batching(batch, max_wait_ms, decode_threads)
-    over_time = temporal.temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
-                                           smooth_min_cutoff, smooth_beta, smooth_d_cutoff)  # fmt: skip
-
-    def load_model():
-        if server is not None:  # the server's model; capture, drawing and writing stay here
-            return remote_estimator(ctx, server, token, send, in_flight)
-        return make_estimator(
-            weights, backend, engine, device, input_size, flip, refine, precision, decode_on, threads, fast
-        )
-
+    model = model_config(weights=weights, backend=backend, engine=engine, precision=precision, device=device,
+                         input_size=input_size, flip=flip, fast=fast, refine=refine, decode_on=decode_on,
+                         threads=threads)  # fmt: skip
+    run = RunSettings(show=show, max_frames=max_frames, min_score=min_score, max_people=max_people,
+                      batching=Batching(batch, max_wait_ms, decode_threads),
+                      over_time=temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
+                                                  smooth_min_cutoff, smooth_beta, smooth_d_cutoff))  # fmt: skip
+    remote = ServerOptions(server, token, send, in_flight) if server is not None else None
     cameras = camera or ["0"]
-    if len(cameras) > 1:
-        return _webcams(
-            cameras,
-            out,
-            json_out,
-            show=show,
-            batching=batching,
-            max_frames=max_frames,
-            min_score=min_score,
-            max_people=max_people,
-            overwrite=overwrite,
-            request=(width, height, fps),
-            over_time=over_time,
-            load_model=load_model,
-        )
+    runner = _webcam if len(cameras) == 1 else _webcams
+    runner(cameras, out, json_out, run, request=(width, height, fps), overwrite=overwrite,
+           load=lambda: load_model(ctx, model, remote))  # fmt: skip
+
+
+def _webcam(cameras: list[str], out: Path | None, json_out: Path | None, run: RunSettings, *,
+            request: Request, overwrite: bool, load: Callable[[], Any]) -> None:  # fmt: skip
+    """``hhrt webcam`` with one camera (or stream, or file played live)."""
     spec = cameras[0]
     check_outputs(out, json_out, None, overwrite=overwrite, inputs=[Path(spec)])  # a file played live
-    show = _window_or_recording(show, out is not None or json_out is not None, gui_problem())
-    source = _open_camera(spec, (width, height, fps))
+    run = replace(
+        run, show=_window_or_recording(run.show, out is not None or json_out is not None, gui_problem())
+    )
+    source = _open_camera(spec, request)
     try:
-        estimator = load_model()
-        warm_up(estimator, [source], batching.batch)
+        estimator = load()
+        warm_up(estimator, [source], run.batching.batch)
         sinks = open_sinks(out, json_out, None, source, live=True, overwrite=overwrite)
     except BaseException:
         source.close()
         raise
-    run_and_report(
-        [(source, sinks)],
-        estimator,
-        hud=True,
-        show=show,
-        max_frames=max_frames,
-        title=source.description,
-        batching=batching,
-        min_score=min_score,
-        max_people=max_people,
-        over_time=over_time,
-    )
+    run_and_report([(source, sinks)], estimator, run, hud=True, title=source.description)
 
 
 def _window_or_recording(show: bool, recording: bool, problem: str | None) -> bool:
@@ -178,7 +166,7 @@ def _window_or_recording(show: bool, recording: bool, problem: str | None) -> bo
     return show
 
 
-def _open_camera(spec: str, request):
+def _open_camera(spec: str, request: Request) -> CameraSource:
 
     width, height, fps = request
     source = CameraSource(int(spec) if spec.isdigit() else spec, width=width, height=height, fps=fps)
@@ -187,20 +175,22 @@ def _open_camera(spec: str, request):
     return source
 
 
-def _webcams(cameras, out, json_out, *, show, batching, max_frames, min_score, max_people,
-             overwrite, request, load_model, over_time) -> None:  # fmt: skip
+def _webcams(cameras: list[str], out: Path | None, json_out: Path | None, run: RunSettings, *,
+             request: Request, overwrite: bool, load: Callable[[], Any]) -> None:  # fmt: skip
     """``hhrt webcam`` with several --camera: one run, one model, per-camera outputs in folders."""
 
     # Named after the camera (camera0) or the stream's / file's name; a local file is an input to protect.
     names = [f"camera{c}" if c.isdigit() else (Path(c) if is_regular_file(c) else c) for c in cameras]
     plan = plan_video_outputs(names, out, json_out, None, run_dir=None, overwrite=overwrite)
-    show = _window_or_recording(show, out is not None or json_out is not None, gui_problem())
-    opened = []
+    run = replace(
+        run, show=_window_or_recording(run.show, out is not None or json_out is not None, gui_problem())
+    )
+    opened: list[tuple[Any, list[Any]]] = []
     try:
         for spec in cameras:
             opened.append((_open_camera(spec, request), []))
-        estimator = load_model()
-        warm_up(estimator, [source for source, _ in opened], batching.batch)
+        estimator = load()
+        warm_up(estimator, [source for source, _ in opened], run.batching.batch)
         for (source, sinks), targets in zip(opened, plan, strict=True):
             sinks.extend(
                 open_sinks(targets.video, targets.json, None, source, live=True, overwrite=overwrite)
@@ -208,15 +198,4 @@ def _webcams(cameras, out, json_out, *, show, batching, max_frames, min_score, m
     except BaseException:
         close_all(opened)
         raise
-    run_and_report(
-        opened,
-        estimator,
-        hud=True,
-        show=show,
-        max_frames=max_frames,
-        title=f"{len(opened)} cameras",
-        batching=batching,
-        min_score=min_score,
-        max_people=max_people,
-        over_time=over_time,
-    )
+    run_and_report(opened, estimator, run, hud=True, title=f"{len(opened)} cameras")

@@ -7,8 +7,6 @@ Every file is hash-checked when listed, printed or used (:mod:`hhrnet_rt.model.d
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -16,6 +14,7 @@ from rich.table import Table
 
 from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.help_style import HhrtTyper
+from hhrnet_rt.cli.options import WeightName, WeightNames
 from hhrnet_rt.core.errors import InputError, WeightsError
 from hhrnet_rt.model.download import NAMED_WEIGHTS, cache_dir, cached_state, fetch_named
 
@@ -57,12 +56,7 @@ def list_cmd() -> None:
 
 @weights_app.command("download")
 @handle_errors
-def download_cmd(
-    names: Annotated[
-        list[str] | None,
-        typer.Argument(help="Named weights to download (default: all of them).", show_default=False),
-    ] = None,
-) -> None:
+def download_cmd(names: WeightNames = None) -> None:
     """Download named weights into the cache and check their sha256; already cached ones are kept."""
 
     for name in [_known(n) for n in names or NAMED_WEIGHTS]:  # every name checked before any download
@@ -72,7 +66,7 @@ def download_cmd(
 
 @weights_app.command("path")
 @handle_errors
-def path_cmd(name: Annotated[str, typer.Argument(help="Named weights, e.g. w32_512.")]) -> None:
+def path_cmd(name: WeightName) -> None:
     """Print the cached file of NAME (hash checked); an error when it is not downloaded."""
 
     state, path = cached_state(_known(name))

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hhrnet_rt.cluster.ray_setup import require_ray
-from hhrnet_rt.cluster.video_task import FileReport, VideoJob, VideoRecipe, remove_temporaries, run_video_task
+from hhrnet_rt.cluster.recipe import VideoRecipe
+from hhrnet_rt.cluster.video_task import FileReport, VideoJob, remove_temporaries, run_video_task
 
 POLL_S = 0.2
 #: What each task reserves and how often a task whose worker died is run again, unless told otherwise.

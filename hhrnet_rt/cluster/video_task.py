@@ -1,8 +1,10 @@
 """One video on a Ray worker: the single-file job ``hhrt video`` runs, with outputs published at the end.
 
-The worker opens the source, builds the estimator and the sinks through a :class:`VideoRecipe` (the CLI
-passes one that calls its own ``make_estimator`` and sink wiring, so a cluster run makes the same files as
-a local one), runs :func:`hhrnet_rt.video.run_pipeline` and reports frames to the run's ledger.
+The worker opens the source, builds the estimator (from the recipe's
+:class:`~hhrnet_rt.runtime.config.EstimatorConfig`) and the sinks through a
+:class:`~hhrnet_rt.cluster.recipe.VideoRecipe` (the sinks a local ``hhrt video`` opens, so a cluster run
+makes the same files as a local one), runs :func:`hhrnet_rt.video.run_pipeline` and reports frames to
+the run's ledger.
 
 Why outputs are written under a temporary name and published at the end: Ray retries a task whose worker
 died, and the retry must start its files afresh. The temporary names carry the run's random id, so a file
@@ -23,8 +25,9 @@ import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from hhrnet_rt.cluster.recipe import VideoRecipe
 from hhrnet_rt.core.errors import HhrtError
 from hhrnet_rt.core.outputs import publish
 
@@ -35,20 +38,6 @@ FAULTS_ENV = "HHRT_TEST_FAULTS_FILE"
 
 #: How often a worker tells the ledger how far it got (one small actor call, not one per frame).
 REPORT_EVERY_S = 0.25
-
-
-class VideoRecipe(Protocol):
-    """How a worker builds what one video needs; picklable (it travels to the workers)."""
-
-    min_score: float | None
-    max_people: int | None
-    max_frames: int | None
-
-    def estimator(self) -> Any: ...
-    def post_decode(self) -> Any: ...  # a fresh per-video hook (tracking, smoothing) or None
-    def sinks(self, source: Any, video: Path | None, json: Path | None, coco: Path | None) -> list: ...
-    # How messages name options while the task runs (errors.option_style: the CLI's flags, for one).
-    def messages(self) -> contextlib.AbstractContextManager: ...
 
 
 @dataclass(frozen=True)
@@ -103,12 +92,12 @@ _ESTIMATORS: dict[bytes, Any] = {}  # per worker process: a reused worker loads 
 
 def _estimator(recipe: VideoRecipe) -> Any:
     try:
-        key = pickle.dumps(recipe)
+        key = pickle.dumps(recipe.estimator)
     except Exception:  # not picklable by the standard pickle: build every time
-        return recipe.estimator()
+        return recipe.build_estimator()
     if key not in _ESTIMATORS:
         _ESTIMATORS.clear()  # one model per worker at a time
-        _ESTIMATORS[key] = recipe.estimator()
+        _ESTIMATORS[key] = recipe.build_estimator()
     return _ESTIMATORS[key]
 
 
@@ -165,7 +154,9 @@ def run_video_task(job: VideoJob, recipe: VideoRecipe, ledger: Any) -> FileRepor
     return report
 
 
-def _process(job, recipe, ledger, attempt, crash_at, report: FileReport) -> None:
+def _process(
+    job: VideoJob, recipe: VideoRecipe, ledger: Any, attempt: int, crash_at: int | None, report: FileReport
+) -> None:
     from hhrnet_rt.video import FileSource, run_pipeline
 
     source = FileSource(job.source)
@@ -183,7 +174,9 @@ def _process(job, recipe, ledger, attempt, crash_at, report: FileReport) -> None
         except Exception:  # noqa: BLE001 - as a local run: the first frame meets and reports it
             pass
         temps = {k: temporary_path(v, job.run_id) if v else None for k, v in job.outputs.items()}
-        sinks = recipe.sinks(source, temps["video"], temps["json"], temps["coco"])
+        sinks = recipe.sinks(
+            source, temps["video"], temps["json"], temps["coco"], warn=report.warnings.append
+        )
     except BaseException:
         source.close()
         raise

@@ -43,20 +43,28 @@ from typing import Any
 
 import numpy as np
 
-from hhrnet_rt.artifacts.engine_settings import read_engine_settings, resolve_options
 from hhrnet_rt.core.errors import InputError
-from hhrnet_rt.core.names import check_precision
 from hhrnet_rt.core.sizes import check_input_size
 from hhrnet_rt.decode.params import DecodeParams
 from hhrnet_rt.poses import Poses
-from hhrnet_rt.runtime.backends import choose_backend, create_backend
+from hhrnet_rt.runtime.backends import create_backend
 from hhrnet_rt.runtime.batch_infer import group_by_shape, split_maps, stack_inputs
+from hhrnet_rt.runtime.config import EstimatorConfig, Resolution, resolve
 from hhrnet_rt.runtime.device_prep import device_preprocessor_for
 from hhrnet_rt.runtime.device_transfer import run_on_device, take_over
+from hhrnet_rt.runtime.engine_checks import check_outputs, check_weights_match
 from hhrnet_rt.runtime.preprocess import Affine, as_bgr_u8, multi_scale_size, normalize, resize_align
 from hhrnet_rt.runtime.stage_data import DECODE_ON, Maps, Prepared, choose_decode_on
 
-__all__ = ["DECODE_ON", "Maps", "PoseEstimator", "Prepared", "check_input_size", "choose_decode_on"]
+__all__ = [
+    "DECODE_ON",
+    "EstimatorConfig",
+    "Maps",
+    "PoseEstimator",
+    "Prepared",
+    "check_input_size",
+    "choose_decode_on",
+]
 
 
 def _check_image_hw(image_hw: Sequence[int]) -> tuple[int, int]:
@@ -68,23 +76,6 @@ def _check_image_hw(image_hw: Sequence[int]) -> tuple[int, int]:
     if not ok:
         raise InputError(f"image_hw must be two positive integers (height, width), got {image_hw!r}")
     return h, w
-
-
-def _check_scales(scales: Sequence[float]) -> tuple[float, ...]:
-    try:
-        out = tuple(float(s) for s in scales)
-    except (TypeError, ValueError):
-        raise InputError(f"scales must be a sequence of numbers, got {scales!r}") from None
-    if not out or any(not np.isfinite(s) or s <= 0 for s in out):
-        raise InputError(f"scales must be positive numbers, got {scales!r}")
-    if len(set(out)) != len(out):
-        raise InputError(f"scales contain duplicates: {scales!r}")
-    if len(out) > 1 and 1.0 not in out:
-        raise InputError(
-            f"with several scales, 1.0 must be one of them (the official code takes the tags from scale "
-            f"1.0 only), got {scales!r}"
-        )
-    return tuple(sorted(out, reverse=True))
 
 
 def _build_network(weights):
@@ -111,7 +102,8 @@ class PoseEstimator:
             (e.g. :class:`~hhrnet_rt.model.higherhrnet.HigherHRNet`), or "random" (random-init W32-512). ``None``
             with an ``engine`` (the file is self-contained); given with one, they must be the weights the
             file was built from (compared by digest), else InputError.
-        input_size: short side of the network input; a multiple of 64. ``None``: 512, or the engine's.
+        input_size: short side of the network input; a multiple of 64. ``None``: the engine's; else 640
+            for the ``*_640`` named weights (their test size), else 512.
         flip: official flip test (mirrored second pass, 2-D tags). ``None``: on, or as the engine was
             built; an explicit value that contradicts the engine is an InputError.
         scales: test scales (official TEST.SCALE_FACTOR); several scales need 1.0 among them.
@@ -136,6 +128,11 @@ class PoseEstimator:
             there) or "host" (the Numba decoder over maps copied to the host once).
         onnx_threads: ONNX Runtime intra-op threads (``None``: its default).
         onnx_cache_dir: where the ONNX Runtime backend caches exported graphs.
+
+    The keywords are the fields of :class:`~hhrnet_rt.runtime.config.EstimatorConfig`, and
+    :func:`~hhrnet_rt.runtime.config.resolve` decides what they mean (kept as ``resolution``);
+    :meth:`from_config` builds the same estimator from a config. Weights given as a state dict or a
+    module work here, but such a config does not pickle (names and paths do: Ray and Serve need that).
     """
 
     def __init__(
@@ -157,45 +154,58 @@ class PoseEstimator:
         onnx_threads: int | None = None,
         onnx_cache_dir: str | os.PathLike | None = None,
     ) -> None:
+        config = EstimatorConfig(
+            weights=weights, input_size=input_size, flip=flip, scales=scales, adjust=adjust, refine=refine,
+            backend=backend, device=device, engine=engine, precision=precision,
+            device_preprocess=device_preprocess, decode_params=decode_params, decode_on=decode_on,
+            onnx_threads=onnx_threads, onnx_cache_dir=onnx_cache_dir,
+        )  # fmt: skip
+        self._build(resolve(config))
+
+    @classmethod
+    def from_config(cls, config: EstimatorConfig | Resolution) -> PoseEstimator:
+        """The estimator ``config`` describes: ``PoseEstimator.from_config(EstimatorConfig(**kw))`` is
+        ``PoseEstimator(**kw)``, and also applies ``fast`` and ``torch_threads``.
+
+        A :class:`~hhrnet_rt.runtime.config.Resolution` is built as it is, without resolving again (the
+        CLI resolves first, to say which backend runs before the model loads).
+
+        Example:
+            >>> config = EstimatorConfig(weights="w32_512", backend="auto", fast=True)  # doctest: +SKIP
+            >>> PoseEstimator.from_config(config).describe()["input_size"]             # doctest: +SKIP
+            384
+        """
+        estimator = cls.__new__(cls)
+        estimator._build(config if isinstance(config, Resolution) else resolve(config))
+        return estimator
+
+    def _build(self, resolution: Resolution) -> None:
+        """Load the network (or only compare weights with the file), create the backend, settle the stages."""
         from hhrnet_rt.model.graph import PoseGraph
 
-        check_precision(precision)  # before the (slow) model load
-        choose_decode_on(decode_on, "cpu")  # validates; the backend's device decides "auto" below
+        self.resolution = resolution  # what describe() reports
+        cfg = resolution.config
+        if cfg.torch_threads is not None:
+            import torch
 
-        engine_settings = None
-        if engine is not None:  # the file decides flip and size unless they were given (and then must agree)
-            engine_settings = read_engine_settings(engine)
-            flip, input_size = resolve_options(engine_settings, flip=flip, input_size=input_size)
-        elif weights is None:
-            raise InputError(
-                "PoseEstimator needs weights (a name, file, state dict or module) or an engine file"
-            )
-        self.input_size = check_input_size(512 if input_size is None else input_size)
-        self.scales = _check_scales(scales)
-        self.flip = True if flip is None else bool(flip)
-        self.adjust = bool(adjust)
-        self.refine = bool(refine)
-        self.decode_params = decode_params or DecodeParams()
-        name, dev, self.backend_reason = choose_backend(backend, engine=engine, device=device)
-        single = self.scales == (1.0,)
-        if name == "tensorrt" and not single:
-            raise InputError("several test scales are supported on the torch and onnxruntime backends only")
-        if engine_settings is not None:
+            torch.set_num_threads(cfg.torch_threads)  # process-wide: torch has no per-model thread count
+        self.input_size, self.flip, self.scales = resolution.input_size, resolution.flip, resolution.scales
+        self.adjust, self.refine = bool(cfg.adjust), bool(cfg.refine)
+        self.decode_params = cfg.decode_params or DecodeParams()
+        self.backend_reason = resolution.reason
+        self.decode_on = resolution.decode_on
+        single = self._project = resolution.single_scale
+        settings = resolution.engine_settings
+        if settings is not None:
             # With a file no network is built (weights, if given, are only compared with the file's).
-            from hhrnet_rt.runtime.engine_checks import check_weights_match, file_for_backend
-
-            engine = file_for_backend(engine_settings, name, single_scale=single)
-            self.graph, self.num_joints, self._project = (
-                None,
-                engine_settings.num_joints,
-                engine_settings.project,
-            )
-            self.weights_label = f"built into {engine_settings.path} (settings from {engine_settings.origin})"
-            if weights is not None:
-                network, label = _build_network(weights)
-                check_weights_match(engine_settings, network, f"the weights {label}")
+            self.graph, self.num_joints = None, settings.num_joints
+            self._project = settings.project
+            self.weights_label = f"built into {settings.path} (settings from {settings.origin})"
+            if cfg.weights is not None:
+                network, label = _build_network(cfg.weights)
+                check_weights_match(settings, network, f"the weights {label}")
         else:
-            network, self.weights_label = _build_network(weights)
+            network, self.weights_label = _build_network(cfg.weights)
             num_joints = getattr(getattr(network, "spec", None), "num_joints", None)
             self.num_joints = int(num_joints) if num_joints is not None else _probe_num_joints(network)
             # The graph projects to the input size itself only for the plain single-scale case; otherwise
@@ -205,23 +215,21 @@ class PoseEstimator:
             except ValueError as exc:  # e.g. no known flip permutation for this joint count
                 raise InputError(str(exc)) from None
             self.graph.eval()
-            self._project = single
         self.backend = create_backend(
-            name,
+            resolution.backend,
             self.graph,
-            device=dev,
-            precision=precision,
-            engine=engine,
-            onnx_threads=onnx_threads,
+            device=resolution.device,
+            precision=cfg.precision,
+            engine=resolution.engine,
+            onnx_threads=cfg.onnx_threads,
             example_hw=(self.input_size, self.input_size),
-            cache_dir=onnx_cache_dir,
+            cache_dir=cfg.onnx_cache_dir,
         )
-        if engine_settings is not None:
-            from hhrnet_rt.runtime.engine_checks import check_outputs
-
-            self.num_joints = check_outputs(engine_settings, self.backend)
-        self._device_prep = device_preprocessor_for(self.backend, device_preprocess, single, self.input_size)
-        self.decode_on = choose_decode_on(decode_on, self.backend.device)
+        if settings is not None:
+            self.num_joints = check_outputs(settings, self.backend)
+        self._device_prep = device_preprocessor_for(
+            self.backend, cfg.device_preprocess, single, self.input_size
+        )
         from hhrnet_rt import decode
 
         self._parse = decode.parse
@@ -387,14 +395,14 @@ class PoseEstimator:
                 if self._device_prep is not None
                 else "OpenCV + numpy on the CPU"
             ),
-            "reason": self.backend_reason,
+            "reason": self.resolution.reason,
             "weights": self.weights_label,
-            "input_size": self.input_size,
-            "flip": self.flip,
-            "scales": list(self.scales),
+            "input_size": self.resolution.input_size,
+            "flip": self.resolution.flip,
+            "scales": list(self.resolution.scales),
             "adjust": self.adjust,
             "refine": self.refine,
-            "decode_on": self.decode_on,
+            "decode_on": self.resolution.decode_on,
             "num_joints": self.num_joints,
             "backend_details": info,
         }

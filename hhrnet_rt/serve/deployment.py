@@ -18,6 +18,8 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hhrnet_rt.runtime.config import EstimatorConfig
+from hhrnet_rt.runtime.estimator import PoseEstimator
 from hhrnet_rt.serve.handler import RequestHandler, ServeSettings
 
 DEPLOYMENT_NAME = "hhrt-poses"
@@ -30,22 +32,13 @@ class PoseDeployment:
     """A replica: builds its estimator once, then answers HTTP requests through :class:`RequestHandler`.
 
     Args:
-        estimator_options: keyword arguments of :class:`~hhrnet_rt.PoseEstimator` (``weights`` first).
+        config: what the estimator is built from, resolved here: on the replica's node, so
+            ``backend="auto"`` finds that node's GPU (``torch_threads`` applies to the replica's process).
         settings: limits, token and batching.
-        torch_threads: ``torch.set_num_threads`` in the replica's process (``None``: torch's default).
     """
 
-    def __init__(
-        self, estimator_options: dict, settings: ServeSettings, torch_threads: int | None = None
-    ) -> None:
-        from hhrnet_rt.runtime.estimator import PoseEstimator
-
-        if torch_threads is not None:
-            import torch
-
-            torch.set_num_threads(torch_threads)
-        options = dict(estimator_options)
-        self.estimator = PoseEstimator(options.pop("weights", None), **options)
+    def __init__(self, config: EstimatorConfig, settings: ServeSettings) -> None:
+        self.estimator = PoseEstimator.from_config(config)
         self._predict_many.set_max_batch_size(settings.max_batch)
         self._predict_many.set_batch_wait_timeout_s(settings.batch_wait_ms / 1000.0)
         # Live counts, shown by /v1/info (the handler keeps a reference to this dict).
@@ -69,14 +62,13 @@ class PoseDeployment:
 
 
 def build_app(
-    estimator_options: dict,
+    config: EstimatorConfig,
     settings: ServeSettings,
     *,
     replicas: int | tuple[int, int] = 1,
     gpus_per_replica: float = 0.0,
     cpus_per_replica: float = 1.0,
-    torch_threads: int | None = None,
-):
+) -> Any:
     """The Serve application: ``replicas`` a fixed count, or ``(min, max)`` for autoscaling on load."""
     options: dict[str, Any] = {
         "name": DEPLOYMENT_NAME,
@@ -95,4 +87,4 @@ def build_app(
     else:
         options["num_replicas"] = replicas
     deployment = serve.deployment(PoseDeployment, **options)
-    return deployment.bind(estimator_options, settings, torch_threads)
+    return deployment.bind(config, settings)

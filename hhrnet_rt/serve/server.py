@@ -1,15 +1,21 @@
 """Start and stop the ``hhrt serve`` application on a Ray cluster (a local one unless an address is given).
 
 Example:
-    >>> url = start_server({"weights": "w32_512", "backend": "auto"}, ServeSettings(), port=8000)  # doctest: +SKIP
-    >>> PoseClient(url).predict(cv2.imread("people.jpg"))                                        # doctest: +SKIP
+    >>> config = EstimatorConfig(weights="w32_512", backend="auto")                 # doctest: +SKIP
+    >>> url = start_server(config, ServeSettings(), port=8000)                     # doctest: +SKIP
+    >>> PoseClient(url).predict(cv2.imread("people.jpg"))                          # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
 from hhrnet_rt.cluster.ray_setup import RAY_INSTALL_HINT
 from hhrnet_rt.cluster.ray_setup import require_ray as import_ray
 from hhrnet_rt.core.errors import BackendUnavailableError, InputError
+from hhrnet_rt.runtime.config import EstimatorConfig
 from hhrnet_rt.serve.handler import ServeSettings
 
 APP_NAME = "hhrt"
@@ -33,7 +39,7 @@ def require_ray(*, loopback: bool = False):
 
 
 def start_server(
-    estimator_options: dict,
+    config: EstimatorConfig | Mapping[str, Any],
     settings: ServeSettings,
     *,
     host: str = "127.0.0.1",
@@ -48,16 +54,22 @@ def start_server(
     """Deploy the pose application and wait until every replica has loaded its model; returns the URL.
 
     Args:
-        estimator_options: :class:`~hhrnet_rt.PoseEstimator` keyword arguments (``weights`` included);
-            each replica builds its own estimator from them (paths must exist on every node).
+        config: what each replica builds its estimator from (``PoseEstimator.from_config``, resolved on
+            the replica's node; paths must exist on every node), or the same as
+            :class:`~hhrnet_rt.PoseEstimator` keyword arguments (``weights`` included).
         host, port: where Serve's HTTP proxy listens (127.0.0.1: this machine only).
         address: an existing cluster (``auto``, ``ray://host:10001``); ``None`` starts a local Ray.
         replicas: a count, or ``(min, max)`` to autoscale on load.
         gpus_per_replica: GPUs each replica reserves; ``None``: 1 where the cluster has GPUs, else 0.
             Without a reservation Ray neither places replicas by GPU nor gives each one its own: every
             replica would see all GPUs and use the first.
+        torch_threads: sets ``config.torch_threads`` (torch's CPU threads in each replica).
         num_cpus: CPUs of a local Ray started here (``None``: all of them).
     """
+    if not isinstance(config, EstimatorConfig):
+        config = EstimatorConfig(**config)
+    if torch_threads is not None:
+        config = dataclasses.replace(config, torch_threads=torch_threads)
     # A local cluster started here binds to 127.0.0.1 (its nodes and ports, not only Serve's HTTP proxy).
     ray, serve = require_ray(loopback=address is None)
     from hhrnet_rt.serve.deployment import build_app
@@ -77,9 +89,12 @@ def start_server(
 
     serve.start(http_options={"host": host, "port": port}, logging_config=QUIET_LOGS)
     app = build_app(
-        estimator_options, settings, replicas=replicas, gpus_per_replica=gpus_per_replica,
-        cpus_per_replica=cpus_per_replica, torch_threads=torch_threads,
-    )  # fmt: skip
+        config,
+        settings,
+        replicas=replicas,
+        gpus_per_replica=gpus_per_replica,
+        cpus_per_replica=cpus_per_replica,
+    )
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)  # returns when the replicas are up
     shown_host = f"[{host}]" if ":" in host else host
     return f"http://{shown_host}:{port}"

@@ -1,0 +1,113 @@
+"""What a Ray worker builds one video's run from: :class:`VideoRecipe`, plain values that pickle.
+
+``hhrt video --ray`` makes the recipe from its options (:mod:`hhrnet_rt.cli.ray_video`): the estimator's
+:class:`~hhrnet_rt.runtime.config.EstimatorConfig` (resolved on the worker: its own GPU, its own backend
+choice), what is kept of each frame, the ``--track`` / ``--smooth`` settings and how messages name
+options. The worker unpickles it by importing this module, never the CLI: everything a worker calls lives
+here or below (:func:`open_sinks` is also what a local ``hhrt video`` opens, so the files are the same).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hhrnet_rt.core import errors
+from hhrnet_rt.runtime.config import EstimatorConfig
+from hhrnet_rt.runtime.estimator import PoseEstimator
+from hhrnet_rt.track.hook import TemporalHook, TemporalSettings
+from hhrnet_rt.video import CocoSink, JsonLinesSink, Mp4Sink
+
+
+@dataclass(frozen=True)
+class FlagStyle:
+    """Library arguments named as command-line flags in messages: ``--backend onnxruntime``, ``--no-flip``.
+
+    A style for :func:`hhrnet_rt.core.errors.option_style` that pickles, so a Ray worker's messages name
+    the flags the user typed (``hhrnet_rt.cli.app.flag_for`` is one).
+
+    Attributes:
+        renames: ``(argument, flag name)`` pairs for arguments whose flag is not the argument's name with
+            "-" for "_" (``("onnx_threads", "threads")``).
+    """
+
+    renames: tuple[tuple[str, str], ...] = ()
+
+    def __call__(self, name: str, value: object = errors.NOT_GIVEN) -> str:
+        # A formatter, not a message: the prefix is a name, so no flag is spelled out below the CLI.
+        word = dict(self.renames).get(name, name).replace("_", "-")
+        if value is errors.NOT_GIVEN or value is True:
+            return f"{_PREFIX}{word}"
+        if value is False:
+            return f"{_PREFIX}no-{word}"
+        return f"{_PREFIX}{word} {value}"
+
+
+_PREFIX = "--"  # of a long option
+
+
+@dataclass(frozen=True)
+class VideoRecipe:
+    """How a worker builds what one video needs (see the module docstring).
+
+    Attributes:
+        estimator: the estimator's configuration; local paths in it must be absolute (workers run
+            elsewhere) and weights a name or a path (a state dict would travel with every task).
+        min_score, max_people, max_frames: as :func:`hhrnet_rt.video.run_pipeline` takes them.
+        over_time: ``--track`` / ``--smooth``; each video gets a fresh hook.
+        option_style: how messages name options while a task runs (``None``: as library arguments).
+    """
+
+    estimator: EstimatorConfig
+    min_score: float | None = None
+    max_people: int | None = None
+    max_frames: int | None = None
+    over_time: TemporalSettings = field(default_factory=TemporalSettings)
+    option_style: Callable[[str, object], str] | None = None
+
+    def build_estimator(self) -> PoseEstimator:
+        return PoseEstimator.from_config(self.estimator)
+
+    def post_decode(self) -> TemporalHook | None:
+        return self.over_time.hook()  # a fresh tracker per video, as a local run makes per input
+
+    def messages(self) -> contextlib.AbstractContextManager[None]:
+        if self.option_style is None:
+            return contextlib.nullcontext()
+        return errors.option_style(self.option_style)
+
+    def sinks(self, source: Any, video: Path | None, json: Path | None, coco: Path | None,
+              warn: Callable[[str], None]) -> list[Any]:  # fmt: skip
+        # The worker writes under temporary names no other file has: nothing to overwrite.
+        return open_sinks(video, json, coco, source, live=False, overwrite=False, warn=warn)
+
+
+def open_sinks(
+    out: Path | None, json_out: Path | None, coco: Path | None, source: Any, *, live: bool, overwrite: bool,
+    warn: Callable[[str], None],
+) -> list[Any]:  # fmt: skip
+    """The sinks of one stream (none of them left open if one fails to open); ``warn`` gets what the
+    user should know (an mp4 written without PyAV)."""
+
+    sinks: list[Any] = []
+    try:
+        if out is not None:
+            # Files too: their frames' presentation times (variable frame rate stays as it was).
+            time_base = None if live else source.time_base
+            mp4 = Mp4Sink(out, source.fps, rate=source.rate, timestamps="capture", time_base=time_base,
+                          overwrite=overwrite)  # fmt: skip
+            if mp4.warning:
+                warn(mp4.warning)
+            sinks.append(mp4)
+        if json_out is not None:
+            sinks.append(JsonLinesSink(json_out, overwrite=overwrite))
+        if coco is not None:
+            sinks.append(CocoSink(coco, overwrite=overwrite))
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks
