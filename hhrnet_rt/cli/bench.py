@@ -14,7 +14,8 @@ from hhrnet_rt.bench.compare import compare_backends
 from hhrnet_rt.bench.run import BenchConfig, run_bench
 from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.options import (
-    BenchBackend,
+    BENCH_ALL,
+    BENCH_AUTO,
     BenchBackendOpt,
     BenchBatch,
     BenchDevice,
@@ -136,7 +137,7 @@ def comparison_table(report: dict[str, Any]) -> tuple[Table, list[str]]:
 @app.command("bench")
 @handle_errors
 def bench_cmd(
-    backend: BenchBackendOpt = BenchBackend.auto,
+    backend: BenchBackendOpt = BENCH_AUTO,
     precision: BenchPrecision = None,
     weights: BenchWeights = "random",
     input_size: BenchInputSize = 512,
@@ -159,7 +160,7 @@ def bench_cmd(
         json_out = check_output_path(json_out, (".json",), "report file", overwrite=overwrite)
 
     cfg = BenchConfig(
-        backend=backend.value if backend != BenchBackend.all else "auto",
+        backend=backend.value if backend != BENCH_ALL else "auto",
         precision=precision.value if precision is not None else None,
         weights=weights,
         input_size=input_size,
@@ -178,7 +179,7 @@ def bench_cmd(
         console.print(f"[cyan]•[/] {escape(msg)}", highlight=False)
 
     out = Console()  # tables on stdout: they are the command's result
-    if backend == BenchBackend.all:
+    if backend == BENCH_ALL:
         if precision is not None:
             raise InputError("--backend all measures every precision; leave --precision out")
         report = compare_backends(cfg, on_step=step)

@@ -56,5 +56,5 @@ class HhrtTyper(typer.Typer):
     def __init__(self, *args: Any, cls: type[TyperGroup] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, cls=cls or ConventionalHelpGroup, **kwargs)
 
-    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any):  # type: ignore[override]
+    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any):
         return super().command(*args, cls=cls or ConventionalHelpCommand, **kwargs)

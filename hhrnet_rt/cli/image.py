@@ -12,8 +12,8 @@ from hhrnet_rt.cli.app import app, handle_errors
 from hhrnet_rt.cli.estimator import make_estimator, model_config
 from hhrnet_rt.cli.inputs_expand import expand_images
 from hhrnet_rt.cli.options import (
+    AUTO_BACKEND,
     Backend,
-    BackendName,
     DecodeOn,
     DecodeOnOpt,
     Device,
@@ -57,7 +57,7 @@ def image(
     min_score: MinScore = None,
     max_people: MaxPeople = None,
     weights: Weights = None,
-    backend: Backend = BackendName.auto,
+    backend: Backend = AUTO_BACKEND,
     engine: Engine = None,
     precision: PrecisionOpt = None,
     device: Device = None,
@@ -79,7 +79,11 @@ def image(
     for path in paths:  # all inputs are checked before the model loads
         check_image_file(path)
     with run_folder(out) as run_dir:
-        folder = check_output_dir(out) if out is not None else run_dir
+        if out is not None:
+            folder = check_output_dir(out)
+        else:
+            assert run_dir is not None  # run_folder makes one exactly when no --out is given
+            folder = run_dir
         plan = plan_image_outputs(paths, folder, keypoints=json_out, overwrite=overwrite)
         _images(plan, make_estimator(model), exif_orientation=exif_orientation, min_score=min_score,
                 max_people=max_people, overwrite=overwrite)  # fmt: skip

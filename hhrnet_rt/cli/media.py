@@ -20,8 +20,8 @@ from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.estimator import load_model, model_config, warm_up
 from hhrnet_rt.cli.inputs_expand import expand_videos
 from hhrnet_rt.cli.options import (
+    AUTO_BACKEND,
     Backend,
-    BackendName,
     DecodeOn,
     DecodeOnOpt,
     Device,
@@ -91,7 +91,7 @@ def video(
     min_score: MinScore = None,
     max_people: MaxPeople = None,
     weights: Weights = None,
-    backend: Backend = BackendName.auto,
+    backend: Backend = AUTO_BACKEND,
     engine: Engine = None,
     precision: PrecisionOpt = None,
     device: Device = None,

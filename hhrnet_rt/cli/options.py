@@ -17,7 +17,7 @@ import typer
 
 from hhrnet_rt.cli.run_options import TOKEN_ENV
 from hhrnet_rt.core.errors import InputError
-from hhrnet_rt.core.names import BACKEND_REQUESTS, Precision
+from hhrnet_rt.core.names import AUTO, BACKEND_REQUESTS, Precision
 from hhrnet_rt.core.sizes import check_input_size as check
 from hhrnet_rt.runtime.config import FAST_INPUT_SIZE
 
@@ -25,7 +25,11 @@ from hhrnet_rt.runtime.config import FAST_INPUT_SIZE
 # hhrnet_rt.core.names); --precision takes the library's Precision enum as it is.
 BackendName = StrEnum("BackendName", [(name, name) for name in BACKEND_REQUESTS])  # type: ignore[misc]
 #: The --backend choices of every command, and "all": every usable backend and precision in one table.
-BenchBackend = StrEnum("BenchBackend", {**{b.name: b.value for b in BackendName}, "all": "all"})  # type: ignore[misc]
+BENCH_ALL = "all"  # hhrt bench --backend all: every backend and precision in one table
+BenchBackend = StrEnum("BenchBackend", {**{b.name: b.value for b in BackendName}, BENCH_ALL: BENCH_ALL})  # type: ignore[misc]
+# The defaults, by value: mypy cannot see the members of an enum made from a list.
+AUTO_BACKEND = BackendName(AUTO)
+BENCH_AUTO = BenchBackend(AUTO)
 
 
 class DecodeOn(StrEnum):

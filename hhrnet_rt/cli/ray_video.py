@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import JustifyMethod
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -110,8 +111,10 @@ def _with_progress(run, files: int):
 def summary_table(reports) -> Table:
     """One row per video: frames, FPS, attempts, and what happened."""
     table = Table(title="videos on Ray", header_style="bold")
-    for name, justify in (("video", "left"), ("frames", "right"), ("FPS", "right"), ("retries", "right"),
-                          ("result", "left")):  # fmt: skip
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("video", "left"), ("frames", "right"), ("FPS", "right"), ("retries", "right"), ("result", "left"),
+    )  # fmt: skip
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     for r in reports:
         frames = f"{r.frames_written}/{r.frames_read}" + (

@@ -15,8 +15,8 @@ from rich.markup import escape
 from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.estimator import for_workers, model_config
 from hhrnet_rt.cli.options import (
+    AUTO_BACKEND,
     Backend,
-    BackendName,
     BatchWaitMs,
     CpusPerReplica,
     DecodeOn,
@@ -64,7 +64,7 @@ def serve(
     batch_wait_ms: BatchWaitMs = 10.0,
     max_request_mb: MaxRequestMb = 32.0,
     weights: Weights = None,
-    backend: Backend = BackendName.auto,
+    backend: Backend = AUTO_BACKEND,
     engine: Engine = None,
     precision: PrecisionOpt = None,
     device: Device = None,

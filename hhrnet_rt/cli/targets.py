@@ -34,7 +34,7 @@ def is_folder_target(path: Path) -> bool:
 def input_name(source: str | Path) -> str:
     """The stem outputs are named after: a file's stem, a URL's last path part without extension."""
 
-    return Path(url_name(source)).stem if is_url(source) else Path(source).stem
+    return Path(url_name(str(source))).stem if is_url(source) else Path(source).stem
 
 
 def plan_video_outputs(
@@ -76,7 +76,10 @@ def plan_video_outputs(
             chosen[key] = check_output_path(target, suffixes, what, overwrite=overwrite, inputs=local)
         if len({p for p in chosen.values() if p is not None}) < sum(p is not None for p in chosen.values()):
             raise InputError(f"two outputs of {source} would be the same file; give them different names")
-        plan.append(VideoTargets(source, chosen["video"], chosen["json"], chosen["coco"]))
+        video = chosen["video"]
+        if video is None:  # kinds["video"] has run_dir in place of a missing --out
+            raise ValueError("plan_video_outputs needs an output video place: out or run_dir")
+        plan.append(VideoTargets(source, video, chosen["json"], chosen["coco"]))
     return plan
 
 

@@ -13,8 +13,8 @@ from rich.markup import escape
 from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.estimator import load_model, model_config, warm_up
 from hhrnet_rt.cli.options import (
+    AUTO_BACKEND,
     Backend,
-    BackendName,
     DecodeOn,
     DecodeOnOpt,
     Device,
@@ -80,7 +80,7 @@ def webcam(
     min_score: MinScore = None,
     max_people: MaxPeople = None,
     weights: Weights = None,
-    backend: Backend = BackendName.auto,
+    backend: Backend = AUTO_BACKEND,
     engine: Engine = None,
     precision: PrecisionOpt = None,
     device: Device = None,

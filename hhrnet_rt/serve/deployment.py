@@ -39,8 +39,9 @@ class PoseDeployment:
 
     def __init__(self, config: EstimatorConfig, settings: ServeSettings) -> None:
         self.estimator = PoseEstimator.from_config(config)
-        self._predict_many.set_max_batch_size(settings.max_batch)
-        self._predict_many.set_batch_wait_timeout_s(settings.batch_wait_ms / 1000.0)
+        # @serve.batch returns a wrapper with these setters; Ray's type hints declare a plain coroutine.
+        self._predict_many.set_max_batch_size(settings.max_batch)  # type: ignore[attr-defined]
+        self._predict_many.set_batch_wait_timeout_s(settings.batch_wait_ms / 1000.0)  # type: ignore[attr-defined]
         # Live counts, shown by /v1/info (the handler keeps a reference to this dict).
         self.batches = {"calls": 0, "frames": 0, "largest": 0}
         facts = self.estimator.describe()
@@ -87,4 +88,5 @@ def build_app(
     else:
         options["num_replicas"] = replicas
     deployment = serve.deployment(PoseDeployment, **options)
-    return deployment.bind(config, settings)
+    # serve.deployment(cls, **options) returns a Deployment; Ray's overloads type it as a decorator.
+    return deployment.bind(config, settings)  # type: ignore[attr-defined]

@@ -78,7 +78,7 @@ def start_server(
         raise InputError(f"replicas must be at least 1 (or min <= max for autoscaling), got {replicas}")
     if not ray.is_initialized():
         # No dashboard: it is another HTTP server (and port) this command did not ask for.
-        kwargs = {"include_dashboard": False, "configure_logging": False}
+        kwargs: dict[str, Any] = {"include_dashboard": False, "configure_logging": False}
         if address is None:
             kwargs["num_cpus"] = num_cpus
         ray.init(address=address, **kwargs)
