@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from hhrnet_rt.cli.run_options import TOKEN_ENV
+from hhrnet_rt.core.access import TOKEN_ENV
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.core.names import AUTO, BACKEND_REQUESTS, Precision
 from hhrnet_rt.core.sizes import check_input_size as check

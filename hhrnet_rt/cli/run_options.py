@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from hhrnet_rt._version import __version__
+from hhrnet_rt.core.access import TOKEN_ENV
 from hhrnet_rt.track.hook import TemporalSettings
 
 
@@ -242,8 +243,6 @@ SmoothDCutoff = Annotated[
 ]
 
 # --- --server (video, webcam): inference on an `hhrt serve` server --------------------------------------
-
-TOKEN_ENV = "HHRT_TOKEN"
 
 
 class SendFormat(StrEnum):

@@ -41,11 +41,10 @@ from hhrnet_rt.cli.options import (
     Threads,
     Weights,
 )
+from hhrnet_rt.core.access import is_loopback
 from hhrnet_rt.core.errors import BackendUnavailableError, InputError
 from hhrnet_rt.serve import ServeSettings
 from hhrnet_rt.serve.server import require_ray, start_server, stop_server
-
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 @app.command()
@@ -83,7 +82,7 @@ def serve(
     # Before anything else: the one missing piece most users will meet. A local cluster stays on loopback.
     require_ray(loopback=address is None)
     scale = _scale(replicas, min_replicas, max_replicas)
-    if host not in LOOPBACK and not token:
+    if not is_loopback(host) and not token:
         console.print(f"[yellow]warning:[/] listening on {escape(host)} without --token: anyone who can reach "
                       "this port can use the server", highlight=False)  # fmt: skip
     model = model_config(weights=weights, backend=backend, engine=engine, precision=precision, device=device,

@@ -8,7 +8,6 @@ the traceback stays in the server's log).
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import platform
@@ -16,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 
 from hhrnet_rt._version import __version__
+from hhrnet_rt.core.access import bearer_matches
 from hhrnet_rt.serve import protocol
 from hhrnet_rt.serve.protocol import RequestRejected
 
@@ -112,11 +112,7 @@ class RequestHandler:
         if self.settings.token is None:
             return
         given = headers.get("authorization", "")
-        scheme, _, value = given.partition(" ")
-        # compare_digest: no timing hint about how many leading characters were right
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            value.strip().encode(), self.settings.token.encode()
-        ):
+        if not bearer_matches(given, self.settings.token):
             what = "a wrong token" if given else "no token"
             raise RequestRejected(
                 401, f"this server needs 'Authorization: Bearer <token>'; the request had {what}"
