@@ -8,6 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Before anything loads torch: the package defaults OMP_WAIT_POLICY to PASSIVE on import (see
+# hhrnet_rt/core/threads.py), which libgomp reads once. Test modules import torch first, so without this
+# the test process ran torch's CPU kernels with spinning OpenMP workers, which no user's process does (the
+# CLI and `import hhrnet_rt` set it first), and which slow everything else on a shared 2-core machine.
+import hhrnet_rt  # noqa: F401
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = (REPO_ROOT / ".." / "shared" / "golden").resolve()
 
