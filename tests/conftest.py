@@ -1,7 +1,15 @@
-"""Shared fixtures: the golden reference data beside the checkout, and markers for GPU/TensorRT."""
+"""Shared fixtures: the golden reference data beside the checkout, the golden tiny model in the forms many
+modules use (CLI options, network, estimators, one ONNX export, one export cache), and markers for
+GPU/TensorRT.
+
+Shared fixtures are session-scoped where nothing mutates them (paths, read-only arrays, estimators that
+tests only call) and handed out as fresh copies where a test may change them (networks, option lists).
+A test that damages a shared file copies it first.
+"""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from pathlib import Path
 
@@ -73,6 +81,72 @@ def tiny_onnx_build(golden_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_onnx")
     return build_onnx_files(golden_dir / "tiny_model.npz", "fp32", input_size=64, flip=False, out_dir=out,
                             name="t", calib_cache_dir=out / "calibration")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(golden_dir) -> Path:
+    """The golden tiny checkpoint (random weights, exact HigherHRNet shapes)."""
+    return golden_dir / "tiny_model.npz"
+
+
+@pytest.fixture
+def tiny(tiny_weights) -> list[str]:
+    """CLI model options for a fast run: the golden tiny checkpoint, torch on the CPU, the smallest input.
+    A new list for each test, so one test's edit cannot reach another."""
+    return ["--weights", str(tiny_weights), "--backend", "torch", "--input-size", "64"]
+
+
+@pytest.fixture(scope="session")
+def golden_bgr(golden_npz) -> np.ndarray:
+    """The golden pipeline image as ``predict`` takes it (BGR; the stored one is RGB, as valid.py sees it
+    after cvtColor). Read-only: shared by every module, so a write would be a bug in the code under test."""
+    image = np.ascontiguousarray(golden_npz("pipeline_case")["image_rgb_uint8"][:, :, ::-1])
+    image.flags.writeable = False
+    return image
+
+
+@pytest.fixture(scope="session")
+def _tiny_network_once(tiny_weights):
+    from hhrnet_rt.model.weights import build_from_checkpoint
+
+    model, _ = build_from_checkpoint(tiny_weights)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_network(_tiny_network_once):
+    """The golden tiny network (eval mode), a copy of its own for each module: modules wrap it, count its
+    calls or export it, and none of that may reach another module."""
+    return copy.deepcopy(_tiny_network_once)
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory) -> Path:
+    """One ONNX export cache for the modules that only read it (exports are keyed by graph, so each graph
+    is exported once per session). Tests that damage cached files use a folder of their own."""
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_estimator(tiny_weights, onnx_cache):
+    """``tiny_estimator(backend="torch", input_size=128, flip=True, scales=(1.0,), decode_on="auto",
+    **options)``: a ``PoseEstimator`` of the golden tiny model (ONNX Runtime and OpenVINO on one thread,
+    exports in ``onnx_cache``), built once per session for each set of options. Tests only call it; one
+    that changes an estimator for a test does so through ``monkeypatch``, which puts it back."""
+    from hhrnet_rt.runtime.estimator import PoseEstimator
+
+    built: dict[tuple, PoseEstimator] = {}
+
+    def get(backend: str = "torch", input_size: int = 128, *, flip: bool = True,
+            scales: tuple[float, ...] = (1.0,), decode_on: str = "auto", **options) -> PoseEstimator:  # fmt: skip
+        key = (backend, input_size, flip, tuple(scales), decode_on, *sorted(options.items()))
+        if key not in built:
+            built[key] = PoseEstimator(tiny_weights, input_size=input_size, flip=flip, scales=scales,
+                                       backend=backend, decode_on=decode_on, onnx_cache_dir=onnx_cache,
+                                       onnx_threads=1, **options)  # fmt: skip
+        return built[key]
+
+    return get
 
 
 def pytest_collection_modifyitems(config, items):

@@ -57,14 +57,6 @@ def _two_pass_reference(network, x, flip_index, *, project=True):
 
 
 @pytest.fixture(scope="module")
-def tiny_network(golden_dir):
-    from hhrnet_rt.model.weights import build_from_checkpoint
-
-    model, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
 def golden_input(golden_npz):
     return torch.from_numpy(golden_npz("pipeline_case")["s128_input"])
 

@@ -24,21 +24,6 @@ pytestmark = [pytest.mark.openvino, pytest.mark.usefixtures("one_torch_thread")]
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def tiny_weights(golden_dir):
-    return golden_dir / "tiny_model.npz"
-
-
-@pytest.fixture(scope="module")
-def onnx_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("onnx-cache")
-
-
-@pytest.fixture(scope="module")
-def golden_bgr(golden_npz):
-    return np.ascontiguousarray(golden_npz("pipeline_case")["image_rgb_uint8"][:, :, ::-1])
-
-
 # -- fp32: the golden pipeline case end to end -------------------------------------------------------
 
 
@@ -50,11 +35,10 @@ def golden_bgr(golden_npz):
 # f32 by the backend, so a bf16-capable CPU does not widen this.
 @pytest.mark.parametrize("size", [128, 256])
 @pytest.mark.parametrize("flip", [True, False], ids=["flip", "noflip"])
-def test_fp32_golden_parity(tiny_weights, onnx_cache, golden_npz, golden_bgr, size, flip):
+def test_fp32_golden_parity(tiny_estimator, golden_npz, golden_bgr, size, flip):
     z = golden_npz("pipeline_case")
     name = f"s{size}_{'flip' if flip else 'noflip'}"
-    est = PoseEstimator(tiny_weights, input_size=size, flip=flip, backend="openvino",
-                        onnx_cache_dir=onnx_cache, onnx_threads=1)  # fmt: skip
+    est = tiny_estimator("openvino", size, flip=flip)
     assert est.backend.name == "openvino" and est.backend.precision == "fp32"
     poses = est.predict(golden_bgr)
     final_preds, scores = z[f"{name}_final_preds"], z[f"{name}_scores"]
@@ -120,9 +104,8 @@ def test_concurrent_calls_each_get_their_own_result(tiny_weights, onnx_cache):
             np.testing.assert_array_equal(got, want)
 
 
-def test_predict_batch_equals_predict(tiny_weights, onnx_cache, golden_bgr):
-    est = PoseEstimator(tiny_weights, input_size=128, flip=True, backend="openvino",
-                        onnx_cache_dir=onnx_cache, onnx_threads=1)  # fmt: skip
+def test_predict_batch_equals_predict(tiny_estimator, golden_bgr):
+    est = tiny_estimator("openvino", 128, flip=True)
     other = np.ascontiguousarray(golden_bgr[:, ::-1])  # same size, another picture: one batch of 2
     batch = est.predict_batch([golden_bgr, other])
     # One call of batch 2 against two calls of batch 1: oneDNN may block the work differently, which
