@@ -1,6 +1,6 @@
 """Shared fixtures: the golden reference data beside the checkout, the golden tiny model in the forms many
-modules use (CLI options, network, estimators, one ONNX export, one export cache), and markers for
-GPU/TensorRT.
+modules use (CLI options, network, estimators, one ONNX export, one export cache), one local Ray cluster,
+and markers for GPU/TensorRT.
 
 Shared fixtures are session-scoped where nothing mutates them (paths, read-only arrays, estimators that
 tests only call) and handed out as fresh copies where a test may change them (networks, option lists).
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +151,50 @@ def tiny_estimator(tiny_weights, onnx_cache):
     return get
 
 
+# -- one local Ray cluster for the session -----------------------------------------------------------------
+
+#: The modules whose tests use ``ray_cluster`` (collection refuses any other user): a session may start
+#: one cluster only, so anything that splits the suite over processes must keep these together.
+RAY_MODULES = ("tests/test_ray_jobs.py", "tests/test_serve.py")
+
+
+@pytest.fixture(scope="session")
+def ray_faults_file(tmp_path_factory) -> Path:
+    """The test-only faults file :mod:`hhrnet_rt.cluster.video_task` reads in the workers (tests add
+    entries keyed by their own video paths)."""
+    path = tmp_path_factory.mktemp("faults") / "faults.json"
+    path.write_text("{}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(ray_faults_file):
+    """A 2-CPU local Ray started as ``hhrt video --ray`` starts one (``ray_session``: 127.0.0.1 only, no
+    dashboard), whose workers see the faults file; yields its address. Starting and stopping a cluster
+    costs 10-20 s on 2 cores, so the Ray Serve tests and the Ray task tests share this one; subprocesses
+    join it with ``--address``."""
+    pytest.importorskip("ray")
+    from hhrnet_rt.cluster import ray_session
+    from hhrnet_rt.cluster.video_task import FAULTS_ENV
+
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        pytest.fail("Ray is already connected in this test process; the session's cluster must be its own")
+    saved = {k: os.environ.get(k) for k in (FAULTS_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    os.environ[FAULTS_ENV] = str(ray_faults_file)  # before init: the workers inherit the raylet's environment
+    try:
+        with ray_session(num_cpus=2) as ray:
+            address = ray.get_runtime_context().gcs_address
+            assert address.startswith("127.0.0.1:"), f"the cluster must stay on loopback, got {address}"
+            assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+            yield address
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def pytest_collection_modifyitems(config, items):
     has_cuda = False
     try:
@@ -161,6 +207,13 @@ def pytest_collection_modifyitems(config, items):
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU; none is visible to torch on this machine")
     skip_trt = pytest.mark.skip(reason="needs TensorRT (pip install tensorrt) and a CUDA GPU")
     for item in items:
+        if (
+            "ray_cluster" in getattr(item, "fixturenames", ())
+            and item.nodeid.split("::")[0] not in RAY_MODULES
+        ):
+            raise pytest.UsageError(
+                f"{item.nodeid} uses ray_cluster: add its module to RAY_MODULES (conftest)"
+            )
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
         if "tensorrt" in item.keywords and not (has_trt and has_cuda):
