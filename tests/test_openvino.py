@@ -4,8 +4,10 @@ the refusals, and the CLI. Skipped where openvino is not installed (CI installs 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,6 +24,7 @@ from hhrnet_rt.runtime.estimator import PoseEstimator  # noqa: E402
 
 pytestmark = [pytest.mark.openvino, pytest.mark.usefixtures("one_torch_thread")]
 runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
 
 
 # -- fp32: the golden pipeline case end to end -------------------------------------------------------
@@ -79,6 +82,28 @@ def test_shares_the_onnx_export_cache_and_reuses_outputs_safely(tiny_weights, on
     assert {o.ctypes.data for o in again} <= released
     for out, copy in zip(again, kept, strict=True):
         np.testing.assert_array_equal(out, copy)
+
+
+_DROP_TWO_THEN_SIGNAL = """
+import gc, os, signal, sys
+from hhrnet_rt.runtime.backends.openvino_backend import OpenVinoBackend
+older, newer = OpenVinoBackend(sys.argv[1]), OpenVinoBackend(sys.argv[1])
+del older; gc.collect()  # out of creation order, as when a pipeline drops its first estimator
+del newer; gc.collect()
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+os.kill(os.getpid(), signal.SIGTERM)  # handled on the main thread, on its alternate signal stack
+sys.exit(3)
+"""
+
+
+def test_backends_dropped_out_of_order_leave_signals_working(tiny_onnx_build):
+    # A fresh interpreter: what is at stake is a process killed by SIGSEGV (exit -11) when the CLI's
+    # SIGTERM handler runs. OpenVINO's CPU plugin gives each ov.Core's compiling thread an alternate
+    # signal stack and puts back the one it found when that Core goes; with a Core per backend, the older
+    # backend dropped first left the newer one's freed stack in place.
+    done = subprocess.run([sys.executable, "-c", _DROP_TWO_THEN_SIGNAL, str(tiny_onnx_build.onnx_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
 
 
 def test_concurrent_calls_each_get_their_own_result(tiny_weights, onnx_cache):
