@@ -49,7 +49,9 @@ def _numba_files(folder: Path) -> list[Path]:
 
 def _run(root: Path, home: Path, tmpdir: Path) -> dict:
     env = {
-        k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "HHRT_CACHE_DIR", "PYTHONPATH")
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "HHRT_CACHE_DIR", "PYTHONPATH")
     }
     env.update(PYTHONPATH=str(root), HOME=str(home), TMPDIR=str(tmpdir), PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.run(

@@ -101,8 +101,8 @@ def test_no_flip_runs_the_batch_as_given(tiny_network, golden_input):
 def _conv_count(graph, path):
     import onnx
 
-    from hhrnet_rt.model.onnx_export import export_onnx
     from hhrnet_rt.artifacts.sidecar import INPUT_NAME, OUTPUT_NAMES, dynamic_axes
+    from hhrnet_rt.model.onnx_export import export_onnx
 
     export_onnx(
         graph.eval(),
