@@ -1,6 +1,6 @@
 """Shared fixtures: the golden reference data beside the checkout, the golden tiny model in the forms many
 modules use (CLI options, network, estimators, one ONNX export, one export cache), one local Ray cluster,
-and markers for GPU/TensorRT.
+markers for GPU/TensorRT, and how pytest-xdist splits the suite between its workers.
 
 Shared fixtures are session-scoped where nothing mutates them (paths, read-only arrays, estimators that
 tests only call) and handed out as fresh copies where a test may change them (networks, option lists).
@@ -153,8 +153,8 @@ def tiny_estimator(tiny_weights, onnx_cache):
 
 # -- one local Ray cluster for the session -----------------------------------------------------------------
 
-#: The modules whose tests use ``ray_cluster`` (collection refuses any other user): a session may start
-#: one cluster only, so anything that splits the suite over processes must keep these together.
+#: The modules whose tests use ``ray_cluster`` (collection refuses any other user): one worker runs them
+#: all under pytest-xdist (``pytest_xdist_make_scheduler``), so the run starts one cluster.
 RAY_MODULES = ("tests/test_ray_jobs.py", "tests/test_serve.py")
 
 
@@ -193,6 +193,22 @@ def ray_cluster(ray_faults_file):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist (``-n``, on by default: pyproject.toml): whole modules per worker, so module-scoped
+    fixtures (a calibrated int8 build, a server) are made once, not once in each worker, and the Ray
+    modules go to one worker together, so the run starts one cluster. Modules with the most tests go out
+    first (xdist's order for scopes). Each worker is a session of its own for session-scoped fixtures."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "ray" if module in RAY_MODULES else module
+
+    return ModuleScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
