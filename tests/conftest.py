@@ -211,6 +211,7 @@ def pytest_xdist_make_scheduler(config, log):
     return ModuleScheduling(config, log)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own: `-m "not slow"` must see the slow marks added here
 def pytest_collection_modifyitems(config, items):
     has_cuda = False
     try:
@@ -230,6 +231,8 @@ def pytest_collection_modifyitems(config, items):
             raise pytest.UsageError(
                 f"{item.nodeid} uses ray_cluster: add its module to RAY_MODULES (conftest)"
             )
+        if "ray_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)  # the cluster alone takes ~5 s to start on 2 cores
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
         if "tensorrt" in item.keywords and not (has_trt and has_cuda):

@@ -26,6 +26,7 @@ def test_bench_input_size_is_checked_before_anything_runs(size, nearest):
     assert "multiple of 64" in text and nearest in text
 
 
+@pytest.mark.slow
 def test_compare_backends_on_the_cpu(golden_dir, monkeypatch, one_torch_thread):
     real_run_bench = bench_compare.run_bench
 
@@ -74,11 +75,26 @@ def test_bench_all_cli_prints_one_table_and_writes_json(monkeypatch, tmp_path):
         "reference": "torch fp32",
         "agreement_input": [1, 3, 64, 128],
         "rows": [
-            {"backend": "torch", "precision": "fp32", "device": "cpu", "model_only_p50_ms": 12.5,
-             "model_only_fps": 80.0, "end_to_end_fps": 30.0, "heatmap_max_abs": 0.0, "peak_agreement": 1.0},
-            {"backend": "onnxruntime", "precision": "int8", "device": "cpu", "model_only_p50_ms": 7.25,
-             "model_only_fps": 137.9, "end_to_end_fps": 41.0, "heatmap_max_abs": 0.0912,
-             "peak_agreement": 0.912},
+            {
+                "backend": "torch",
+                "precision": "fp32",
+                "device": "cpu",
+                "model_only_p50_ms": 12.5,
+                "model_only_fps": 80.0,
+                "end_to_end_fps": 30.0,
+                "heatmap_max_abs": 0.0,
+                "peak_agreement": 1.0,
+            },
+            {
+                "backend": "onnxruntime",
+                "precision": "int8",
+                "device": "cpu",
+                "model_only_p50_ms": 7.25,
+                "model_only_fps": 137.9,
+                "end_to_end_fps": 41.0,
+                "heatmap_max_abs": 0.0912,
+                "peak_agreement": 0.912,
+            },
             {"backend": "torch", "precision": "fp16", "device": "cpu", "skipped": "no CUDA GPU"},
         ],  # fmt: skip
         "machine": {},

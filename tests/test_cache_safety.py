@@ -142,6 +142,7 @@ def tiny_graph(tiny_network):
     return PoseGraph(tiny_network, flip=False).eval()
 
 
+@pytest.mark.slow
 def test_corrupt_or_foreign_cached_export_is_rebuilt(tiny_graph, tmp_path, caplog):
     from hhrnet_rt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 

@@ -17,8 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import hhrnet_rt
 
 SCRIPT = """
@@ -61,7 +59,6 @@ def _run(root: Path, home: Path, tmpdir: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
 def test_user_cache_folder_not_site_packages_and_stale_invalidation(tmp_path):
     root = _copy_package(tmp_path)
     home, tmpdir = tmp_path / "home", tmp_path / "tmp"
@@ -88,7 +85,6 @@ def test_user_cache_folder_not_site_packages_and_stale_invalidation(tmp_path):
     assert third["misses"] >= 1 and third["hits"] == 0
 
 
-@pytest.mark.slow
 def test_temp_folder_when_home_cache_is_not_writable(tmp_path):
     root = _copy_package(tmp_path)
     home, tmpdir = tmp_path / "home", tmp_path / "tmp"

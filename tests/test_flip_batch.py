@@ -116,6 +116,7 @@ def _conv_count(graph, path):
     return sum(node.op_type == "Conv" for node in model.graph.node)
 
 
+@pytest.mark.slow
 def test_onnx_flip_graph_holds_each_convolution_once(tiny_network, tmp_path):
     n_layers = sum(isinstance(m, nn.Conv2d) for m in tiny_network.modules())
     plain = _conv_count(PoseGraph(tiny_network, flip=False, num_joints=17), tmp_path / "noflip.onnx")

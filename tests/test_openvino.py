@@ -179,6 +179,7 @@ def test_precision_and_file_refusals(tmp_path, tiny_weights):
         PoseEstimator(None, backend="openvino", engine=bad)
 
 
+@pytest.mark.slow
 def test_precision_comes_from_the_file(tmp_path, tiny_weights):
     from hhrnet_rt.export.build import export_graph, load_network
     from hhrnet_rt.runtime.backends.openvino_backend import OpenVinoBackend
@@ -306,6 +307,7 @@ def test_build_refuses_fp16_and_never_overwrites(tmp_path, tiny_weights, monkeyp
     assert not (tmp_path / "eng" / "tiny_model-64-fp32-openvino.xml").exists()
 
 
+@pytest.mark.slow
 def test_fp32_ir_build_runs_like_its_onnx(tmp_path, tiny_weights, monkeypatch):
     from hhrnet_rt.runtime.backends.openvino_backend import OpenVinoBackend
 

@@ -185,6 +185,7 @@ def tiny_graph_onnx(tmp_path_factory, tiny_network):
     return paths, images[4:]
 
 
+@pytest.mark.slow
 def test_fp16_graph_has_fp32_io_and_agrees(tiny_graph_onnx):
     paths, held_out = tiny_graph_onnx
     model = onnx.load(str(paths["fp16"]))
@@ -201,6 +202,7 @@ def test_fp16_graph_has_fp32_io_and_agrees(tiny_graph_onnx):
     assert report["heatmap_max_abs"] > 0  # really half precision
 
 
+@pytest.mark.slow
 def test_int8_pose_graph_agrees(tiny_graph_onnx):
     paths, held_out = tiny_graph_onnx
     summary = qdq_summary(paths["int8"])
