@@ -171,7 +171,7 @@ def ray_faults_file(tmp_path_factory) -> Path:
 def ray_cluster(ray_faults_file):
     """A 2-CPU local Ray started as ``hhrt video --ray`` starts one (``ray_session``: 127.0.0.1 only, no
     dashboard), whose workers see the faults file; yields its address. Starting and stopping a cluster
-    costs 10-20 s on 2 cores, so the Ray Serve tests and the Ray task tests share this one; subprocesses
+    costs 5-8 s on 2 quiet cores, so the Ray Serve tests and the Ray task tests share this one; subprocesses
     join it with ``--address``."""
     pytest.importorskip("ray")
     from hhrnet_rt.cluster import ray_session
