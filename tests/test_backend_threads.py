@@ -177,12 +177,10 @@ def test_torch_cpu_backend_from_four_threads(tiny_graph):
 
 
 @pytest.fixture(scope="module")
-def tiny_graph(golden_dir):
+def tiny_graph(tiny_network):
     from hhrnet_rt.model.graph import PoseGraph
-    from hhrnet_rt.model.weights import build_from_checkpoint
 
-    net, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
-    return PoseGraph(net, flip=True).eval()
+    return PoseGraph(tiny_network, flip=True).eval()
 
 
 @pytest.mark.gpu

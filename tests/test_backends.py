@@ -115,12 +115,10 @@ def test_torch_cuda_request_on_gpu_machine(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def tiny_graph(golden_dir):
+def tiny_graph(tiny_network):
     from hhrnet_rt.model.graph import PoseGraph
-    from hhrnet_rt.model.weights import build_from_checkpoint
 
-    model, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
-    return PoseGraph(model).eval()
+    return PoseGraph(tiny_network).eval()
 
 
 def test_torch_backend_matches_golden(tiny_graph, golden_npz):

@@ -8,7 +8,6 @@ import torch
 
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.runtime.batch_infer import group_by_shape
-from hhrnet_rt.runtime.estimator import PoseEstimator
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -21,9 +20,9 @@ BATCH_ATOL = 5e-5
 
 
 @pytest.fixture(scope="module")
-def frames(golden_npz):
+def frames(golden_bgr):
     """Three frames of the golden shape (the image, its mirror, a brighter copy), then two other shapes."""
-    bgr = np.ascontiguousarray(golden_npz("pipeline_case")["image_rgb_uint8"][:, :, ::-1])
+    bgr = golden_bgr
     mirrored = np.ascontiguousarray(bgr[:, ::-1])
     brighter = np.clip(bgr.astype(np.int16) + 25, 0, 255).astype(np.uint8)
     transposed = np.ascontiguousarray(bgr.transpose(1, 0, 2))
@@ -32,24 +31,9 @@ def frames(golden_npz):
 
 
 @pytest.fixture(scope="module")
-def make(golden_dir, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("onnx-cache")
-    built = {}
-
+def make(tiny_estimator):
     def get(*, backend="torch", flip=True, scales=(1.0,), decode_on="auto"):
-        key = (backend, flip, scales, decode_on)
-        if key not in built:
-            built[key] = PoseEstimator(
-                golden_dir / "tiny_model.npz",
-                input_size=128,
-                flip=flip,
-                scales=scales,
-                backend=backend,
-                decode_on=decode_on,
-                onnx_cache_dir=cache,
-                onnx_threads=1,
-            )
-        return built[key]
+        return tiny_estimator(backend, 128, flip=flip, scales=scales, decode_on=decode_on)
 
     return get
 

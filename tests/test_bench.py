@@ -65,6 +65,7 @@ def test_torch_cpu_refuses_fp16():
         run_bench(BenchConfig(backend="torch", device="cpu", precision="fp16", frames=1))
 
 
+@pytest.mark.slow
 def test_cli_bench_json_and_tables(tmp_path, golden_dir):
     out = tmp_path / "r" / "bench.json"
     args = ["bench", "--backend", "onnxruntime", "--precision", "int8", "--weights", str(golden_dir / "tiny_model.npz"),

@@ -26,6 +26,7 @@ def test_bench_input_size_is_checked_before_anything_runs(size, nearest):
     assert "multiple of 64" in text and nearest in text
 
 
+@pytest.mark.slow
 def test_compare_backends_on_the_cpu(golden_dir, monkeypatch, one_torch_thread):
     real_run_bench = bench_compare.run_bench
 

@@ -136,14 +136,13 @@ def test_oversized_file_is_refused_without_reading(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def tiny_graph(golden_dir):
+def tiny_graph(tiny_network):
     from hhrnet_rt.model.graph import PoseGraph
-    from hhrnet_rt.model.weights import build_from_checkpoint
 
-    model, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
-    return PoseGraph(model.eval(), flip=False).eval()
+    return PoseGraph(tiny_network, flip=False).eval()
 
 
+@pytest.mark.slow
 def test_corrupt_or_foreign_cached_export_is_rebuilt(tiny_graph, tmp_path, caplog):
     from hhrnet_rt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 

@@ -27,11 +27,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny(golden_dir) -> list[str]:
-    return ["--weights", str(golden_dir / "tiny_model.npz"), "--backend", "torch", "--input-size", "64"]
-
-
-@pytest.fixture(scope="module")
 def validator():
     schema = json.loads((REPO / "schemas" / "keypoints.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)

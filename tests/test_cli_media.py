@@ -33,12 +33,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def tiny(golden_dir) -> list[str]:
-    """Model options for a fast run: the golden tiny checkpoint, torch on the CPU, the smallest input."""
-    return ["--weights", str(golden_dir / "tiny_model.npz"), "--backend", "torch", "--input-size", "64"]
-
-
-@pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", 6)
 

@@ -16,11 +16,6 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def tiny(golden_dir) -> list[str]:
-    return ["--weights", str(golden_dir / "tiny_model.npz"), "--backend", "torch", "--input-size", "64"]
-
-
-@pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> list[Path]:
     folder = tmp_path_factory.mktemp("clips")
     return [make_video(folder / "a.mp4", 7), make_video(folder / "b.mp4", 11, width=192)]

@@ -19,11 +19,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny(golden_dir) -> list[str]:
-    return ["--weights", str(golden_dir / "tiny_model.npz"), "--backend", "torch", "--input-size", "64"]
-
-
-@pytest.fixture(scope="module")
 def validator():
     schema = json.loads((REPO / "schemas" / "keypoints.schema.json").read_text())
     return jsonschema.Draft202012Validator(schema)

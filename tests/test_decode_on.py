@@ -15,40 +15,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny_weights(golden_dir):
-    return golden_dir / "tiny_model.npz"
-
-
-@pytest.fixture(scope="module")
-def onnx_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("onnx-cache")
-
-
-@pytest.fixture(scope="module")
-def estimators(tiny_weights, onnx_cache):
-    built = {}
-
+def estimators(tiny_estimator):
     def get(decode_on, *, size=128, flip=True, scales=(1.0,), backend="torch"):
-        key = (decode_on, size, flip, scales, backend)
-        if key not in built:
-            built[key] = PoseEstimator(
-                tiny_weights,
-                input_size=size,
-                flip=flip,
-                scales=scales,
-                backend=backend,
-                decode_on=decode_on,
-                onnx_cache_dir=onnx_cache,
-                onnx_threads=1,
-            )
-        return built[key]
+        return tiny_estimator(backend, size, flip=flip, scales=scales, decode_on=decode_on)
 
     return get
-
-
-@pytest.fixture(scope="module")
-def golden_bgr(golden_npz):
-    return np.ascontiguousarray(golden_npz("pipeline_case")["image_rgb_uint8"][:, :, ::-1])
 
 
 def _assert_same_poses(got, expected):

@@ -29,18 +29,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def tiny_weights(golden_dir):
-    return golden_dir / "tiny_model.npz"
-
-
-@pytest.fixture(scope="module")
 def built(tiny_onnx_build):
     return tiny_onnx_build
-
-
-@pytest.fixture(scope="module")
-def golden_bgr(golden_npz):
-    return np.ascontiguousarray(golden_npz("pipeline_case")["image_rgb_uint8"][:, :, ::-1])
 
 
 def _copy(built, tmp_path, *, sidecar=True):

@@ -18,41 +18,12 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def onnx_cache(tmp_path_factory):
-    # One cache for the module: each (flip, projection) graph is exported once and shared by both sizes.
-    return tmp_path_factory.mktemp("onnx-cache")
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(golden_dir):
-    return golden_dir / "tiny_model.npz"
-
-
-@pytest.fixture(scope="module")
-def estimators(tiny_weights, onnx_cache):
-    built = {}
-
+def estimators(tiny_estimator):
+    # The session's estimators (conftest): each (flip, projection) graph is exported once, for both sizes.
     def get(backend, size, flip=True, scales=(1.0,)):
-        key = (backend, size, flip, scales)
-        if key not in built:
-            built[key] = PoseEstimator(
-                tiny_weights,
-                input_size=size,
-                flip=flip,
-                scales=scales,
-                backend=backend,
-                onnx_cache_dir=onnx_cache,
-                onnx_threads=1,
-            )
-        return built[key]
+        return tiny_estimator(backend, size, flip=flip, scales=scales)
 
     return get
-
-
-@pytest.fixture(scope="module")
-def golden_bgr(golden_npz):
-    # The golden image is RGB (as valid.py sees it after cvtColor); predict() takes BGR.
-    return np.ascontiguousarray(golden_npz("pipeline_case")["image_rgb_uint8"][:, :, ::-1])
 
 
 def _assert_matches(poses, final_preds, scores, *, score_atol):

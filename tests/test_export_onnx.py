@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from hhrnet_rt.model.onnx_export import compare_onnx_with_torch, export_onnx
-from hhrnet_rt.model.weights import build_from_checkpoint
 
 IO = dict(
     input_names=["image"],
@@ -25,12 +24,6 @@ EXAMPLE = torch.zeros(1, 3, 128, 128)  # neither of the golden sizes (256x256, 3
 
 
 @pytest.fixture(scope="module")
-def tiny(golden_dir):
-    model, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
-    return model
-
-
-@pytest.fixture(scope="module")
 def golden_runs(golden_npz):
     fw = golden_npz("tiny_forward")
     x0, x1 = torch.from_numpy(fw["input_0"]), torch.from_numpy(fw["input_1"])
@@ -41,15 +34,15 @@ def _dims(value_info) -> list:
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
-def test_fp32_export_matches_torch_at_other_sizes(tmp_path, tiny, golden_runs, golden_npz):
-    path = export_onnx(tiny, tmp_path / "tiny.onnx", example_input=EXAMPLE, **IO)
+def test_fp32_export_matches_torch_at_other_sizes(tmp_path, tiny_network, golden_runs, golden_npz):
+    path = export_onnx(tiny_network, tmp_path / "tiny.onnx", example_input=EXAMPLE, **IO)
     assert path.is_file() and [p.name for p in tmp_path.iterdir()] == ["tiny.onnx"]  # no temp file left
     model = onnx.load(str(path))
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
     assert _dims(model.graph.input[0]) == ["N", 3, "H", "W"]
     assert [_dims(o)[:2] for o in model.graph.output] == [["N", 34], ["N", 17]]
 
-    errors = compare_onnx_with_torch(tiny, path, golden_runs)
+    errors = compare_onnx_with_torch(tiny_network, path, golden_runs)
     assert set(errors) == {"out4", "out2", "max"}
     assert errors["max"] <= 1e-4, errors
 
@@ -63,17 +56,17 @@ def test_fp32_export_matches_torch_at_other_sizes(tmp_path, tiny, golden_runs, g
     np.testing.assert_allclose(out2, fw["output_1_1"], atol=1e-4, rtol=1e-4)
 
 
-def test_fp16_graph_with_fp32_io(tmp_path, tiny, golden_runs):
-    path = export_onnx(tiny, tmp_path / "tiny_fp16.onnx", example_input=EXAMPLE, fp16=True, **IO)
+def test_fp16_graph_with_fp32_io(tmp_path, tiny_network, golden_runs):
+    path = export_onnx(tiny_network, tmp_path / "tiny_fp16.onnx", example_input=EXAMPLE, fp16=True, **IO)
     model = onnx.load(str(path))
     f32, f16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
     assert [v.type.tensor_type.elem_type for v in (*model.graph.input, *model.graph.output)] == [f32] * 3
     weights = [t for t in model.graph.initializer if len(t.dims) == 4]
     assert weights and all(t.data_type == f16 for t in weights)  # conv weights really are half precision
 
-    errors = compare_onnx_with_torch(tiny, path, golden_runs)
+    errors = compare_onnx_with_torch(tiny_network, path, golden_runs)
     with torch.no_grad():
-        peak = max(float(o.abs().max()) for x in golden_runs for o in tiny(x))
+        peak = max(float(o.abs().max()) for x in golden_runs for o in tiny_network(x))
     # Tolerance: float16 keeps 11 significant bits (relative step 2^-11 = 4.9e-4); through ~100 conv
     # layers and outputs up to |11|, the measured max abs error vs the fp32 module is 4.3e-3 (0.04% of
     # the output range). 1.5e-2 leaves ~3.5x headroom for other CPU kernels, while a real precision
@@ -116,11 +109,11 @@ def test_both_exporters_give_dynamic_shapes(tmp_path, exporter):
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{exporter}.onnx"]
 
 
-def test_bad_arguments(tmp_path, tiny):
+def test_bad_arguments(tmp_path, tiny_network):
     with pytest.raises(ValueError, match="opset"):
-        export_onnx(tiny, tmp_path / "x.onnx", example_input=EXAMPLE, opset=13, **IO)
+        export_onnx(tiny_network, tmp_path / "x.onnx", example_input=EXAMPLE, opset=13, **IO)
     with pytest.raises(ValueError, match="eval"):
         export_onnx(nn.BatchNorm2d(3).train(), tmp_path / "x.onnx", example_input=EXAMPLE, **IO)
     with pytest.raises(ValueError, match="exporter"):
-        export_onnx(tiny, tmp_path / "x.onnx", example_input=EXAMPLE, exporter="tvm", **IO)
+        export_onnx(tiny_network, tmp_path / "x.onnx", example_input=EXAMPLE, exporter="tvm", **IO)
     assert not any(tmp_path.iterdir())

@@ -57,14 +57,6 @@ def _two_pass_reference(network, x, flip_index, *, project=True):
 
 
 @pytest.fixture(scope="module")
-def tiny_network(golden_dir):
-    from hhrnet_rt.model.weights import build_from_checkpoint
-
-    model, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
 def golden_input(golden_npz):
     return torch.from_numpy(golden_npz("pipeline_case")["s128_input"])
 
@@ -124,6 +116,7 @@ def _conv_count(graph, path):
     return sum(node.op_type == "Conv" for node in model.graph.node)
 
 
+@pytest.mark.slow
 def test_onnx_flip_graph_holds_each_convolution_once(tiny_network, tmp_path):
     n_layers = sum(isinstance(m, nn.Conv2d) for m in tiny_network.modules())
     plain = _conv_count(PoseGraph(tiny_network, flip=False, num_joints=17), tmp_path / "noflip.onnx")

@@ -130,14 +130,6 @@ def _stats(a):
     return np.array([a.sum(), np.abs(a).sum(), a.min(), a.max(), (a * a).sum()])
 
 
-@pytest.fixture(scope="module")
-def tiny_network(golden_dir):
-    from hhrnet_rt.model.weights import build_from_checkpoint
-
-    model, _ = build_from_checkpoint(golden_dir / "tiny_model.npz")
-    return model
-
-
 def test_batch_of_two_equals_single_runs(tiny_network, pipeline):
     x = pipeline["s128_input"]
     x2 = np.concatenate([x, x[:, :, :, ::-1]], axis=0)

@@ -48,11 +48,6 @@ def picture(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny(golden_dir) -> list[str]:
-    return ["--weights", str(golden_dir / "tiny_model.npz"), "--backend", "torch", "--input-size", "64"]
-
-
 def invoke(args: list[str]):
     # A pipe opened for reading blocks until a writer appears: a regression must fail, not hang.
     result = run_in_thread(lambda: runner.invoke(app, [str(a) for a in args]), timeout=60)

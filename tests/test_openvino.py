@@ -4,8 +4,10 @@ the refusals, and the CLI. Skipped where openvino is not installed (CI installs 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,21 +24,7 @@ from hhrnet_rt.runtime.estimator import PoseEstimator  # noqa: E402
 
 pytestmark = [pytest.mark.openvino, pytest.mark.usefixtures("one_torch_thread")]
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(golden_dir):
-    return golden_dir / "tiny_model.npz"
-
-
-@pytest.fixture(scope="module")
-def onnx_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("onnx-cache")
-
-
-@pytest.fixture(scope="module")
-def golden_bgr(golden_npz):
-    return np.ascontiguousarray(golden_npz("pipeline_case")["image_rgb_uint8"][:, :, ::-1])
+REPO = Path(__file__).resolve().parents[1]
 
 
 # -- fp32: the golden pipeline case end to end -------------------------------------------------------
@@ -50,11 +38,10 @@ def golden_bgr(golden_npz):
 # f32 by the backend, so a bf16-capable CPU does not widen this.
 @pytest.mark.parametrize("size", [128, 256])
 @pytest.mark.parametrize("flip", [True, False], ids=["flip", "noflip"])
-def test_fp32_golden_parity(tiny_weights, onnx_cache, golden_npz, golden_bgr, size, flip):
+def test_fp32_golden_parity(tiny_estimator, golden_npz, golden_bgr, size, flip):
     z = golden_npz("pipeline_case")
     name = f"s{size}_{'flip' if flip else 'noflip'}"
-    est = PoseEstimator(tiny_weights, input_size=size, flip=flip, backend="openvino",
-                        onnx_cache_dir=onnx_cache, onnx_threads=1)  # fmt: skip
+    est = tiny_estimator("openvino", size, flip=flip)
     assert est.backend.name == "openvino" and est.backend.precision == "fp32"
     poses = est.predict(golden_bgr)
     final_preds, scores = z[f"{name}_final_preds"], z[f"{name}_scores"]
@@ -97,6 +84,28 @@ def test_shares_the_onnx_export_cache_and_reuses_outputs_safely(tiny_weights, on
         np.testing.assert_array_equal(out, copy)
 
 
+_DROP_TWO_THEN_SIGNAL = """
+import gc, os, signal, sys
+from hhrnet_rt.runtime.backends.openvino_backend import OpenVinoBackend
+older, newer = OpenVinoBackend(sys.argv[1]), OpenVinoBackend(sys.argv[1])
+del older; gc.collect()  # out of creation order, as when a pipeline drops its first estimator
+del newer; gc.collect()
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+os.kill(os.getpid(), signal.SIGTERM)  # handled on the main thread, on its alternate signal stack
+sys.exit(3)
+"""
+
+
+def test_backends_dropped_out_of_order_leave_signals_working(tiny_onnx_build):
+    # A fresh interpreter: what is at stake is a process killed by SIGSEGV (exit -11) when the CLI's
+    # SIGTERM handler runs. OpenVINO's CPU plugin gives each ov.Core's compiling thread an alternate
+    # signal stack and puts back the one it found when that Core goes; with a Core per backend, the older
+    # backend dropped first left the newer one's freed stack in place.
+    done = subprocess.run([sys.executable, "-c", _DROP_TWO_THEN_SIGNAL, str(tiny_onnx_build.onnx_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+
+
 def test_concurrent_calls_each_get_their_own_result(tiny_weights, onnx_cache):
     est = PoseEstimator(tiny_weights, input_size=64, flip=False, backend="openvino",
                         onnx_cache_dir=onnx_cache, onnx_threads=1)  # fmt: skip
@@ -120,9 +129,8 @@ def test_concurrent_calls_each_get_their_own_result(tiny_weights, onnx_cache):
             np.testing.assert_array_equal(got, want)
 
 
-def test_predict_batch_equals_predict(tiny_weights, onnx_cache, golden_bgr):
-    est = PoseEstimator(tiny_weights, input_size=128, flip=True, backend="openvino",
-                        onnx_cache_dir=onnx_cache, onnx_threads=1)  # fmt: skip
+def test_predict_batch_equals_predict(tiny_estimator, golden_bgr):
+    est = tiny_estimator("openvino", 128, flip=True)
     other = np.ascontiguousarray(golden_bgr[:, ::-1])  # same size, another picture: one batch of 2
     batch = est.predict_batch([golden_bgr, other])
     # One call of batch 2 against two calls of batch 1: oneDNN may block the work differently, which
@@ -171,6 +179,7 @@ def test_precision_and_file_refusals(tmp_path, tiny_weights):
         PoseEstimator(None, backend="openvino", engine=bad)
 
 
+@pytest.mark.slow
 def test_precision_comes_from_the_file(tmp_path, tiny_weights):
     from hhrnet_rt.export.build import export_graph, load_network
     from hhrnet_rt.runtime.backends.openvino_backend import OpenVinoBackend
@@ -298,6 +307,7 @@ def test_build_refuses_fp16_and_never_overwrites(tmp_path, tiny_weights, monkeyp
     assert not (tmp_path / "eng" / "tiny_model-64-fp32-openvino.xml").exists()
 
 
+@pytest.mark.slow
 def test_fp32_ir_build_runs_like_its_onnx(tmp_path, tiny_weights, monkeypatch):
     from hhrnet_rt.runtime.backends.openvino_backend import OpenVinoBackend
 

@@ -285,11 +285,6 @@ def test_full_disk_real_json_lines_only(small_disk):
 # -- the command line: --overwrite, and the input is never an output ------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny(golden_dir) -> list[str]:
-    return ["--weights", str(golden_dir / "tiny_model.npz"), "--backend", "torch", "--input-size", "64"]
-
-
 @pytest.mark.parametrize(
     ("option", "name"), [("--out", "o.mp4"), ("--json", "o.jsonl"), ("--coco", "o.json")]
 )

@@ -89,7 +89,6 @@ def test_one_version_source_and_spdx_license():
     assert Version(hhrnet_rt.__version__)  # a valid version string
 
 
-@pytest.mark.slow
 def test_wheel_metadata_and_contents(tmp_path):
     if shutil.which("git") is None:
         pytest.skip("git is needed to copy the checkout")
@@ -139,7 +138,6 @@ def _fake_wheel(folder: Path, name: str, version: str) -> None:
         zf.writestr(f"{dist}.dist-info/RECORD", "")
 
 
-@pytest.mark.slow
 def test_pip_resolves_a_newer_torch(tmp_path):
     """pip's own resolver, offline, against an index holding torch 2.15.0 and today's newest releases of
     the other dependencies: the install plan must take that torch (an upper bound would refuse it)."""

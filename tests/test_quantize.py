@@ -163,12 +163,10 @@ def test_unknown_method_and_empty_calibration(small_onnx, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_graph_onnx(tmp_path_factory, golden_dir):
+def tiny_graph_onnx(tmp_path_factory, tiny_network):
     from hhrnet_rt.model.graph import PoseGraph
-    from hhrnet_rt.model.weights import build_from_checkpoint
 
-    net, _spec = build_from_checkpoint(golden_dir / "tiny_model.npz")
-    graph = PoseGraph(net, flip=True).eval()
+    graph = PoseGraph(tiny_network, flip=True).eval()
     folder = tmp_path_factory.mktemp("tiny")
     paths = {}
     for precision in ("fp32", "fp16"):
@@ -187,6 +185,7 @@ def tiny_graph_onnx(tmp_path_factory, golden_dir):
     return paths, images[4:]
 
 
+@pytest.mark.slow
 def test_fp16_graph_has_fp32_io_and_agrees(tiny_graph_onnx):
     paths, held_out = tiny_graph_onnx
     model = onnx.load(str(paths["fp16"]))
@@ -203,6 +202,7 @@ def test_fp16_graph_has_fp32_io_and_agrees(tiny_graph_onnx):
     assert report["heatmap_max_abs"] > 0  # really half precision
 
 
+@pytest.mark.slow
 def test_int8_pose_graph_agrees(tiny_graph_onnx):
     paths, held_out = tiny_graph_onnx
     summary = qdq_summary(paths["int8"])

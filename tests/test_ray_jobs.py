@@ -1,16 +1,15 @@
-"""``hhrt video ... --ray``: one real local Ray cluster (127.0.0.1, no dashboard) for the whole module.
+"""``hhrt video ... --ray``: the session's real local Ray cluster (127.0.0.1, no dashboard).
 
-The cluster is started here (not in conftest) by ``ray_session``, as ``hhrt video --ray`` starts one: the
-in-process runs find it connected and use it; the subprocess runs join it with ``--address``, as a user
-joins a running cluster. Worker deaths are
-injected through the test-only faults file that :mod:`hhrnet_rt.cluster.video_task` reads.
+The cluster (``ray_cluster`` in conftest, shared with the Ray Serve tests) is started by ``ray_session``,
+as ``hhrt video --ray`` starts one: the in-process runs find it connected and use it; the subprocess runs
+join it with ``--address``, as a user joins a running cluster. Worker deaths are injected through the
+test-only faults file that :mod:`hhrnet_rt.cluster.video_task` reads.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import signal
 import socket
@@ -27,7 +26,7 @@ from video_helpers import make_video, read_video, run_in_thread
 from hhrnet_rt.cli import app
 from hhrnet_rt.cli.app import EXIT_BACKEND, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_PIPELINE
 from hhrnet_rt.cluster.archive import Ledger, progress_of
-from hhrnet_rt.cluster.video_task import FAULTS_ENV, VideoJob, remove_temporaries, temporary_path
+from hhrnet_rt.cluster.video_task import VideoJob, remove_temporaries, temporary_path
 
 # Only the tests that use the cluster need Ray (and carry the marker); the rest run everywhere.
 NO_RAY = importlib.util.find_spec("ray") is None
@@ -38,39 +37,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def faults_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("faults") / "faults.json"
-    path.write_text("{}")
-    return path
-
-
-@pytest.fixture(scope="module")
-def cluster(faults_file, one_torch_thread):
-    """A 2-CPU local Ray started as `hhrt video --ray` starts one (ray_session, loopback only), whose
-    workers see the faults file; yields its address."""
-    from hhrnet_rt.cluster import ray_session
-
-    saved = {k: os.environ.get(k) for k in (FAULTS_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
-    os.environ[FAULTS_ENV] = str(faults_file)  # before init: the workers inherit the raylet's environment
-    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
-        pytest.fail("Ray is already connected in this test process; this module needs its own cluster")
-    try:
-        with ray_session(num_cpus=2) as ray:
-            address = ray.get_runtime_context().gcs_address
-            assert address.startswith("127.0.0.1:"), f"the cluster must stay on loopback, got {address}"
-            assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
-            yield address
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@pytest.fixture(scope="module")
-def tiny(golden_dir) -> list[str]:
-    return ["--weights", str(golden_dir / "tiny_model.npz"), "--backend", "torch", "--input-size", "64"]
+def cluster(ray_cluster, one_torch_thread) -> str:
+    """The session's cluster address; this module's local runs on one torch thread."""
+    return ray_cluster
 
 
 def _inject(faults_file: Path, video: Path, *, crash_attempts: int, at_frame: int) -> None:
@@ -140,9 +109,9 @@ def test_three_videos_on_ray_equal_the_local_run(tmp_path, cluster, tiny):
 
 @pytest.mark.ray
 @pytest.mark.skipif(NO_RAY, reason="needs Ray: pip install -e '.[ray]'")
-def test_a_worker_that_dies_once_is_retried_and_the_video_completes(tmp_path, cluster, tiny, faults_file):
+def test_a_worker_that_dies_once_is_retried_and_the_video_completes(tmp_path, cluster, tiny, ray_faults_file):
     video = make_video(tmp_path / "d.mp4", 8)
-    _inject(faults_file, video, crash_attempts=1, at_frame=3)  # dies mid-file: its files are half written
+    _inject(ray_faults_file, video, crash_attempts=1, at_frame=3)  # dies mid-file: its files are half written
     out = tmp_path / "out"
     done = _invoke(["video", str(video), "--ray", "--out", str(out), "--json", str(out), *tiny])
     assert done.exit_code == 0, done.output
@@ -155,10 +124,10 @@ def test_a_worker_that_dies_once_is_retried_and_the_video_completes(tmp_path, cl
 
 @pytest.mark.ray
 @pytest.mark.skipif(NO_RAY, reason="needs Ray: pip install -e '.[ray]'")
-def test_a_video_that_always_fails_fails_alone(tmp_path, cluster, tiny, faults_file):
+def test_a_video_that_always_fails_fails_alone(tmp_path, cluster, tiny, ray_faults_file):
     good = make_video(tmp_path / "good.mp4", 4)
     doomed = make_video(tmp_path / "doomed.mp4", 6)
-    _inject(faults_file, doomed, crash_attempts=99, at_frame=2)
+    _inject(ray_faults_file, doomed, crash_attempts=99, at_frame=2)
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video at all" * 100)
     out = tmp_path / "out"

@@ -1,7 +1,8 @@
 """``hhrt serve`` on a real local Ray (127.0.0.1, a free port): the golden tiny model served and used
 through PoseClient, ``hhrt video --server``, a replica killed mid-run, and bad requests.
 
-One Ray cluster and one server for the whole module (starting them is most of this file's time).
+The session's Ray cluster (``ray_cluster`` in conftest, shared with the Ray task tests) and one server
+for the whole module (starting them is most of this file's time).
 Exactness: the images travel as PNG (lossless), the replica and this process run the same code on one
 torch thread each (torch CPU kernels are deterministic for a fixed thread count and batch size), and the
 server's answer is the JSON records ``hhrt image --json`` writes; so a request that runs alone (a batch
@@ -27,7 +28,7 @@ import pytest
 from video_helpers import decoded_frames, make_video
 
 ray = pytest.importorskip("ray")
-pytest.importorskip("ray.serve")
+serve = pytest.importorskip("ray.serve")
 
 from hhrnet_rt.serve import PoseClient, RemoteEstimator, ServeSettings, start_server, stop_server  # noqa: E402
 
@@ -51,22 +52,20 @@ def estimator_options(golden_dir):
 
 
 @pytest.fixture(scope="module")
-def server(estimator_options, one_torch_thread):
+def server(ray_cluster, estimator_options, one_torch_thread):
     # Everything on loopback: the node's address too, not only the HTTP proxy (start_server's own local
-    # start does the same through require_ray(loopback=True); the test starts Ray first to size it).
-    from hhrnet_rt.serve.server import require_ray
-
-    require_ray(loopback=True)
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    # start does the same through require_ray(loopback=True); the session's cluster is started that way).
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
     try:
-        assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
         settings = ServeSettings(token=TOKEN, max_bytes=MAX_BYTES, max_batch=8, batch_wait_ms=50)
         url = start_server(
             estimator_options, settings, port=_free_port(), cpus_per_replica=0.5, torch_threads=1
         )
         yield url
     finally:
-        stop_server()
+        # The application and Serve itself go (their CPUs back to the cluster); the cluster stays.
+        stop_server(shutdown_ray=False)
+        serve.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 from video_helpers import make_video, read_video
 
+from hhrnet_rt.cli import app
 from hhrnet_rt.core.errors import PipelineError
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.serve import PoseClient, RemoteEstimator, ServerUnavailable
@@ -134,10 +135,11 @@ def test_unreachable_server_fails_after_the_retry_budget():
     assert client.retries >= 1
 
 
-def _hhrt(*args: str, timeout: float = 120):
-    return subprocess.run(
-        [sys.executable, "-m", "hhrnet_rt", *args], capture_output=True, text=True, timeout=timeout
-    )
+def _hhrt(*args: str) -> SimpleNamespace:
+    """``hhrt ARGS`` in this process (Typer's runner; a fresh interpreter would add seconds of imports and
+    test nothing more here): its exit code and stderr, named as ``subprocess.run`` names them."""
+    result = CliRunner().invoke(app, list(args))
+    return SimpleNamespace(returncode=result.exit_code, stderr=result.stderr)
 
 
 def test_cli_server_refuses_model_options(tmp_path):
@@ -173,10 +175,6 @@ def test_cli_serve_finds_a_missing_weights_file_before_starting_ray(tmp_path):
 
 
 def test_cli_webcam_and_video_with_server_and_token(tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from hhrnet_rt.cli import app
-
     clip = make_video(tmp_path / "live.mp4", 12, fps=60, width=160, height=120)
     with StandInServer(answers=100, token="t0k") as server:
         monkeypatch.setenv("HHRT_TOKEN", "t0k")

@@ -130,7 +130,9 @@ def test_invalid_fields_are_refused():
 
 
 def _good() -> dict:
-    return make_sidecar().to_dict()
+    # A fixed creation time: these sidecars become test ids, which must not change from one collection to
+    # the next (pytest-xdist refuses to run when its workers collect different ids).
+    return make_sidecar(created_utc="2026-01-01T00:00:00Z").to_dict()
 
 
 @pytest.mark.parametrize(

@@ -25,11 +25,6 @@ from hhrnet_rt.video import FileSource
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def tiny(golden_dir) -> list[str]:
-    return ["--weights", str(golden_dir / "tiny_model.npz"), "--backend", "torch", "--input-size", "64"]
-
-
 def write_h264(path: Path, times_ms: list[int], *, rotation: int = 0, faststart: bool = True) -> Path:
     """Index frames at the given presentation times (ms); the lower half is noise so packets are large."""
     rng = np.random.default_rng(0)

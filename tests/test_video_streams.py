@@ -273,6 +273,7 @@ def test_tiled_window_puts_each_stream_in_its_own_cell():
     assert (grid[120:, :160] == 200).all() and (grid[120:, 160:] == 0).all()
 
 
+@pytest.mark.slow
 def test_batch_gives_the_same_poses_as_one_frame_per_call(tmp_path, golden_dir, clips):
     """Two streams through the golden tiny model, batch 1 against batch 4.
 

@@ -20,6 +20,7 @@ reused between frames (the ONNX Runtime backend's :class:`OutputRing`, same owne
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -55,6 +56,19 @@ def import_openvino() -> Any:
             f"{option('backend', 'onnxruntime')}"
         ) from None
     return openvino
+
+
+@functools.cache
+def shared_core() -> Any:
+    """The process's one ``openvino.Core`` (every backend compiles on it).
+
+    One, not one per backend: OpenVINO's CPU plugin (2026.4) gives the thread that compiles a model an
+    alternate signal stack per Core and, when the Core goes, puts back the stack it found. Cores that end
+    out of creation order (two backends, the older dropped first) leave a freed stack in place, and the
+    next signal handled on that thread -- Ctrl-C, or the SIGTERM/SIGHUP the CLI turns into a clean stop --
+    kills the process with SIGSEGV. A Core that lives as long as the process puts nothing back.
+    """
+    return import_openvino().Core()
 
 
 def precision_of(model: Any) -> str:
@@ -107,7 +121,7 @@ class OpenVinoBackend:
         if threads is not None and threads < 1:
             raise InputError(f"openvino threads must be >= 1, got {threads}")
         self.threads = threads
-        core = ov.Core()
+        core = shared_core()
         try:
             model = core.read_model(str(self.model_path))
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError/GeneralFailure for any bad file
