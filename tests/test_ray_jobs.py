@@ -137,7 +137,7 @@ def test_a_video_that_always_fails_fails_alone(tmp_path, cluster, tiny, ray_faul
     message = done.stderr
     assert done.returncode == EXIT_PIPELINE, done.stdout + message
     assert "Traceback" not in message
-    assert "2 of 3 videos failed" in message and "the others are complete" in message
+    assert "2 of 3 videos failed" in message and "; the other video is complete" in message
     assert "doomed.mp4: the worker running it died on every attempt" in message
     assert re.search(r"junk\.mp4: .*junk\.mp4", message), message  # the library's message names the file
     assert re.search(r"doomed\.mp4\s*│\s*0/0\s*│[^│]*│\s*1\s*│\s*failed", done.stdout), done.stdout

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from hhrnet_rt.cli.app import app, handle_errors
 from hhrnet_rt.cli.estimator import make_estimator, model_config
@@ -112,5 +113,5 @@ def _images(plan: list[tuple[Path, Path, Path | None]], estimator: PoseEstimator
             write_new_file(keypoints_target, (json.dumps(record) + "\n").encode(), overwrite=overwrite)
             if drawn != len(poses):
                 people = f"{drawn} ({len(poses)} in JSON)"
-        table.add_row(str(path), people, f"{ms:.0f}", str(target))
+        table.add_row(Text(str(path)), people, f"{ms:.0f}", Text(str(target)))  # names, not markup
     stdout.print(table)

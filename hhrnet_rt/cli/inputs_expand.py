@@ -39,13 +39,17 @@ def expand_images(specs: Iterable[str], *, recursive: bool = False) -> list[Path
 def expand_videos(specs: Iterable[str], *, recursive: bool = False) -> list[str | Path]:
     """Inputs for ``hhrt video``: paths as :class:`Path`, URLs as text, in the order given."""
     out: list[str | Path] = []
+    seen: set[str | Path] = set()  # a set, not the list: 10,000 inputs must not take n² comparisons
     for spec in specs:
-        if is_url(spec):
-            if spec not in out:
-                out.append(spec)
-        else:
-            out.extend(p for p in map(Path, _expand([spec], VIDEO_SUFFIXES, "video", recursive=recursive))
-                       if p not in out)  # fmt: skip
+        found = (
+            [spec]
+            if is_url(spec)
+            else map(Path, _expand([spec], VIDEO_SUFFIXES, "video", recursive=recursive))
+        )
+        for item in found:
+            if item not in seen:
+                seen.add(item)
+                out.append(item)
     return out
 
 

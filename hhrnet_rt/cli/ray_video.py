@@ -139,4 +139,8 @@ def _raise_for_failures(reports) -> None:
     if not (isinstance(cls, type) and issubclass(cls, errors.HhrtError)):
         cls = PipelineError
     details = "; ".join(f"{Path(r.source).name}: {r.error}" for r in failed)
-    raise cls(f"{len(failed)} of {len(reports)} videos failed ({details}); the others are complete")
+    others = len(reports) - len(failed)
+    rest = (
+        "" if not others else "; the other video is complete" if others == 1 else "; the others are complete"
+    )
+    raise cls(f"{len(failed)} of {len(reports)} videos failed ({details}){rest}")

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hhrnet_rt.core.errors import InputError
-from hhrnet_rt.core.outputs import check_output_dir, check_output_path, refuse_existing, refuse_input
+from hhrnet_rt.core.outputs import (
+    InputFiles,
+    check_name_length,
+    check_output_dir,
+    check_output_path,
+    refuse_existing,
+    refuse_input,
+)
 from hhrnet_rt.video.sources import is_url, url_name
 
 
@@ -48,7 +55,7 @@ def plan_video_outputs(
 ) -> list[VideoTargets]:
     """One :class:`VideoTargets` per source; ``run_dir`` stands in for a missing ``out``."""
 
-    local = [s for s in sources if isinstance(s, Path)]
+    local = InputFiles(s for s in sources if isinstance(s, Path))  # each input looked at once: linear
     kinds = {
         "video": (out if out is not None else run_dir, ".mp4", (".mp4",), "output video", "--out"),
         "json": (json_out, ".jsonl", (".jsonl", ".ndjson"), "JSON lines file", "--json"),
@@ -72,8 +79,11 @@ def plan_video_outputs(
             if place is None:
                 chosen[key] = None
                 continue
-            target = place / f"{stem}{ext}" if is_folder_target(place) else place
-            chosen[key] = check_output_path(target, suffixes, what, overwrite=overwrite, inputs=local)
+            folder = is_folder_target(place)  # probed once above, not once per input
+            target = place / f"{stem}{ext}" if folder else place
+            chosen[key] = check_output_path(
+                target, suffixes, what, overwrite=overwrite, inputs=local, probe=not folder
+            )
         if len({p for p in chosen.values() if p is not None}) < sum(p is not None for p in chosen.values()):
             raise InputError(f"two outputs of {source} would be the same file; give them different names")
         video = chosen["video"]
@@ -92,6 +102,7 @@ def plan_image_outputs(
 
     used: set[str] = set()
     plan = []
+    known = InputFiles(inputs)
     for path in inputs:
         stem = unique_stem(path.stem, used)
         suffix = path.suffix.lower() if cv2.haveImageWriter(f"x{path.suffix}") else ".png"
@@ -99,7 +110,8 @@ def plan_image_outputs(
         keypoints_target = out / f"{stem}.json" if keypoints else None
         for file, what in ((target, "output image"), (keypoints_target, "keypoints file")):
             if file is not None:
-                refuse_input(file, what, inputs)
+                check_name_length(file, what)
+                refuse_input(file, what, known)
                 refuse_existing(file, what, overwrite)
         plan.append((path, target, keypoints_target))
     return plan

@@ -119,8 +119,8 @@ def _collect(ray: Any, ref: Any, job: VideoJob) -> FileReport:
         message = f"the worker running it died on every attempt ({type(exc).__name__})"
     except ray.exceptions.RayError as exc:
         message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-    remove_temporaries(job)  # the dead attempts' files never closed: they would not play
     report = FileReport(job.index, job.source)
+    report.warnings.extend(remove_temporaries(job))  # the dead attempts' files never closed: no use
     report.error, report.error_kind = message, None
     return report
 

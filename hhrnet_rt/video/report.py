@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 
 from hhrnet_rt.video.meters import format_bytes
 from hhrnet_rt.video.pipeline import PipelineResult
@@ -10,7 +11,8 @@ from hhrnet_rt.video.pipeline import PipelineResult
 
 def summary_table(result: PipelineResult, title: str = "pipeline") -> Table:
     """Counts, wall time, FPS, per-stage p50/p95 latency, bytes device→host per frame, queue waits."""
-    table = Table(title=title, show_header=True, header_style="bold")
+    # Names are Text, not markup: a file called "[a]b.mp4" must show as itself.
+    table = Table(title=Text(title), show_header=True, header_style="bold")
     table.add_column("")
     table.add_column("value", justify="right")
     table.add_column("p50 ms", justify="right")
@@ -50,7 +52,7 @@ def streams_table(result: PipelineResult) -> Table:
         table.add_column(column, justify="left" if column == "stream" else "right")
     for s in result.streams:
         lat = s.latency
-        table.add_row(s.name, str(s.frames_written), str(s.frames_dropped), f"{s.fps:.2f}",
+        table.add_row(Text(s.name), str(s.frames_written), str(s.frames_dropped), f"{s.fps:.2f}",
                       f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}")  # fmt: skip
     lat = result.latency
     table.add_row("[bold]all[/]", str(result.frames_written), str(result.frames_dropped), f"{result.fps:.2f}",

@@ -156,6 +156,11 @@ class FileSource:
         )
 
     @property
+    def frames_read(self) -> int:
+        """Frames delivered by :meth:`read` so far (what a run that stopped early did read)."""
+        return self._index
+
+    @property
     def decode_failures(self) -> int:
         """Packets of the input that could not be decoded and were skipped (so far)."""
         return self._decoder.failures

@@ -1,0 +1,146 @@
+"""Files, round two (issue 19): planning that stays linear, names that fit the file system, temporaries a
+dead run leaves, file names shown as themselves, and inputs that are read exactly.
+
+Each test failed on the code before the issue's fixes (the issue's item number is in its docstring).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+from video_helpers import make_video
+
+from hhrnet_rt.cli import app
+from hhrnet_rt.cli.app import EXIT_INPUT
+from hhrnet_rt.core.inputs import NAME_MAX
+
+runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _invoke(args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+# -- item 22: planning is linear ------------------------------------------------------------------------
+
+
+def test_planning_looks_at_each_input_once(tmp_path, monkeypatch):
+    """Item 22: every output was checked against every input (``samefile``: two stats per pair), so
+    1,000 inputs took seconds and 4,000 a minute before the first frame. Counted, not timed: the stat
+    calls of planning 300 inputs stay a small multiple of 300 (the old code made 180,000)."""
+    from hhrnet_rt.cli.inputs_expand import expand_videos
+    from hhrnet_rt.cli.targets import plan_video_outputs
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(300):
+        (folder / f"c{i:03d}.mp4").touch()
+    sources = expand_videos([str(folder)])
+    calls = 0
+    real_stat = os.stat
+
+    def counting_stat(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return real_stat(*args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    plan = plan_video_outputs(
+        sources, tmp_path / "out", tmp_path / "out", None, run_dir=None, overwrite=False
+    )
+    monkeypatch.undo()
+    assert len(plan) == 300
+    assert calls < 20 * 300, f"{calls} stat calls for 300 inputs: planning is not linear"
+
+
+# -- items 6 and 7: names that fit -------------------------------------------------------------------------
+
+
+def test_temporary_names_fit_any_final_name_the_file_system_takes():
+    """Items 6/7: a temporary was named ``.NAME.<tag>.part...``, 15-30 bytes longer than NAME, so a legal
+    230-250 byte output name made its temporary impossible (ENAMETOOLONG after the model had loaded)."""
+    from hhrnet_rt.core import temporaries
+
+    final = Path("/somewhere") / ("é" * 120 + ".coco.json")  # 250 bytes, two-byte characters
+    assert len(os.fsencode(final.name)) == 250
+    for tag in (temporaries.process_tag(), "0123456789ab"):
+        temp = temporaries.temporary_name(final, tag)
+        assert temp.parent == final.parent and temp.name.startswith(".") and temp.suffix == ".json"
+        assert len(os.fsencode(temp.name)) <= NAME_MAX
+        assert temp.name.encode().decode("utf-8")  # never cut inside a character
+        assert temporaries.is_temporary(temp)
+
+
+def test_long_input_names_work_or_are_refused_before_anything_is_written(tmp_path, tiny):
+    """Item 7: a ~245-byte input name with ``--coco <folder>`` ended in a traceback after the model
+    loaded (the COCO temporary's name was too long) and left an empty .jsonl that blocked the next run.
+    Now a name whose outputs fit works, and one whose derived names do not is refused at planning, with
+    nothing created."""
+    fits = make_video(tmp_path / ("a" * 241 + ".mp4"), 2, width=64, height=64)  # 245 bytes
+    out = tmp_path / "out"
+    result = _invoke(["video", fits, *tiny, "--json", out, "--coco", out, "--out", out])
+    assert result.exit_code == 0, result.output
+    coco = out / ("a" * 241 + ".coco.json")  # 251 bytes
+    assert isinstance(json.loads(coco.read_text()), list)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "no temporary may be left"
+
+    too_long = make_video(tmp_path / ("b" * 246 + ".mp4"), 2, width=64, height=64)  # .coco.json: 256 bytes
+    other = tmp_path / "other"
+    result = _invoke(["video", too_long, *tiny, "--json", other, "--coco", other])
+    assert result.exit_code == EXIT_INPUT, result.output
+    assert "bytes" in result.output and "COCO" in result.output
+    assert list(other.iterdir()) == [], "planning refused it: nothing may be created"
+
+
+# -- item 21: temporaries of a dead run ------------------------------------------------------------------
+
+
+def _age(path: Path, seconds: float) -> None:  # as if written that long ago
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_stale_temporaries_are_those_of_dead_or_long_silent_runs(tmp_path):
+    """Item 21: what a killed run leaves is recognised by name, age and (where named) its process."""
+    from hhrnet_rt.core import temporaries
+
+    final = tmp_path / "clip.mp4"
+    dead = temporaries.temporary_name(final, "p999999999-0badf00d")  # no such process
+    mine = temporaries.temporary_name(final, temporaries.process_tag())  # this live process
+    ray_run = temporaries.temporary_name(final, "0123456789ab")
+    users = tmp_path / ".clip.mp4.part"  # not hhrt's naming: never touched
+    for path in (dead, mine, ray_run, users):
+        path.write_bytes(b"x")
+    assert temporaries.stale_temporaries(tmp_path) == []  # all fresh: a live run may still write them
+    for path in (dead, mine, ray_run, users):
+        _age(path, temporaries.STALE_AFTER_S + 60)
+    assert set(temporaries.stale_temporaries(tmp_path)) == {dead, ray_run}
+    assert set(temporaries.remove_stale_temporaries({tmp_path})) == {dead, ray_run}
+    assert mine.exists() and users.exists()
+
+
+# -- item 23: names are not markup -------------------------------------------------------------------------
+
+
+def test_file_names_show_as_themselves_in_tables(tmp_path, tiny, monkeypatch):
+    """Item 23: Rich read file names as markup, so ``[a]b.png`` showed as ``b.png``."""
+    import cv2
+
+    monkeypatch.chdir(tmp_path)
+    cv2.imwrite("[a]b.png", np.full((64, 64, 3), 90, np.uint8))
+    make_video(tmp_path / "[v]w.mp4", 2, width=64, height=64)
+    result = _invoke(["image", "[a]b.png", *tiny, "--out", "annotated"])
+    assert result.exit_code == 0, result.output
+    assert "[a]b.png" in result.output
+    result = _invoke(["video", "[v]w.mp4", *tiny, "--out", "v.mp4"])
+    assert result.exit_code == 0, result.output
+    assert "[v]w" in result.output
