@@ -22,6 +22,7 @@ from hhrnet_rt.cli.options import (
     Fast,
     Flip,
     InputSize,
+    MaxAspect,
     PrecisionOpt,
     Refine,
     Threads,
@@ -46,6 +47,7 @@ from hhrnet_rt.core.outputs import check_output_dir, write_new_file
 from hhrnet_rt.draw import annotator_for
 from hhrnet_rt.poses import KEYPOINTS_SCHEMA
 from hhrnet_rt.runtime.estimator import PoseEstimator
+from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
 
 
 @app.command()
@@ -63,6 +65,7 @@ def image(
     precision: PrecisionOpt = None,
     device: Device = None,
     input_size: InputSize = None,
+    max_aspect: MaxAspect = DEFAULT_MAX_ASPECT,
     flip: Flip = None,
     fast: Fast = False,
     refine: Refine = True,
@@ -75,7 +78,7 @@ def image(
 
     model = model_config(weights=weights, backend=backend, engine=engine, precision=precision, device=device,
                          input_size=input_size, flip=flip, fast=fast, refine=refine, decode_on=decode_on,
-                         threads=threads)  # fmt: skip
+                         threads=threads, max_aspect=max_aspect)  # fmt: skip
     paths = expand_images(inputs, recursive=recursive)
     for path in paths:  # all inputs are checked before the model loads
         check_image_file(path)

@@ -29,6 +29,7 @@ from hhrnet_rt.cli.options import (
     Fast,
     Flip,
     InputSize,
+    MaxAspect,
     PrecisionOpt,
     Refine,
     Threads,
@@ -75,6 +76,7 @@ from hhrnet_rt.cli.stream_io import Batching, RunSettings, open_sinks, temporal_
 from hhrnet_rt.cli.targets import VideoTargets, plan_video_outputs
 from hhrnet_rt.cluster.archive import MAX_RETRIES, TASK_CPUS, TASK_GPUS
 from hhrnet_rt.core.inputs import check_input_file
+from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
 from hhrnet_rt.video import FileSource
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
 
@@ -96,6 +98,7 @@ def video(
     precision: PrecisionOpt = None,
     device: Device = None,
     input_size: InputSize = None,
+    max_aspect: MaxAspect = DEFAULT_MAX_ASPECT,
     flip: Flip = None,
     fast: Fast = False,
     refine: Refine = True,
@@ -136,7 +139,7 @@ def video(
     ray_video.check_options(ray, show, server, cluster)
     model = model_config(weights=weights, backend=backend, engine=engine, precision=precision, device=device,
                          input_size=input_size, flip=flip, fast=fast, refine=refine, decode_on=decode_on,
-                         threads=threads)  # fmt: skip
+                         threads=threads, max_aspect=max_aspect)  # fmt: skip
     run = RunSettings(show=show, max_frames=max_frames, min_score=min_score, max_people=max_people,
                       batching=Batching(batch, max_wait_ms, decode_threads),
                       over_time=temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,

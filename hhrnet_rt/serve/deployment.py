@@ -45,7 +45,12 @@ class PoseDeployment:
         # Live counts, shown by /v1/info (the handler keeps a reference to this dict).
         self.batches = {"calls": 0, "frames": 0, "largest": 0}
         facts = self.estimator.describe()
-        self.handler = RequestHandler(settings, self._predict_many, {"model": facts, "batches": self.batches})
+        self.handler = RequestHandler(
+            settings,
+            self._predict_many,
+            {"model": facts, "batches": self.batches},
+            self.estimator.check_shape,
+        )
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)  # replaced in __init__ by the settings
     async def _predict_many(self, images: list[Any]) -> list[Any]:

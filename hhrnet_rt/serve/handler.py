@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 from hhrnet_rt._version import __version__
 from hhrnet_rt.core.access import bearer_matches
+from hhrnet_rt.core.errors import ImageShapeError
 from hhrnet_rt.serve import protocol
 from hhrnet_rt.serve.protocol import RequestRejected
 
@@ -67,10 +68,19 @@ class RequestHandler:
         settings: limits and token.
         predict: ``await predict(image_bgr) -> Poses`` (the deployment's batched call).
         info: the facts ``/v1/info`` returns (model, backend, precision...); versions are added here.
+        check_shape: ``check_shape((h, w))`` raises ImageShapeError for an image the model must not take
+            (:meth:`~hhrnet_rt.PoseEstimator.check_shape`); called before batching, so one such image
+            fails alone (413), not the batch it would have joined.
     """
 
-    def __init__(self, settings: ServeSettings, predict: Callable[..., Awaitable], info: dict) -> None:
-        self.settings, self._predict = settings, predict
+    def __init__(
+        self,
+        settings: ServeSettings,
+        predict: Callable[..., Awaitable],
+        info: dict,
+        check_shape: Callable[[tuple[int, int]], None] | None = None,
+    ) -> None:
+        self.settings, self._predict, self._check_shape = settings, predict, check_shape
         self._info = {
             **info,
             "versions": _versions(),
@@ -105,6 +115,11 @@ class RequestHandler:
             return Answer(200, json.dumps(self._info, default=str).encode())
         data = await self._read_body(headers, body)
         image = protocol.decode_image(data, max_pixels=self.settings.max_pixels)
+        if self._check_shape is not None:
+            try:
+                self._check_shape((int(image.shape[0]), int(image.shape[1])))
+            except ImageShapeError as exc:
+                raise RequestRejected(413, str(exc)) from None
         poses = await self._predict(image)
         return Answer(200, protocol.poses_body(poses, int(image.shape[1]), int(image.shape[0])))
 
