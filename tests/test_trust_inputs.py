@@ -89,3 +89,26 @@ def test_the_server_answers_413_before_batching():
     answer = asyncio.run(handler.answer("POST", "/v1/poses", {}, body))
     assert answer.status == 413, answer.body
     assert "aspect ratio" in json.loads(answer.body)["error"] and predicted == []
+
+
+# -- item 18: a damaged checkpoint ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_checkpoint_with_nan_or_inf_weights_is_refused_on_load(tmp_path, tiny_weights, bad):
+    """Item 18: one NaN weight made every frame's answer "no people", with exit 0; now loading it fails
+    (exit 3) and names the tensor."""
+    from hhrnet_rt.cli.app import EXIT_WEIGHTS
+
+    arrays = dict(np.load(tiny_weights))
+    name = next(k for k, v in arrays.items() if v.dtype.kind == "f" and k.endswith("weight"))
+    arrays[name] = arrays[name].copy()
+    arrays[name].flat[0] = bad
+    damaged = tmp_path / "damaged.npz"
+    np.savez(damaged, **arrays)
+    image = tmp_path / "people.png"
+    cv2.imwrite(str(image), np.full((64, 64, 3), 90, np.uint8))
+    args = ["image", str(image), "--weights", str(damaged), "--backend", "torch", "--input-size", "64"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == EXIT_WEIGHTS, result.output
+    assert "NaN or infinite" in result.output and name in result.output
