@@ -42,7 +42,7 @@ from hhrnet_rt.cli.options import (
     Threads,
     Weights,
 )
-from hhrnet_rt.core.access import is_loopback
+from hhrnet_rt.core.access import check_bind
 from hhrnet_rt.core.errors import BackendUnavailableError, InputError
 from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
 from hhrnet_rt.serve import ServeSettings
@@ -82,12 +82,10 @@ def serve(
     Needs Ray Serve: the ray extra of hhrnet-rt (see README, Serving).
     """
 
-    # Before anything else: the one missing piece most users will meet. A local cluster stays on loopback.
+    check_bind(host, token)
+    # Then the one missing piece most users will meet. A local cluster stays on loopback.
     require_ray(loopback=address is None)
     scale = _scale(replicas, min_replicas, max_replicas)
-    if not is_loopback(host) and not token:
-        console.print(f"[yellow]warning:[/] listening on {escape(host)} without --token: anyone who can reach "
-                      "this port can use the server", highlight=False)  # fmt: skip
     model = model_config(weights=weights, backend=backend, engine=engine, precision=precision, device=device,
                          input_size=input_size, flip=flip, fast=fast, refine=refine, decode_on=decode_on,
                          threads=threads, max_aspect=max_aspect)  # fmt: skip

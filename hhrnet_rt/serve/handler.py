@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import PurePath
+from typing import Any
 
 from hhrnet_rt._version import __version__
 from hhrnet_rt.core.access import bearer_matches
@@ -112,7 +115,8 @@ class RequestHandler:
             return Answer(200, json.dumps({"status": "ok"}).encode())
         self._check_token(headers)
         if path == protocol.INFO_PATH:
-            return Answer(200, json.dumps(self._info, default=str).encode())
+            # Redacted per answer: the info holds live counts (a dict the deployment updates).
+            return Answer(200, json.dumps(_without_paths(self._info), default=str).encode())
         data = await self._read_body(headers, body)
         image = protocol.decode_image(data, max_pixels=self.settings.max_pixels)
         if self._check_shape is not None:
@@ -150,6 +154,24 @@ class RequestHandler:
         if size == 0:
             raise RequestRejected(400, "the request body is empty; send one JPEG or PNG image")
         return b"".join(chunks)
+
+
+# An absolute path: a slash, then folders, then the name; the name is what a client may see.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/,;()'\"]+/)+(?=[^\s/,;()'\"]+)")
+
+
+def _without_paths(facts: Any) -> Any:
+    """``facts`` with every absolute path cut to its file name: ``/v1/info`` tells clients which model
+    answers, not how the server's disk is laid out (user names, folders)."""
+    if isinstance(facts, str):
+        return _ABSOLUTE_PATH.sub("", facts)
+    if isinstance(facts, PurePath):
+        return facts.name
+    if isinstance(facts, Mapping):
+        return {key: _without_paths(value) for key, value in facts.items()}
+    if isinstance(facts, list | tuple):
+        return [_without_paths(value) for value in facts]
+    return facts
 
 
 def _versions() -> dict:

@@ -129,17 +129,31 @@ def poses_from_body(body: bytes, num_joints: int | None = None) -> Poses:
     """Inverse of :func:`poses_body`: the people as :class:`Poses` (a ``null`` value becomes NaN).
 
     Values are the records' rounded ones (0.01 px, 1e-4 score), so ``poses_from_body(poses_body(p))``
-    writes the same records as ``p``.
+    writes the same records as ``p``. Nothing in the answer is trusted: every person must have
+    ``num_joints`` joints (where given; else as many as the others) of three numbers each.
+
+    Raises:
+        ServerUnavailable: the answer is not a poses record, or has another joint count.
     """
     try:
         record = json.loads(body)
         people = record["people"]
         keypoints = [
-            [[np.nan if v is None else v for v in joint] for joint in p["keypoints"]] for p in people
+            [[np.nan if v is None else float(v) for v in joint] for joint in p["keypoints"]] for p in people
         ]
-        scores = [np.nan if p["score"] is None else p["score"] for p in people]
+        scores = [np.nan if p["score"] is None else float(p["score"]) for p in people]
     except (ValueError, KeyError, TypeError) as exc:
         raise ServerUnavailable(f"the server's answer is not a poses record: {exc}") from None
+    counts = {len(joints) for joints in keypoints}
+    if num_joints is not None:
+        counts.add(num_joints)
+    if len(counts) > 1 or any(len(joint) != 3 for joints in keypoints for joint in joints):
+        found = sorted({len(joints) for joints in keypoints})
+        want = f"{num_joints} joints" if num_joints is not None else "one joint count"
+        raise ServerUnavailable(
+            f"the server's answer has people with {', '.join(map(str, found))} joints (of x, y, score), "
+            f"expected {want}: it runs another model than this client expects"
+        )
     if not people:
         return Poses.empty(num_joints or 17)
     return Poses(keypoints=np.asarray(keypoints, np.float32), scores=np.asarray(scores, np.float32))

@@ -14,6 +14,7 @@ from typing import Any
 
 from hhrnet_rt.cluster.ray_setup import RAY_INSTALL_HINT
 from hhrnet_rt.cluster.ray_setup import require_ray as import_ray
+from hhrnet_rt.core.access import check_bind
 from hhrnet_rt.core.errors import BackendUnavailableError, InputError
 from hhrnet_rt.runtime.config import EstimatorConfig
 from hhrnet_rt.serve.handler import ServeSettings
@@ -66,6 +67,7 @@ def start_server(
         torch_threads: sets ``config.torch_threads`` (torch's CPU threads in each replica).
         num_cpus: CPUs of a local Ray started here (``None``: all of them).
     """
+    check_bind(host, settings.token)
     if not isinstance(config, EstimatorConfig):
         config = EstimatorConfig(**config)
     if torch_threads is not None:

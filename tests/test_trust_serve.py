@@ -1,0 +1,146 @@
+"""Serving, round two (issue 19), without Ray: what ``/v1/info`` shows, the token rules the client and the
+command share, and answers a client must not trust.
+
+Each test failed on the code before the issue's fixes (the issue's item number is in its docstring).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hhrnet_rt.cli import app
+from hhrnet_rt.cli.app import EXIT_INPUT
+from hhrnet_rt.core.access import TOKEN_ENV
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.serve import PoseClient, ServerUnavailable
+from hhrnet_rt.serve.handler import RequestHandler, ServeSettings
+
+runner = CliRunner()
+
+
+def _get(handler, path, headers=None):
+    async def body():
+        yield b""
+
+    answer = asyncio.run(handler.answer("GET", path, headers or {}, body))
+    return answer.status, json.loads(answer.body)
+
+
+# -- item 5: the info, the token, the bind ------------------------------------------------------------------
+
+
+def test_info_names_model_files_without_the_servers_folders():
+    """Item 5: ``/v1/info`` answered absolute server paths (user names, folder layout) to anyone."""
+
+    async def predict(image):
+        raise AssertionError
+
+    facts = {"weights": "/home/alice/secret-project/w32_512.pth",
+             "engine": "built into /srv/models/v2/w32.engine (settings from /srv/models/v2/w32.json)"}  # fmt: skip
+    live = {"calls": 0}
+    handler = RequestHandler(ServeSettings(), predict, {"model": facts, "batches": live})
+    status, info = _get(handler, "/v1/info")
+    assert status == 200
+    text = json.dumps(info)
+    assert "/home/alice" not in text and "/srv/models" not in text, text
+    assert info["model"]["weights"] == "w32_512.pth"
+    assert info["model"]["engine"] == "built into w32.engine (settings from w32.json)"
+    live["calls"] = 3  # the deployment's live counts still show
+    assert _get(handler, "/v1/info")[1]["batches"]["calls"] == 3
+
+
+def test_the_client_reads_the_token_from_the_environment(monkeypatch):
+    """Item 5: ``PoseClient`` ignored ``HHRT_TOKEN`` (the CLI read it), so README put the token on command
+    lines, where ``ps`` shows it."""
+    monkeypatch.setenv(TOKEN_ENV, "from-env")
+    assert PoseClient("http://127.0.0.1:9").token == "from-env"
+    assert PoseClient("http://127.0.0.1:9", token="given").token == "given"
+    assert PoseClient("http://127.0.0.1:9", token="").token is None  # explicitly none
+    monkeypatch.delenv(TOKEN_ENV)
+    assert PoseClient("http://127.0.0.1:9").token is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5"])
+def test_serve_refuses_a_reachable_address_without_a_token(host, monkeypatch):
+    """Item 5: ``--host 0.0.0.0`` without a token printed a warning and served everyone; now it refuses,
+    before Ray or the model start, and says how to set a token."""
+    from hhrnet_rt.serve.server import start_server
+
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    result = runner.invoke(app, ["serve", "--host", host])
+    assert result.exit_code == EXIT_INPUT, result.output
+    assert "without a token" in result.output and TOKEN_ENV in result.output
+    with pytest.raises(InputError, match="without a token"):  # the library follows the same rule
+        start_server({"weights": "random"}, ServeSettings(), host=host)
+
+
+# -- item 19: an answer from another model -------------------------------------------------------------------
+
+
+class _FixedServer:
+    """127.0.0.1, answering /v1/info and /v1/poses with fixed bodies."""
+
+    def __init__(self, info: dict, people: list) -> None:
+        bodies = {"/v1/info": json.dumps(info).encode(),
+                  "/v1/poses": json.dumps({"schema": 1, "width": 8, "height": 8, "people": people}).encode()}  # fmt: skip
+
+        class Http(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = bodies[self.path]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _any
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Http)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.http.shutdown()
+        self.http.server_close()
+
+
+def _person(joints: int) -> dict:
+    return {"keypoints": [[1.0, 2.0, 0.5]] * joints, "score": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("info_joints", "people", "ok"),
+    [(17, [_person(17)], True), (17, [_person(14)], False), (None, [_person(17), _person(14)], False),
+     (14, [_person(14)], True), (17, [{"keypoints": [[1.0, 2.0]] * 17, "score": 0.5}], False)],
+)  # fmt: skip
+def test_an_answer_with_another_joint_count_is_refused(info_joints, people, ok):
+    """Item 19: a server answering 14 joints to a client of a 17-joint model was accepted silently (and a
+    ragged answer ended in a numpy traceback)."""
+    model = {} if info_joints is None else {"num_joints": info_joints}
+    image = np.zeros((8, 8, 3), np.uint8)
+    with _FixedServer({"model": model}, people) as server:
+        client = PoseClient(server.url, token="", image_format="png", retry_s=0)
+        if ok:
+            assert client.predict(image).keypoints.shape == (1, info_joints, 3)
+        else:
+            with pytest.raises(ServerUnavailable, match="joints"):
+                client.predict(image)
+        pinned = PoseClient(server.url, token="", image_format="png", retry_s=0, num_joints=17)
+        if people[0]["keypoints"] == _person(17)["keypoints"] and len(people) == 1:
+            assert len(pinned.predict(image)) == 1
+        else:
+            with pytest.raises(ServerUnavailable, match="joints"):
+                pinned.predict(image)
