@@ -112,3 +112,111 @@ def test_a_checkpoint_with_nan_or_inf_weights_is_refused_on_load(tmp_path, tiny_
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "out")])
     assert result.exit_code == EXIT_WEIGHTS, result.output
     assert "NaN or infinite" in result.output and name in result.output
+
+
+# -- item 2: the JPEG header walk ----------------------------------------------------------------------------
+
+
+def _jpeg(h: int, w: int, **params) -> bytes:
+    y, x = np.mgrid[0:h, 0:w]
+    image = np.dstack([(x * 255 // max(w - 1, 1)), (y * 255 // max(h - 1, 1)), (x + y) % 256]).astype(
+        np.uint8
+    )
+    flags = [cv2.IMWRITE_JPEG_PROGRESSIVE, 1] if params.get("progressive") else []
+    ok, data = cv2.imencode(".jpg", image, flags)
+    assert ok
+    return data.tobytes()
+
+
+def _segments(data: bytes) -> list[int]:
+    """Offsets of the marker segments before the first scan, as an honest encoder wrote them."""
+    pos, out = 2, []
+    while data[pos + 1] != 0xDA:
+        out.append(pos)
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return [*out, pos]
+
+
+FAKE_SOF_1X1 = bytes.fromhex("ffc0000b080001000101011100")
+
+
+def test_a_header_that_says_1x1_cannot_hide_a_larger_image():
+    """Item 2: the server's own header walk took ``FF 00`` (stuffed data, skipped by libjpeg) for a
+    segment with a length, jumped over the real header and found a 1x1 frame planted after it; the
+    decoder then made the real (here 256x256, in the field 16000x16000) image. Now the walk is libjpeg's."""
+    from hhrnet_rt.serve import protocol
+
+    body = _jpeg(256, 256)[2:]  # everything after SOI
+    pad = 0
+    while 0xFF in (len(body) + pad + 2).to_bytes(2, "big"):
+        pad += 1
+    length = (len(body) + pad + 2).to_bytes(2, "big")
+    bomb = b"\xff\xd8\xff\x00" + length + body + bytes(pad) + FAKE_SOF_1X1
+    assert cv2.imdecode(np.frombuffer(bomb, np.uint8), cv2.IMREAD_COLOR).shape == (256, 256, 3)
+    assert protocol.image_size(bomb) == ("jpeg", 256, 256)
+    with pytest.raises(protocol.RequestRejected) as refused:
+        protocol.decode_image(bomb, max_pixels=1000)
+    assert refused.value.status == 413
+
+
+def test_stray_bytes_before_a_marker_do_not_refuse_a_valid_jpeg():
+    """Item 2: stray bytes before a marker (libjpeg skips them with a warning) made the old walk answer
+    400 to a JPEG every decoder reads."""
+    from hhrnet_rt.serve import protocol
+
+    data = _jpeg(40, 72)
+    sof = next(at for at in _segments(data) if data[at + 1] == 0xC0)
+    odd = data[:sof] + b"\x00\x17" + data[sof:]
+    assert cv2.imdecode(np.frombuffer(odd, np.uint8), cv2.IMREAD_COLOR).shape == (40, 72, 3)
+    assert protocol.image_size(odd) == ("jpeg", 72, 40)
+
+
+def test_the_header_walk_agrees_with_opencvs_decoder_on_mutated_files():
+    """Item 2: a fuzz of what libjpeg tolerates (stray bytes, fill bytes, stuffed pairs, markers without
+    parameters, comments holding fake frames) at every segment boundary: whenever OpenCV decodes the
+    file, the walk says exactly the decoded size; it never says a smaller one."""
+    from hhrnet_rt.core.jpeg import JpegHeaderError, jpeg_header
+
+    rng = np.random.default_rng(19)
+    inserts = [b"\x00", b"\x12\x34\x56", b"\xff", b"\xff\xff\xff", b"\xff\x00", b"\xff\xd0", b"\xff\xd7",
+               b"\xff\x01", b"\xff\xfe\x00\x0f" + FAKE_SOF_1X1, b"\xff\xe1\x00\x04\xff\xc0", b"\xff\xd8",
+               b"\xff\xd9", FAKE_SOF_1X1, b"\x00\x0d" + FAKE_SOF_1X1]  # fmt: skip
+    agreed = decoded = 0
+    for base in (_jpeg(33, 47), _jpeg(64, 24, progressive=True)):
+        cuts = _segments(base)
+        for _ in range(150):
+            data = base
+            for at in sorted(rng.choice(cuts, size=rng.integers(1, 3), replace=False), reverse=True):
+                data = data[:at] + inserts[rng.integers(len(inserts))] + data[at:]
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            try:
+                width, height, _ = jpeg_header(data)
+            except JpegHeaderError:
+                continue
+            if image is not None:
+                decoded += 1
+                agreed += (height, width) == image.shape[:2]
+    assert decoded > 50, "the fuzz must produce files OpenCV decodes"
+    assert agreed == decoded
+
+
+# -- item 15: a truncated JPEG -------------------------------------------------------------------------------
+
+
+def test_a_jpeg_cut_short_is_refused_not_processed_half_grey(tmp_path, tiny):
+    """Item 15: ``hhrt image`` processed a truncated JPEG (OpenCV fills the rest with grey, silently);
+    the server refused the same file. Both now say it is cut short."""
+    from hhrnet_rt.serve import protocol
+
+    data = _jpeg(128, 128)
+    cut = data[: len(data) * 2 // 3]
+    (tmp_path / "cut.jpg").write_bytes(cut)
+    assert cv2.imread(str(tmp_path / "cut.jpg")) is not None  # the trap: a whole-looking picture
+    (tmp_path / "whole.jpg").write_bytes(data)
+    result = runner.invoke(app, ["image", str(tmp_path / "cut.jpg"), *tiny, "--out", str(tmp_path / "out")])
+    assert result.exit_code == EXIT_INPUT, result.output
+    assert "cut.jpg: the JPEG image is cut short" in result.output
+    result = runner.invoke(app, ["image", str(tmp_path / "whole.jpg"), *tiny, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    with pytest.raises(protocol.RequestRejected, match="cut short"):
+        protocol.decode_image(cut)

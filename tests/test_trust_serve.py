@@ -144,3 +144,74 @@ def test_an_answer_with_another_joint_count_is_refused(info_joints, people, ok):
         else:
             with pytest.raises(ServerUnavailable, match="joints"):
                 pinned.predict(image)
+
+
+# -- items 1 and 11: slow and vanishing uploads (the handler; the real server: tests/test_serve.py) ---------
+
+
+def _handler(**settings):
+    async def predict(image):
+        raise AssertionError("no image reaches the model in these tests")
+
+    return RequestHandler(ServeSettings(**settings), predict, {})
+
+
+def test_an_upload_that_stalls_gets_408_at_its_deadline():
+    """Item 1: the body was read without a deadline, so a client that sent a few bytes held its replica
+    slot for ever."""
+    handler = _handler(body_timeout_s=0.3)
+
+    async def stalled():
+        yield b"\x89PNG"
+        await asyncio.sleep(3600)
+
+    async def run():
+        return await asyncio.wait_for(handler.answer("POST", "/v1/poses", {}, stalled, "10.0.0.7"), 5)
+
+    answer = asyncio.run(run())
+    assert answer.status == 408 and "0.3 s" in json.loads(answer.body)["error"]
+    assert not handler._uploads, "the upload no longer counts against its client"
+
+
+def test_one_address_has_a_bounded_number_of_uploads_arriving():
+    """Item 1: one address could fill every slot of a replica with stalled uploads; over the bound it
+    gets 429 (with Retry-After) at once, and another address is still served."""
+    handler = _handler(body_timeout_s=30, uploads_per_client=2)
+    release = asyncio.Event()
+
+    async def slow():
+        yield b"x"
+        await release.wait()
+
+    async def run():
+        first = [
+            asyncio.create_task(handler.answer("POST", "/v1/poses", {}, slow, "10.0.0.7")) for _ in range(2)
+        ]
+        await asyncio.sleep(0.05)
+        third = await handler.answer("POST", "/v1/poses", {}, slow, "10.0.0.7")
+        other = asyncio.create_task(handler.answer("POST", "/v1/poses", {}, slow, "10.0.0.8"))
+        await asyncio.sleep(0.05)
+        assert not other.done(), "another address is not limited by the first one's uploads"
+        release.set()
+        return third, await asyncio.gather(*first, other)
+
+    third, rest = asyncio.run(run())
+    assert third.status == 429 and third.headers == {"Retry-After": "1"}
+    assert "10.0.0.7" in json.loads(third.body)["error"]
+    assert [a.status for a in rest] == [415, 415, 415]  # they arrived: b"x" is no image
+
+
+def test_a_client_that_leaves_mid_upload_is_one_log_line(caplog):
+    """Item 11: every client that disconnected mid-upload logged a 20-line traceback on the server."""
+    from hhrnet_rt.serve.handler import ClientGone
+
+    handler = _handler()
+
+    async def gone():
+        yield b"\x89PNG"
+        raise ClientGone
+
+    with caplog.at_level("INFO", logger="hhrnet_rt.serve"):
+        answer = asyncio.run(handler.answer("POST", "/v1/poses", {}, gone, "10.0.0.7"))
+    assert answer.status == 400
+    assert [r.levelname for r in caplog.records] == ["INFO"] and not any(r.exc_info for r in caplog.records)

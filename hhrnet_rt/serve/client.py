@@ -23,8 +23,9 @@ from hhrnet_rt.poses import Poses
 from hhrnet_rt.serve import protocol
 from hhrnet_rt.serve.protocol import RequestRejected, ServerUnavailable
 
-# Statuses worth another try: a replica restarting or overloaded, a proxy without a healthy replica.
-_RETRY_STATUSES = {500, 502, 503, 504}
+# Statuses worth another try: a replica restarting or overloaded, a proxy without a healthy replica, too
+# many uploads from this address still arriving (429).
+_RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
 class PoseClient:

@@ -19,6 +19,7 @@ import struct
 import numpy as np
 
 from hhrnet_rt.core.errors import BackendUnavailableError, InputError
+from hhrnet_rt.core.jpeg import CUT_SHORT, JpegHeaderError, jpeg_cut_short, jpeg_header
 from hhrnet_rt.poses import KEYPOINTS_SCHEMA, Poses
 
 POSES_PATH = "/v1/poses"
@@ -34,8 +35,6 @@ MAX_PIXELS = 40_000_000
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
-# JPEG start-of-frame markers (baseline, progressive, lossless...); C4 (DHT), C8 and CC are not frames.
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 class RequestRejected(InputError):
@@ -62,26 +61,12 @@ def image_size(data: bytes) -> tuple[str, int, int]:
         width, height = struct.unpack(">II", data[16:24])
         return "png", width, height
     if data.startswith(_JPEG_MAGIC):
-        return ("jpeg", *_jpeg_size(data))
+        try:  # the size libjpeg will decode to, found as libjpeg finds it
+            width, height, _ = jpeg_header(data)
+        except JpegHeaderError as exc:
+            raise RequestRejected(400, f"the JPEG image cannot be read: {exc}") from None
+        return "jpeg", width, height
     raise RequestRejected(415, "the request body is not a JPEG or PNG image")
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    """Walk the JPEG marker segments to the first start-of-frame (height and width follow its length)."""
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            break
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if marker in _JPEG_SOF and pos + 9 <= len(data):
-            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return width, height
-        pos += 2 + length
-    raise RequestRejected(400, "the JPEG image has no readable frame header")
 
 
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -97,6 +82,8 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise RequestRejected(400, f"the image is empty ({width}x{height})")
     if width * height > max_pixels:
         raise RequestRejected(413, f"the image is {width}x{height}; at most {max_pixels} pixels are accepted")
+    if jpeg_cut_short(data):
+        raise RequestRejected(400, f"the JPEG image is {CUT_SHORT}")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise RequestRejected(400, "the image could not be decoded (corrupt or truncated)")

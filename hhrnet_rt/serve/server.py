@@ -18,8 +18,10 @@ from hhrnet_rt.core.access import check_bind
 from hhrnet_rt.core.errors import BackendUnavailableError, InputError
 from hhrnet_rt.runtime.config import EstimatorConfig
 from hhrnet_rt.serve.handler import ServeSettings
+from hhrnet_rt.serve.protocol import HEALTH_PATH
 
 APP_NAME = "hhrt"
+HEALTH_APP_NAME = "hhrt-health"
 
 
 def require_ray(*, loopback: bool = False):
@@ -74,7 +76,7 @@ def start_server(
         config = dataclasses.replace(config, torch_threads=torch_threads)
     # A local cluster started here binds to 127.0.0.1 (its nodes and ports, not only Serve's HTTP proxy).
     ray, serve = require_ray(loopback=address is None)
-    from hhrnet_rt.serve.deployment import build_app
+    from hhrnet_rt.serve.deployment import build_app, build_health_app
 
     if isinstance(replicas, tuple) and not 0 <= replicas[0] <= replicas[1] or replicas == 0:
         raise InputError(f"replicas must be at least 1 (or min <= max for autoscaling), got {replicas}")
@@ -97,6 +99,7 @@ def start_server(
         gpus_per_replica=gpus_per_replica,
         cpus_per_replica=cpus_per_replica,
     )
+    serve.run(build_health_app(), name=HEALTH_APP_NAME, route_prefix=HEALTH_PATH, blocking=False)
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)  # returns when the replicas are up
     shown_host = f"[{host}]" if ":" in host else host
     return f"http://{shown_host}:{port}"
@@ -114,3 +117,4 @@ def stop_server(*, shutdown_ray: bool = True) -> None:
         ray.shutdown()
     else:
         serve.delete(APP_NAME)
+        serve.delete(HEALTH_APP_NAME)
