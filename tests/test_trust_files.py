@@ -144,3 +144,30 @@ def test_file_names_show_as_themselves_in_tables(tmp_path, tiny, monkeypatch):
     result = _invoke(["video", "[v]w.mp4", *tiny, "--out", "v.mp4"])
     assert result.exit_code == 0, result.output
     assert "[v]w" in result.output
+
+
+# -- item 14: folders that cannot be listed -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["top", "inside"])
+def test_a_folder_that_cannot_be_listed_is_said_not_skipped(tmp_path, monkeypatch, where):
+    """Item 14: ``--recursive`` skipped folders it could not list (exit 0 with fewer results), and a
+    top folder it could not list "holds no image files". (Simulated: root lists any folder.)"""
+    import cv2
+
+    top = tmp_path / "photos"
+    locked = top / "locked" if where == "inside" else top
+    locked.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(top / "a.png"), np.full((64, 64, 3), 90, np.uint8))
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(locked))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = _invoke(["image", top, "--recursive", "--out", tmp_path / "out"])
+    assert result.exit_code == EXIT_INPUT, result.output
+    assert f"cannot list folder {locked}: Permission denied" in result.output
+    assert "holds no image files" not in result.output

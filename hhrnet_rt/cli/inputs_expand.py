@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.inputs import shown
 from hhrnet_rt.core.runs import DEFAULT_RUNS_ROOT
 from hhrnet_rt.video.sources import is_url
 
@@ -83,7 +84,8 @@ def _one(spec: str, suffixes: frozenset[str], kind: str, *, recursive: bool) -> 
 def _folder_files(folder: str, suffixes: frozenset[str], *, recursive: bool) -> list[str]:
     runs = os.path.realpath(DEFAULT_RUNS_ROOT)
     files: list[str] = []
-    for root, dirs, names in os.walk(folder):  # followlinks=False: a link to a parent cannot loop
+    unlisted: list[OSError] = []  # a folder that cannot be listed is said, not skipped in silence
+    for root, dirs, names in os.walk(folder, onerror=unlisted.append):  # no followlinks: no loops
         dirs[:] = sorted(
             d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(root, d)) != runs
         )
@@ -94,4 +96,11 @@ def _folder_files(folder: str, suffixes: frozenset[str], *, recursive: bool) -> 
         )
         if not recursive:
             break
+    if unlisted:
+        first = unlisted[0]
+        more = f" (and {len(unlisted) - 1} more folders)" if len(unlisted) > 1 else ""
+        raise InputError(
+            f"cannot list folder {shown(first.filename or folder)}: {first.strerror or first}{more}; "
+            "give hhrt read access to it, or leave it out of the inputs"
+        )
     return files
