@@ -220,3 +220,38 @@ def test_a_jpeg_cut_short_is_refused_not_processed_half_grey(tmp_path, tiny):
     assert result.exit_code == 0, result.output
     with pytest.raises(protocol.RequestRejected, match="cut short"):
         protocol.decode_image(cut)
+
+
+# -- item 12: int8 calibration with photos of different sizes ------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["percentile", "minmax"])
+def test_int8_calibration_takes_photos_of_different_sizes(tiny_onnx_build, tmp_path, method):
+    """Item 12: ``build-engine --precision int8`` (CPU and TensorRT targets) crashed with ORT's
+    "inhomogeneous shape" ValueError on any folder of photos of different sizes with the default
+    percentile method: ORT stacks the values of one collect_data call. Each call now holds one shape."""
+    from hhrnet_rt.export.build import preprocess_bgr
+    from hhrnet_rt.export.quantize import calibrate_ranges
+
+    rng = np.random.default_rng(12)
+    sizes = [(48, 64), (64, 48), (64, 64), (64, 64), (40, 90), (48, 64)]  # (h, w): several input shapes
+    inputs = [preprocess_bgr(rng.integers(0, 256, (h, w, 3), np.uint8), 64) for h, w in sizes]
+    assert len({x.shape for x in inputs}) >= 3
+    cache = tmp_path / "ranges.json"
+    count = calibrate_ranges(
+        tiny_onnx_build.fp32_onnx_path, cache, iter(inputs), method=method, op_types=("Conv",)
+    )
+    assert count == len(inputs)
+    ranges = json.loads(cache.read_text())
+    assert ranges and all(np.isfinite(np.asarray(v, float)).all() for v in _range_values(ranges))
+
+
+def _range_values(node):
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _range_values(value)
+    elif isinstance(node, list) and node and not isinstance(node[0], (dict, list)):
+        yield node
+    elif isinstance(node, list):
+        for value in node:
+            yield from _range_values(value)
