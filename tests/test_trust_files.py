@@ -171,3 +171,47 @@ def test_a_folder_that_cannot_be_listed_is_said_not_skipped(tmp_path, monkeypatc
     assert result.exit_code == EXIT_INPUT, result.output
     assert f"cannot list folder {locked}: Permission denied" in result.output
     assert "holds no image files" not in result.output
+
+
+# -- item 17: duplicate or backwards timestamps ---------------------------------------------------------------
+
+
+def test_json_and_mp4_timestamps_agree_when_the_input_repeats_or_goes_back(tmp_path, monkeypatch):
+    """Item 17: with duplicate or backwards input pts the mp4 nudged its pts (it must increase) while the
+    JSON kept the raw times, so the two no longer agreed (README promises they do). One rule now decides
+    both: strictly increasing, a frame not after the previous one gets the previous time plus one tick."""
+    import av
+
+    from hhrnet_rt.poses import Poses
+    from hhrnet_rt.video import FileSource, JsonLinesSink, Mp4Sink
+    from hhrnet_rt.video.sinks import FrameResult
+
+    clip = make_video(tmp_path / "in.mp4", 6, width=64, height=64)
+    source = FileSource(clip)
+    tick = float(source.time_base)
+    raw = [0.04, 0.04, 0.02, 0.12, 0.16]  # after the first frame (read at open): a duplicate, a step back
+    real = source._next_image
+    monkeypatch.setattr(source, "_next_image", lambda: (lambda item: item and (raw.pop(0), item[1]))(real()))
+    mp4 = Mp4Sink(
+        tmp_path / "out.mp4", source.fps, rate=source.rate, timestamps="capture", time_base=source.time_base
+    )
+    jsonl = JsonLinesSink(tmp_path / "out.jsonl")
+    while (frame := source.read()) is not None:
+        result = FrameResult(frame, Poses.empty(17), frame.image, 0.0)
+        mp4.write(result)
+        jsonl.write(result)
+    mp4.close()
+    jsonl.close()
+    source.close()
+    times = [json.loads(line)["timestamp"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert times == sorted(set(times)) and len(times) == 6, times
+    assert times[:4] == [
+        0.0,
+        0.04,
+        pytest.approx(0.04 + tick, abs=1e-6),
+        pytest.approx(0.04 + 2 * tick, abs=1e-6),
+    ]
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        stream = container.streams.video[0]
+        pts = sorted(float(f.pts * stream.time_base) for f in container.decode(stream))
+    assert pts == pytest.approx([t - times[0] for t in times], abs=1e-3)
