@@ -31,7 +31,7 @@ from hhrnet_rt.cli.options import (
 )
 from hhrnet_rt.cli.run_options import Overwrite
 from hhrnet_rt.core.errors import InputError
-from hhrnet_rt.export.build import DEFAULT_CALIB_DIR, build_onnx_files, build_tensorrt_engine
+from hhrnet_rt.export.build import build_onnx_files, build_tensorrt_engine
 
 
 def _parse_shapes(value: str | None) -> Any:
@@ -121,7 +121,6 @@ def build_engine_cmd(
         calib_method=calib_method.value,
         out_dir=out,
         name=name,
-        calib_cache_dir=DEFAULT_CALIB_DIR,
         target=target.value,
         on_step=step,
         overwrite=overwrite,
