@@ -255,3 +255,14 @@ def _range_values(node):
     elif isinstance(node, list):
         for value in node:
             yield from _range_values(value)
+
+
+# -- item 11: a batch that cannot fit -------------------------------------------------------------------------
+
+
+def test_bench_refuses_a_batch_that_cannot_fit_before_loading_anything():
+    """Item 11: ``hhrt bench --batch 100000`` ended in numpy's MemoryError traceback."""
+    result = runner.invoke(app, ["bench", "--backend", "torch", "--batch", "100000", "--frames", "1"])
+    assert result.exit_code == EXIT_INPUT, result.output
+    assert "Traceback" not in result.output
+    assert "--batch 100000" in result.output and "GiB" in result.output and "try" in result.output

@@ -215,3 +215,53 @@ def test_a_client_that_leaves_mid_upload_is_one_log_line(caplog):
         answer = asyncio.run(handler.answer("POST", "/v1/poses", {}, gone, "10.0.0.7"))
     assert answer.status == 400
     assert [r.levelname for r in caplog.records] == ["INFO"] and not any(r.exc_info for r in caplog.records)
+
+
+# -- item 8: SIGTERM -----------------------------------------------------------------------------------------
+
+
+def test_joining_ray_keeps_the_callers_sigterm_handler():
+    """Item 8: ``ray.init`` replaced the CLI's SIGTERM handler (Ctrl-C's orderly path) with its own
+    ``sys.exit(15)``, so SIGTERM to ``hhrt serve`` unwound it mid-way and ended in a C++ abort (exit 134)."""
+    import signal
+
+    from hhrnet_rt.cluster.ray_setup import init_keeping_signals
+
+    class FakeRay:
+        def init(self, **kwargs):  # what Ray's driver does to SIGTERM
+            signal.signal(signal.SIGTERM, lambda *a: None)
+
+    def mine(signum, frame):
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        init_keeping_signals(FakeRay(), address="auto")
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+# -- item 10: resources that cannot exist ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("per_unit", "units", "words"),
+    [({"CPU": 1}, 3, "3 replicas of 1 CPUs each need room for 3; the cluster has room for 2"),
+     ({"CPU": 1, "GPU": 1}, 1, "each replica needs 1 GPUs; the cluster has no GPUs"),
+     ({"CPU": 4}, 1, "each replica needs 4 CPUs; no node has more than 2"),
+     ({"CPU": 0.75}, 3, "the cluster has room for 2"),
+     ({"CPU": 1}, 2, None), ({"CPU": 0.5, "GPU": 0}, 4, None)],
+)  # fmt: skip
+def test_work_the_cluster_can_never_place_is_refused(per_unit, units, words):
+    """Item 10: ``hhrt serve --replicas 3`` on 2 CPUs, or ``--gpus-per-replica`` / ``--gpus-per-task``
+    without a GPU, waited for ever (a spinner, "0/2 videos"); the cluster's resources are checked first
+    (exit 4, with what is missing)."""
+    from hhrnet_rt.cluster.ray_setup import missing_resources
+
+    nodes = [
+        {"Alive": True, "Resources": {"CPU": 2.0, "memory": 1e9}},
+        {"Alive": False, "Resources": {"GPU": 8}},
+    ]
+    problem = missing_resources(nodes, per_unit, units, "replica")
+    assert problem is None if words is None else words in problem

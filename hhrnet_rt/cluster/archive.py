@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hhrnet_rt.cluster.ray_setup import require_ray
+from hhrnet_rt.cluster.ray_setup import check_resources, require_ray
 from hhrnet_rt.cluster.recipe import VideoRecipe
 from hhrnet_rt.cluster.video_task import FileReport, VideoJob, remove_temporaries, run_video_task
 
@@ -80,6 +80,9 @@ def run_archive(
     """Run every job as a Ray task (Ray must be connected: :func:`ray_session`); one report per job,
     in the jobs' order. Returns when every task has ended; Ctrl-C cancels the tasks that remain."""
     ray = require_ray()
+    # One task must fit somewhere; more than fit at once just queue.
+    check_resources(ray, {"CPU": cpus_per_task, "GPU": gpus_per_task}, 1, "task",
+                    "lower --cpus-per-task or --gpus-per-task, or add nodes")  # fmt: skip
     ledger = ray.remote(num_cpus=0)(Ledger).remote(len(jobs))
     task = ray.remote(run_video_task).options(
         num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=max_retries, retry_exceptions=False

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from hhrnet_rt.cluster.ray_setup import RAY_INSTALL_HINT
+from hhrnet_rt.cluster.ray_setup import RAY_INSTALL_HINT, check_resources, init_keeping_signals
 from hhrnet_rt.cluster.ray_setup import require_ray as import_ray
 from hhrnet_rt.core.access import check_bind
 from hhrnet_rt.core.errors import BackendUnavailableError, InputError
@@ -85,11 +85,15 @@ def start_server(
         kwargs: dict[str, Any] = {"include_dashboard": False, "configure_logging": False}
         if address is None:
             kwargs["num_cpus"] = num_cpus
-        ray.init(address=address, **kwargs)
+        init_keeping_signals(ray, address=address, **kwargs)  # SIGTERM: the caller's way out, not Ray's
     from hhrnet_rt.serve.deployment import QUIET_LOGS
 
     if gpus_per_replica is None:
         gpus_per_replica = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    check_resources(
+        ray, {"CPU": cpus_per_replica, "GPU": gpus_per_replica}, replicas[0] if isinstance(replicas, tuple) else replicas,
+        "replica", "lower --replicas, --cpus-per-replica or --gpus-per-replica, or add nodes",
+    )  # fmt: skip
 
     serve.start(http_options={"host": host, "port": port}, logging_config=QUIET_LOGS)
     app = build_app(
