@@ -215,3 +215,32 @@ def test_json_and_mp4_timestamps_agree_when_the_input_repeats_or_goes_back(tmp_p
         stream = container.streams.video[0]
         pts = sorted(float(f.pts * stream.time_base) for f in container.decode(stream))
     assert pts == pytest.approx([t - times[0] for t in times], abs=1e-3)
+
+
+# -- item 13: --skip-existing -----------------------------------------------------------------------------------
+
+
+def test_image_skip_existing_resumes_an_interrupted_batch(tmp_path, tiny):
+    """Item 13: a batch job stopped half-way had to start again (or refuse: "already exists").
+    ``--skip-existing`` skips the inputs whose outputs are complete (checked, not only present), and an
+    output that is present but damaged is redone only with --overwrite."""
+    import cv2
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a", "b", "c"):
+        cv2.imwrite(str(photos / f"{name}.png"), np.full((64, 64, 3), 90, np.uint8))
+    out = tmp_path / "out"
+    first = _invoke(["image", photos / "a.png", photos / "b.png", *tiny, "--out", out, "--json"])
+    assert first.exit_code == 0, first.output
+    done = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    (out / "b.json").write_text('{"schema": "hhrnet-rt/keypoints/1", "peo')  # a damaged copy
+    resumed = _invoke(["image", photos, *tiny, "--out", out, "--json", "--skip-existing"])
+    assert resumed.exit_code == EXIT_INPUT, resumed.output
+    assert "b.png" in resumed.output and "not complete" in resumed.output and "--overwrite" in resumed.output
+    resumed = _invoke(["image", photos, *tiny, "--out", out, "--json", "--skip-existing", "--overwrite"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "skipping 1 of 3 images" in resumed.output
+    assert (out / "a.png").stat().st_mtime_ns == done["a.png"], "a complete output is not redone"
+    assert json.loads((out / "b.json").read_text())["people"] is not None
+    assert (out / "c.png").exists() and (out / "c.json").exists()

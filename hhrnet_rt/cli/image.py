@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
-from hhrnet_rt.cli.app import app, handle_errors
+from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.estimator import make_estimator, model_config
 from hhrnet_rt.cli.inputs_expand import expand_images
 from hhrnet_rt.cli.options import (
@@ -37,6 +37,7 @@ from hhrnet_rt.cli.run_options import (
     MinScore,
     Overwrite,
     Recursive,
+    SkipExisting,
 )
 from hhrnet_rt.cli.run_report import run_folder
 from hhrnet_rt.cli.stream_io import stdout
@@ -73,12 +74,15 @@ def image(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    skip_existing: SkipExisting = False,
 ) -> None:
     """Annotate images; keypoints optionally as JSON beside the annotated images."""
 
     model = model_config(weights=weights, backend=backend, engine=engine, precision=precision, device=device,
                          input_size=input_size, flip=flip, fast=fast, refine=refine, decode_on=decode_on,
                          threads=threads, max_aspect=max_aspect)  # fmt: skip
+    if skip_existing and out is None:
+        raise InputError("--skip-existing needs --out: a new run folder holds no earlier outputs")
     paths = expand_images(inputs, recursive=recursive)
     for path in paths:  # all inputs are checked before the model loads
         check_image_file(path)
@@ -88,7 +92,14 @@ def image(
         else:
             assert run_dir is not None  # run_folder makes one exactly when no --out is given
             folder = run_dir
-        plan = plan_image_outputs(paths, folder, keypoints=json_out, overwrite=overwrite)
+        plan, skipped = plan_image_outputs(paths, folder, keypoints=json_out, overwrite=overwrite,
+                                           skip_existing=skip_existing)  # fmt: skip
+        if skipped:
+            console.print(
+                f"skipping {len(skipped)} of {len(paths)} images: their outputs are complete", highlight=False
+            )
+        if not plan:
+            return
         _images(plan, make_estimator(model), exif_orientation=exif_orientation, min_score=min_score,
                 max_people=max_people, overwrite=overwrite)  # fmt: skip
 

@@ -9,10 +9,11 @@ existing file without ``--overwrite``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.errors import InputError, option
 from hhrnet_rt.core.outputs import (
     InputFiles,
     check_name_length,
@@ -21,6 +22,7 @@ from hhrnet_rt.core.outputs import (
     refuse_existing,
     refuse_input,
 )
+from hhrnet_rt.poses import KEYPOINTS_SCHEMA
 from hhrnet_rt.video.sources import is_url, url_name
 
 
@@ -94,27 +96,63 @@ def plan_video_outputs(
 
 
 def plan_image_outputs(
-    inputs: list[Path], out: Path, *, keypoints: bool, overwrite: bool
-) -> list[tuple[Path, Path, Path | None]]:
+    inputs: list[Path], out: Path, *, keypoints: bool, overwrite: bool, skip_existing: bool = False
+) -> tuple[list[tuple[Path, Path, Path | None]], list[Path]]:
     """(input, annotated image, keypoints file or None) for each input, every target checked up front:
-    none may be an input (``--out`` the inputs' own folder), none may exist without --overwrite."""
+    none may be an input (``--out`` the inputs' own folder), none may exist without --overwrite.
+
+    ``skip_existing``: an input whose outputs all exist and are complete (:func:`image_outputs_complete`)
+    is left out of the plan and returned second, so an interrupted batch resumes where it stopped; one
+    whose outputs exist but are not complete is redone with --overwrite and refused without it.
+    """
     import cv2
 
     used: set[str] = set()
-    plan = []
+    plan, skipped = [], []
     known = InputFiles(inputs)
     for path in inputs:
         stem = unique_stem(path.stem, used)
         suffix = path.suffix.lower() if cv2.haveImageWriter(f"x{path.suffix}") else ".png"
         target = out / f"{stem}{suffix}"
         keypoints_target = out / f"{stem}.json" if keypoints else None
-        for file, what in ((target, "output image"), (keypoints_target, "keypoints file")):
-            if file is not None:
-                check_name_length(file, what)
-                refuse_input(file, what, known)
-                refuse_existing(file, what, overwrite)
+        files = [
+            (f, what) for f, what in ((target, "output image"), (keypoints_target, "keypoints file")) if f
+        ]
+        if skip_existing and all(f.exists() for f, _ in files):
+            if image_outputs_complete(target, keypoints_target):
+                skipped.append(path)
+                continue
+            if not overwrite:
+                raise InputError(
+                    f"the outputs of {path} exist but are not complete (an interrupted run?); add "
+                    f"{option('overwrite', True)} to redo them with --skip-existing"
+                )
+        for file, what in files:
+            check_name_length(file, what)
+            refuse_input(file, what, known)
+            refuse_existing(file, what, overwrite)
         plan.append((path, target, keypoints_target))
-    return plan
+    return plan, skipped
+
+
+def image_outputs_complete(image: Path, keypoints: Path | None) -> bool:
+    """Verified, not only present: the annotated image decodes, and the keypoints file (if any) is one
+    whole keypoints record (files are written whole, so a cut-short one is a damaged copy)."""
+    import cv2
+
+    if cv2.imread(str(image), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
+        return False
+    if keypoints is None:
+        return True
+    try:
+        record = json.loads(keypoints.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(record, dict)
+        and record.get("schema") == KEYPOINTS_SCHEMA
+        and isinstance(record.get("people"), list)
+    )
 
 
 def unique_stem(stem: str, used: set[str]) -> str:
