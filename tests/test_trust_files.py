@@ -244,3 +244,30 @@ def test_image_skip_existing_resumes_an_interrupted_batch(tmp_path, tiny):
     assert (out / "a.png").stat().st_mtime_ns == done["a.png"], "a complete output is not redone"
     assert json.loads((out / "b.json").read_text())["people"] is not None
     assert (out / "c.png").exists() and (out / "c.json").exists()
+
+
+# -- item 16: --ray results that could not be published -------------------------------------------------------
+
+
+def test_a_ray_output_that_cannot_be_published_does_not_keep_the_others_back(tmp_path):
+    """Item 16: one output of a --ray video that could not be published stopped the others from being
+    published, and the message named a temporary already gone. Now the others are published and the
+    message names where the results are (a temporary that exists)."""
+    from hhrnet_rt.cluster.video_task import FileReport, VideoJob, _publish, temporary_path
+    from hhrnet_rt.core.errors import InputError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    job = VideoJob(0, "clip.mp4", {"coco": str(out / "clip.coco.json"), "json": str(out / "clip.jsonl")},
+                   run_id="0123456789ab", overwrite=False)  # fmt: skip
+    temps = {key: temporary_path(final, job.run_id) for key, final in job.outputs.items()}
+    temps["json"].write_text('{"frame": 0}\n')
+    temps["coco"].write_text("[]")
+    (out / "clip.coco.json").mkdir()  # the name was taken during the run
+    report = FileReport(0, "clip.mp4", frames_read=5, frames_written=5)
+    with pytest.raises(InputError) as failed:
+        _publish(job, temps, report)
+    assert (
+        report.published == [str(out / "clip.jsonl")] and (out / "clip.jsonl").read_text() == '{"frame": 0}\n'
+    )
+    assert f"the results are in {temps['coco']}" in str(failed.value) and temps["coco"].exists()
