@@ -74,7 +74,9 @@ def test_the_cli_starts_without_loading_torch():
     import subprocess
     import sys
 
-    probe = "import sys, hhrnet_rt.cli; print(sorted(m for m in ('torch', 'onnx', 'ray') if m in sys.modules))"
+    probe = (
+        "import sys, hhrnet_rt.cli; print(sorted(m for m in ('torch', 'onnx', 'ray') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
