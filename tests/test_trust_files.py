@@ -271,3 +271,27 @@ def test_a_ray_output_that_cannot_be_published_does_not_keep_the_others_back(tmp
         report.published == [str(out / "clip.jsonl")] and (out / "clip.jsonl").read_text() == '{"frame": 0}\n'
     )
     assert f"the results are in {temps['coco']}" in str(failed.value) and temps["coco"].exists()
+
+
+def test_video_skip_existing_skips_complete_outputs_and_redoes_cut_ones(tmp_path, tiny):
+    """Item 13 (video): ``--skip-existing`` skips a video whose mp4 and JSON lines hold every frame,
+    and one whose JSON lines were cut short (an interrupted run) is redone with --overwrite."""
+    done = make_video(tmp_path / "done.mp4", 3, width=64, height=64)
+    cut = make_video(tmp_path / "cut.mp4", 3, width=64, height=64)
+    out = tmp_path / "out"
+    first = _invoke(["video", done, cut, *tiny, "--out", out, "--json", out])
+    assert first.exit_code == 0, first.output
+    kept = (out / "done.mp4").stat().st_mtime_ns
+    lines = (out / "cut.jsonl").read_text().splitlines()
+    (out / "cut.jsonl").write_text(lines[0] + "\n")  # as an interrupted run leaves it
+    refused = _invoke(["video", done, cut, *tiny, "--out", out, "--json", out, "--skip-existing"])
+    assert (
+        refused.exit_code == EXIT_INPUT and "cut.mp4" in refused.output and "not complete" in refused.output
+    )
+    again = _invoke(
+        ["video", done, cut, *tiny, "--out", out, "--json", out, "--skip-existing", "--overwrite"]
+    )
+    assert again.exit_code == 0, again.output
+    assert "skipping 1 of 2 videos" in again.output
+    assert (out / "done.mp4").stat().st_mtime_ns == kept
+    assert len((out / "cut.jsonl").read_text().splitlines()) == 3

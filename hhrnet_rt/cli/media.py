@@ -57,6 +57,7 @@ from hhrnet_rt.cli.run_options import (
     SendAs,
     SendFormat,
     ServerUrl,
+    SkipExisting,
     Smooth,
     SmoothBeta,
     SmoothDCutoff,
@@ -111,6 +112,7 @@ def video(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    skip_existing: SkipExisting = False,
     track: Track = False,
     track_min_hits: TrackMinHits = TEMPORAL.min_hits,
     track_max_age: TrackMaxAge = TEMPORAL.max_age,
@@ -147,7 +149,14 @@ def video(
     remote = ServerOptions(server, token, send, in_flight) if server is not None else None
     sources = _checked_inputs(inputs, recursive=recursive, show=show)
     with run_folder(out, announce=not ray) as run_dir:  # --ray says where its workers wrote
-        plan = plan_video_outputs(sources, out, json_out, coco, run_dir=run_dir, overwrite=overwrite)
+        skipped: list[Any] = []
+        plan = plan_video_outputs(sources, out, json_out, coco, run_dir=run_dir, overwrite=overwrite,
+                                  skip_existing=skip_existing, skipped=skipped)  # fmt: skip
+        if skipped:
+            console.print(f"skipping {len(skipped)} of {len(sources)} videos: their outputs are complete",
+                          highlight=False)  # fmt: skip
+        if not plan:
+            return
         if ray:
             return ray_video.run(plan, ray_video.recipe_for(model, run), cluster, overwrite=overwrite)
         _annotate(plan, lambda: load_model(ctx, model, remote), run, streams=streams, overwrite=overwrite)

@@ -54,8 +54,15 @@ def plan_video_outputs(
     *,
     run_dir: Path | None,
     overwrite: bool,
+    skip_existing: bool = False,
+    skipped: list[str | Path] | None = None,
 ) -> list[VideoTargets]:
-    """One :class:`VideoTargets` per source; ``run_dir`` stands in for a missing ``out``."""
+    """One :class:`VideoTargets` per source; ``run_dir`` stands in for a missing ``out``.
+
+    ``skip_existing``: a local input whose outputs all exist and are complete
+    (:func:`video_outputs_complete`) is left out (and added to ``skipped``); one whose outputs exist but
+    are not complete is redone with ``overwrite`` and refused without it.
+    """
 
     local = InputFiles(s for s in sources if isinstance(s, Path))  # each input looked at once: linear
     kinds = {
@@ -76,16 +83,32 @@ def plan_video_outputs(
     plan = []
     for source in sources:
         stem = unique_stem(input_name(source), used)
+        named = {key: None if place is None else place / f"{stem}{ext}" if is_folder_target(place) else place
+                 for key, (place, ext, *_) in kinds.items()}  # fmt: skip
+        if (
+            skip_existing
+            and isinstance(source, Path)
+            and all(p is None or p.exists() for p in named.values())
+        ):
+            targets = VideoTargets(source, named["video"] or Path(), named["json"], named["coco"])
+            if video_outputs_complete(targets):
+                if skipped is not None:
+                    skipped.append(source)
+                continue
+            if not overwrite:
+                raise InputError(
+                    f"the outputs of {source} exist but are not complete (an interrupted run?); add "
+                    f"{option('overwrite', True)} to redo them with --skip-existing"
+                )
         chosen: dict[str, Path | None] = {}
-        for key, (place, ext, suffixes, what, _) in kinds.items():
-            if place is None:
+        for key, (place, _ext, suffixes, what, _) in kinds.items():
+            target = named[key]
+            if place is None or target is None:
                 chosen[key] = None
                 continue
-            folder = is_folder_target(place)  # probed once above, not once per input
-            target = place / f"{stem}{ext}" if folder else place
             chosen[key] = check_output_path(
-                target, suffixes, what, overwrite=overwrite, inputs=local, probe=not folder
-            )
+                target, suffixes, what, overwrite=overwrite, inputs=local, probe=not is_folder_target(place)
+            )  # the folder was probed once above, not once per input
         if len({p for p in chosen.values() if p is not None}) < sum(p is not None for p in chosen.values()):
             raise InputError(f"two outputs of {source} would be the same file; give them different names")
         video = chosen["video"]
@@ -93,6 +116,43 @@ def plan_video_outputs(
             raise ValueError("plan_video_outputs needs an output video place: out or run_dir")
         plan.append(VideoTargets(source, video, chosen["json"], chosen["coco"]))
     return plan
+
+
+def video_outputs_complete(targets: VideoTargets) -> bool:
+    """Verified, not only present: the mp4 holds a frame for every video packet of the input, the JSON
+    lines file a whole record for each, and the COCO file is a whole JSON list (read without decoding a
+    frame). An input with undecodable packets never counts as complete: it is redone."""
+    frames = _video_packets(targets.source)
+    if not frames:
+        return False
+    if targets.video is not None and targets.video != Path() and _video_packets(targets.video) != frames:
+        return False
+    try:
+        if targets.json is not None:
+            lines = targets.json.read_text(encoding="utf-8").splitlines()
+            if len(lines) != frames or any(
+                json.loads(line).get("schema") != KEYPOINTS_SCHEMA for line in lines
+            ):
+                return False
+        if targets.coco is not None and not isinstance(
+            json.loads(targets.coco.read_text(encoding="utf-8")), list
+        ):
+            return False
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
+
+
+def _video_packets(path: str | Path) -> int | None:
+    """Packets of the first video stream (demuxed, not decoded), or ``None`` if it cannot be read."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return sum(1 for packet in container.demux(stream) if packet.size)
+    except (av.error.FFmpegError, IndexError, OSError):
+        return None
 
 
 def plan_image_outputs(
