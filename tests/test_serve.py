@@ -246,3 +246,29 @@ def test_stalled_uploads_stall_neither_the_server_nor_its_health(server, local, 
     finally:
         for sock in stalled:
             sock.close()
+
+
+def test_no_socket_of_the_server_listens_beyond_loopback(server, client, images):
+    """#19 item 4: with ``hhrt serve`` on 127.0.0.1, a Serve replica's inter-deployment gRPC port listened
+    on every interface (its handlers unpickle). Every listening socket of this run's processes (the
+    local cluster, its workers, the replicas, the proxy) must be on a loopback address."""
+    import ipaddress
+
+    psutil = pytest.importorskip("psutil")
+    client.predict(images[0])  # the replica and the proxy have opened what they open
+    me = psutil.Process()
+    reachable = []
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            sockets = process.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        for sock in sockets:
+            address = ipaddress.ip_address(sock.laddr.ip.split("%")[0])
+            address = getattr(address, "ipv4_mapped", None) or address  # ::ffff:127.0.0.1 is loopback
+            if sock.status == psutil.CONN_LISTEN and not address.is_loopback:
+                reachable.append(
+                    f"{' '.join(process.cmdline()[:3])[:80]} on {sock.laddr.ip}:{sock.laddr.port}"
+                )
+    assert len(me.children(recursive=True)) > 3, "the cluster's processes must be this process's children"
+    assert reachable == [], reachable

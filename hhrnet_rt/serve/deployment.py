@@ -16,6 +16,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+import ray
 from ray import serve
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -29,6 +30,35 @@ HEALTH_DEPLOYMENT = "hhrt-health"
 # Ray's INFO lines (one per request, every replica event) would bury hhrt's own output; warnings and
 # errors still reach the terminal, and everything is in Ray's log folder (/tmp/ray/session_latest/logs).
 QUIET_LOGS = {"log_level": "WARNING"}
+
+
+def _replica_grpc_on_loopback() -> None:
+    """Bind each replica's inter-deployment gRPC server to 127.0.0.1 on a node that advertises 127.0.0.1.
+
+    Ray Serve (2.60) binds it to every interface (``[::]:0``) whatever the node's address, and its handlers
+    unpickle what they receive. The routers reach it at the node's address, so on hhrt's loopback-only
+    local clusters nothing but this machine's loopback may use it (tests/test_serve.py checks every
+    listening socket of a run). Nodes with a routable address, joined with ``--address``, keep Ray's binding.
+    Applied when this module is imported, which every replica does before its gRPC server starts.
+    """
+    try:
+        from ray.serve._private import replica
+    except ImportError:  # another Ray layout: nothing to adjust
+        return
+    original = getattr(replica, "add_port_to_grpc_server", None)
+    if original is None or getattr(original, "hhrt_loopback", False):
+        return
+
+    def bind(server: Any, address: str) -> int:
+        if address.startswith("[::]:") and ray.util.get_node_ip_address() == "127.0.0.1":
+            address = "127.0.0.1:" + address.rsplit(":", 1)[1]
+        return original(server, address)
+
+    bind.hhrt_loopback = True  # type: ignore[attr-defined]
+    replica.add_port_to_grpc_server = bind
+
+
+_replica_grpc_on_loopback()
 
 
 class PoseDeployment:
