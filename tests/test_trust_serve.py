@@ -265,3 +265,20 @@ def test_work_the_cluster_can_never_place_is_refused(per_unit, units, words):
     ]
     problem = missing_resources(nodes, per_unit, units, "replica")
     assert problem is None if words is None else words in problem
+
+
+def test_a_port_in_use_is_one_line_before_ray_starts(monkeypatch):
+    """Item 11: a port in use printed two Ray tracebacks (from its proxy) before the right message."""
+    import socket
+
+    from hhrnet_rt.serve import server
+
+    monkeypatch.setattr(
+        server, "require_ray", lambda **kw: (_ for _ in ()).throw(AssertionError("Ray started"))
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(InputError, match=f"cannot listen on 127.0.0.1:{port}"):
+            server.start_server({"weights": "random"}, ServeSettings(), port=port)

@@ -13,7 +13,7 @@ A run that dies without its ``finally`` (SIGKILL, a lost node, a power cut) leav
 One is *stale* when nothing has written it for :data:`STALE_AFTER_S` and its process, where the tag names
 one, is not alive on this machine: then no run can still publish it, and it is hhrt's by its name. The
 caches' stale temporaries are listed by ``hhrt info`` and removed by ``hhrt cache clear``; those in an
-output folder are removed by the next run that writes into that folder (it says so).
+output folder are removed by the next ``--ray`` run that writes into that folder (it says so).
 """
 
 from __future__ import annotations

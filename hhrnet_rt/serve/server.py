@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,6 +71,8 @@ def start_server(
         num_cpus: CPUs of a local Ray started here (``None``: all of them).
     """
     check_bind(host, settings.token)
+    if address is None:  # a local cluster: its proxy listens here (a joined cluster's, on its nodes)
+        check_port_free(host, port)
     if not isinstance(config, EstimatorConfig):
         config = EstimatorConfig(**config)
     if torch_threads is not None:
@@ -107,6 +110,25 @@ def start_server(
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)  # returns when the replicas are up
     shown_host = f"[{host}]" if ":" in host else host
     return f"http://{shown_host}:{port}"
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another program holds, before Ray starts: Ray's own failure comes as two tracebacks
+    from its proxy before the message that matters.
+
+    Raises:
+        InputError: the port is taken (or the address is not this machine's).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is free
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise InputError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): another program uses that port, or "
+                "the address is not this machine's; choose another --port (or --host)"
+            ) from None
 
 
 def stop_server(*, shutdown_ray: bool = True) -> None:
