@@ -20,6 +20,7 @@ from typing import Any
 from hhrnet_rt.cluster.ray_setup import check_resources, require_ray
 from hhrnet_rt.cluster.recipe import VideoRecipe
 from hhrnet_rt.cluster.video_task import FileReport, VideoJob, remove_temporaries, run_video_task
+from hhrnet_rt.core.errors import option
 
 POLL_S = 0.2
 #: What each task reserves and how often a task whose worker died is run again, unless told otherwise.
@@ -82,7 +83,7 @@ def run_archive(
     ray = require_ray()
     # One task must fit somewhere; more than fit at once just queue.
     check_resources(ray, {"CPU": cpus_per_task, "GPU": gpus_per_task}, 1, "task",
-                    "lower --cpus-per-task or --gpus-per-task, or add nodes")  # fmt: skip
+                    f"lower {option('cpus_per_task')} or {option('gpus_per_task')}, or add nodes")  # fmt: skip
     ledger = ray.remote(num_cpus=0)(Ledger).remote(len(jobs))
     task = ray.remote(run_video_task).options(
         num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=max_retries, retry_exceptions=False

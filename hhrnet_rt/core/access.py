@@ -18,7 +18,7 @@ import hmac
 import ipaddress
 import os
 
-from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.errors import InputError, option
 
 #: The environment variable a token is read from (the CLI's ``--token`` defaults to it).
 TOKEN_ENV = "HHRT_TOKEN"
@@ -46,7 +46,7 @@ def check_bind(host: str, token: str | None) -> None:
     if not token and not is_loopback(host):
         raise InputError(
             f"refusing to listen on {host} without a token: anyone who can reach it could use the server. "
-            f"Set {TOKEN_ENV} (kept out of `ps`, unlike --token) and give it to the clients, or listen on "
+            f"Set {TOKEN_ENV} (kept out of `ps`, unlike {option('token')}) and give it to the clients, or listen on "
             f"{DEFAULT_HOST}"
         )
 

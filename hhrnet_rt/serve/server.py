@@ -16,7 +16,7 @@ from typing import Any
 from hhrnet_rt.cluster.ray_setup import RAY_INSTALL_HINT, check_resources, init_keeping_signals
 from hhrnet_rt.cluster.ray_setup import require_ray as import_ray
 from hhrnet_rt.core.access import check_bind
-from hhrnet_rt.core.errors import BackendUnavailableError, InputError
+from hhrnet_rt.core.errors import BackendUnavailableError, InputError, option
 from hhrnet_rt.runtime.config import EstimatorConfig
 from hhrnet_rt.serve.handler import ServeSettings
 from hhrnet_rt.serve.protocol import HEALTH_PATH
@@ -95,7 +95,8 @@ def start_server(
         gpus_per_replica = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
     check_resources(
         ray, {"CPU": cpus_per_replica, "GPU": gpus_per_replica}, replicas[0] if isinstance(replicas, tuple) else replicas,
-        "replica", "lower --replicas, --cpus-per-replica or --gpus-per-replica, or add nodes",
+        "replica", f"lower {option('replicas')}, {option('cpus_per_replica')} or {option('gpus_per_replica')}, "
+        "or add nodes",
     )  # fmt: skip
 
     serve.start(http_options={"host": host, "port": port}, logging_config=QUIET_LOGS)
@@ -127,7 +128,7 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as exc:
             raise InputError(
                 f"cannot listen on {host}:{port} ({exc.strerror or exc}): another program uses that port, or "
-                "the address is not this machine's; choose another --port (or --host)"
+                f"the address is not this machine's; choose another {option('port')} (or {option('host')})"
             ) from None
 
 
