@@ -54,6 +54,8 @@ class PoseStyle:
         colors: BGR colours, one per person, cycled; tracked people take the colour of their ID, so a
             person keeps one colour from frame to frame.
         untracked_color: colour of people a tracker has not confirmed yet (ID -1).
+        caption: a line written at the bottom left of every frame (``hhrt demo`` without real weights
+            says there that the poses are meaningless); empty: none.
     """
 
     line_width: int | None = None
@@ -65,6 +67,7 @@ class PoseStyle:
     boxes: bool = False
     colors: tuple[Color, ...] = PERSON_COLORS_BGR
     untracked_color: Color = (160, 160, 160)
+    caption: str = ""
 
     def __post_init__(self) -> None:
         for name in ("line_width", "joint_radius"):
@@ -151,7 +154,19 @@ def draw_people(
             labels.append((text, (int((x1 + x2) / 2), int(y1) - lift), color))
     for text, anchor, color in labels:  # after every skeleton: no limb is drawn over a label
         draw_label(frame_bgr, text, anchor, color, scale=width / 3)
+    if style.caption:
+        draw_caption(frame_bgr, style.caption)
     return frame_bgr
+
+
+def draw_caption(frame_bgr: np.ndarray, text: str) -> np.ndarray:
+    """One line of white text on black at the bottom left, sized like the HUD (:func:`hud_scale`)."""
+    import cv2
+
+    scale = hud_scale(frame_bgr.shape[1])
+    (_, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    height = th + base + 3 * 4  # draw_hud's box: the text, its baseline, padding
+    return draw_hud(frame_bgr, [text], origin=(8, max(0, frame_bgr.shape[0] - height - 8)), scale=scale)
 
 
 def _label_text(style: PoseStyle, score: float, person_id: int | None) -> str:
