@@ -2,7 +2,7 @@
 circle. Every ``hhrnet_rt`` import counts, function-level ones included (a lazy import is for a heavy
 optional dependency, never a way around this rule).
 
-The layers, lowest first (README, "Layout"; ``../shared/DESIGN.md``):
+The layers, lowest first (docs/architecture.md, "Layout"; ``../shared/DESIGN.md``):
 
     core, data, _version  <  overlay, poses, draw, artifacts  <  model, decode  <  runtime  <  track
       <  export, video  <  serve, cluster, bench, val  <  cli  <  the package root (the public facade)

@@ -97,7 +97,7 @@ def demo(
     if caption:
         progress.warn(f"{RANDOM_CAPTION}: this run checked the install and the speed only. For real poses, "
                       f"run it where https://download.openmmlab.com is reachable, or pass a checkpoint "
-                      f"with --weights FILE.pth (README: Weights)")  # fmt: skip
+                      f"with --weights FILE.pth (docs/weights.md)")  # fmt: skip
 
 
 def _weights_or_random(weights: str) -> tuple[str, str]:
