@@ -103,21 +103,54 @@ def warn(message: str) -> None:
 
 
 class Step:
-    """What a running :func:`step` shows; ``update`` changes its text (e.g. "exporting to ONNX")."""
+    """What a running :func:`step` shows. ``update(text)`` starts its next part (e.g. "exporting to
+    ONNX"; on a terminal the part before stays as a line with its duration); ``count(done, total, unit)``
+    adds counts and the time left, kept across parts until ``done`` reaches ``total`` (calibration images
+    within one part, benchmark rows over many)."""
 
     def __init__(self, text: str, display: Progress | None) -> None:
         self.text, self._display = text, display
         self._task = display.add_task(text, total=None) if display is not None else None
-        self.t0 = time.perf_counter()
+        self.t0 = self._part_t0 = self._count_t0 = time.perf_counter()
+        self._counter: tuple[int, int, str] | None = None
+        self._last_line = 0.0
 
     def update(self, text: str) -> None:
         if text == self.text:
             return
-        self.text = text
+        now = time.perf_counter()
+        if self._display is not None:
+            self._display.console.print(f"{self.text}: {now - self._part_t0:.1f} s", highlight=False,
+                                        soft_wrap=True)  # fmt: skip
+        self.text, self._part_t0 = text, now
+        self._show(plain=True)
+
+    def count(self, done: int, total: int, unit: str) -> None:
+        """``done`` of ``total`` items finished: shown with the time left, estimated from the pace since
+        the count started (plain lines at most every :data:`PLAIN_EVERY_S`, and the last one)."""
+        now = time.perf_counter()
+        if self._counter is None:
+            self._count_t0 = now if done == 0 else self._part_t0
+        self._counter = (done, total, unit)
+        first = 0 < done and self._last_line < self._count_t0  # the first estimate of the time left
+        self._show(plain=first or done >= total or now - max(self._last_line, self._part_t0) >= PLAIN_EVERY_S)
+        if done >= total:
+            self._counter = None
+
+    def _show(self, *, plain: bool) -> None:
+        line = self.text
+        if self._counter is not None:
+            done, total, unit = self._counter
+            line += f" ({done}/{total} {unit}"
+            if 0 < done < total:
+                pace = (time.perf_counter() - self._count_t0) / done
+                line += f", about {_duration(pace * (total - done))} left"
+            line += ")"
         if self._display is not None and self._task is not None:
-            self._display.update(self._task, description=text)
-        elif not quiet():
-            console.print(f"{text}...", highlight=False, soft_wrap=True)
+            self._display.update(self._task, description=line)
+        elif plain and not quiet():
+            console.print(f"{line}...", highlight=False, soft_wrap=True)
+            self._last_line = time.perf_counter()
 
     @property
     def elapsed_s(self) -> float:
