@@ -33,6 +33,7 @@ from hhrnet_rt.cli.options import (
     DecodeOnOpt,
     EndToEnd,
 )
+from hhrnet_rt.cli.options_draw import Quiet
 from hhrnet_rt.cli.run_options import Overwrite
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.core.outputs import check_output_path, write_new_file
@@ -137,6 +138,7 @@ def comparison_table(report: dict[str, Any]) -> tuple[Table, list[str]]:
 
 @app.command("bench")
 @handle_errors
+@progress.levelled
 def bench_cmd(
     backend: BenchBackendOpt = BENCH_AUTO,
     precision: BenchPrecision = None,
@@ -153,6 +155,7 @@ def bench_cmd(
     threads: BenchThreads = None,
     json_out: BenchJson = None,
     overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Measure model-only and end-to-end speed of a backend, bytes device→host per frame, the machine."""
 

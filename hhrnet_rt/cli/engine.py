@@ -30,6 +30,7 @@ from hhrnet_rt.cli.options import (
     TargetOpt,
     WorkspaceGib,
 )
+from hhrnet_rt.cli.options_draw import Quiet
 from hhrnet_rt.cli.run_options import Overwrite
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.export.build import DEFAULT_CALIB_DIR, build_onnx_files, build_tensorrt_engine
@@ -84,6 +85,7 @@ def agreement_table(precision: str, report: dict[str, Any], runtime: str = "ONNX
 
 @app.command("build-engine")
 @handle_errors
+@progress.levelled
 def build_engine_cmd(
     weights: BuildWeights,
     precision: BuildPrecision = Precision.fp16,
@@ -99,6 +101,7 @@ def build_engine_cmd(
     workspace_gib: WorkspaceGib = 4.0,
     target: TargetOpt = Target.tensorrt,
     overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Export the pose graph to ONNX at the chosen precision, report its agreement with fp32, and build a
     TensorRT engine where TensorRT is installed (otherwise stop after the ONNX, exit code 5)."""
@@ -106,7 +109,7 @@ def build_engine_cmd(
     logging.getLogger("hhrnet_rt").setLevel(logging.INFO)
 
     def step(msg: str) -> None:
-        console.print(f"[cyan]•[/] {msg}", highlight=False)
+        progress.note(f"[cyan]•[/] {msg}")
 
     # Export, calibration (minutes for 200 images) and quantisation: each part with its elapsed time,
     # the images read and the time left.
