@@ -52,7 +52,7 @@ def run_demo(cache: Path, extra: list[str]) -> dict:
         "wall_s": wall,
         "fps": float(fps.group(1)) if fps else float("nan"),
         "load_s": float(loaded.group(1)) if loaded else None,  # said only when over 2 s
-        "weights": "random (offline)" if "offline?" in done.stderr else "real",
+        "weights": "random (offline)" if "weights: could not download" in done.stderr else "real",
         "load_avg": load,
     }
 

@@ -31,7 +31,9 @@ def test_offline_demo_falls_back_to_random_weights_and_labels_the_output(tmp_pat
     result = runner.invoke(app, ["demo", "--backend", "torch", "--max-frames", "2"])
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
-    offline = [line for line in result.stderr.splitlines() if "offline?" in line]
+    offline = [
+        line for line in result.stderr.splitlines() if "no w32_512 weights: could not download" in line
+    ]
     assert len(offline) == 1 and "random weights" in offline[0] and "meaningless" in offline[0]
     run = tmp_path / "runs" / "pose" / "1"
     records = [json.loads(line) for line in (run / "walking.jsonl").read_text().splitlines()]

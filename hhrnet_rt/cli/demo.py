@@ -102,15 +102,17 @@ def demo(
 
 def _weights_or_random(weights: str) -> tuple[str, str]:
     """(the weights to run, the caption): named weights downloaded if missing; if that fails, "random"
-    and :data:`RANDOM_CAPTION`, said in one line."""
+    and :data:`RANDOM_CAPTION`, said in one line (``--weights random`` gets the caption too)."""
+    if weights == "random":
+        return weights, RANDOM_CAPTION
     if weights not in NAMED_WEIGHTS or not needs_download(weights):
         return weights, ""
     progress.note(f"downloading the {weights} weights (once; ~110-250 MB)")
     try:
         fetch_named(weights, progress=progress.live() and not progress.quiet(), timeout_s=DOWNLOAD_TIMEOUT_S)
     except DownloadError as exc:
-        reason = str(exc).split(". ", 1)[0]  # the first sentence: what failed, and why
-        progress.warn(f"offline? {reason}. Running the same pipeline with random weights instead: "
-                      "poses are meaningless")  # fmt: skip
+        reason = str(exc).split(". ", 1)[0]  # the first sentence: what failed, and why (no network?)
+        progress.warn(f"no {weights} weights: {reason}. Running the same pipeline with random weights "
+                      "instead: poses are meaningless")  # fmt: skip
         return "random", RANDOM_CAPTION
     return weights, ""
