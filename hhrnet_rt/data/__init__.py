@@ -27,9 +27,7 @@ def _file(name: str) -> Path:
     """A file of this folder as a real path (an installed wheel holds it as a plain file)."""
     path = Path(str(resources.files(__name__).joinpath(name)))
     if not path.is_file():
-        raise FileNotFoundError(
-            f"the package's sample file {path} is missing: reinstall hhrnet-rt (pip install --force-reinstall)"
-        )
+        raise FileNotFoundError(f"the package's sample file {path} is missing: reinstall hhrnet-rt")
     return path
 
 
