@@ -38,7 +38,10 @@ def upload(array: np.ndarray, device: Any) -> torch.Tensor:
     The copy is ordered on the current stream, so any later work on that stream sees it; the array may
     be changed or freed as soon as this returns (the copy reads the pinned staging block, not ``array``).
     """
-    host = torch.from_numpy(np.ascontiguousarray(array))
+    host_array = np.ascontiguousarray(array)
+    if not host_array.flags.writeable:  # a tensor is writable: copy rather than alias read-only memory
+        host_array = host_array.copy()
+    host = torch.from_numpy(host_array)
     device = torch.device(device)
     if device.type == "cpu":
         return host
