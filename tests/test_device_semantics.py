@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from device_semantics import DeviceSemanticsError, device_semantics
+from test_decode_on import check_host_decode_copies_the_maps_once
 from test_estimator import check_cuda_device_path
 
 from hhrnet_rt.decode import device as device_decode
@@ -112,6 +113,11 @@ def test_the_cuda_parity_check_runs_on_device_tensors(session, cuda_estimator, t
     # The gpu test's logic (tests/test_estimator.py): a numpy comparison of device maps is refused here as
     # on a GPU, so the check must read them through the declared transfer point.
     check_cuda_device_path(cuda_estimator(), tiny_estimator("torch", SIZE), golden_bgr, 2e-2)
+
+
+def test_host_decode_of_device_maps_copies_each_map_once(session, cuda_estimator, golden_bgr):
+    # The gpu test's logic (tests/test_decode_on.py): the planar tags' per-pixel view is not C-contiguous.
+    check_host_decode_copies_the_maps_once(cuda_estimator(decode_on="host"), golden_bgr)
 
 
 # -- the mode sees each class of mistake ------------------------------------------------------------------
