@@ -1,0 +1,27 @@
+"""The GPU check's plumbing on the CPU (a fast variant of ``--dry-run``), so it cannot rot between the
+rare GPU runs: the script starts, its phases run on the CPU and it writes its summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_gpu_check_dry_run_passes_on_the_cpu(tmp_path, golden_dir):
+    out = tmp_path / "gc"
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/gpucheck/gpu_check.py", "--dry-run", "--phases", "env,d2h_bytes",
+         "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["meta"]["dry_run"] is True
+    assert {name: p["status"] for name, p in summary["phases"].items()} == {"env": "ok", "d2h_bytes": "ok"}
+    # The bytes target is measured (it read the shape of device maps; np.asarray of them would raise).
+    d2h = summary["d2h_bytes_per_frame"]
+    assert d2h["device"]["maps_shape"] and "error" not in d2h["device"], d2h
