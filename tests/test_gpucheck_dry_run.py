@@ -14,14 +14,19 @@ REPO = Path(__file__).resolve().parents[1]
 def test_the_gpu_check_dry_run_passes_on_the_cpu(tmp_path, golden_dir):
     out = tmp_path / "gc"
     proc = subprocess.run(
-        [sys.executable, "benchmarks/gpucheck/gpu_check.py", "--dry-run", "--phases", "env,d2h_bytes",
+        [sys.executable, "benchmarks/gpucheck/gpu_check.py", "--dry-run", "--phases", "env,d2h_bytes,warp,memory,sanitizer",
          "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["meta"]["dry_run"] is True
-    assert {name: p["status"] for name, p in summary["phases"].items()} == {"env": "ok", "d2h_bytes": "ok"}
+    assert {name: p["status"] for name, p in summary["phases"].items()} == dict.fromkeys(
+        ["env", "d2h_bytes", "warp", "memory", "sanitizer"], "ok"
+    )
     # The bytes target is measured (it read the shape of device maps; np.asarray of them would raise).
     d2h = summary["d2h_bytes_per_frame"]
     assert d2h["device"]["maps_shape"] and "error" not in d2h["device"], d2h
+    # The GPU warp against OpenCV, measured on the CPU too: within one level everywhere.
+    assert all(row["max_levels"] <= 1 for key, row in summary["warp_vs_opencv"].items() if key != "bound")
+    assert "needs CUDA" in summary["stream_sanitizer"]["note"]
