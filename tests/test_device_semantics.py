@@ -251,3 +251,16 @@ def test_a_failed_capture_falls_back_to_eager_once(session):
     assert (session.captures, session.capture_failures, session.replays) == (0, 1, 0)
     info = backend.describe()
     assert info["cuda_graphs"] is False and "during CUDA graph capture" in info["cuda_graph_failure"]
+
+
+def test_inference_time_on_cuda_is_the_gpu_time_between_events(session, cuda_estimator, monkeypatch):
+    # On CUDA infer_batch returns once the work is queued; the stage's time must be the GPU's (events),
+    # or it lands in decode, which is the first to wait for the maps.
+    from device_semantics.fake_cuda import FakeEvent
+
+    est = cuda_estimator()
+    est.warmup(HW)
+    monkeypatch.setattr(FakeEvent, "elapsed_time", lambda self, end: 123.0)  # ms, what the GPU reports
+    result = run_pipeline(ArraySource(_frames(3, seed=6)), est, draw=False)
+    inference = result.stages["inference"]
+    assert inference.count == 3 and inference.p50_ms == pytest.approx(123.0)

@@ -302,6 +302,8 @@ class Runner:
 
     # -- the result -------------------------------------------------------------------------------------
     def _result(self, t0: float, still: tuple[str, ...], *, threaded: bool) -> PipelineResult:
+        if not still:  # the inference GPU times still pending (the last batch's events): the run is over
+            self.infer.device_timer.collect(wait=True)
         written = sum(st.written for st in self.streams)
         if self.error is not None:
             error: PipelineError
