@@ -44,7 +44,8 @@ def tensorrt_install_hint(cuda_version: str | None) -> str:
     if not major.isdigit():
         return (
             "pip install tensorrt-cuNN, NN the CUDA major version of your torch build (torch.version.cuda; "
-            "this torch has no CUDA: TensorRT needs an NVIDIA GPU and a CUDA build of torch)"
+            "this torch has no CUDA: TensorRT needs an NVIDIA GPU and a CUDA build of torch), or "
+            'pip install -e ".[tensorrt]" from an hhrnet-rt checkout (the wheels of NVIDIA\'s newest CUDA)'
         )
     extra = (
         f', or pip install -e ".[tensorrt-cu{major}]" from an hhrnet-rt checkout'

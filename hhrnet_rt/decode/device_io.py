@@ -17,10 +17,12 @@ the CPU is ``torch.from_numpy``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def to_host(tensor: torch.Tensor) -> np.ndarray:
@@ -38,6 +40,8 @@ def upload(array: np.ndarray, device: Any) -> torch.Tensor:
     The copy is ordered on the current stream, so any later work on that stream sees it; the array may
     be changed or freed as soon as this returns (the copy reads the pinned staging block, not ``array``).
     """
+    import torch  # here, not at import: the CLI starts without loading torch
+
     host_array = np.ascontiguousarray(array)
     if not host_array.flags.writeable:  # a tensor is writable: copy rather than alias read-only memory
         host_array = host_array.copy()
