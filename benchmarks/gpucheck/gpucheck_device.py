@@ -131,7 +131,6 @@ def phase_memory(run: Any, golden: Path, device: str, frames: int) -> None:
 def phase_overlap(run: Any, golden: Path, device: str, out: Path) -> None:
     """A profiler trace of the threaded pipeline: per CUDA stream, its kernels' busy time, and how much of
     the decode streams' kernel time falls inside inference kernels' (> 0: decode overlaps inference)."""
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
     from hhrnet_rt.video.pipeline import run_pipeline
@@ -151,27 +150,36 @@ def phase_overlap(run: Any, golden: Path, device: str, out: Path) -> None:
     if not cuda:
         res["note"] = f"needs CUDA (kernel streams); CPU trace written to {trace.name}"
         return
-    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-    by_stream: dict[int, list[tuple[float, float]]] = {}
-    for e in kernels:
-        stream = getattr(e, "stream", None) or 0
-        by_stream.setdefault(int(stream), []).append((e.time_range.start, e.time_range.end))
-    res["streams"] = {
-        s: {"kernels": len(v), "busy_ms": round(sum(b - a for a, b in v) / 1e3, 3)}
-        for s, v in by_stream.items()
-    }
-    busiest = max(by_stream, key=lambda s: sum(b - a for a, b in by_stream[s]), default=None)
-    inference = sorted(by_stream.get(busiest, []))  # the network is by far the most kernel time
-    overlap = 0.0
-    for s, spans in by_stream.items():
-        if s == busiest:
-            continue
-        for a, b in spans:
-            overlap += sum(max(0.0, min(b, d) - max(a, c)) for c, d in inference)
-    res["inference_stream"] = busiest
-    res["other_streams_overlap_ms"] = round(overlap / 1e3, 3)
-    res["trace"] = trace.name
+    res.update(kernel_overlap(trace), trace=trace.name)
     run.log(f"overlap: {res}")
+
+
+def kernel_overlap(trace: Path) -> dict[str, Any]:
+    """From a chrome trace (torch.profiler's export): kernels and busy ms per CUDA stream, and the ms of
+    the other streams' kernels that run while the busiest stream (the network's) has a kernel running."""
+    import json
+
+    events = json.loads(trace.read_text()).get("traceEvents", [])
+    by_stream: dict[int, list[tuple[float, float]]] = {}
+    for e in events:
+        if e.get("cat") == "kernel" and "dur" in e:
+            stream = int(e.get("args", {}).get("stream", -1))
+            by_stream.setdefault(stream, []).append((float(e["ts"]), float(e["ts"]) + float(e["dur"])))
+    if not by_stream:
+        return {"note": "no CUDA kernels in the trace"}
+    busy = {s: sum(b - a for a, b in v) for s, v in by_stream.items()}
+    main = max(busy, key=lambda s: busy[s])
+    spans = sorted(by_stream[main])
+    overlap = 0.0
+    for s, kernels in by_stream.items():
+        if s != main:
+            for a, b in kernels:
+                overlap += sum(max(0.0, min(b, d) - max(a, c)) for c, d in spans if c < b and d > a)
+    return {
+        "streams": {s: {"kernels": len(v), "busy_ms": round(busy[s] / 1e3, 3)} for s, v in by_stream.items()},
+        "inference_stream": main,
+        "other_streams_overlap_ms": round(overlap / 1e3, 3),
+    }
 
 
 def phase_sanitizer(run: Any, golden: Path, device: str, timeout_s: float) -> None:
