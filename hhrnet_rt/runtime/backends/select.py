@@ -5,7 +5,7 @@ device=)``.
 CUDA, then ONNX Runtime on the CPU, and always says why in one sentence that the CLI prints. OpenVINO is
 an optional extra: ``auto`` picks it only for an OpenVINO ``.xml`` IR (nothing else runs one); without a
 file the CPU default stays ONNX Runtime, which every install has (OpenVINO's int8 is the faster CPU path,
-and is asked for by building its IR; its fp32 is no faster than ONNX Runtime's: README, CPU).
+and is asked for by building its IR; its fp32 is no faster than ONNX Runtime's: docs/engines.md, "On the CPU").
 The availability probes are module functions so tests can monkeypatch them; :func:`backend_status`
 (what ``hhrt info`` shows) uses the same probes and the same reasons as :func:`choose_backend`.
 """
