@@ -22,6 +22,7 @@ from hhrnet_rt.core.errors import (
     InputError,
     TensorRTUnavailableError,
     option,
+    tensorrt_install_hint,
 )
 from hhrnet_rt.core.names import BACKEND_REQUESTS, BackendName
 
@@ -122,8 +123,11 @@ def _tensorrt(engine, device) -> tuple[str, str, str]:
             f"TensorRT runs on a CUDA GPU only; drop {option('device', 'cpu')} or pick another backend"
         )
     if not tensorrt_available():
+        import torch  # the wheel to name follows the CUDA this torch was built for
+
         raise TensorRTUnavailableError(
-            f"{NO_TENSORRT} (or use {option('backend', 'onnxruntime')} / {option('backend', 'torch')})"
+            f"the tensorrt package is not installed: {tensorrt_install_hint(torch.version.cuda)} (or use "
+            f"{option('backend', 'onnxruntime')} / {option('backend', 'torch')})"
         )
     if not cuda_available():
         raise BackendUnavailableError(f"TensorRT needs a CUDA GPU: {NO_CUDA}")
