@@ -7,7 +7,10 @@ from __future__ import annotations
 
 # Each module registers its commands, and `hhrt --help` lists them in that order (sub-groups such as
 # cache and weights after the commands): video, webcam and image side by side.
-from hhrnet_rt.cli import bench, cache, engine, info, media  # noqa: F401
+from hhrnet_rt.cli import bench, val  # noqa: F401
+
+# isort: split
+from hhrnet_rt.cli import cache, engine, info, media  # noqa: F401
 
 # isort: split
 from hhrnet_rt.cli import webcam  # noqa: F401
