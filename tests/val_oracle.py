@@ -49,19 +49,26 @@ def _gaussians(shape, centres: np.ndarray, peaks: np.ndarray, sigma: float) -> n
 
 
 class Oracle(nn.Module):
-    def __init__(self, truth, input_size: int = 512, jitter: float = 0.0, seed: int = 0) -> None:
+    def __init__(
+        self, truth, input_size: int = 512, jitter: float = 0.0, seed: int = 0, scales=(1.0,), levels: int = 0
+    ) -> None:
+        """``levels`` > 0 rounds the maps to multiples of 1 / levels: many exactly equal peaks (ties)."""
         super().__init__()
         rng = np.random.default_rng(seed)
         self.known = []
+        self.levels = levels
         for image, kp in truth:
-            resized, affine = resize_align(image, input_size)
-            x = torch.from_numpy(normalize(resized, bgr=True))
             kp = kp.copy()
             if jitter:
                 kp[..., :2] += rng.normal(0.0, jitter, kp[..., :2].shape)
             peaks = np.where(kp[..., 2] > 0, 1.0 - (rng.random(kp.shape[:2]) * 0.8 if jitter else 0.0), 0.0)
-            xy = kp[..., :2] @ affine.forward[:, :2].T + affine.forward[:, 2]  # image -> input coordinates
-            self.known.append((x, xy, peaks))
+            for s in scales:  # each test scale is its own input: the official resize of that scale
+                resized, affine = resize_align(image, input_size, s, min(scales))
+                x = torch.from_numpy(normalize(resized, bgr=True))
+                xy = (
+                    kp[..., :2] @ affine.forward[:, :2].T + affine.forward[:, 2]
+                )  # image -> input coordinates
+                self.known.append((x, xy, peaks))
         self.num_joints = truth[0][1].shape[1]
 
     def _render(self, xy: np.ndarray, peaks: np.ndarray, hw, stride: int, with_tags: bool) -> torch.Tensor:
@@ -83,6 +90,8 @@ class Oracle(nn.Module):
                 yy[None] - centres[on, j, 1, None, None]
             ) ** 2
             tag[j] = TAG_STEP * (np.flatnonzero(on)[d.argmin(axis=0)] + 1)
+        if self.levels:
+            hm = np.round(hm * self.levels) / self.levels
         maps = np.concatenate([hm, tag]) if with_tags else hm
         return torch.from_numpy(maps)
 
