@@ -65,4 +65,15 @@ def test_help_lists_the_commands_in_their_order():
     """Typer lists commands as they are registered, i.e. in the order hhrnet_rt/cli/__init__.py imports
     their modules: the media commands side by side, the sub-groups last."""
     names = list(typer.main.get_command(app).commands)
-    assert names == ["bench", "val", "build-engine", "info", "video", "webcam", "image", "serve", "cache", "weights"]
+    assert names == [
+        "bench",
+        "val",
+        "build-engine",
+        "info",
+        "video",
+        "webcam",
+        "image",
+        "serve",
+        "cache",
+        "weights",
+    ]
