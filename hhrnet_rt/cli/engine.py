@@ -29,9 +29,11 @@ from hhrnet_rt.cli.options import (
     TargetOpt,
     WorkspaceGib,
 )
+from hhrnet_rt.cli.options_val import GateAnnotations, GateImages, MaxApDrop
 from hhrnet_rt.cli.run_options import Overwrite
 from hhrnet_rt.core.errors import InputError
-from hhrnet_rt.export.build import DEFAULT_CALIB_DIR, build_onnx_files, build_tensorrt_engine
+from hhrnet_rt.export.build import DEFAULT_CALIB_DIR, BuildResult, build_onnx_files, build_tensorrt_engine
+from hhrnet_rt.val import gate
 
 
 def _parse_shapes(value: str | None) -> Any:
@@ -97,17 +99,32 @@ def build_engine_cmd(
     name: BuildName = None,
     workspace_gib: WorkspaceGib = 4.0,
     target: TargetOpt = Target.tensorrt,
+    val_images: GateImages = None,
+    val_annotations: GateAnnotations = None,
+    max_ap_drop: MaxApDrop = gate.DEFAULT_MAX_AP_DROP,
     overwrite: Overwrite = False,
 ) -> None:
     """Export the pose graph to ONNX at the chosen precision, report its agreement with fp32, and build a
-    TensorRT engine where TensorRT is installed (otherwise stop after the ONNX, exit code 5)."""
+    TensorRT engine where TensorRT is installed (otherwise stop after the ONNX, exit code 5). With
+    --val-images and --val-annotations, measure the AP of fp32 and of the built file and refuse (exit 10)
+    a build that loses more than --max-ap-drop AP points."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    gate.check_val_options(val_images, val_annotations)
     profile = _parse_shapes(shapes)
     logging.getLogger("hhrnet_rt").setLevel(logging.INFO)
 
     def step(msg: str) -> None:
         console.print(f"[cyan]•[/] {msg}", highlight=False)
+
+    def accuracy_gate(result: BuildResult) -> None:
+        if val_images is None or val_annotations is None:
+            return
+        accuracy = gate.measure(
+            result, target.value, weights, val_images, val_annotations, max_ap_drop=max_ap_drop, on_step=step
+        )
+        gate.record(result, accuracy)  # raises AccuracyGateError (exit 10) for a refused build
+        console.print(f"[green]accuracy[/] {gate.accuracy_line(accuracy)}", highlight=False)
 
     result = build_onnx_files(
         weights,
@@ -134,11 +151,13 @@ def build_engine_cmd(
     )
     if target is Target.openvino:
         console.print(f"[green]OpenVINO model[/] {result.engine_path}", highlight=False)
+        accuracy_gate(result)
         console.print(
             f"run it with: hhrt video IN --backend openvino --engine {result.engine_path}", highlight=False
         )
         return
     if target is Target.cpu:
+        accuracy_gate(result)
         console.print(
             f"run it with: hhrt video IN --backend onnxruntime --engine {result.onnx_path}", highlight=False
         )
@@ -152,3 +171,4 @@ def build_engine_cmd(
             f"  {row['mode']:<6} {row['name']:<9} {row['dtype']:<7} {row['shape']}", highlight=False
         )
     console.print(f"[green]engine[/] {result.engine_path}", highlight=False)
+    accuracy_gate(result)

@@ -75,3 +75,26 @@ def parse_scales(text: str) -> tuple[float, ...]:
         raise typer.BadParameter(
             f"--scales takes comma-separated numbers such as 2,1,0.5; got {text!r}"
         ) from None
+
+
+# --- the accuracy gate of build-engine ---------------------------------------------------------------------
+
+GateImages = Annotated[
+    Path | None,
+    typer.Option(
+        "--val-images",
+        help="Measure keypoint AP of fp32 and of the built file on these images (with --val-annotations); "
+        "the build is refused (exit 10) when it loses more than --max-ap-drop.",
+        show_default=False,
+    ),
+]
+GateAnnotations = Annotated[
+    Path | None,
+    typer.Option(
+        "--val-annotations", help="COCO-format keypoint annotations of --val-images.", show_default=False
+    ),
+]
+MaxApDrop = Annotated[
+    float,
+    typer.Option("--max-ap-drop", min=0.0, help="Largest AP loss against fp32 accepted, in AP points."),
+]
