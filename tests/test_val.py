@@ -158,3 +158,23 @@ def test_cli_bad_input_is_one_line(tmp_path, tiny):
         app, ["val", "--images", str(tmp_path), "--annotations", str(tmp_path / "x.json"), *tiny]
     )
     assert r.exit_code == 2 and "does not exist" in r.output and "Traceback" not in r.output
+
+
+def test_cli_compare_table(tiny, tiny_onnx_build, tmp_path):
+    report = tmp_path / "compare.json"
+    args = ["val", "--images", str(COCO_DIR), "--annotations", str(COCO_ANN), *tiny, "--no-flip",
+            "--max-images", "1", "--compare", str(tiny_onnx_build.onnx_path), "--compare", "tensorrt",
+            "--json", str(report)]  # fmt: skip
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "hhrt val --compare" in r.output and "ΔAP" in r.output
+    rows = json.loads(report.read_text())["compare"]
+    assert [row["label"] for row in rows] == [tiny[1], str(tiny_onnx_build.onnx_path), "tensorrt"]
+    assert rows[0]["dAP"] == 0.0 and rows[1]["AP"] == rows[0]["AP"]  # the same network, two runtimes
+    assert "skipped" in rows[2] and "tensorrt" in r.output.lower()
+
+
+def test_cli_compare_refuses_an_unknown_item(tiny):
+    r = CliRunner().invoke(app, ["val", "--images", str(COCO_DIR), "--annotations", str(COCO_ANN), *tiny,
+                                 "--compare", "cuda:fp64"])  # fmt: skip
+    assert r.exit_code == 2 and "BACKEND[:PRECISION]" in r.output

@@ -98,3 +98,14 @@ MaxApDrop = Annotated[
     float,
     typer.Option("--max-ap-drop", min=0.0, help="Largest AP loss against fp32 accepted, in AP points."),
 ]
+
+Compare = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--compare",
+        help="Also score BACKEND[:PRECISION] (e.g. onnxruntime, torch:fp16, openvino) or a file from `hhrt "
+        "build-engine` (.engine, .onnx, .xml) on the same images; repeat for more. One table: AP, ΔAP "
+        "against the first row (the model the other options describe), FPS, NaN/inf.",
+        show_default=False,
+    ),
+]
