@@ -109,3 +109,37 @@ def band_maxima(hm, y0, y1, acc, tmax, t0):
         tmax[t0 + n_full] = m0
         band = m0 if m0 > band else band
     return band
+
+
+@kernel
+def column_runs(tm, acc, t0, tx_n, W, thr, run_x0, run_x1):
+    """The column ranges of one band of rows worth searching for values above ``thr``: in each tile whose
+    maximum (``tm[t0 + tx]``) is above it, from its first to its last column whose band maximum (``acc``,
+    from :func:`band_maxima`) is. Fills ``run_x0``/``run_x1`` and returns how many ranges there are."""
+    n_runs = 0
+    for tx in range(tx_n):
+        if not (tm[t0 + tx] > thr):
+            continue
+        x0 = tx * TILE
+        x1 = min(x0 + TILE, W)
+        while not (acc[x0] > thr):
+            x0 += 1
+        while not (acc[x1 - 1] > thr):
+            x1 -= 1
+        run_x0[n_runs] = x0
+        run_x1[n_runs] = x1
+        n_runs += 1
+    return n_runs
+
+
+@kernel
+def is_peak_quick(hm, y, x, v, radius):
+    """:func:`is_peak`, after the cheap rejections: on a blob's flank a direct neighbour is larger
+    (left/right first; up/down then leave about one pixel per blob to test the whole window for)."""
+    H, W = hm.shape
+    row = hm[y]
+    if radius > 0 and ((x > 0 and row[x - 1] > v) or (x + 1 < W and row[x + 1] > v)):
+        return False
+    if radius > 0 and ((y > 0 and hm[y - 1, x] > v) or (y + 1 < H and hm[y + 1, x] > v)):
+        return False
+    return is_peak(hm, y, x, v, radius)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from hhrnet_rt.decode.cache import kernel
-from hhrnet_rt.decode.nms import TILE, band_maxima, is_peak, nms_key
+from hhrnet_rt.decode.nms import TILE, band_maxima, column_runs, is_peak_quick, nms_key
 from hhrnet_rt.decode.topk_order import adjust_heap, make_heap, sort_heap, topk_in_place, uses_heap
 
 
@@ -70,31 +70,13 @@ def heap_joint(hm, tm, acc, run_x0, run_x1, threshold, k, radius, vals, flat):
         if not (band > thr):
             pos = end
             continue
-        n_runs = 0
-        for tx in range(tx_n):
-            if not (tm[ty * tx_n + tx] > thr):
-                continue
-            x0 = tx * TILE
-            x1 = min(x0 + TILE, W)
-            while not (acc[x0] > thr):
-                x0 += 1
-            while not (acc[x1 - 1] > thr):
-                x1 -= 1
-            run_x0[n_runs] = x0
-            run_x1[n_runs] = x1
-            n_runs += 1
+        n_runs = column_runs(tm, acc, ty * tx_n, tx_n, W, thr, run_x0, run_x1)
         for y in range(pos // W, y1):
             row = hm[y]
             for r in range(n_runs):
                 for x in range(run_x0[r], run_x1[r]):
                     v = row[x]
-                    if not (v > vals[0]):
-                        continue
-                    if radius > 0 and ((x > 0 and row[x - 1] > v) or (x + 1 < W and row[x + 1] > v)):
-                        continue
-                    if radius > 0 and ((y > 0 and hm[y - 1, x] > v) or (y + 1 < H and hm[y + 1, x] > v)):
-                        continue
-                    if is_peak(hm, y, x, v, radius):
+                    if v > vals[0] and is_peak_quick(hm, y, x, v, radius):
                         adjust_heap(vals, flat, 0, 0, k, v, y * W + x)
         pos = end
     sort_heap(vals, flat, 0, k)
