@@ -30,8 +30,9 @@ class DecodeParams:
             person a joint joins (``torch.topk`` leaves it unspecified). "cpu" (default): the order
             ``torch.topk`` gives on the CPU (libstdc++'s partial_sort / nth_element replayed exactly;
             checked against torch in tests/test_topk_order.py), which is how the golden data and the
-            accuracy fixtures were made. "index": by flat index ``y * W + x``, lowest first. The order
-            CUDA's ``topk`` gives (the published APs ran on GPUs) is not reproduced: see docs/accuracy.md.
+            accuracy fixtures were made. "index": by flat index ``y * W + x``, lowest first (the device
+            decoder always uses this order). The order CUDA's ``topk`` gives (the published APs ran on
+            GPUs) is not reproduced: see docs/accuracy.md.
     """
 
     detection_threshold: float = 0.1
