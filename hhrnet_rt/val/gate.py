@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hhrnet_rt.core.errors import AccuracyGateError, InputError
+from hhrnet_rt.core.errors import AccuracyGateError, InputError, option
 from hhrnet_rt.val.dataset import load_set
 from hhrnet_rt.val.run import evaluate
 
@@ -37,7 +37,9 @@ _TARGET_BACKEND = {"tensorrt": "tensorrt", "cpu": "onnxruntime", "openvino": "op
 def check_val_options(images: os.PathLike[str] | None, annotations: os.PathLike[str] | None) -> None:
     """Both or neither; and a set that loads (before minutes of building, not after)."""
     if (images is None) != (annotations is None):
-        raise InputError("--val-images and --val-annotations go together: give both, or neither")
+        raise InputError(
+            f"{option('val_images')} and {option('val_annotations')} go together: give both, or neither"
+        )
     if images is not None and annotations is not None:
         load_set(images, annotations)
 
@@ -65,7 +67,7 @@ def measure(
 ) -> dict[str, Any]:
     """Score fp32 and the built file; the sidecar's ``accuracy`` record (not yet written)."""
     if not max_ap_drop >= 0:
-        raise InputError(f"--max-ap-drop must be >= 0 AP points, got {max_ap_drop}")
+        raise InputError(f"{option('max_ap_drop')} must be >= 0 AP points, got {max_ap_drop}")
     stats = {}
     for which in ("fp32", "built"):
         on_step(f"accuracy: {which} on {Path(images)} ({Path(annotations).name})")
@@ -135,5 +137,5 @@ def record(result: BuildResult, accuracy: dict[str, Any]) -> BuildResult:
     result.sidecar_path.unlink()  # the sidecar of the old names, written by this build
     raise AccuracyGateError(
         f"build refused: {accuracy_line(accuracy)}. Its files are kept as {out_dir / stem}.* for inspection; "
-        "try another calibration set or method, fp16, or a larger --max-ap-drop if the loss is acceptable"
+        f"try another calibration set or method, fp16, or a larger {option('max_ap_drop')} if the loss is acceptable"
     )

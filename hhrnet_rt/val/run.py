@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.errors import InputError, option
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.val.dataset import ValSet, load_set
 from hhrnet_rt.val.metrics import keypoint_stats
@@ -64,7 +64,7 @@ def read_image(path: os.PathLike[str] | str) -> np.ndarray:
 
     image = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
-        raise InputError(f"cannot read image {path}: missing or not an image (check --images)")
+        raise InputError(f"cannot read image {path}: missing or not an image (check {option('image_dir')})")
     return image
 
 
