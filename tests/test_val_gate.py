@@ -46,24 +46,24 @@ def test_a_damaged_build_is_refused_and_kept_under_a_failed_name(
 ):
     good, damaged = oracles
     monkeypatch.setattr(gate, "make_estimator", lambda which, *a: good if which == "fp32" else damaged)
+    eng = tmp_path / "eng"
+    eng.mkdir()
+    # A file that already has the first failed name (an earlier refused build's, or the user's): kept.
+    earlier = eng / "tiny_model-64-fp32-noflip.refused.json"
+    earlier.write_text("keep")
     result = build(tmp_path, tiny_weights)
     assert result.exit_code == 10, result.output
     assert "build refused" in result.output and "Traceback" not in result.output
-    eng = tmp_path / "eng"
-    assert sorted(p.name for p in eng.iterdir()) == ["tiny_model-64-fp32-noflip.refused.json",
-                                                       "tiny_model-64-fp32-noflip.refused.onnx"]  # fmt: skip
-    side = json.loads((eng / "tiny_model-64-fp32-noflip.refused.json").read_text())
+    stem = "tiny_model-64-fp32-noflip.refused-2"
+    assert {p.name for p in eng.iterdir()} == {earlier.name, f"{stem}.json", f"{stem}.onnx"}
+    assert earlier.read_text() == "keep"
+    side = json.loads((eng / f"{stem}.json").read_text())
     acc = side["accuracy"]
     assert acc["ap_fp32"] == 1.0 and acc["passed"] is False and acc["ap_drop"] > 0.5
-    assert side["onnx"]["file"] == "tiny_model-64-fp32-noflip.refused.onnx"
+    assert side["onnx"]["file"] == f"{stem}.onnx" and side["name"] == stem
     # The renamed files still describe each other: info reads them, and shows the verdict.
-    shown = runner.invoke(app, ["info", str(eng / "tiny_model-64-fp32-noflip.refused.onnx")])
+    shown = runner.invoke(app, ["info", str(eng / f"{stem}.onnx")])
     assert shown.exit_code == 0 and "allowed" in shown.output and "AP 100.0 fp32" in shown.output
-    # A second refused build of the same name does not replace the first one's files.
-    again = build(tmp_path, tiny_weights)
-    assert again.exit_code == 10
-    assert (eng / "tiny_model-64-fp32-noflip.refused-2.onnx").is_file()
-    assert json.loads((eng / "tiny_model-64-fp32-noflip.refused.json").read_text()) == side
 
 
 def test_the_real_estimators_measure_the_built_file(tmp_path, tiny_weights):
