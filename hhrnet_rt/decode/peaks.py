@@ -115,6 +115,20 @@ def _index_joint(hm, tm, acc, run_x0, run_x1, threshold, k, radius, vals, flat):
 
 
 @kernel
+def _order_is_settled(vals, n, k):
+    """True when torch's CPU top-k must give exactly these ``n`` candidates in this order: fewer than
+    ``k`` (so every NMS value above the threshold is among torch's k, whatever lies below it) and no two
+    equal (so descending value alone orders them). Then the replay of torch's kernel, which must visit
+    the low values too, is not needed; with any tie it is."""
+    if n >= k:
+        return False
+    for r in range(1, n):
+        if vals[r] == vals[r - 1]:
+            return False
+    return True
+
+
+@kernel
 def top_k_peaks(heatmaps, threshold, k, radius, torch_cpu_order):
     """NMS + top-k per joint, keeping only NMS values strictly above ``threshold``; and per-tile maxima.
 
@@ -143,17 +157,14 @@ def top_k_peaks(heatmaps, threshold, k, radius, torch_cpu_order):
     run_x0 = np.empty(tx_n, np.int64)
     run_x1 = np.empty(tx_n, np.int64)
     for j in range(K):
-        if torch_cpu_order:
+        n = _index_joint(heatmaps[j], tmax[j], acc, run_x0, run_x1, threshold, k, radius, vals[j], flat[j])
+        if torch_cpu_order and not _order_is_settled(vals[j], n, k):
             n = torch_cpu_joint(
                 heatmaps[j], tmax[j], acc, run_x0, run_x1, threshold, k, radius, vals[j], flat[j]
             )
             if n < k:  # the slots below the threshold are not candidates: zero, as in the other order
                 vals[j, n:] = 0.0
                 flat[j, n:] = 0
-        else:
-            n = _index_joint(
-                heatmaps[j], tmax[j], acc, run_x0, run_x1, threshold, k, radius, vals[j], flat[j]
-            )
         counts[j] = n
     return counts, flat, vals, tmax
 
