@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from hhrnet_rt.video.channels import POLL_S
-from hhrnet_rt.video.meters import QueueWait, StageClock
-from hhrnet_rt.video.stages import Estimator, timed
+from hhrnet_rt.video.meters import DeviceStageTimer, QueueWait, StageClock
+from hhrnet_rt.video.stages import Estimator, StageError, timed
 
 
 class StreamInbox:
@@ -127,6 +127,8 @@ class BatchInference:
         self.estimator, self.clock, self.names = estimator, clock, tuple(names)
         self.sizes: list[int] = []
         self._infer_batch = getattr(estimator, "infer_batch", None)
+        self.device = getattr(getattr(estimator, "backend", None), "device", None)
+        self.device_timer = DeviceStageTimer(clock)
 
     def _infer_all(self, prepared: list[Any]) -> list[Any]:
         if self._infer_batch is not None and len(prepared) > 1:  # one frame: the per-frame call, as ever
@@ -143,8 +145,15 @@ class BatchInference:
             for i, frame in items
         ]
         first_stream, first = items[0]
-        maps = timed(
-            self.clock, "inference", (first.index, self.names[first_stream]), self._infer_all, prepared
-        )
+        where = (first.index, self.names[first_stream])
+        start = self.device_timer.start(self.device)
+        if start is None:
+            maps = timed(self.clock, "inference", where, self._infer_all, prepared)
+        else:  # CUDA: the call only enqueues; the GPU's time comes from events (DeviceStageTimer)
+            try:
+                maps = self._infer_all(prepared)
+            except Exception as exc:
+                raise StageError("inference", where[0], exc, where[1]) from exc
+            self.device_timer.stop("inference", start, self.device)
         self.sizes.append(len(items))
         return [(i, frame, p, m) for (i, frame), p, m in zip(items, prepared, maps, strict=True)]

@@ -23,6 +23,7 @@ from typing import Any
 
 from hhrnet_rt.core.errors import DiskFullError, PipelineError
 from hhrnet_rt.core.signals import signals_deferred
+from hhrnet_rt.runtime.backends.stream import use_own_stream
 from hhrnet_rt.video.batching import BatchInference, StreamInbox
 from hhrnet_rt.video.channels import POLL_S, Channel, LatestImage
 from hhrnet_rt.video.display import tile
@@ -66,8 +67,15 @@ class Runner:
         missing = {spec.name for spec in LAYOUT[1:]} - set(self.workers)
         assert not missing, f"stages in LAYOUT without a worker: {missing}"
         self.latest = [LatestImage() for _ in self.streams]
+        # Every thread that may touch the GPU gets a CUDA stream of its own (use_own_stream says why).
+        self.device = getattr(getattr(estimator, "backend", None), "device", None)
         self.decode_pool = (
-            ThreadPoolExecutor(decode_threads, thread_name_prefix="hhrt-decode-pool")
+            ThreadPoolExecutor(
+                decode_threads,
+                thread_name_prefix="hhrt-decode-pool",
+                initializer=use_own_stream,
+                initargs=(self.device,),
+            )  # fmt: skip
             if decode_threads > 1
             else None
         )
@@ -118,6 +126,7 @@ class Runner:
     def _guard(self, name: str, body: Callable[[], None]) -> Callable[[], None]:
         def target() -> None:
             try:
+                use_own_stream(self.device)
                 body()
             except StageError as exc:
                 self._fail(exc)
@@ -293,6 +302,8 @@ class Runner:
 
     # -- the result -------------------------------------------------------------------------------------
     def _result(self, t0: float, still: tuple[str, ...], *, threaded: bool) -> PipelineResult:
+        if not still:  # the inference GPU times still pending (the last batch's events): the run is over
+            self.infer.device_timer.collect(wait=True)
         written = sum(st.written for st in self.streams)
         if self.error is not None:
             error: PipelineError
