@@ -73,8 +73,11 @@ def stages(hm, tg, repeats):
     thr = float32_threshold(p.detection_threshold)
     res = {}
     tg = planar(tg)  # the kernels' layout (K, L, H, W); a view of the planes, no copy
-    counts, flat, vals, tmax = top_k_peaks(hm, thr, p.max_num_people, p.nms_kernel // 2)
-    res["nms+top-k"] = timed(lambda: gather_tags(tg, *top_k_peaks(hm, thr, p.max_num_people, 2)[:2]), repeats)
+    cpu_order = p.topk_ties == "cpu"
+    counts, flat, vals, tmax = top_k_peaks(hm, thr, p.max_num_people, p.nms_kernel // 2, cpu_order)
+    res["nms+top-k"] = timed(
+        lambda: gather_tags(tg, *top_k_peaks(hm, thr, p.max_num_people, 2, cpu_order)[:2]), repeats
+    )
     cand = gather_tags(tg, counts, flat)
     args = (counts, flat, vals, cand, W, order, thr, p.tag_threshold, p.max_num_people)
     res["grouping"] = timed(lambda: match_by_tag(*args, True, False), repeats)

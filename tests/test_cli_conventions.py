@@ -68,6 +68,7 @@ def test_help_lists_the_commands_in_their_order():
     assert names == [
         "demo",
         "bench",
+        "val",
         "build-engine",
         "info",
         "video",

@@ -6,6 +6,8 @@ on the people, including NaN positions, and on the scores), not within a toleran
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -24,8 +26,12 @@ VARIANTS = {"raw": (False, False), "a": (True, False), "ar": (True, True)}
 
 
 def assert_device_equals_host(det, tag, params=None, adjust=True, refine=True, det_t=None, tag_t=None):
-    """Decode with both paths; the device path gets ``det_t``/``tag_t`` (default: the same arrays)."""
-    grouped, scores = parse(det, tag, params, adjust=adjust, refine=refine)
+    """Decode with both paths; the device path gets ``det_t``/``tag_t`` (default: the same arrays).
+
+    The host decodes with ``topk_ties="index"``: the device decoder's order of equal peaks (the host's
+    default replays torch's CPU top-k instead, see DecodeParams)."""
+    host_params = replace(params or DecodeParams(), topk_ties="index")
+    grouped, scores = parse(det, tag, host_params, adjust=adjust, refine=refine)
     det_t = torch.from_numpy(np.ascontiguousarray(det)) if det_t is None else det_t
     tag_t = torch.from_numpy(np.ascontiguousarray(tag)) if tag_t is None else tag_t
     res = parse_on_device(det_t, tag_t, params, adjust=adjust, refine=refine)
@@ -129,9 +135,9 @@ def test_inference_mode_and_grad_tensors():
 
 def test_equal_peaks_follow_the_host_order():
     """Equal peaks: more equal, separate peaks than max_num_people, and 2-pixel plateaus (both pixels
-    are NMS peaks, as in the official ``maxpool == det``). The host orders equal values by flat index,
-    lowest first; the device must pick the same ones in the same order (torch.topk's tie order is
-    unspecified, so this fails if the device relied on it)."""
+    are NMS peaks, as in the official ``maxpool == det``). The host with ``topk_ties="index"`` orders
+    equal values by flat index, lowest first; the device must pick the same ones in the same order
+    (torch.topk's tie order is unspecified, so this fails if the device relied on it)."""
     K, H, W = 3, 40, 64
     det = np.zeros((K, H, W), np.float32)
     tag = np.zeros((K, H, W, 2), np.float32)

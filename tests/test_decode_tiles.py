@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from decode_reference import reference_parse, untie_peaks
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,14 +26,15 @@ def numpy_tile_maxima(hm: np.ndarray) -> np.ndarray:
     return np.maximum(tiles, 0).reshape(K, -1)
 
 
+@pytest.mark.parametrize("cpu_order", [True, False])
 @pytest.mark.parametrize("threshold", [0.1, 0.0, -0.05])
 @pytest.mark.parametrize("shape", [(3, 16, 16), (2, 37, 53), (2, 1, 70), (1, 64, 5)])
-def test_tile_maxima_match_numpy(shape, threshold):
+def test_tile_maxima_match_numpy(shape, threshold, cpu_order):
     rng = np.random.default_rng(sum(shape))
     hm = rng.uniform(-0.2, 1.0, shape).astype(np.float32)
     hm[rng.random(shape) < 0.3] = 0.0
     hm[rng.random(shape) < 0.05] = np.nan
-    _, _, _, tmax = top_k_peaks(hm, float32_threshold(threshold), 30, 2)
+    _, _, _, tmax = top_k_peaks(hm, float32_threshold(threshold), 30, 2, cpu_order)
     np.testing.assert_array_equal(tmax, numpy_tile_maxima(hm))
 
 
@@ -102,13 +104,37 @@ def test_quantised_maps_that_had_equal_peaks(seed, tag_dims):
 
 
 def test_equal_peaks_rank_by_flat_index():
-    """parse's documented order for equal peaks (torch.topk leaves it unspecified): lowest flat index
+    """topk_ties="index" (torch.topk leaves the order of equal values unspecified): lowest flat index
     first, so with max_num_people=2 the first two of three equal peaks in row-major order win."""
     det = np.zeros((1, 20, 20), np.float32)
     for y, x in ((15, 3), (2, 12), (9, 17)):
         det[0, y, x] = 0.75
     tags = np.zeros((1, 20, 20, 1), np.float32)
     tags[0, 2, 12, 0], tags[0, 9, 17, 0], tags[0, 15, 3, 0] = 1.0, 4.0, 7.0  # one person each
-    params = DecodeParams(max_num_people=2, joint_order=(0,))
+    params = DecodeParams(max_num_people=2, joint_order=(0,), topk_ties="index")
     grouped, _ = parse(det, tags, params, adjust=False, refine=False)
     np.testing.assert_array_equal(grouped[:, 0, :2], [[12, 2], [17, 9]])
+
+
+def test_equal_peaks_follow_torch_cpu_topk_by_default():
+    """The default topk_ties="cpu": of two equal peaks behind a larger one, max_num_people=2 keeps the one
+    torch.topk(2) keeps on the CPU (its heap pops the earlier one), not the lower flat index."""
+    det = np.zeros((1, 20, 20), np.float32)
+    for (y, x), v in (((2, 12), 0.75), ((9, 17), 0.75), ((15, 3), 0.9)):
+        det[0, y, x] = v
+    tags = np.zeros((1, 20, 20, 1), np.float32)
+    tags[0, 2, 12, 0], tags[0, 9, 17, 0], tags[0, 15, 3, 0] = 1.0, 4.0, 7.0
+    _, ind = torch.from_numpy(det).view(1, -1).topk(2)
+    expected = sorted([int(i) % 20, int(i) // 20] for i in ind[0])
+    assert expected == [[3, 15], [17, 9]]
+    p = DecodeParams(max_num_people=2, joint_order=(0,))
+    grouped, _ = parse(det, tags, p, adjust=False, refine=False)
+    assert sorted(grouped[:, 0, :2].tolist()) == expected
+    by_index, _ = parse(
+        det,
+        tags,
+        DecodeParams(max_num_people=2, joint_order=(0,), topk_ties="index"),
+        adjust=False,
+        refine=False,
+    )
+    assert sorted(by_index[:, 0, :2].tolist()) == [[3, 15], [12, 2]]

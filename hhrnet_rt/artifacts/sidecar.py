@@ -19,7 +19,10 @@ Schema (version 1), every key always present; ``tensorrt`` is ``None`` for an ON
      "weights_sha256": str (optional: state-dict digest of the weights, to show --weights match),
      "openvino": (optional) None | {"version": str, "xml": str, "xml_sha256": str, "bin": str,
                   "bin_sha256": str, ...} for an OpenVINO IR build (`--target openvino`): its files, checked
-                  before OpenVINO reads them; ``onnx`` is then the fp32 ONNX the IR was made from}
+                  before OpenVINO reads them; ``onnx`` is then the fp32 ONNX the IR was made from},
+     "accuracy": (optional) None | {"ap_fp32": float, "ap_built": float, "ap_drop": float (AP points),
+                  "max_ap_drop": float, "passed": bool, ...}: keypoint AP of fp32 and of the built file on a
+                  validation set (`build-engine --val-images`, :mod:`hhrnet_rt.val.gate`)}
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ _REQUIRED = (
     "num_joints", "input_name", "output_names", "shape_profile", "onnx", "calibration", "agreement",
     "tensorrt",
 )  # fmt: skip
-_OPTIONAL = ("weights_sha256", "openvino")
+_OPTIONAL = ("weights_sha256", "openvino", "accuracy")
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -85,6 +88,8 @@ class Sidecar:
     weights_sha256: str | None = None
     #: the OpenVINO IR of a ``--target openvino`` build (see the module docstring); optional.
     openvino: dict[str, Any] | None = None
+    #: the AP gate's measurement (see the module docstring); optional.
+    accuracy: dict[str, Any] | None = None
     package_version: str = ""
     created_utc: str = field(default_factory=utc_now)
     schema: int = SCHEMA_VERSION
@@ -180,6 +185,9 @@ class Sidecar:
 MAX_SIDECAR_BYTES = 1 << 20
 
 
+_AP_KEYS = ("ap_fp32", "ap_built", "ap_drop", "max_ap_drop")
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -241,6 +249,13 @@ def schema_problems(data: Mapping[str, Any]) -> list[str]:
         and all(isinstance(ov.get(k), str) and len(ov[k]) == 64 for k in ("xml_sha256", "bin_sha256"))
     )
     checks.append(("openvino", ov_ok, "null or {version, xml, xml_sha256, bin, bin_sha256, ...}"))
+    acc = data.get("accuracy")
+    acc_ok = acc is None or (
+        isinstance(acc, Mapping)
+        and all(isinstance(acc.get(k), int | float) and not isinstance(acc.get(k), bool) for k in _AP_KEYS)
+        and isinstance(acc.get("passed"), bool)
+    )
+    checks.append(("accuracy", acc_ok, "null or {ap_fp32, ap_built, ap_drop, max_ap_drop: numbers, passed}"))
     trt = data["tensorrt"]
     trt_ok = trt is None or (
         isinstance(trt, Mapping)

@@ -10,7 +10,10 @@ from __future__ import annotations
 from hhrnet_rt.cli import demo  # noqa: F401
 
 # isort: split
-from hhrnet_rt.cli import bench, cache, engine, info, media  # noqa: F401
+from hhrnet_rt.cli import bench, val  # noqa: F401
+
+# isort: split
+from hhrnet_rt.cli import cache, engine, info, media  # noqa: F401
 
 # isort: split
 from hhrnet_rt.cli import webcam  # noqa: F401

@@ -44,6 +44,7 @@ EXIT_TENSORRT_MISSING = 5  # build-engine: ONNX written, TensorRT not installed
 EXIT_ENGINE_MISMATCH = 6
 EXIT_CALIBRATION = 7
 EXIT_PIPELINE = 8
+EXIT_ACCURACY = 10  # build-engine: the built file lost more AP than --max-ap-drop allows
 EXIT_DISK_FULL = 8  # a pipeline stage (write) that failed for lack of space: same code, its own message
 # 128 + the signal number, the shell's convention (cli/signals.py computes it from the signal received).
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C)
@@ -56,6 +57,7 @@ _EXIT_CODES: tuple[tuple[type[errors.HhrtError], int], ...] = (
     (errors.WeightsError, EXIT_WEIGHTS),
     (errors.EngineMismatchError, EXIT_ENGINE_MISMATCH),
     (errors.CalibrationError, EXIT_CALIBRATION),
+    (errors.AccuracyGateError, EXIT_ACCURACY),
     (errors.DiskFullError, EXIT_DISK_FULL),
     (errors.PipelineError, EXIT_PIPELINE),
     (errors.InputError, EXIT_INPUT),
@@ -75,7 +77,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: How the CLI names a library argument in a message: ``--backend onnxruntime``, ``--no-flip`` (a
 #: :class:`FlagStyle`, so Ray workers name flags too without importing the CLI).
-flag_for = FlagStyle(renames=(("onnx_threads", "threads"),))
+flag_for = FlagStyle(renames=(("onnx_threads", "threads"), ("image_dir", "images")))
 
 
 def handle_errors(fn: F) -> F:

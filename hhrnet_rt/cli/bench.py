@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from rich import box
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hhrnet_rt.artifacts.sidecar import Sidecar, sidecar_path_for
 from hhrnet_rt.bench.compare import compare_backends
 from hhrnet_rt.bench.run import BenchConfig, frame_shape, run_bench
 from hhrnet_rt.cli import progress
@@ -36,9 +38,20 @@ from hhrnet_rt.cli.options import (
 )
 from hhrnet_rt.cli.options_draw import Quiet
 from hhrnet_rt.cli.run_options import Overwrite
-from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.errors import HhrtError, InputError
 from hhrnet_rt.core.outputs import check_output_path, write_new_file
+from hhrnet_rt.val.gate import accuracy_line
 from hhrnet_rt.video.meters import format_bytes
+
+
+def engine_accuracy(engine: Path | None) -> dict[str, Any] | None:
+    """The AP gate's record in the engine file's sidecar, if it has one (a bare .onnx has none)."""
+    if engine is None or not sidecar_path_for(engine).is_file():
+        return None
+    try:
+        return Sidecar.read(sidecar_path_for(engine)).accuracy
+    except HhrtError:
+        return None  # the run itself already checked the file; a bad sidecar is reported there
 
 
 def report_tables(report: dict[str, Any]) -> list[Table]:
@@ -80,6 +93,8 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
     )
     versions = ", ".join(f"{k} {m[k]}" for k in ("torch", "onnxruntime", "tensorrt") if m.get(k))
     summary.add_row("versions", versions)
+    if report.get("accuracy"):  # the engine's AP gate (`build-engine --val-images`), from its sidecar
+        summary.add_row("accuracy", accuracy_line(report["accuracy"]))
     tables = [summary]
     if e2e and e2e["stages"]:
         stages = Table(title="per-stage latency (end-to-end run)")
@@ -201,6 +216,7 @@ def bench_cmd(
             raise InputError(
                 f"--batch {batch} needs more memory than this machine has; try a smaller --batch"
             ) from None
+        report["accuracy"] = engine_accuracy(engine)
         for table in report_tables(report):
             out.print(table)
     if json_out is not None:

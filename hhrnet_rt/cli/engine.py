@@ -31,9 +31,11 @@ from hhrnet_rt.cli.options import (
     WorkspaceGib,
 )
 from hhrnet_rt.cli.options_draw import Quiet
+from hhrnet_rt.cli.options_val import GateAnnotations, GateImages, MaxApDrop
 from hhrnet_rt.cli.run_options import Overwrite
 from hhrnet_rt.core.errors import InputError
-from hhrnet_rt.export.build import build_onnx_files, build_tensorrt_engine
+from hhrnet_rt.export.build import BuildResult, build_onnx_files, build_tensorrt_engine
+from hhrnet_rt.val import gate
 
 
 def _parse_shapes(value: str | None) -> Any:
@@ -100,11 +102,17 @@ def build_engine_cmd(
     name: BuildName = None,
     workspace_gib: WorkspaceGib = 4.0,
     target: TargetOpt = Target.tensorrt,
+    val_images: GateImages = None,
+    val_annotations: GateAnnotations = None,
+    max_ap_drop: MaxApDrop = gate.DEFAULT_MAX_AP_DROP,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
     """Export the pose graph to ONNX at the chosen precision, report its agreement with fp32, and build a
-    TensorRT engine where TensorRT is installed (otherwise stop after the ONNX, exit code 5)."""
+    TensorRT engine where TensorRT is installed (otherwise stop after the ONNX, exit code 5). With
+    --val-images and --val-annotations, measure the AP of fp32 and of the built file and refuse (exit 10)
+    a build that loses more than --max-ap-drop AP points."""
+    gate.check_val_options(val_images, val_annotations)  # before minutes of building, not after
     profile = _parse_shapes(shapes)
     logging.getLogger("hhrnet_rt").setLevel(logging.INFO)
 
@@ -122,6 +130,19 @@ def build_engine_cmd(
             warn=progress.warn,
         )  # fmt: skip
     _report(result, precision, target, workspace_gib, step)
+    if val_images is not None and val_annotations is not None:
+        _accuracy_gate(result, target, weights, val_images, val_annotations, max_ap_drop, step)
+
+
+def _accuracy_gate(
+    result: BuildResult, target, weights, val_images, val_annotations, max_ap_drop, step
+) -> None:
+    """AP of fp32 and of the built file into the sidecar; a refused build raises AccuracyGateError (exit 10)."""
+    accuracy = gate.measure(
+        result, target.value, weights, val_images, val_annotations, max_ap_drop=max_ap_drop, on_step=step
+    )
+    gate.record(result, accuracy)
+    console.print(f"[green]accuracy[/] {gate.accuracy_line(accuracy)}", highlight=False)
 
 
 def _report(result, precision, target, workspace_gib, step) -> None:

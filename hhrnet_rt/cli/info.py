@@ -11,12 +11,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from hhrnet_rt._version import __version__
+from hhrnet_rt.artifacts.sidecar import Sidecar, sidecar_path_for
 from hhrnet_rt.cli.app import app, handle_errors
 from hhrnet_rt.cli.cache import file_count, human_size
-from hhrnet_rt.cli.options import InfoJson
+from hhrnet_rt.cli.options import InfoEngine, InfoJson
 from hhrnet_rt.core import paths
+from hhrnet_rt.core.inputs import check_input_file
 from hhrnet_rt.model.download import NAMED_WEIGHTS, cache_dir, cached_state
 from hhrnet_rt.runtime.backends import backend_status
+from hhrnet_rt.val.gate import accuracy_line
 
 stdout = Console()
 
@@ -98,8 +101,12 @@ def collect() -> dict:
 
 @app.command()
 @handle_errors
-def info(as_json: InfoJson = False) -> None:
-    """Versions, GPUs, usable backends, and where weights and compiled code are cached."""
+def info(engine_file: InfoEngine = None, as_json: InfoJson = False) -> None:
+    """Versions, GPUs, usable backends, and where weights and compiled code are cached; or, given a file
+    from `hhrt build-engine`, what it was built from and its measured accuracy."""
+    if engine_file is not None:
+        show_build(engine_file, as_json)
+        return
     facts = collect()
     if as_json:
         import json
@@ -137,4 +144,28 @@ def info(as_json: InfoJson = False) -> None:
     if stale["files"]:
         table.add_row("left by killed runs", f"{file_count(stale['files'])}, {human_size(stale['bytes'])}")
     table.add_row("", "hhrt cache clear deletes them" if stale["files"] else "hhrt cache clear deletes both")
+    stdout.print(table)
+
+
+def show_build(path, as_json: bool) -> None:
+    """``hhrt info ENGINE_FILE``: the file's sidecar, with the AP gate's result when one was measured."""
+    sidecar = Sidecar.read(sidecar_path_for(check_input_file(path, "engine file")))
+    if as_json:
+        import json
+
+        stdout.print_json(json.dumps(sidecar.to_dict()))
+        return
+    table = Table("", "", show_header=False, title=f"{path}")
+    table.columns[1].overflow = "fold"
+    for label, value in (
+        ("built from", f"{sidecar.weights}"),
+        ("precision", f"{sidecar.precision}, input {sidecar.input_size}, flip {sidecar.flip}"),
+        ("joints", str(sidecar.num_joints)),
+        ("runtime", "TensorRT " + sidecar.tensorrt["version"] if sidecar.tensorrt else
+         "OpenVINO IR" if sidecar.openvino else "ONNX (ONNX Runtime)"),
+        ("built", f"{sidecar.created_utc} by hhrnet-rt {sidecar.package_version}"),
+        ("accuracy", accuracy_line(sidecar.accuracy) if sidecar.accuracy else
+         "not measured (build with --val-images and --val-annotations)"),
+    ):  # fmt: skip
+        table.add_row(label, escape(value))
     stdout.print(table)

@@ -280,6 +280,13 @@ MaxRequestMb = Annotated[float, typer.Option(min=0.001, help="Largest request bo
 # --- info, cache, weights -------------------------------------------------------------------------------
 
 InfoJson = Annotated[bool, typer.Option("--json", help="Print the same facts as JSON.")]
+InfoEngine = Annotated[
+    Path | None,
+    typer.Argument(
+        help="A file from `hhrt build-engine` (.engine, .onnx, .xml): show how it was built and its AP.",
+        show_default=False,
+    ),
+]
 CacheWeights = Annotated[
     bool, typer.Option("--weights", help="Also delete the downloaded named weights (they download again).")
 ]

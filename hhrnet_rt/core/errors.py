@@ -74,6 +74,10 @@ class CalibrationError(HhrtError):
     """INT8 calibration data is missing or unreadable."""
 
 
+class AccuracyGateError(HhrtError):
+    """A built file lost more keypoint AP against fp32 than allowed; it was kept under a name saying so."""
+
+
 class PipelineError(HhrtError):
     """A stage of the streaming pipeline failed; the message names the stage and the cause.
 

@@ -54,7 +54,19 @@ def configure() -> tuple[bool, str]:
 CACHE_USABLE, CACHE_LOCATION = configure()
 
 # Every module of this package that defines cached kernels.
-_KERNEL_MODULES = ("argmax", "device_host", "grouping", "munkres", "npsum", "parse", "peaks", "refine")
+_KERNEL_MODULES = (
+    "argmax",
+    "device_host",
+    "grouping",
+    "munkres",
+    "nms",
+    "npsum",
+    "parse",
+    "peaks",
+    "peaks_torch",
+    "refine",
+    "topk_order",
+)
 _STAMP = "hhrnet_decode_sources.sha1"
 
 

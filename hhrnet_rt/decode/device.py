@@ -21,9 +21,11 @@ What runs where:
 4. host: fill the joints whose pick has ``det > 0`` (:func:`.device_host.apply_refine_picks`).
 
 Equal peaks: the official code takes ``torch.topk`` of the NMS map, whose order among equal values is
-implementation-defined (the golden cases have none). Like the host decoder, equal values are ordered
-by flat index ``y * W + x``, lowest first, on every device: the top-k runs on int64 keys (value bits,
-then the reversed flat index) that are all distinct, so the order never depends on ``topk``'s ties.
+implementation-defined (the golden cases have none). This decoder orders them by flat index ``y * W + x``,
+lowest first, on every device (the host decoder's ``DecodeParams(topk_ties="index")``), whatever
+``topk_ties`` says: the top-k runs on int64 keys (value bits, then the reversed flat index) that are all
+distinct, so the order never depends on ``topk``'s ties. The host decoder's default, torch's CPU order,
+is not reproduced here (see docs/accuracy.md); ``decode_on="host"`` gives it.
 The refine pick is the first (row-major) maximum, as ``np.argmax`` and ``torch.argmax`` both take.
 
 Non-finite values, as :func:`.parse.parse` documents them: a NaN pixel is never a candidate and never

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from hhrnet_rt.core.skeleton import COCO_JOINT_ORDER
 
+#: The orders of equal peak values ``DecodeParams.topk_ties`` takes (see its docstring).
+TOPK_TIES = ("cpu", "index")
+
 
 @dataclass(frozen=True)
 class DecodeParams:
@@ -23,6 +26,13 @@ class DecodeParams:
             CrowdPose (K=14) groups in ``[0,1,2,3,4,5,6,11,12,7,8,9,10,13]``, not 0..13. Where those K
             entries are not a permutation of 0..K-1 (K = 8..12; the official code would index out of
             range there) it falls back to 0..K-1.
+        topk_ties: the order of equal peak values among a joint's candidates, which decides which
+            person a joint joins (``torch.topk`` leaves it unspecified). "cpu" (default): the order
+            ``torch.topk`` gives on the CPU (libstdc++'s partial_sort / nth_element replayed exactly;
+            checked against torch in tests/test_topk_order.py), which is how the golden data and the
+            accuracy fixtures were made. "index": by flat index ``y * W + x``, lowest first (the device
+            decoder always uses this order). The order CUDA's ``topk`` gives (the published APs ran on
+            GPUs) is not reproduced: see docs/accuracy.md.
     """
 
     detection_threshold: float = 0.1
@@ -32,6 +42,7 @@ class DecodeParams:
     use_detection_val: bool = True
     ignore_too_much: bool = False
     joint_order: tuple[int, ...] | None = None
+    topk_ties: str = "cpu"
 
     def order_for(self, num_joints: int) -> tuple[int, ...]:
         """The joint order to use for ``num_joints`` joints."""

@@ -13,7 +13,7 @@ from hhrnet_rt.core.tag_layout import planar
 from hhrnet_rt.decode.cache import kernel
 from hhrnet_rt.decode.grouping import match_by_tag
 from hhrnet_rt.decode.munkres import munkres
-from hhrnet_rt.decode.params import DecodeParams
+from hhrnet_rt.decode.params import TOPK_TIES, DecodeParams
 from hhrnet_rt.decode.peaks import float32_threshold, gather_tags, top_k_peaks
 from hhrnet_rt.decode.refine import adjust as _adjust
 from hhrnet_rt.decode.refine import refine as _refine
@@ -33,6 +33,7 @@ def decode_maps(
     ignore_too_much,
     do_adjust,
     do_refine,
+    torch_cpu_order,
 ):
     """The whole decode on (K, H, W) float32 heatmaps and (K, L, H, W) float32 tag planes.
 
@@ -43,7 +44,9 @@ def decode_maps(
         ``(people (P, K, 3+L) float32, scores (P,) float32)``.
     """
     W = heatmaps.shape[2]
-    counts, flat, vals, tmax = top_k_peaks(heatmaps, detection_threshold, max_num_people, nms_radius)
+    counts, flat, vals, tmax = top_k_peaks(
+        heatmaps, detection_threshold, max_num_people, nms_radius, torch_cpu_order
+    )
     cand_tags = gather_tags(tags, counts, flat)
     people = match_by_tag(
         counts,
@@ -75,6 +78,8 @@ def check_params(params: DecodeParams, num_joints: int) -> np.ndarray:
         )
     if params.max_num_people < 1:
         raise InputError(f"DecodeParams.max_num_people must be >= 1, got {params.max_num_people}")
+    if params.topk_ties not in TOPK_TIES:
+        raise InputError(f"DecodeParams.topk_ties must be one of {TOPK_TIES}, got {params.topk_ties!r}")
     try:
         order = params.order_for(num_joints)
     except ValueError as exc:
@@ -156,6 +161,7 @@ def parse(
         bool(params.ignore_too_much),
         bool(adjust),
         bool(refine),
+        params.topk_ties == "cpu",
     )
     return people, sc
 
@@ -178,6 +184,7 @@ def top_k(heatmaps: np.ndarray, tags: np.ndarray, params: DecodeParams | None = 
         float32_threshold(float(params.detection_threshold)),
         int(params.max_num_people),
         int(params.nms_kernel // 2),
+        params.topk_ties == "cpu",
     )
     loc = np.zeros(flat.shape + (2,), np.int64)
     for j in range(hm.shape[0]):

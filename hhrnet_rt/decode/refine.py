@@ -22,8 +22,8 @@ import numpy as np
 
 from hhrnet_rt.decode.argmax import positive_order, refine_pick
 from hhrnet_rt.decode.cache import kernel
+from hhrnet_rt.decode.nms import TILE
 from hhrnet_rt.decode.npsum import mean_rows_f32, pairwise_sum_f32
-from hhrnet_rt.decode.peaks import TILE
 
 
 @kernel
