@@ -48,12 +48,16 @@ class Frame:
             since the source was opened.
         image: (H, W, 3) uint8 BGR.
         t_capture: ``time.perf_counter()`` when the frame was read; the pipeline measures latency from it.
+        connection: live sources: which connection delivered it (0 the first, +1 after each reconnect);
+            a change tells per-stream state (a tracker, a filter) that an outage lies between two frames,
+            even when the first frame after it was dropped.
     """
 
     index: int
     timestamp: float
     image: np.ndarray
     t_capture: float
+    connection: int = 0
 
 
 class FileSource:
