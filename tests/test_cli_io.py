@@ -20,6 +20,7 @@ from video_helpers import index_image, make_video, read_video
 
 from hhrnet_rt.cli import app
 from hhrnet_rt.cli.app import EXIT_INPUT
+from hhrnet_rt.video.records import frames_of
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -107,8 +108,12 @@ def test_several_videos_each_get_their_outputs(tmp_path, monkeypatch, tiny, vali
         assert len(read_video(run / f"{name}.mp4")[0]) == frames
         text = (Path("keypoints") / f"{name}.jsonl").read_text()
         _assert_rounded(text)
-        records = [json.loads(line) for line in text.splitlines()]
-        assert [r["frame"] for r in records] == list(range(frames))
+        header, *rest = [json.loads(line) for line in text.splitlines()]
+        assert header["type"] == "header" and header["source"] == f"{name}.mp4" and header["width"] == 160
+        assert header["keypoint_names"][0] == "nose" and len(header["skeleton"]) > 10
+        validator.validate(header)
+        records = frames_of(rest)
+        assert [r["frame"] for r in records] == list(range(frames)) and len(records) == len(rest)
         for record in records:
             validator.validate(record)
             assert all(p["score"] >= 0.1 for p in record["people"])
@@ -138,7 +143,7 @@ def test_video_from_an_http_url(tmp_path, monkeypatch, tiny, http_folder):
     result = _invoke(["video", f"{base}/street.mkv", "--out", "out", "--json", "out", *tiny])
     assert result.exit_code == 0, result.output
     assert len(read_video(Path("out/street.mp4"))[0]) == 4
-    assert len(Path("out/street.jsonl").read_text().splitlines()) == 4
+    assert len(frames_of(json.loads(x) for x in Path("out/street.jsonl").read_text().splitlines())) == 4
     missing = _invoke(["video", f"{base}/missing.mkv", "--out", "o2", *tiny])
     assert missing.exit_code == EXIT_INPUT and "could not read the stream" in missing.output
 

@@ -27,6 +27,7 @@ from hhrnet_rt.cli import app
 from hhrnet_rt.cli.app import EXIT_BACKEND, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_PIPELINE
 from hhrnet_rt.cluster.archive import Ledger, progress_of
 from hhrnet_rt.cluster.video_task import VideoJob, remove_temporaries, temporary_path
+from hhrnet_rt.video.records import frames_of
 
 # Only the tests that use the cluster need Ray (and carry the marker); the rest run everywhere.
 NO_RAY = importlib.util.find_spec("ray") is None
@@ -55,7 +56,7 @@ def _invoke(args: list[str]):
 
 
 def _records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return frames_of(json.loads(line) for line in path.read_text().splitlines())
 
 
 def _leftovers(folder: Path) -> list[str]:

@@ -25,6 +25,7 @@ from hhrnet_rt.core.errors import PipelineError
 from hhrnet_rt.video import FileSource, JsonLinesSink, Mp4Sink, Stream, run_pipeline, run_streams
 from hhrnet_rt.video.batching import StreamInbox
 from hhrnet_rt.video.meters import QueueWait
+from hhrnet_rt.video.records import frames_of
 
 LENGTHS = (13, 20, 7)  # different lengths: streams end at different times
 WIDTHS = (160, 192, 224)  # each stream's own frame width tells its frames apart from the others'
@@ -66,7 +67,7 @@ def _streams(tmp_path, clips):
 
 
 def _jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return frames_of(json.loads(line) for line in path.read_text().splitlines())  # frame records
 
 
 @pytest.mark.parametrize("threaded", [True, False])

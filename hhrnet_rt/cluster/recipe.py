@@ -103,7 +103,7 @@ def open_sinks(
                 warn(mp4.warning)
             sinks.append(mp4)
         if json_out is not None:
-            sinks.append(JsonLinesSink(json_out, overwrite=overwrite))
+            sinks.append(JsonLinesSink(json_out, overwrite=overwrite, source=source))
         if coco is not None:
             sinks.append(CocoSink(coco, overwrite=overwrite))
     except BaseException:
