@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -138,3 +140,52 @@ def test_a_stream_that_is_not_up_yet_is_retried_and_no_reconnect_ends_at_the_fir
             assert time.monotonic() - t0 < 10
         assert once.state == "ended" and not once.outages
         once.close()
+
+
+def test_cli_video_of_live_urls_exit_9_and_metrics_while_it_runs(tmp_path, tiny):
+    from typer.testing import CliRunner
+
+    from hhrnet_rt.bench.stream_server import free_port
+    from hhrnet_rt.cli import app
+    from hhrnet_rt.cli.app import EXIT_SOME_FAILED
+
+    port, scrapes = free_port(), []
+
+    def scrape() -> None:  # what a Prometheus server would see during the run
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+                    text = answer.read().decode()
+            except OSError:
+                time.sleep(0.05)
+                continue
+            if 'hhrt_frames_written_total{stream="live.ts"}' in text and "hhrt_frames_written_total{" in text:
+                ready = urllib.request.Request(f"http://127.0.0.1:{port}/readyz")
+                try:
+                    urllib.request.urlopen(ready, timeout=2)
+                    scrapes.append((text, 200))
+                except urllib.error.HTTPError as exc:
+                    scrapes.append((text, exc.code, exc.read().decode()))
+                return
+            time.sleep(0.05)
+
+    with StreamServer() as server:
+        server.start()
+        gone = f"rtsp://user:pw@127.0.0.1:{free_port()}/nothing"  # nothing listens there
+        poller = threading.Thread(target=scrape, daemon=True)
+        poller.start()
+        result = CliRunner().invoke(app, ["video", server.url, gone, "--json", str(tmp_path), "--reconnect", "2",
+                                          "--max-frames", "12", "--metrics-port", str(port), *tiny])  # fmt: skip
+        poller.join(timeout=10)
+    assert result.exit_code == EXIT_SOME_FAILED, result.output
+    assert (
+        "1 of 2 inputs failed (nothing:" in result.output
+        and "did not come back after 2 attempts" in result.output
+    )
+    assert "pw" not in result.output and "user:" not in result.output
+    assert len([r for r in _records(tmp_path / "live.jsonl") if r["type"] == "frame"]) == 12
+    text, *ready = scrapes[0]
+    assert 'hhrt_latency_seconds_bucket{le="+Inf",stream="live.ts"}' in text and "hhrt_stage_seconds" in text
+    assert "# TYPE hhrt_reconnects_total counter" in text and "pw@" not in text
+    assert ready[0] in (200, 503)  # the dead stream makes it 503 once it has failed

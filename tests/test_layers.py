@@ -4,7 +4,7 @@ optional dependency, never a way around this rule).
 
 The layers, lowest first (README, "Layout"; ``../shared/DESIGN.md``):
 
-    core, _version  <  poses, draw, artifacts  <  model, decode  <  runtime  <  track
+    core, _version  <  poses, draw, artifacts, endpoints  <  model, decode  <  runtime  <  track
       <  export, video  <  serve, cluster, bench, val  <  cli  <  the package root (the public facade)
 """
 
@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "poses": 1,
     "draw": 1,
     "artifacts": 1,
+    "endpoints": 1,  # small HTTP endpoints (metrics, health, a live view): standard library and core only
     "model": 2,
     "decode": 2,
     "runtime": 3,

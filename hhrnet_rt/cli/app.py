@@ -44,6 +44,7 @@ EXIT_ENGINE_MISMATCH = 6
 EXIT_CALIBRATION = 7
 EXIT_PIPELINE = 8
 EXIT_DISK_FULL = 8  # a pipeline stage (write) that failed for lack of space: same code, its own message
+EXIT_SOME_FAILED = 9  # several inputs: some failed (each named), the others completed (cli/failures.py)
 # 128 + the signal number, the shell's convention (cli/signals.py computes it from the signal received).
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C)
 EXIT_TERMINATED = 143  # SIGTERM
@@ -55,6 +56,7 @@ _EXIT_CODES: tuple[tuple[type[errors.HhrtError], int], ...] = (
     (errors.WeightsError, EXIT_WEIGHTS),
     (errors.EngineMismatchError, EXIT_ENGINE_MISMATCH),
     (errors.CalibrationError, EXIT_CALIBRATION),
+    (errors.SomeInputsFailedError, EXIT_SOME_FAILED),
     (errors.DiskFullError, EXIT_DISK_FULL),
     (errors.PipelineError, EXIT_PIPELINE),
     (errors.InputError, EXIT_INPUT),

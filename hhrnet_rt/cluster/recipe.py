@@ -96,7 +96,7 @@ def open_sinks(
     try:
         if out is not None:
             # Files too: their frames' presentation times (variable frame rate stays as it was).
-            time_base = None if live else source.time_base
+            time_base = None if live else getattr(source, "time_base", None)  # a live source: capture times
             mp4 = Mp4Sink(out, source.fps, rate=source.rate, timestamps="capture", time_base=time_base,
                           overwrite=overwrite)  # fmt: skip
             if mp4.warning:

@@ -14,7 +14,9 @@ AVFoundation) where FFmpeg's device inputs differ per platform.
 
 Frames keep real timestamps: seconds on one clock that starts at the first ``read`` and runs through
 outages, so the gap of an outage shows in the timestamps; ``index`` keeps counting across reconnects.
-An HTTP(S) URL whose container announces a duration is a file on a web server: it ends at its end and is
+A first connection that fails is retried the same way after one warning, unless the answer says the
+stream is not there (an HTTP 400/401/403/404, a camera index that does not open): that is said at once, as
+a wrong URL or index is the likely cause. An HTTP(S) URL whose container announces a duration is a file on a web server: it ends at its end and is
 never reconnected.
 """
 
@@ -30,7 +32,7 @@ from hhrnet_rt.core.errors import InputError, StreamLostError
 from hhrnet_rt.core.redact import redact
 from hhrnet_rt.video.capture_setup import quiet_opencv, request_format
 from hhrnet_rt.video.reconnect import Outage, ReconnectPolicy
-from hhrnet_rt.video.sources import DEFAULT_FPS, Frame, url_name
+from hhrnet_rt.video.sources import DEFAULT_FPS, Frame, camera_not_opened, url_name
 
 # FFmpeg reads about this much of a stream before it reports its format: short, so a reconnect does not
 # wait for seconds of probing (the default analyses 5 s of a stream).
@@ -39,6 +41,20 @@ _PROBE_OPTIONS = {"analyzeduration": "1000000", "probesize": "1000000"}
 
 class _Lost(Exception):
     """A connection attempt or a connection failed; the text says why (for the outage's reason)."""
+
+
+class _Refused(_Lost):
+    """The stream is not there or not for us: a server's HTTP 400/401/403/404, a camera index that does not
+    open. On the first try that is a wrong URL, missing credentials or a wrong index, said at once instead
+    of retried forever; after the stream was up, a restarting server (a camera replugged) may answer so for
+    a while, and it is retried."""
+
+
+def _permanent_errors() -> tuple[type[BaseException], ...]:
+    import av
+
+    err = av.error
+    return (err.HTTPBadRequestError, err.HTTPUnauthorizedError, err.HTTPForbiddenError, err.HTTPNotFoundError)
 
 
 class _AvConnection:
@@ -55,13 +71,16 @@ class _AvConnection:
                 url, timeout=(policy.open_timeout_s, policy.stall_timeout_s), options=options
             )
         except (av.error.FFmpegError, OSError) as exc:
-            raise _Lost(_reason(exc, f"no answer within {policy.open_timeout_s:g} s")) from None
+            lost = _Refused if isinstance(exc, _permanent_errors()) else _Lost
+            raise lost(_reason(exc, f"no answer within {policy.open_timeout_s:g} s")) from None
         if not self._container.streams.video:
             self._container.close()
             raise _Lost("the stream has no video")
         self._stream = self._container.streams.video[0]
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate and 1.0 <= float(rate) <= 1000.0 else None
+        ctx = self._stream.codec_context
+        self.size = (ctx.width, ctx.height) if ctx.width > 0 and ctx.height > 0 else None
         self.finite = self._container.duration is not None  # a file served over HTTP, not a live stream
         self.failures = 0  # packets that did not decode (a live stream's damaged packets are skipped)
         self._stall_s = policy.stall_timeout_s
@@ -111,10 +130,7 @@ class _CameraConnection:
             self._cap = cv2.VideoCapture(index)
         if not self._cap.isOpened():
             self._cap.release()
-            raise _Lost(
-                f"camera {index} could not be opened: check that it is connected and not used by another "
-                "program (on Linux, `ls /dev/video*` lists cameras)"
-            )
+            raise _Refused(camera_not_opened(index))
         width, height, fps = request
         self.size, got_fps, self.warning = request_format(self._cap, width=width, height=height, fps=fps)
         self.fps = got_fps if got_fps and 1.0 <= got_fps <= 1000.0 else None
@@ -186,8 +202,9 @@ class LiveSource:
         try:
             conn = self._connect()
         except _Lost as exc:
-            if not self.policy.enabled:
-                raise InputError(f"could not open {self.description}: {exc}") from None
+            if not self.policy.enabled or isinstance(exc, _Refused):
+                said = str(exc) if isinstance(spec, int) else f"could not open {self.description}: {exc}"
+                raise InputError(said) from None
             self.outages.append(Outage(0.0, str(exc), attempts=1))
             self.warning = f"{self.description}: {exc}; retrying in the background"
         else:
@@ -249,6 +266,7 @@ class LiveSource:
             conn = _AvConnection(str(self.spec), self.policy)
         self._conn = conn
         self.fps = conn.fps or self.fps
+        self.size = conn.size or self.size
         if self._index:  # frames came before: the next ones come after an outage
             self._connection += 1
         return conn
