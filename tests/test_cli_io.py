@@ -94,6 +94,21 @@ def test_image_bad_inputs_leave_no_run_folder(tmp_path, monkeypatch, tiny):
     assert not Path("runs").exists()
 
 
+def test_an_image_with_a_corrupt_body_fails_alone(tmp_path, monkeypatch, tiny):
+    monkeypatch.chdir(tmp_path)
+    Path("pics").mkdir()
+    for name in ("a", "c"):
+        cv2.imwrite(f"pics/{name}.png", index_image(3, 128, 96))
+    whole = Path("pics/a.png").read_bytes()
+    Path("pics/b.png").write_bytes(whole[:64] + b"\0" * (len(whole) - 64))  # the header reads, the body not
+    result = _invoke(["image", "pics", "--json", *tiny])
+    assert result.exit_code == EXIT_SOME_FAILED, result.output
+    assert "1 of 3 images failed (pics/b.png:" in result.stderr and "the others are complete" in result.stderr
+    assert "failed:" in result.stdout and "pics/c.png" in result.stdout  # the table, with every image
+    run = Path("runs/pose/1")
+    assert sorted(p.name for p in run.iterdir()) == ["a.json", "a.png", "c.json", "c.png"]
+
+
 def test_several_videos_each_get_their_outputs(tmp_path, monkeypatch, tiny, validator):
     monkeypatch.chdir(tmp_path)
     Path("clips").mkdir()

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from video_helpers import make_video, read_video, run_in_thread
 
 from hhrnet_rt.cli import app
-from hhrnet_rt.cli.app import EXIT_BACKEND, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_PIPELINE
+from hhrnet_rt.cli.app import EXIT_BACKEND, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_SOME_FAILED
 from hhrnet_rt.cluster.archive import Ledger, progress_of
 from hhrnet_rt.cluster.video_task import VideoJob, remove_temporaries, temporary_path
 from hhrnet_rt.video.records import frames_of
@@ -136,7 +136,7 @@ def test_a_video_that_always_fails_fails_alone(tmp_path, cluster, tiny, ray_faul
            "--address", cluster, "--max-retries", "1", "--out", str(out), "--json", str(out), *tiny]  # fmt: skip
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     message = done.stderr
-    assert done.returncode == EXIT_PIPELINE, done.stdout + message
+    assert done.returncode == EXIT_SOME_FAILED, done.stdout + message
     assert "Traceback" not in message
     assert "2 of 3 videos failed" in message and "the others are complete" in message
     assert "doomed.mp4: the worker running it died on every attempt" in message

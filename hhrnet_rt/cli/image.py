@@ -6,10 +6,12 @@ import json
 import time
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from hhrnet_rt.cli.app import app, handle_errors
 from hhrnet_rt.cli.estimator import make_estimator, model_config
+from hhrnet_rt.cli.failures import Failures
 from hhrnet_rt.cli.inputs_expand import expand_images
 from hhrnet_rt.cli.options import (
     AUTO_BACKEND,
@@ -39,7 +41,7 @@ from hhrnet_rt.cli.run_options import (
 from hhrnet_rt.cli.run_report import run_folder
 from hhrnet_rt.cli.stream_io import stdout
 from hhrnet_rt.cli.targets import plan_image_outputs
-from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.errors import HhrtError, InputError
 from hhrnet_rt.core.inputs import check_image_file, read_image
 from hhrnet_rt.core.outputs import check_output_dir, write_new_file
 from hhrnet_rt.draw import annotator_for
@@ -95,8 +97,14 @@ def _images(plan: list[tuple[Path, Path, Path | None]], estimator: PoseEstimator
 
     annotator = annotator_for(min_score)
     table = Table("image", "people", "ms", "written")
+    failures = Failures(total=len(plan))
     for path, target, keypoints_target in plan:
-        picture = read_image(path, exif_orientation=exif_orientation)
+        try:  # an image that cannot be read fails alone: the others still run (exit 9 names it)
+            picture = read_image(path, exif_orientation=exif_orientation)
+        except HhrtError as exc:
+            failures.add(str(path), exc)
+            table.add_row(escape(str(path)), "", "", f"failed: {escape(str(exc))}")
+            continue
         t0 = time.perf_counter()
         poses = estimator.predict(picture).select(min_score, max_people)  # drawn = counted = written
         ms = 1e3 * (time.perf_counter() - t0)
@@ -112,5 +120,6 @@ def _images(plan: list[tuple[Path, Path, Path | None]], estimator: PoseEstimator
             write_new_file(keypoints_target, (json.dumps(record) + "\n").encode(), overwrite=overwrite)
             if drawn != len(poses):
                 people = f"{drawn} ({len(poses)} in JSON)"
-        table.add_row(str(path), people, f"{ms:.0f}", str(target))
+        table.add_row(escape(str(path)), people, f"{ms:.0f}", escape(str(target)))
     stdout.print(table)
+    failures.raise_if_any("images")
