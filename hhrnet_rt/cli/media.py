@@ -42,6 +42,7 @@ from hhrnet_rt.cli.options_streams import (
     NoReconnect,
     Reconnect,
     StallTimeout,
+    TrackMaxGap,
 )
 from hhrnet_rt.cli.remote import ServerOptions
 from hhrnet_rt.cli.run_options import (
@@ -92,6 +93,7 @@ from hhrnet_rt.cli.targets import VideoTargets, plan_video_outputs
 from hhrnet_rt.cluster.archive import MAX_RETRIES, TASK_CPUS, TASK_GPUS
 from hhrnet_rt.core.errors import HhrtError
 from hhrnet_rt.core.inputs import check_input_file
+from hhrnet_rt.track.hook import MAX_GAP_S
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
 
 
@@ -132,6 +134,7 @@ def video(
     smooth_min_cutoff: SmoothMinCutoff = TEMPORAL.min_cutoff,
     smooth_beta: SmoothBeta = TEMPORAL.beta,
     smooth_d_cutoff: SmoothDCutoff = TEMPORAL.d_cutoff,
+    track_max_gap: TrackMaxGap = MAX_GAP_S,
     reconnect: Reconnect = None,
     no_reconnect: NoReconnect = False,
     stall_timeout: StallTimeout = STALL_TIMEOUT_S,
@@ -161,7 +164,7 @@ def video(
     run = RunSettings(show=show, max_frames=max_frames, min_score=min_score, max_people=max_people,
                       batching=Batching(batch, max_wait_ms, decode_threads),
                       over_time=temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
-                                                  smooth_min_cutoff, smooth_beta, smooth_d_cutoff),
+                                                  smooth_min_cutoff, smooth_beta, smooth_d_cutoff, track_max_gap),
                       live=LiveSettings(reconnect, no_reconnect, stall_timeout, fail_fast, metrics_port))  # fmt: skip
     remote = ServerOptions(server, token, send, in_flight) if server is not None else None
     sources = _checked_inputs(inputs, recursive=recursive, show=show)

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hhrnet_rt.cli.app import console
 from hhrnet_rt.cluster import recipe
 from hhrnet_rt.core.outputs import check_output_path
-from hhrnet_rt.track.hook import TemporalSettings
+from hhrnet_rt.track.hook import MAX_GAP_S, TemporalSettings
 from hhrnet_rt.video.live import LiveSource
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
 from hhrnet_rt.video.reconnect import DEFAULT_STALL_TIMEOUT_S, ReconnectPolicy
@@ -70,10 +70,12 @@ class RunSettings:
 
 def temporal_settings(
     track: bool, min_hits: int, max_age: int, min_oks: float,
-    smooth: bool, min_cutoff: float, beta: float, d_cutoff: float,
+    smooth: bool, min_cutoff: float, beta: float, d_cutoff: float, max_gap_s: float = MAX_GAP_S,
 ) -> TemporalSettings:  # fmt: skip
     """The settings the options describe (``--smooth`` implies ``--track``: a filter follows one ID)."""
-    return TemporalSettings(track or smooth, min_hits, max_age, min_oks, smooth, min_cutoff, beta, d_cutoff)
+    return TemporalSettings(
+        track or smooth, min_hits, max_age, min_oks, smooth, min_cutoff, beta, d_cutoff, max_gap_s
+    )
 
 
 def open_input(spec: Any, live: LiveSettings, *, lossless: bool, request: tuple[Any, Any, Any] = (None,) * 3):

@@ -35,6 +35,7 @@ from hhrnet_rt.cli.options_streams import (
     NoReconnect,
     Reconnect,
     StallTimeout,
+    TrackMaxGap,
 )
 from hhrnet_rt.cli.remote import ServerOptions
 from hhrnet_rt.cli.run_options import (
@@ -80,6 +81,7 @@ from hhrnet_rt.cli.stream_io import (
 from hhrnet_rt.cli.targets import plan_video_outputs
 from hhrnet_rt.core.errors import HhrtError, InputError
 from hhrnet_rt.core.inputs import is_regular_file
+from hhrnet_rt.track.hook import MAX_GAP_S
 from hhrnet_rt.video import CameraSource
 from hhrnet_rt.video.display import gui_problem
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
@@ -125,6 +127,7 @@ def webcam(
     smooth_min_cutoff: SmoothMinCutoff = TEMPORAL.min_cutoff,
     smooth_beta: SmoothBeta = TEMPORAL.beta,
     smooth_d_cutoff: SmoothDCutoff = TEMPORAL.d_cutoff,
+    track_max_gap: TrackMaxGap = MAX_GAP_S,
     reconnect: Reconnect = None,
     no_reconnect: NoReconnect = False,
     stall_timeout: StallTimeout = STALL_TIMEOUT_S,
@@ -146,7 +149,7 @@ def webcam(
     run = RunSettings(show=show, max_frames=max_frames, min_score=min_score, max_people=max_people,
                       batching=Batching(batch, max_wait_ms, decode_threads),
                       over_time=temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
-                                                  smooth_min_cutoff, smooth_beta, smooth_d_cutoff),
+                                                  smooth_min_cutoff, smooth_beta, smooth_d_cutoff, track_max_gap),
                       live=LiveSettings(reconnect, no_reconnect, stall_timeout, fail_fast, metrics_port))  # fmt: skip
     remote = ServerOptions(server, token, send, in_flight) if server is not None else None
     cameras = camera or ["0"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from hhrnet_rt.video.meters import format_bytes
@@ -25,6 +26,8 @@ def summary_table(result: PipelineResult, title: str = "pipeline") -> Table:
     if result.people_drawn != result.people_written:
         people = f"{result.people_drawn} drawn / {result.people_written} in the files"
     table.add_row("people (all frames)", people, "", "")
+    if len(result.streams) == 1 and (only := result.streams[0]).outages:
+        table.add_row("stream", escape(only.describe()), "", "")
     table.add_row("wall time", f"{result.wall_s:.2f} s", "", "")
     table.add_row("end-to-end FPS", f"{result.fps:.2f}", "", "")
     if result.mean_batch > 1:
@@ -46,13 +49,13 @@ def summary_table(result: PipelineResult, title: str = "pipeline") -> Table:
 def streams_table(result: PipelineResult) -> Table:
     """One row per stream (frames, drops, FPS, latency) and the aggregate over all of them."""
     table = Table(title="streams", show_header=True, header_style="bold")
-    for column in ("stream", "written", "dropped", "FPS", "p50 ms", "p95 ms"):
-        table.add_column(column, justify="left" if column == "stream" else "right")
+    for column in ("stream", "written", "dropped", "FPS", "p50 ms", "p95 ms", "state"):
+        table.add_column(column, justify="left" if column in ("stream", "state") else "right")
     for s in result.streams:
         lat = s.latency
-        table.add_row(s.name, str(s.frames_written), str(s.frames_dropped), f"{s.fps:.2f}",
-                      f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}")  # fmt: skip
+        table.add_row(escape(s.name), str(s.frames_written), str(s.frames_dropped), f"{s.fps:.2f}",
+                      f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}", escape(s.describe()))  # fmt: skip
     lat = result.latency
     table.add_row("[bold]all[/]", str(result.frames_written), str(result.frames_dropped), f"{result.fps:.2f}",
-                  f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}")  # fmt: skip
+                  f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}", f"{len(result.failed)} failed")  # fmt: skip
     return table

@@ -58,6 +58,14 @@ class StreamResult:
         """Seconds without the stream (one it never came back from: up to the last try to reach it)."""
         return sum(o.seconds() for o in self.outages)
 
+    def describe(self) -> str:
+        """Its state in words: ``done``, ``failed: why``, ``stopped``, with the outages of a live source
+        (``done, reconnected 2x (7.5 s away)``)."""
+        text = f"failed: {self.error}" if self.state == "failed" and self.error else self.state
+        if self.outages:
+            text += f", reconnected {self.reconnects}x ({self.outage_s:.1f} s away)"
+        return text
+
     @property
     def fps(self) -> float:
         """This stream's throughput: its frames written per second of its own run time."""
