@@ -41,6 +41,7 @@ from hhrnet_rt.cli.options_streams import (
     MetricsPort,
     NoReconnect,
     Reconnect,
+    SegmentTime,
     StallTimeout,
     TrackMaxGap,
 )
@@ -140,6 +141,7 @@ def video(
     stall_timeout: StallTimeout = STALL_TIMEOUT_S,
     fail_fast: FailFast = False,
     metrics_port: MetricsPort = None,
+    segment_time: SegmentTime = None,
     server: ServerUrl = None,
     token: ClientToken = None,
     send: SendAs = SendFormat.jpeg,
@@ -165,7 +167,8 @@ def video(
                       batching=Batching(batch, max_wait_ms, decode_threads),
                       over_time=temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
                                                   smooth_min_cutoff, smooth_beta, smooth_d_cutoff, track_max_gap),
-                      live=LiveSettings(reconnect, no_reconnect, stall_timeout, fail_fast, metrics_port))  # fmt: skip
+                      live=LiveSettings(reconnect, no_reconnect, stall_timeout, fail_fast, metrics_port,
+                                        segment_time))  # fmt: skip
     remote = ServerOptions(server, token, send, in_flight) if server is not None else None
     sources = _checked_inputs(inputs, recursive=recursive, show=show)
     with run_folder(out, announce=not ray) as run_dir:  # --ray says where its workers wrote
@@ -235,7 +238,7 @@ def _video_group(group, ready, estimator, run: RunSettings, failures: Failures, 
         warm_up(estimator, [source for source, _ in opened], run.batching.batch)
         for (source, sinks), targets in zip(opened, used, strict=True):
             sinks.extend(open_sinks(targets.video, targets.json, targets.coco, source, live=False,
-                                    overwrite=overwrite))  # fmt: skip
+                                    overwrite=overwrite, segment_s=run.live.segment_s))  # fmt: skip
     except BaseException:
         close_all(opened)
         raise

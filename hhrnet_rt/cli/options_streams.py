@@ -78,3 +78,15 @@ TrackMaxGap = Annotated[
         rich_help_panel="Tracking and smoothing",
     ),
 ]
+SegmentTime = Annotated[
+    float | None,
+    typer.Option(
+        "--segment-time",
+        min=1.0,
+        metavar="SECONDS",
+        help="Write the mp4 in files of this many seconds (OUT_000.mp4, OUT_001.mp4 ...): an mp4 plays only "
+        "once closed, so a killed run or a power cut loses at most the file being written.",
+        show_default=False,
+        rich_help_panel=_LIVE,
+    ),
+]

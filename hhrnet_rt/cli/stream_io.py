@@ -40,13 +40,14 @@ class Batching:
 
 @dataclass(frozen=True)
 class LiveSettings:
-    """--reconnect, --no-reconnect, --stall-timeout, --fail-fast and --metrics-port."""
+    """--reconnect, --no-reconnect, --stall-timeout, --fail-fast, --metrics-port and --segment-time."""
 
     reconnect: int | None = None
     no_reconnect: bool = False
     stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
     fail_fast: bool = False
     metrics_port: int | None = None
+    segment_s: float | None = None
 
     def policy(self) -> ReconnectPolicy:
         return ReconnectPolicy(
@@ -108,15 +109,17 @@ def progress() -> Progress:
 
 
 def open_sinks(
-    out: Path | None, json_out: Path | None, coco: Path | None, source: Any, *, live: bool, overwrite: bool
-) -> list[Any]:
+    out: Path | None, json_out: Path | None, coco: Path | None, source: Any, *, live: bool, overwrite: bool,
+    segment_s: float | None = None,
+) -> list[Any]:  # fmt: skip
     """The sinks of one stream (:func:`hhrnet_rt.cluster.recipe.open_sinks`, which Ray workers open too),
     warnings on the console."""
 
     def warn(message: str) -> None:
         console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
-    return recipe.open_sinks(out, json_out, coco, source, live=live, overwrite=overwrite, warn=warn)
+    return recipe.open_sinks(out, json_out, coco, source, live=live, overwrite=overwrite, warn=warn,
+                             segment_s=segment_s)  # fmt: skip
 
 
 def check_outputs(

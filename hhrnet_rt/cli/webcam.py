@@ -34,6 +34,7 @@ from hhrnet_rt.cli.options_streams import (
     MetricsPort,
     NoReconnect,
     Reconnect,
+    SegmentTime,
     StallTimeout,
     TrackMaxGap,
 )
@@ -133,6 +134,7 @@ def webcam(
     stall_timeout: StallTimeout = STALL_TIMEOUT_S,
     fail_fast: FailFast = False,
     metrics_port: MetricsPort = None,
+    segment_time: SegmentTime = None,
     server: ServerUrl = None,
     token: ClientToken = None,
     send: SendAs = SendFormat.jpeg,
@@ -150,7 +152,8 @@ def webcam(
                       batching=Batching(batch, max_wait_ms, decode_threads),
                       over_time=temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
                                                   smooth_min_cutoff, smooth_beta, smooth_d_cutoff, track_max_gap),
-                      live=LiveSettings(reconnect, no_reconnect, stall_timeout, fail_fast, metrics_port))  # fmt: skip
+                      live=LiveSettings(reconnect, no_reconnect, stall_timeout, fail_fast, metrics_port,
+                                        segment_time))  # fmt: skip
     remote = ServerOptions(server, token, send, in_flight) if server is not None else None
     cameras = camera or ["0"]
     runner = _webcam if len(cameras) == 1 else _webcams
@@ -170,7 +173,9 @@ def _webcam(cameras: list[str], out: Path | None, json_out: Path | None, run: Ru
     try:
         estimator = load()
         warm_up(estimator, [source], run.batching.batch)
-        sinks = open_sinks(out, json_out, None, source, live=True, overwrite=overwrite)
+        sinks = open_sinks(
+            out, json_out, None, source, live=True, overwrite=overwrite, segment_s=run.live.segment_s
+        )
     except BaseException:
         source.close()
         raise
@@ -236,7 +241,15 @@ def _webcams(cameras: list[str], out: Path | None, json_out: Path | None, run: R
         warm_up(estimator, [source for source, _ in opened], run.batching.batch)
         for (source, sinks), targets in zip(opened, used, strict=True):
             sinks.extend(
-                open_sinks(targets.video, targets.json, None, source, live=True, overwrite=overwrite)
+                open_sinks(
+                    targets.video,
+                    targets.json,
+                    None,
+                    source,
+                    live=True,
+                    overwrite=overwrite,
+                    segment_s=run.live.segment_s,
+                )
             )
     except BaseException:
         close_all(opened)
