@@ -111,6 +111,11 @@ class StreamServer:
                 return
             time.sleep(max(0.0, self._t0 + (number + 1) / self.fps - time.monotonic()))
 
+    def time_of(self, number: int) -> float:
+        """When the camera made picture ``number`` (``time.monotonic()``)."""
+        assert self._t0 is not None, "the server was never started"
+        return self._t0 + number / self.fps
+
     def stall(self) -> None:
         """Stop sending without closing the connection (the process is frozen; ``kill`` or ``start`` ends
         it)."""
