@@ -66,3 +66,17 @@ def test_help_lists_the_commands_in_their_order():
     their modules: the media commands side by side, the sub-groups last."""
     names = list(typer.main.get_command(app).commands)
     assert names == ["bench", "build-engine", "info", "video", "webcam", "image", "serve", "cache", "weights"]
+
+
+def test_the_cli_starts_without_loading_torch():
+    """`hhrt --help` and argument errors answer in well under a second: the command modules import no
+    torch until a model is built (it takes seconds to load). A fresh interpreter, since this one has it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, hhrnet_rt.cli; print(sorted(m for m in ('torch', 'onnx', 'ray') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

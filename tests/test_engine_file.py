@@ -17,12 +17,13 @@ from typer.testing import CliRunner
 
 from hhrnet_rt import PoseEstimator
 from hhrnet_rt.artifacts.engine_settings import META_PREFIX, read_engine_settings, resolve_options
+from hhrnet_rt.artifacts.runnable import file_for_backend
 from hhrnet_rt.artifacts.sidecar import Sidecar, sha256_file
 from hhrnet_rt.cli import app
 from hhrnet_rt.cli.app import EXIT_ENGINE_MISMATCH, EXIT_INPUT
 from hhrnet_rt.core.errors import EngineMismatchError, InputError
 from hhrnet_rt.model.onnx_export import write_metadata
-from hhrnet_rt.runtime.engine_checks import check_weights_match, file_for_backend
+from hhrnet_rt.runtime.engine_checks import check_weights_match
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 runner = CliRunner()
@@ -43,7 +44,7 @@ def _copy(built, tmp_path, *, sidecar=True):
 
 def test_metadata_and_sidecar_record_the_build(built, tiny_weights):
     from hhrnet_rt.export.build import load_network
-    from hhrnet_rt.model.weights import state_dict_digest
+    from hhrnet_rt.model.digest import state_dict_digest
 
     props = {p.key: p.value for p in onnx.load(str(built.onnx_path)).metadata_props}
     assert json.loads(props[META_PREFIX + "num_joints"]) == 17

@@ -287,7 +287,8 @@ def test_numpy_values_in_meta_are_data_not_code(tmp_path, tiny_sd):
 
 
 def test_random_network_is_seeded_and_leaves_the_callers_rng_alone():
-    from hhrnet_rt.model.weights import random_network, state_dict_digest
+    from hhrnet_rt.model.digest import state_dict_digest
+    from hhrnet_rt.model.weights import random_network
 
     torch.manual_seed(123)
     expected_next = torch.rand(3)
@@ -299,7 +300,7 @@ def test_random_network_is_seeded_and_leaves_the_callers_rng_alone():
 
 
 def test_state_dict_digest_sees_one_changed_value():
-    from hhrnet_rt.model.weights import state_dict_digest
+    from hhrnet_rt.model.digest import state_dict_digest
 
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
     before = state_dict_digest(net)

@@ -80,7 +80,7 @@ class Sidecar:
     calibration: dict[str, Any] | None = None
     agreement: dict[str, Any] | None = None
     tensorrt: dict[str, Any] | None = None
-    #: state-dict digest of the weights (:func:`hhrnet_rt.model.weights.state_dict_digest`); optional, so
+    #: state-dict digest of the weights (:func:`hhrnet_rt.model.digest.state_dict_digest`); optional, so
     #: sidecars written before it was added still read.
     weights_sha256: str | None = None
     #: the OpenVINO IR of a ``--target openvino`` build (see the module docstring); optional.

@@ -183,7 +183,7 @@ def build_onnx_files(
             source = None
 
     on_step("loading weights")
-    from hhrnet_rt.model.weights import state_dict_digest
+    from hhrnet_rt.model.digest import state_dict_digest
 
     network = load_network(weights)
     fp32_path = out_dir / (f"{name}.onnx" if precision == "fp32" else f"{name}.fp32.onnx")

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 #: Container keys under which training frameworks nest the state dict (checked in this order).
 _CONTAINER_KEYS = ("state_dict", "model", "net")
@@ -29,6 +31,8 @@ def remap_state_dict(obj: Mapping[str, Any]) -> OrderedDict[str, torch.Tensor]:
     converts numpy arrays to tensors and casts floating tensors to float32. Keys that match nothing are
     kept unchanged so the strict load can report them. The input is not modified.
     """
+    import torch  # here, not at the top: ModelSpec (plain data) imports this module, and torch is slow to load
+
     sd: Any = obj
     for _ in range(3):  # e.g. {'state_dict': {'model': ...}} in some re-saves
         nested = next((sd[k] for k in _CONTAINER_KEYS if isinstance(sd.get(k), Mapping)), None)

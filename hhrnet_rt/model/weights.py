@@ -282,17 +282,3 @@ def load_network(weights: Source | nn.Module) -> tuple[nn.Module, str]:
     model, _spec = build_from_checkpoint(weights)
     label = "state dict" if isinstance(weights, Mapping) else os.fspath(weights)
     return model.eval(), label
-
-
-def state_dict_digest(module: nn.Module) -> str:
-    """sha256 over a module's state dict (names, shapes, dtypes, bytes): identifies its weights in cache keys."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for key, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(key.encode())
-        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
-        # numpy has no bfloat16; its bytes are hashed through float32 instead.
-        h.update((t.float() if t.dtype == torch.bfloat16 else t).numpy().tobytes())
-    return h.hexdigest()

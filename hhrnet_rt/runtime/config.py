@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hhrnet_rt.artifacts.engine_settings import EngineSettings, read_engine_settings, resolve_options
+from hhrnet_rt.artifacts.runnable import file_for_backend
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.core.inputs import check_input_file
 from hhrnet_rt.core.names import check_precision
@@ -33,7 +34,6 @@ from hhrnet_rt.core.sizes import check_input_size
 from hhrnet_rt.decode.params import DecodeParams
 from hhrnet_rt.model.spec import ModelSpec
 from hhrnet_rt.runtime.backends import choose_backend
-from hhrnet_rt.runtime.engine_checks import file_for_backend
 from hhrnet_rt.runtime.stage_data import choose_decode_on
 
 if TYPE_CHECKING:

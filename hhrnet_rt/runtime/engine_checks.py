@@ -1,11 +1,10 @@
 """Checks that meet a built file (:class:`~hhrnet_rt.artifacts.engine_settings.EngineSettings`) with the
-runtime: which file a backend runs, whether the backend's outputs are pose maps, whether given weights
-are the file's.
+runtime: whether the backend's outputs are pose maps, whether given weights are the file's. (Which file
+a backend runs is decided before anything runs: :mod:`hhrnet_rt.artifacts.runnable`.)
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,48 +12,7 @@ import numpy as np
 from hhrnet_rt.artifacts.engine_settings import EngineSettings
 from hhrnet_rt.core.errors import InputError, option
 from hhrnet_rt.core.tag_layout import interleaved_problem
-from hhrnet_rt.model.weights import state_dict_digest
-
-
-def file_for_backend(settings: EngineSettings, backend: str, *, single_scale: bool = True) -> Path:
-    """The file ``backend`` runs for an --engine: never silently ignored, never the wrong kind.
-
-    ONNX Runtime runs an ``.onnx`` itself, or an engine's ``.onnx`` sibling (hash-checked against the
-    sidecar); OpenVINO runs the same, and its own ``.xml`` IR, which nothing else runs; TensorRT runs
-    ``.engine`` files only; torch cannot run a file.
-    """
-    if backend == "torch":
-        raise InputError(
-            f"the torch backend runs a network built from {option('weights')} and cannot run {settings.path}; "
-            f"use {option('backend', 'onnxruntime')} (an .onnx file) or {option('backend', 'tensorrt')} (an "
-            f".engine file), or drop {option('engine')}"
-        )
-    if not single_scale and settings.project:
-        raise InputError(
-            f"{settings.path} projects its maps to one input size, so it cannot run several test scales; "
-            f"use {option('weights')} for multi-scale testing"
-        )
-    if settings.kind == "openvino":
-        if backend != "openvino":
-            raise InputError(
-                f"{settings.path} is an OpenVINO model, which only {option('backend', 'openvino')} runs; "
-                f"use that, or pass an .onnx / .engine file for {backend}"
-            )
-        return settings.path
-    if backend == "tensorrt":
-        if settings.kind != "engine":
-            raise InputError(
-                f"{settings.path} is an ONNX file; TensorRT runs the .engine built from it by `hhrt build-engine`"
-            )
-        return settings.path
-    if settings.onnx_path is None:
-        runtime = "OpenVINO" if backend == "openvino" else "ONNX Runtime"
-        raise InputError(
-            f"{settings.path} is a TensorRT engine, which {runtime} cannot run, and the .onnx it was built "
-            f"from is not beside it; pass that .onnx file with {option('engine')}, or run on a CUDA GPU with "
-            "TensorRT"
-        )
-    return settings.onnx_path
+from hhrnet_rt.model.digest import state_dict_digest
 
 
 def check_outputs(settings: EngineSettings, backend: Any) -> int:

@@ -16,8 +16,8 @@ from hhrnet_rt.artifacts.engine_settings import META_PREFIX, onnx_metadata
 from hhrnet_rt.artifacts.sidecar import INPUT_NAME, OUTPUT_NAMES, dynamic_axes
 from hhrnet_rt.core import paths
 from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.model.digest import state_dict_digest
 from hhrnet_rt.model.onnx_export import export_onnx
-from hhrnet_rt.model.weights import state_dict_digest
 
 CACHE_KEY = META_PREFIX + "cache_key"
 CACHE_SUBDIR = "onnx"
