@@ -46,7 +46,7 @@ def _script(servers: dict[str, StreamServer], t0: float) -> None:
     servers["stalled"].stall()
     servers["gone"].kill()  # for good
     at(3.5)
-    servers["restarted"].start(size=(120, 48))  # the camera comes back at another size
+    servers["restarted"].start(size=(192, 48))  # the camera comes back at another size
     at(4.0)
     servers["stalled"].start()  # the frozen server is replaced
 
@@ -78,7 +78,7 @@ def test_live_streams_survive_outages_and_a_dead_one_fails_alone(tmp_path):
                 on_frame=watch(name),
             )
         )
-    clip = make_video(tmp_path / "clip.mp4", 30, width=96, height=48)
+    clip = make_video(tmp_path / "clip.mp4", 30, width=160, height=48)
     streams.append(Stream(FileSource(clip), [JsonLinesSink(tmp_path / "file.jsonl")], name="file"))
     script = threading.Thread(target=_script, args=(servers, time.monotonic()), daemon=True)
     script.start()
@@ -117,7 +117,7 @@ def test_live_streams_survive_outages_and_a_dead_one_fails_alone(tmp_path):
         assert "s3cret" not in text and "cam:" not in text
 
     widths = {w for _, _, w in seen["restarted"]}
-    assert widths == {96, 120}, "the stream goes on at its new size after reconnecting"
+    assert widths == {160, 192}, "the stream goes on at its new size after reconnecting"
     gone = [r for r in _records(tmp_path / "gone.jsonl") if r["type"] == "outage"]
     assert gone[-1]["end"] is None  # it never came back
 
