@@ -73,24 +73,39 @@ class StreamServer:
         self.port, self.fps = free_port(), fps
         self.size = (width, height)
         self.url = f"http://127.0.0.1:{self.port}/live.ts"
+        self._lock = threading.Lock()
+        self._up = False  # whether the server is meant to answer (start) or gone (kill)
         self._proc: subprocess.Popen[bytes] | None = None
-        self._feeder: threading.Thread | None = None
+        self._thread: threading.Thread | None = None
         self._next = 0  # the next picture's number
 
     def start(self, size: tuple[int, int] | None = None) -> None:
         """Serve (again); the stream's reader may connect from now on."""
         self.kill()
         self.size = size or self.size
-        width, height = self.size
-        self._proc = subprocess.Popen(
-            ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24",
-             "-s", f"{width}x{height}", "-framerate", str(self.fps), "-i", "pipe:0", "-c:v", "mpeg1video",
-             "-q:v", "2", "-g", str(max(1, round(self.fps / 5))), "-f", "mpegts", "-listen", "1", self.url],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        self._feeder = threading.Thread(target=self._feed, args=(self._proc,), daemon=True)
-        self._feeder.start()
+        self._up = True
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
         self._wait_listening()
+
+    def _serve(self) -> None:
+        """FFmpeg in listen mode serves one client and exits when it leaves: start it again for the next
+        (as a real server takes the next client), for as long as the server is up."""
+        width, height = self.size
+        while True:
+            with self._lock:
+                if not self._up:
+                    return
+                self._proc = subprocess.Popen(
+                    ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "rawvideo",
+                     "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-framerate", str(self.fps), "-i", "pipe:0",
+                     "-c:v", "mpeg1video", "-q:v", "2", "-g", str(max(1, round(self.fps / 5))), "-f", "mpegts",
+                     "-listen", "1", self.url],
+                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                proc = self._proc
+            self._feed(proc)
+            proc.wait()
 
     def _wait_listening(self, timeout_s: float = 5.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -103,33 +118,35 @@ class StreamServer:
         assert proc.stdin is not None
         width, height = self.size
         t0, sent = time.monotonic(), 0
-        while proc.poll() is None:
-            try:
+        try:
+            while proc.poll() is None:
                 proc.stdin.write(numbered_image(self._next, width, height).tobytes())
                 proc.stdin.flush()
-            except (BrokenPipeError, OSError, ValueError):
-                return  # the picture died with the server: its number is lost
-            self._next, sent = self._next + 1, sent + 1
-            time.sleep(max(0.0, t0 + sent / self.fps - time.monotonic()))
+                self._next, sent = self._next + 1, sent + 1
+                time.sleep(max(0.0, t0 + sent / self.fps - time.monotonic()))
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # the picture died with the server: its number is lost
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                proc.stdin.close()
 
     def stall(self) -> None:
         """Stop sending without closing the connection (the process is frozen; ``kill`` or ``start`` ends
         it)."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGSTOP)
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None:
+                self._proc.send_signal(signal.SIGSTOP)
 
     def kill(self) -> None:
         """The server goes away (its connection closes)."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.kill()  # SIGKILL ends a stopped process too
-        proc.wait(timeout=5)
-        if proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-        if self._feeder is not None:
-            self._feeder.join(timeout=5)
+        with self._lock:
+            self._up = False
+            proc, self._proc = self._proc, None
+            if proc is not None:
+                proc.kill()  # SIGKILL ends a stopped process too
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
 
     def __enter__(self) -> StreamServer:
         return self
