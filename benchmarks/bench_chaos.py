@@ -23,6 +23,7 @@ pipeline and the sources, not the network.
 Usage (from the repository root; needs the ffmpeg program):
     python benchmarks/bench_chaos.py --outages 1,3 --settle 2            # a check that it runs (~20 s)
     python benchmarks/bench_chaos.py --outages 1,5,10,30,60              # the recorded figures
+    python benchmarks/bench_chaos.py --outages "" --baseline 60          # the metrics' cost alone
 """
 
 from __future__ import annotations
@@ -194,28 +195,7 @@ def fps_of(log: list[tuple[float, int, int]], skip_s: float = 1.0) -> float:
     return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--outages", default="1,5,10,30,60", help="seconds each outage lasts, comma-separated"
-    )
-    parser.add_argument("--streams", type=int, default=3)
-    parser.add_argument("--fps", type=float, default=25.0)
-    parser.add_argument("--settle", type=float, default=5.0, help="seconds of service before/between outages")
-    parser.add_argument("--baseline", type=float, default=20.0, help="seconds of each run without outages")
-    parser.add_argument("--stall", type=float, default=5.0, help="--stall-timeout")
-    parser.add_argument("--cost-ms", type=float, default=5.0, help="the stand-in estimator's cost per frame")
-    args = parser.parse_args()
-    if (problem := ffmpeg_problem()) is not None:
-        raise SystemExit(problem)
-    outages = [float(x) for x in args.outages.split(",") if x]
-    print(f"# bench_chaos: {args.streams} streams at {args.fps:g} fps, outages {outages} s on stream 0, "
-          f"stand-in estimator {args.cost_ms:g} ms/frame; python {platform.python_version()}")  # fmt: skip
-    chaos = run(args, outages, scrape=False)
-    baseline = run(args, [], scrape=False)
-    scraped = run(args, [], scrape=True)
+def report_outages(chaos: dict, baseline: dict) -> None:
     rows, lost = analyse(chaos, chaos["t_end"])
     result = chaos["result"]
     print("\n| outage s | back -> first frame s | backoff interval it came back in s | last try -> first frame s "
@@ -246,6 +226,30 @@ def main() -> None:
     for k, (during, missing) in lost["others"].items():
         base = fps_of(baseline["logs"][k])
         print(f"| s{k} | {during:.2f} | {base:.2f} | {100 * (during / base - 1):+.1f} % | {missing} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--outages", default="1,5,10,30,60", help="seconds each outage lasts, comma-separated"
+    )
+    parser.add_argument("--streams", type=int, default=3)
+    parser.add_argument("--fps", type=float, default=25.0)
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds of service before/between outages")
+    parser.add_argument("--baseline", type=float, default=20.0, help="seconds of each run without outages")
+    parser.add_argument("--stall", type=float, default=5.0, help="--stall-timeout")
+    parser.add_argument("--cost-ms", type=float, default=5.0, help="the stand-in estimator's cost per frame")
+    args = parser.parse_args()
+    if (problem := ffmpeg_problem()) is not None:
+        raise SystemExit(problem)
+    outages = [float(x) for x in args.outages.split(",") if x]
+    print(f"# bench_chaos: {args.streams} streams at {args.fps:g} fps, outages {outages} s on stream 0, "
+          f"stand-in estimator {args.cost_ms:g} ms/frame; python {platform.python_version()}")  # fmt: skip
+    if outages:  # --outages "": the metrics' cost alone
+        report_outages(run(args, outages, scrape=False), run(args, [], scrape=False))
+    scraped = run(args, [], scrape=True)
     on = [x for log in scraped["logs"] for t, _, _, x in log if int(t / 5) % 2]
     off = [x for log in scraped["logs"] for t, _, _, x in log if not int(t / 5) % 2]
     scrape_ms = (

@@ -76,7 +76,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: How the CLI names a library argument in a message: ``--backend onnxruntime``, ``--no-flip`` (a
 #: :class:`FlagStyle`, so Ray workers name flags too without importing the CLI).
-flag_for = FlagStyle(renames=(("onnx_threads", "threads"),))
+flag_for = FlagStyle(renames=(("onnx_threads", "threads"), ("segment_s", "segment_time")))
 
 
 def handle_errors(fn: F) -> F:

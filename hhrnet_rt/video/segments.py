@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hhrnet_rt.core.errors import InputError, option
 from hhrnet_rt.video.sinks import FrameResult, Mp4Sink
 
 
@@ -36,10 +37,8 @@ class SegmentedMp4Sink:
     """
 
     def __init__(self, path: str | Path, segment_s: float, open_segment: Callable[[Path], Mp4Sink]) -> None:
-        from hhrnet_rt.core.errors import InputError
-
         if not segment_s > 0:
-            raise InputError(f"--segment-time must be positive, got {segment_s}")
+            raise InputError(f"{option('segment_s', segment_s)} must be positive")
         self.path, self.segment_s, self._open = Path(path), float(segment_s), open_segment
         self.paths = [segment_path(self.path, 0)]
         self._sink: Mp4Sink | None = open_segment(self.paths[0])  # its name is checked now, before the run
