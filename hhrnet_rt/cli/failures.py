@@ -49,11 +49,11 @@ class Failures:
                 f"{len(self.failed)} of {self.total} {what} failed ({self.details()}); the others are complete"
             )
         errors = [e for _, e in self.failed]
-        if len(errors) == 1 and isinstance(errors[0], HhrtError):
-            name, error = self.failed[0]
-            if name in str(error):
-                raise error
-            raise type(error)(f"{name}: {error}") from error  # a worker's message may not name its input
+        name, only = self.failed[0]
+        if len(errors) == 1 and isinstance(only, HhrtError):
+            if name in str(only):
+                raise only
+            raise type(only)(f"{name}: {only}") from only  # a worker's message may not name its input
         if len(self.runs_failed) == 1 and not any(isinstance(e, BaseException) for e in errors):
             raise self.runs_failed[0]  # one run held every input: its own error says it all
         kinds = {type(e) for e in errors}
