@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from hhrnet_rt.overlay import PoseStyle, draw_people
+
 #: Version of the keypoint records' layout (JSON lines, ``hhrt image --json``); see
 #: ``schemas/keypoints.schema.json``. Raised when a field changes meaning or disappears.
 KEYPOINTS_SCHEMA = "hhrnet-rt/keypoints/1"
@@ -132,6 +134,26 @@ class Poses:
                 boxes[p] = (*xy.min(axis=0), *xy.max(axis=0))
         return boxes
 
+    def plot(self, image_bgr: np.ndarray, **style) -> np.ndarray:
+        """A copy of ``image_bgr`` with these people drawn on it (the image itself is left as it was).
+
+        Args:
+            image_bgr: (H, W, 3) uint8, as OpenCV reads it (the image these poses were found in).
+            **style: fields of :class:`hhrnet_rt.draw.PoseStyle`: ``line_width``, ``labels``, ``boxes``,
+                ``person_threshold`` (``None`` draws everyone), ``show_person_score``, ...
+
+        Raises:
+            ValueError: the image is not (H, W, 3) uint8, or a style value is out of range.
+            TypeError: an unknown style keyword.
+
+        Example:
+            >>> import numpy as np
+            >>> Poses.empty(17).plot(np.zeros((48, 64, 3), np.uint8), boxes=True).shape
+            (48, 64, 3)
+        """
+        return draw_people(np.array(image_bgr, copy=True), self.keypoints, self.scores, self.ids,
+                           PoseStyle(**style))  # fmt: skip
+
     def to_records(self) -> list[dict]:
         """JSON-ready list: one ``{"score": s, "keypoints": [[x, y, score] * K]}`` per person, x/y rounded
         to 0.01 px and scores to 1e-4 (see ``XY_DECIMALS``); a non-finite value becomes ``None`` (JSON
@@ -153,7 +175,9 @@ class Poses:
         return records
 
     def to_supervision(self):
-        """The people as ``supervision.KeyPoints`` (xy, confidence; ``class_id`` 0 = person).
+        """The people as ``supervision.KeyPoints``: ``xy`` (P, K, 2), ``keypoint_confidence`` (P, K),
+        ``detection_confidence`` (P,) = the person scores, ``visible`` = joints found (score > 0),
+        ``class_id`` 0 (person); tracker IDs, when set, in ``data["tracker_id"]``.
 
         Raises:
             ImportError: supervision is not installed (``pip install supervision``); hhrnet-rt does not
@@ -163,11 +187,14 @@ class Poses:
             import supervision as sv
         except ImportError as exc:
             raise ImportError("Poses.to_supervision needs supervision: pip install supervision") from exc
+        data: dict[str, np.ndarray | list] = {} if self.ids is None else {"tracker_id": self.ids.copy()}
         return sv.KeyPoints(
             xy=self.keypoints[:, :, :2].copy(),
-            confidence=self.keypoints[:, :, 2].copy(),
             class_id=np.zeros(len(self), dtype=int),
-            data={"person_score": self.scores.copy()},
+            keypoint_confidence=self.keypoints[:, :, 2].copy(),
+            detection_confidence=self.scores.copy(),
+            visible=(self.keypoints[:, :, 2] > 0) & np.isfinite(self.keypoints[:, :, :2]).all(axis=2),
+            data=data,
         )
 
 

@@ -51,11 +51,19 @@ class FakeParser:
 
 
 class FakeTimingCache:
+    def __init__(self, data: bytes = b"") -> None:
+        self.data = bytes(data)
+
     def serialize(self) -> bytes:
         return b"cache"
 
 
 class FakeConfig:
+    """Switches: ``refused`` (cache contents set_timing_cache refuses), ``no_cache`` (create returns None)."""
+
+    refused: set[bytes] = set()
+    no_cache = False
+
     def __init__(self) -> None:
         self.flags = {BuilderFlag.TF32}  # TensorRT's default: TF32 allowed
         self.cleared: list = []
@@ -76,11 +84,12 @@ class FakeConfig:
     def add_optimization_profile(self, profile) -> int:
         return 0
 
-    def create_timing_cache(self, data: bytes) -> FakeTimingCache:
-        return FakeTimingCache()
+    def create_timing_cache(self, data: bytes) -> FakeTimingCache | None:
+        return None if FakeConfig.no_cache else FakeTimingCache(data)
 
     def set_timing_cache(self, cache, ignore_mismatch: bool) -> bool:
-        return True
+        self.timing_cache = cache
+        return cache.data not in FakeConfig.refused
 
     def get_timing_cache(self) -> FakeTimingCache:
         return FakeTimingCache()
@@ -143,6 +152,7 @@ def make_fake(version: str = "10.12.0") -> types.ModuleType:
     Runtime.engine, Runtime.error, Runtime.seen = FakeEngine(), None, []
     FakeEngine.context = object()
     Builder.last_config = None
+    FakeConfig.refused, FakeConfig.no_cache = set(), False
     module = types.ModuleType("tensorrt")
     module.__version__ = version
     for obj in (

@@ -87,8 +87,13 @@ def test_bench_all_cli_prints_one_table_and_writes_json(monkeypatch, tmp_path):
     }
     seen = {}
 
-    def fake_compare(cfg, on_step):
+    def fake_compare(cfg, on_step, on_row):
         seen["cfg"] = cfg
+        on_row(0, 2)
+        on_step("torch fp32 on cpu")
+        on_row(1, 2)
+        on_step("onnxruntime fp32 on cpu")
+        on_row(2, 2)
         return canned
 
     monkeypatch.setattr(cli_bench, "compare_backends", fake_compare)
@@ -96,6 +101,9 @@ def test_bench_all_cli_prints_one_table_and_writes_json(monkeypatch, tmp_path):
     result = runner.invoke(app, ["bench", "--backend", "all", "--input-size", "64", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert seen["cfg"].input_size == 64
+    # Progress (plain lines: no terminal here): each backend as it starts, the rows done and the time left.
+    assert "torch fp32 on cpu (0/2 backends)..." in result.stderr
+    assert "(1/2 backends, about" in result.stderr and "(2/2 backends)" in result.stderr
     assert result.stdout.count("hhrt bench --backend all") == 1
     lines = result.stdout.splitlines()
     int8 = next(line for line in lines if "int8" in line)

@@ -63,9 +63,20 @@ def test_shell_completion_is_offered():
 
 def test_help_lists_the_commands_in_their_order():
     """Typer lists commands as they are registered, i.e. in the order hhrnet_rt/cli/__init__.py imports
-    their modules: the media commands side by side, the sub-groups last."""
+    their modules: demo first (what a new user runs), the media commands side by side, the sub-groups last."""
     names = list(typer.main.get_command(app).commands)
-    assert names == ["bench", "build-engine", "info", "video", "webcam", "image", "serve", "cache", "weights"]
+    assert names == [
+        "demo",
+        "bench",
+        "build-engine",
+        "info",
+        "video",
+        "webcam",
+        "image",
+        "serve",
+        "cache",
+        "weights",
+    ]
 
 
 def test_the_cli_starts_without_loading_torch():

@@ -57,7 +57,8 @@ def test_fp16_without_tensorrt_writes_onnx_and_sidecar_then_exits_5(workdir, gol
     sidecar = json.loads((workdir / "eng" / "t.json").read_text())
     assert sidecar["precision"] == "fp16" and sidecar["tensorrt"] is None
     assert sidecar["shape_profile"]["min"] == [1, 3, 64, 64]
-    assert sidecar["shape_profile"]["max"][0] == sidecar["shape_profile"]["opt"][0] == 3  # --max-batch
+    # --max-batch sets the largest batch; TensorRT still tunes for batch 1 (opt), one live stream's shape.
+    assert sidecar["shape_profile"]["max"][0] == 3 and sidecar["shape_profile"]["opt"][0] == 1
     agreement = sidecar["agreement"]
     assert agreement["images"] == 2 and "synthetic" in agreement["images_from"]
     assert 0 < agreement["heatmap_max_abs"] < 0.01  # see test_quantize for the measured fp16 error
@@ -73,6 +74,9 @@ def test_int8_calibrates_once_then_uses_the_cache(workdir, golden_dir, no_tensor
             "--calib-count", "4", "--calib-method", "minmax", "--shapes", "64:64x128:128", "--no-flip"]  # fmt: skip
     first = _build(*args)
     assert first.exit_code == 5, first.output
+    # Said while it works (plain lines: no terminal here): the calibration's images read and time left.
+    assert "calibrating on 4 images" in first.output and "(4/4 images)" in first.output
+    assert "(1/4 images, about" in first.output and "warning" not in first.output
     side = json.loads((workdir / "eng" / "q.json").read_text())
     assert side["calibration"]["cache_hit"] is False and side["calibration"]["images"] == 4
     assert side["agreement"]["images"] == 2 and "held-out" in side["agreement"]["images_from"]
@@ -92,6 +96,25 @@ def test_int8_calibrates_once_then_uses_the_cache(workdir, golden_dir, no_tensor
     side2 = json.loads((workdir / "eng" / "q.json").read_text())
     assert side2["calibration"]["cache_hit"] is True and side2["calibration"]["images"] is None
     assert "calibrating" not in second.output
+
+
+def test_fewer_calibration_images_than_asked_is_a_warning(workdir, golden_dir):
+    from hhrnet_rt.export.build import build_onnx_files
+
+    _images(workdir / "few", n=3)
+    said = []
+
+    class Stop(Exception):
+        pass
+
+    def warn(message):  # said before any export work; stop there, the rest is tested above
+        said.append(message)
+        raise Stop
+
+    with pytest.raises(Stop):
+        build_onnx_files(golden_dir / "tiny_model.npz", "int8", input_size=64, calib="few", calib_count=200,
+                         out_dir="eng", warn=warn)  # fmt: skip
+    assert "only 2 calibration images (1 more held out" in said[0] and "calib_count=200 asked for" in said[0]
 
 
 def test_int8_without_calibration_images(workdir, golden_dir):

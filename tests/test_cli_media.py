@@ -50,7 +50,9 @@ def _jsonl(path: Path) -> list[dict]:
 
 def test_video_end_to_end(tmp_path, tiny, clip):
     out, js, coco = tmp_path / "o.mp4", tmp_path / "o.jsonl", tmp_path / "o.json"
-    result = _invoke(["video", str(clip), "--out", str(out), "--json", str(js), "--coco", str(coco), *tiny])
+    result = _invoke(
+        ["video", str(clip), "--out", str(out), "--json", str(js), "--coco", str(coco), "-v", *tiny]
+    )
     assert result.exit_code == 0, result.output
     frames, rate = read_video(out)
     records = _jsonl(js)

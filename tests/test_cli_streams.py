@@ -54,7 +54,7 @@ def test_video_inputs_run_together_each_into_its_own_outputs(tmp_path, tiny, cli
 def test_one_file_batched_keeps_every_frame_in_order(tmp_path, tiny, clips):
     js = tmp_path / "b.jsonl"
     result = _invoke(["video", str(clips[1]), "--json", str(js), "--out", str(tmp_path / "b.mp4"),
-                      "--batch", "8", "--max-wait-ms", "200", *tiny])  # fmt: skip
+                      "--batch", "8", "--max-wait-ms", "200", "--verbose", *tiny])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert [r["frame"] for r in _jsonl(js)] == list(range(11))
     assert "inference calls" in result.output  # more than one frame per call happened

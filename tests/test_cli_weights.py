@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.server
-import importlib
 import threading
 
 import cv2
@@ -14,11 +13,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from hhrnet_rt.cli import app
+from hhrnet_rt.cli import app, progress
 from hhrnet_rt.model import download
 from hhrnet_rt.model.download import NAMED_WEIGHTS, NamedWeights
 
-media = importlib.import_module("hhrnet_rt.cli.media")
 runner = CliRunner()
 PAYLOAD = b"not a real checkpoint, but the bytes the hash names"
 PREFIX = hashlib.sha256(PAYLOAD).hexdigest()[:8]
@@ -96,12 +94,15 @@ def test_path_refuses_a_file_that_is_not_the_checkpoint(served):
 def test_first_use_downloads_before_the_loading_spinner(served, monkeypatch, tmp_path):
     events, _ = served
 
-    @contextlib.contextmanager
-    def status(*args, **kwargs):
-        events.append("spinner")
-        yield
+    real_step = progress.step
 
-    monkeypatch.setattr(media.console, "status", status)
+    @contextlib.contextmanager
+    def step(*args, **kwargs):  # the model-loading spinner (progress.step), recorded as it starts
+        events.append("spinner")
+        with real_step(*args, **kwargs) as shown:
+            yield shown
+
+    monkeypatch.setattr(progress, "step", step)
     picture = tmp_path / "p.png"
     cv2.imwrite(str(picture), np.zeros((32, 32, 3), np.uint8))
     result = runner.invoke(

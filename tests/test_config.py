@@ -175,7 +175,7 @@ def test_cli_backend_reason_is_the_estimators(backend, tmp_path, golden_dir, mon
                                  "--weights", str(golden_dir / "tiny_model.npz"), "--backend", backend])  # fmt: skip
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())  # Rich wraps long lines at the terminal's width
-    printed = re.search(r"backend: (\S+) on (\S+) \((.*?)\) model: ", output)
+    printed = re.search(r"backend: (\S+) on (\S+) \((.*?)\) loading the model", output)
     assert printed is not None, result.output
     assert described, "the CLI describes the estimator it built"
     facts = described[0]

@@ -255,16 +255,24 @@ def test_cli_decode_on_option(golden_dir, tmp_path):
     assert bad.exit_code == 2 and "Traceback" not in bad.output
 
 
+def check_host_decode_copies_the_maps_once(host, image):
+    """Host decode of CUDA maps: one copy of each map, contiguous. Also run under device semantics on the
+    CPU (tests/test_device_semantics.py)."""
+    prepared = host.prepare(image)
+    maps = host.infer(prepared)
+    host.decode(maps, prepared)
+    k, h, w = maps.heatmaps.shape
+    # Made contiguous on the device (a channels_last graph's outputs are strided), then copied once. The
+    # tags are the per-pixel (K, H, W, L) view of planar tags: strided by design, their planes contiguous.
+    assert maps.heatmaps.flags.c_contiguous and np.moveaxis(maps.tags, -1, -3).flags.c_contiguous
+    assert maps.d2h_bytes == 4 * k * h * w * (1 + 2)  # heatmaps + 2-D tags, float32, nothing else
+
+
 @pytest.mark.gpu
 def test_host_decode_on_cuda_copies_the_maps_once(tiny_weights, golden_bgr):
     host = PoseEstimator(tiny_weights, input_size=128, backend="torch", device="cuda", decode_on="host")
     assert PoseEstimator(tiny_weights, input_size=128, backend="torch", device="cuda").decode_on == "device"
-    prepared = host.prepare(golden_bgr)
-    maps = host.infer(prepared)
-    host.decode(maps, prepared)
-    k, h, w = maps.heatmaps.shape
-    assert maps.heatmaps.flags.c_contiguous and maps.tags.flags.c_contiguous  # channels_last on the GPU
-    assert maps.d2h_bytes == 4 * k * h * w * (1 + 2)  # heatmaps + 2-D tags, float32, nothing else
+    check_host_decode_copies_the_maps_once(host, golden_bgr)
 
 
 @pytest.mark.parametrize("command", ["video", "webcam"])

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.decode.device_io import to_host
 from hhrnet_rt.runtime.estimator import PoseEstimator, check_input_size
 
 BACKENDS = ("torch", "onnxruntime")
@@ -302,20 +303,30 @@ def test_device_preprocessing_default_follows_the_backend_device():
     assert device_preprocessor_for(Fake("cuda:0", tensors=False), None, True, 512) is None
 
 
+def check_cuda_device_path(est, ref_est, image, atol):
+    """The CUDA path's maps (device preprocessing, device tensors) match the CPU numpy path's.
+
+    Also run under device semantics on the CPU (tests/test_device_semantics.py): the maps are device
+    tensors, so they come to the host through the declared transfer point, as a GPU requires."""
+    info = est.describe()
+    assert info["preprocess"].startswith("torch on cuda:")
+    prep = est.prepare(image)
+    assert prep.inputs[0][1].is_cuda and prep.ready is not None
+    maps, ref_maps = est.infer(prep), ref_est.infer(ref_est.prepare(image))
+    assert maps.heatmaps.is_cuda  # decode_on auto -> device: the maps stay where they were made
+    np.testing.assert_allclose(to_host(maps.heatmaps), ref_maps.heatmaps, rtol=0, atol=atol)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("backend_precision", ["fp32", "fp16"])
 def test_cuda_device_path_matches_the_cpu_numpy_path(estimators, tiny_weights, golden_bgr, backend_precision):
-    ref_est = estimators("torch", 256)
     est = PoseEstimator(
         tiny_weights, input_size=256, backend="torch", device="cuda", precision=backend_precision
     )
-    info = est.describe()
-    assert info["precision"] == backend_precision and info["preprocess"].startswith("torch on cuda:")
-    prep = est.prepare(golden_bgr)
-    assert prep.inputs[0][1].is_cuda and prep.ready is not None
-    maps, ref_maps = est.infer(prep), ref_est.infer(ref_est.prepare(golden_bgr))
+    assert est.describe()["precision"] == backend_precision
     # fp32: warp (+-1 level) + cuDNN kernels; fp16: the fp16 graph bound of test_torch_cuda.
-    atol = 1e-3 if backend_precision == "fp32" else 1e-2
-    np.testing.assert_allclose(maps.heatmaps, ref_maps.heatmaps, rtol=0, atol=atol)
+    check_cuda_device_path(
+        est, estimators("torch", 256), golden_bgr, 1e-3 if backend_precision == "fp32" else 1e-2
+    )
     off = PoseEstimator(tiny_weights, input_size=256, backend="torch", device="cuda", device_preprocess=False)
     assert isinstance(off.prepare(golden_bgr).inputs[0][1], np.ndarray)

@@ -2,9 +2,9 @@
 circle. Every ``hhrnet_rt`` import counts, function-level ones included (a lazy import is for a heavy
 optional dependency, never a way around this rule).
 
-The layers, lowest first (README, "Layout"; ``../shared/DESIGN.md``):
+The layers, lowest first (docs/architecture.md, "Layout"; ``../shared/DESIGN.md``):
 
-    core, _version  <  poses, draw, artifacts, endpoints  <  model, decode  <  runtime  <  track
+    core, data, _version  <  overlay, poses, draw, artifacts, endpoints  <  model, decode  <  runtime  <  track
       <  export, video  <  serve, cluster, bench, val  <  cli  <  the package root (the public facade)
 """
 
@@ -22,8 +22,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hhrnet_rt"
 LAYERS: dict[str, int] = {
     "_version": 0,
     "core": 0,
+    "data": 0,  # the bundled sample clip and its annotations (hhrnet_rt/data)
     "poses": 1,
     "draw": 1,
+    "overlay": 1,  # the array-level drawing under poses.Poses.plot and draw.PoseAnnotator
     "artifacts": 1,
     "endpoints": 1,  # small HTTP endpoints (metrics, health, a live view): standard library and core only
     "model": 2,

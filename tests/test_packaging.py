@@ -115,6 +115,9 @@ def test_wheel_metadata_and_contents(tmp_path):
     assert meta["License-Expression"] == "MIT"
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "hhrnet_rt/py.typed" in names
+    # The sample clip hhrt demo runs on, its hand-placed keypoints, and where it comes from / its licence.
+    assert {f"hhrnet_rt/data/{f}" for f in ("walking.mp4", "walking_frame20_keypoints.json", "README.md",
+                                             "LICENSE.vtest")} <= set(names)  # fmt: skip
     assert "hhrnet_rt/decode/parse.py" in names and not [n for n in names if n.startswith("tests/")]
     assert not [n for n in names if n.endswith((".nbi", ".nbc", ".pyc"))]
     requires = [Requirement(r) for r in meta.get_all("Requires-Dist")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-import types
+import warnings
 
 import numpy as np
 import pytest
@@ -81,22 +81,6 @@ def test_records_are_rounded_and_valid_json():
     assert len(json.dumps(long.to_records())) < 0.6 * len(full)
 
 
-class _FakeKeyPoints:
-    def __init__(self, xy, class_id=None, confidence=None, data=None):
-        self.xy, self.class_id, self.confidence, self.data = xy, class_id, confidence, data
-
-
-def test_to_supervision_with_a_stand_in_module(monkeypatch):
-    monkeypatch.setitem(sys.modules, "supervision", types.SimpleNamespace(KeyPoints=_FakeKeyPoints))
-    poses = _poses([0.3, 0.8])
-    kp = poses.to_supervision()
-    assert kp.xy.shape == (2, 17, 2) and np.array_equal(kp.xy, poses.keypoints[:, :, :2])
-    assert np.array_equal(kp.confidence, poses.keypoints[:, :, 2]) and kp.class_id.tolist() == [0, 0]
-    assert kp.data["person_score"].tolist() == pytest.approx([0.3, 0.8])
-    kp.xy[0, 0, 0] = -1  # a copy: changing it leaves the Poses as it was
-    assert poses.keypoints[0, 0, 0] == 0
-
-
 def test_to_supervision_without_supervision_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "supervision", None)  # import fails as if not installed
     with pytest.raises(ImportError, match="pip install supervision"):
@@ -104,6 +88,21 @@ def test_to_supervision_without_supervision_says_how_to_get_it(monkeypatch):
 
 
 def test_to_supervision_with_the_real_package():
+    # supervision is in the dev extra: its current KeyPoints API (keypoint_confidence, detection_confidence,
+    # visible), not the deprecated confidence= argument, which warns.
     sv = pytest.importorskip("supervision")
-    kp = _poses([0.3, 0.8]).to_supervision()
+    poses = _poses([0.3, 0.8])
+    poses.keypoints[1, 3, 2] = 0.0  # a joint not found
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a deprecation warning fails the test
+        kp = poses.to_supervision()
     assert isinstance(kp, sv.KeyPoints) and len(kp) == 2
+    assert np.array_equal(kp.xy, poses.keypoints[:, :, :2])
+    assert np.array_equal(kp.keypoint_confidence, poses.keypoints[:, :, 2])
+    assert kp.detection_confidence.tolist() == pytest.approx([0.3, 0.8]) and kp.class_id.tolist() == [0, 0]
+    assert not kp.visible[1, 3] and kp.visible[0, 3]
+    assert "tracker_id" not in kp.data
+    kp.xy[0, 0, 0] = -1  # a copy: changing it leaves the Poses as it was
+    assert poses.keypoints[0, 0, 0] != -1
+    tracked = _poses([0.5, 0.6]).with_ids(np.array([4, -1]))
+    assert tracked.to_supervision().data["tracker_id"].tolist() == [4, -1]

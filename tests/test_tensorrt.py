@@ -52,7 +52,8 @@ def test_the_profile_takes_max_batch_or_explicit_shapes():
 
     assert resolve_profile(256, None, None) == default_profile(256)
     batched = resolve_profile(256, None, 8)
-    assert batched.min[0] == 1 and batched.opt[0] == batched.max[0] == 8
+    # opt stays batch 1 (one live stream's shape, which TensorRT tunes for); max takes the batch.
+    assert batched.min[0] == batched.opt[0] == 1 and batched.max[0] == 8
     assert batched.max[1:] == default_profile(256).max[1:]
     given = parse_shapes("2x256x256:4x256x448:8x512x512")
     assert resolve_profile(256, given, None) is given
@@ -245,7 +246,9 @@ def test_run_torch_is_zero_copy_and_checks_profile(built_engine):
     backend = TensorRTBackend(built_engine.engine_path)
     x = torch.randn(1, 3, 128, 256, device="cuda")
     heatmaps, tags = backend.run_torch(x)
-    assert heatmaps.is_cuda and heatmaps.shape[-2:] == (128, 256) and tags.shape[-1] == 2
+    # Engine tags are planar (N, K, L, H, W): L = 2 with flip, right after the joints axis.
+    assert heatmaps.is_cuda and heatmaps.shape[-2:] == (128, 256)
+    assert tags.shape[-2:] == (128, 256) and tags.shape[-3] == 2
     with pytest.raises(InputError, match="outside"):
         backend.run_torch(torch.randn(1, 3, 128, 512, device="cuda"))
 
@@ -291,3 +294,93 @@ def test_fp32_engine_computes_in_ieee_fp32(tmp_path_factory, golden_dir):
     # on this tiny network is not measured (no GPU where this was written): the sidecar check above is
     # the part that fails when the flag handling breaks.
     assert np.abs(heatmaps - ref).max() < 1e-4
+
+
+def test_the_install_hint_names_the_wheel_of_torchs_cuda():
+    from hhrnet_rt.core.errors import tensorrt_install_hint
+
+    # Plain `tensorrt` now pulls CUDA 13 wheels; a CUDA 12 torch needs tensorrt-cu12 beside it.
+    assert tensorrt_install_hint("12.8").startswith("pip install tensorrt-cu12 ")
+    assert '".[tensorrt-cu13]"' in tensorrt_install_hint("13.0")
+    assert "tensorrt-cu11" in tensorrt_install_hint(
+        "11.8"
+    ) and "[tensorrt-cu11]" not in tensorrt_install_hint("11.8")
+    assert "torch.version.cuda" in tensorrt_install_hint(None)
+
+
+def test_import_tensorrt_names_the_wheel_of_torchs_cuda(monkeypatch):
+    import torch
+
+    from hhrnet_rt.runtime.backends.tensorrt_backend import import_tensorrt
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError
+    monkeypatch.setattr(torch.version, "cuda", "12.6")
+    with pytest.raises(TensorRTUnavailableError, match="pip install tensorrt-cu12 "):
+        import_tensorrt()
+
+
+def test_a_refused_timing_cache_is_built_without_and_no_cache_at_all_is_an_error(
+    fake_trt, tmp_path, monkeypatch
+):
+    import hhrnet_rt.export.tensorrt_build as tb
+
+    monkeypatch.setattr(tb, "gpu_facts", lambda: ("G", (9, 0)))
+    (tmp_path / "m.onnx").write_bytes(b"onnx")
+    cache = tmp_path / "timing.cache"
+    build_engine(tmp_path / "m.onnx", tmp_path / "m.engine", default_profile(256), timing_cache=cache)
+    (written,) = tmp_path.glob("timing-*.cache")
+    written.write_bytes(b"damaged")
+    fake_trt.FakeConfig.refused = {b"damaged"}
+    build_engine(tmp_path / "m.onnx", tmp_path / "m.engine", default_profile(256), timing_cache=cache)
+    assert fake_trt.Builder.last_config.timing_cache.data == b""  # built with a fresh cache instead
+    assert written.read_bytes() == b"cache"  # and the damaged file replaced by the new timings
+    fake_trt.FakeConfig.no_cache = True
+    with pytest.raises(BackendUnavailableError, match="timing cache"):
+        build_engine(tmp_path / "m.onnx", tmp_path / "m.engine", default_profile(256))
+
+
+def test_a_shape_tensorrt_refuses_is_an_input_error_not_minus_one_dims():
+    import torch
+
+    class Context:  # set_input_shape answers False for a shape outside the profile (and logs)
+        def set_input_shape(self, name, shape):
+            return False
+
+        def get_tensor_shape(self, name):  # what the engine would then report
+            return (-1, 17, -1, -1)
+
+    backend = TensorRTBackend.__new__(TensorRTBackend)
+    backend._torch, backend._input, backend._context = torch, "image", Context()
+    backend._dtypes, backend._outputs = {"image": torch.float32}, ["heatmaps", "tags"]
+    backend.profile = default_profile(128)
+    with pytest.raises(
+        InputError, match=r"refused the input shape \(1, 3, 128, 4096\).*rebuild the engine with .*shapes"
+    ):
+        backend._enqueue(torch.zeros(1, 3, 128, 4096))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [MemoryError(), RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+     RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Failed to allocate memory for requested buffer")],
+    ids=["MemoryError", "torch", "onnxruntime"],
+)  # fmt: skip
+def test_check_outputs_blames_memory_not_the_file(tmp_path, error):
+    from hhrnet_rt.artifacts.engine_settings import EngineSettings
+    from hhrnet_rt.runtime.engine_checks import check_outputs
+
+    settings = EngineSettings(
+        tmp_path / "m.onnx", "onnx", 17, True, 128, None, False, None, None, "test", None
+    )
+
+    class Backend:
+        def run(self, x):
+            raise error
+
+    with pytest.raises(BackendUnavailableError, match="out of memory running .*m.onnx") as info:
+        check_outputs(settings, Backend())
+    assert not isinstance(info.value, InputError)  # "the file is wrong" would send the user rebuilding it
+    error.args = ("some other failure",)
+    if not isinstance(error, MemoryError):
+        with pytest.raises(InputError, match="failed on a 64x64 test input"):
+            check_outputs(settings, Backend())

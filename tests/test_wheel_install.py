@@ -22,6 +22,16 @@ def test_ships_type_hints_marker():
     assert (PACKAGE_DIR / "py.typed").is_file()
 
 
+def test_the_sample_clip_ships_and_decodes():
+    from hhrnet_rt.data import sample_frame, sample_keypoints, sample_video
+
+    assert sample_video().is_file() and sample_video().stat().st_size <= 2_000_000  # the limit
+    index, keypoints = sample_keypoints()
+    assert sample_frame(index).shape == (576, 768, 3) and keypoints.shape[1:] == (17, 3)
+    with pytest.raises(IndexError, match="frames 0 to 39"):
+        sample_frame(40)
+
+
 def test_numba_cache_is_outside_the_package():
     from hhrnet_rt import decode
     from hhrnet_rt.decode import cache

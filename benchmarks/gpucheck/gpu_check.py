@@ -4,7 +4,7 @@
 Run from the repository root (the project need not be installed: PYTHONPATH=$PWD is enough):
 
     python3 .gpucheck/gpu_check.py --out "$OUT" --budget 450
-    (or benchmarks/gpucheck/gpu_check.py; gpucheck_targets.py must sit beside it)
+    (or benchmarks/gpucheck/gpu_check.py; gpucheck_targets.py and gpucheck_device.py must sit beside it)
 
 Phases (each guarded: a failure is recorded and the next phase runs; every phase rewrites
 summary.json / summary.md under --out, so a run cut short still leaves its numbers):
@@ -12,8 +12,8 @@ summary.json / summary.md under --out, so a run cut short still leaves its numbe
   env     GPU, driver, torch/cuDNN and package versions, nvidia-smi clocks.
   tests   the project's GPU-marked tests (`pytest -m gpu` on the files that carry the mark), among
           them the 4-thread backend test (tests/test_backend_threads.py).
-  decode_equal  golden pipeline image through the tiny model on torch CUDA fp32: poses of
-          PoseEstimator(decode_on="device") and (decode_on="host") must be exactly equal.
+  decode_equal  golden pipeline image through the tiny model on torch CUDA fp32: the maps of ONE
+          network run decoded on the device and on the host must give exactly equal poses.
   target_model  model-only batch 1 fp16 (flip) at the 640x480 frame's input 512x704 (target <= 2 ms).
   e2e     one 640x480 stream, W32-512 random, torch CUDA fp16, flip: sequential prepare/infer/decode
           loop and the threaded pipeline, decode on the device and on the host (target >= 300 FPS).
@@ -22,18 +22,20 @@ summary.json / summary.md under --out, so a run cut short still leaves its numbe
           vs fp16, CUDA graphs on/off, channels_last on (and off for two configs), batch 1 and 8;
           plus correctness checks (graph replay == eager, fp16 vs fp32 error, non-finite values,
           activation ranges, replay from another thread on a non-default stream, inference-tensor input).
-  d2h     device->host copy of the projected maps (pageable, as run_on_device does, vs pinned) and
+  d2h     device->host copy of the projected maps (pageable vs pinned) and
           the Numba decode on synthetic people maps and on the random network's real output.
   bench   `hhrt bench --backend torch --device cuda --precision fp16 [--decode-on device]`
           (model-only + threaded e2e, bytes device->host per frame), then fp32 if time is left.
   video   `hhrt video` on a generated 640x480 clip, torch CUDA fp16; FPS and per-stage p50 parsed
           from its summary table.
 
---dry-run runs the same plumbing on the CPU with tiny sizes (no CUDA needed), to check the script.
+  shapes, warp, memory, overlap, sanitizer  issue #18 (gpucheck_device.py): shape-change timings,
+          the GPU warp against OpenCV, memory over 300 frames, decode/inference overlap from a
+          profiler trace, a TORCH_CUDA_SANITIZER=1 pipeline run.
 
-The phases that use the issue-8 API (decode_on, Maps.d2h_bytes, `hhrt bench --decode-on`) record
-"api_missing" instead of failing while that API is absent; summary["targets"] says which targets were
-measured and met.
+--dry-run runs the same plumbing on the CPU with tiny sizes (no CUDA needed), to check the script;
+tests/test_gpucheck_dry_run.py runs a fast variant in the suite. summary["targets"] says which issue-8
+targets were measured and met.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ HERE = Path(__file__).resolve().parent
 T0 = time.monotonic()
 sys.path.insert(0, str(HERE))  # gpucheck_targets.py sits beside this file
 
+import gpucheck_device as device_phases  # noqa: E402
 import gpucheck_targets as targets  # noqa: E402
 
 
@@ -915,7 +918,10 @@ def markdown(s: dict) -> str:
         L += ["", "checks: `" + json.dumps(mo.get("checks"), default=str)[:1500] + "`", ""]
     if "d2h_decode" in s:
         L += ["## D2H and decode", "", "`" + json.dumps(s["d2h_decode"], default=str) + "`", ""]
-    for key in ("decode_device_vs_host", "model_only_target", "e2e_single_stream", "d2h_bytes_per_frame"):
+    for key in (
+        "decode_device_vs_host", "model_only_target", "e2e_single_stream", "d2h_bytes_per_frame",
+        "shape_changes", "warp_vs_opencv", "memory_over_frames", "decode_overlap", "stream_sanitizer",
+    ):  # fmt: skip
         if key in s:
             L += [f"## {key}", "", "`" + json.dumps(s[key], default=str)[:2500] + "`", ""]
     if "concurrency" in s:
@@ -947,7 +953,8 @@ def main() -> int:
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes: checks the plumbing only")
     ap.add_argument(
         "--phases",
-        default="env,tests,decode_equal,target_model,e2e,d2h_bytes,model,d2h,bench,video,concurrency,bench32",
+        default="env,tests,decode_equal,target_model,e2e,d2h_bytes,model,d2h,bench,video,concurrency,bench32,"
+        "shapes,warp,memory,overlap,sanitizer",
     )
     ap.add_argument("--worker", choices=["concurrency"], help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -997,6 +1004,20 @@ def main() -> int:
         ("video", lambda r: phase_video(r, "fp16"), 45),
         ("concurrency", phase_concurrency, 40),
         ("bench32", lambda r: phase_bench(r, "fp32", 150), 45),
+        # Issue #18: shape changes, the warp against OpenCV, memory, decode/inference overlap, stream races.
+        ("shapes", lambda r: device_phases.phase_shapes(r, golden_dir(), device_of(r)), 40),
+        ("warp", lambda r: device_phases.phase_warp(r, device_of(r)), 10),
+        (
+            "memory",
+            lambda r: device_phases.phase_memory(r, golden_dir(), device_of(r), 10 if r.dry else 300),
+            30,
+        ),
+        ("overlap", lambda r: device_phases.phase_overlap(r, golden_dir(), device_of(r), r.out), 30),
+        (
+            "sanitizer",
+            lambda r: device_phases.phase_sanitizer(r, golden_dir(), device_of(r), min(90, r.left() - 10)),
+            45,
+        ),
     ]
     if args.dry_run:
         plan = [(n, f, 0) for n, f, _ in plan]

@@ -61,8 +61,17 @@ def _poses_diff(a: Any, b: Any) -> dict[str, Any]:
 
 
 def phase_decode_equal(run: Any, golden: Path, device: str) -> None:
-    """Golden pipeline image through the tiny model: poses of decode_on="device" == "host", exactly."""
+    """Golden pipeline image through the tiny model: poses of device decode == host decode, exactly.
+
+    The network runs ONCE per case and the same maps are decoded both ways: running it twice could give
+    maps that differ in the last bit (cuDNN's deconvolution algorithms are not all deterministic), and a
+    tie flipped by that is not a decode difference.
+    """
     import numpy as np
+
+    from hhrnet_rt.core.tag_layout import by_pixel
+    from hhrnet_rt.decode.device_io import to_host
+    from hhrnet_rt.runtime.stage_data import Maps
 
     with np.load(golden / "pipeline_case.npz") as z:
         bgr = np.ascontiguousarray(z["image_rgb_uint8"][:, :, ::-1])
@@ -73,18 +82,22 @@ def phase_decode_equal(run: Any, golden: Path, device: str) -> None:
         for flip in (True, False):
             key = f"s{size}_{'flip' if flip else 'noflip'}"
             try:
-                poses = {}
-                for where in ("device", "host"):
-                    est = _estimator(
-                        golden / "tiny_model.npz",
-                        device=device,
-                        precision="fp32",
-                        decode_on=where,
-                        input_size=size,
-                        flip=flip,
-                    )
-                    poses[where] = est.predict(bgr)
+                est = _estimator(
+                    golden / "tiny_model.npz", device=device, precision="fp32", decode_on="device",
+                    input_size=size, flip=flip,
+                )  # fmt: skip
+                prepared = est.prepare(bgr)
+                maps = est.infer(prepared)
+                # The host decoder's input: the same maps, copied once (planar tags, per-pixel view).
+                planar_tags = (
+                    maps.tags.movedim(-1, -3).contiguous() if hasattr(maps.tags, "movedim") else None
+                )
+                host = Maps(
+                    to_host(maps.heatmaps.contiguous()), by_pixel(to_host(planar_tags))
+                ) if planar_tags is not None else Maps(maps.heatmaps, maps.tags)  # fmt: skip
+                poses = {"device": est.decode(maps, prepared), "host": est.decode(host, prepared)}
                 row = _poses_diff(poses["device"], poses["host"])
+                row["one_network_run"] = True
                 all_equal.append(row["equal"])
             except Exception as exc:  # noqa: BLE001 - recorded, next case
                 row = _api_missing(exc) or {"error": f"{type(exc).__name__}: {exc}"}
@@ -114,7 +127,7 @@ def phase_d2h_bytes(run: Any, golden: Path, device: str, precision: str) -> None
     import numpy as np
 
     weights, size = _weights(run, golden)
-    frames = _frames(4)
+    frames = _frames(2 if run.dry else 4)  # the dry run checks the plumbing (and runs in the suite)
     res: dict[str, Any] = {"frame_hw": list(FRAME_HW), "input_size": size}
     run.summary["d2h_bytes_per_frame"] = res
     for where in ("device", "host"):
@@ -126,8 +139,9 @@ def phase_d2h_bytes(run: Any, golden: Path, device: str, precision: str) -> None
                 maps = est.infer(prepared)
                 est.decode(maps, prepared)
                 per_frame.append(maps.d2h_bytes)
-            hm = np.asarray(getattr(maps, "heatmaps", np.empty(0)))
-            res[where] = {"per_frame": per_frame, "maps_shape": list(getattr(hm, "shape", []))}
+            # The shape only: the maps of device decode are CUDA tensors (np.asarray would raise).
+            hm_shape = getattr(maps, "heatmaps", np.empty(0)).shape
+            res[where] = {"per_frame": per_frame, "maps_shape": [int(n) for n in hm_shape]}
         except Exception as exc:  # noqa: BLE001
             res[where] = _api_missing(exc) or {"error": f"{type(exc).__name__}: {exc}"}
         run.log(f"d2h bytes ({where} decode): {res[where]}")

@@ -49,12 +49,14 @@ def default_profile(input_size: int, batch: int = 1) -> ShapeProfile:
     """Profile for frames resized by ``resize_align`` at ``input_size``.
 
     Short side = input size; ``opt`` is a 16:9 landscape frame (the common camera shape); ``max`` allows
-    a 2:1 frame either way round, which covers phone-portrait video too.
+    a 2:1 frame either way round, which covers phone-portrait video too. ``opt`` is batch 1 whatever
+    ``batch`` is: TensorRT tunes its kernels for ``opt``, and one live stream (the common case, and every
+    partial batch of a few) runs batch 1; kernels picked for batch N would serve it slower.
     """
     s = input_size
     return ShapeProfile(
         min=(1, 3, s, s),
-        opt=(batch, 3, s, _round_up(s * 16 / 9)),
+        opt=(1, 3, s, _round_up(s * 16 / 9)),
         max=(batch, 3, 2 * s, 2 * s),
     )
 

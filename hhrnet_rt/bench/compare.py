@@ -94,8 +94,12 @@ def _keep_outputs(outputs: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray, e
     outputs.append(estimator.backend.run(x))
 
 
-def compare_backends(cfg: BenchConfig, on_step: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
-    """Measure every candidate; returns ``{"rows": [...], "reference": ..., "config": ..., "machine": ...}``.
+def compare_backends(
+    cfg: BenchConfig,
+    on_step: Callable[[str], None] = lambda msg: None,
+    on_row: Callable[[int, int], None] = lambda done, total: None,
+) -> dict[str, Any]:
+    """Measure every candidate (``on_row(done, total)`` after each, for a time-left estimate); returns ``{"rows": [...], "reference": ..., "config": ..., "machine": ...}``.
 
     A row has backend, precision, device, and either ``skipped`` / ``error`` (a string) or the measured
     ``model_only_p50_ms``, ``model_only_fps``, ``end_to_end_fps`` (``None`` with ``cfg.end_to_end`` off),
@@ -107,7 +111,10 @@ def compare_backends(cfg: BenchConfig, on_step: Callable[[str], None] = lambda m
     x = _agreement_input(cfg.input_size)
     reference: tuple[np.ndarray, np.ndarray] | None = None
     rows: list[dict[str, Any]] = []
-    for cand in candidates(cfg):
+    todo = candidates(cfg)
+    measured = [cand for cand in todo if not cand.skipped]
+    on_row(0, len(measured))
+    for cand in todo:
         row: dict[str, Any] = {"backend": cand.backend, "precision": cand.precision, "device": cand.device}
         rows.append(row)
         if cand.skipped:
@@ -128,6 +135,7 @@ def compare_backends(cfg: BenchConfig, on_step: Callable[[str], None] = lambda m
         except Exception as exc:  # noqa: BLE001 - one failing backend must not hide the others' figures
             row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
             on_step(f"{cand.backend} {cand.precision}: failed ({row['error']})")
+            on_row(measured.index(cand) + 1, len(measured))
             continue
         row["precision"] = report["backend"]["precision"]  # a file says its own
         row["model_only_p50_ms"] = report["model_only"]["p50_ms"]
@@ -138,6 +146,7 @@ def compare_backends(cfg: BenchConfig, on_step: Callable[[str], None] = lambda m
         agreement = compare_outputs([(reference, outputs[0])], decode=False) if reference else None
         row["heatmap_max_abs"] = agreement["heatmap_max_abs"] if agreement else None
         row["peak_agreement"] = agreement["peak_agreement"] if agreement else None
+        on_row(measured.index(cand) + 1, len(measured))
     return {
         "config": {**asdict(cfg), "backend": "all"},
         "reference": "torch fp32",

@@ -6,7 +6,10 @@ A folder rather than one ``cli.py`` so each command group stays a small module (
 from __future__ import annotations
 
 # Each module registers its commands, and `hhrt --help` lists them in that order (sub-groups such as
-# cache and weights after the commands): video, webcam and image side by side.
+# cache and weights after the commands): demo first, video, webcam and image side by side.
+from hhrnet_rt.cli import demo  # noqa: F401
+
+# isort: split
 from hhrnet_rt.cli import bench, cache, engine, info, media  # noqa: F401
 
 # isort: split

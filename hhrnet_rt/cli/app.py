@@ -33,7 +33,7 @@ def _root(version: Version = False) -> None:
     """Real-time multi-person pose estimation with HigherHRNet."""
 
 
-# Documented in README.md ("Exit codes"); keep the two in step.
+# Documented in docs/cli.md ("Exit codes"); keep the two in step.
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_INPUT = 2  # same as Typer's own usage errors

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from hhrnet_rt.bench.compare import compare_backends
 from hhrnet_rt.bench.run import BenchConfig, run_bench
+from hhrnet_rt.cli import progress
 from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.options import (
     BENCH_ALL,
@@ -32,6 +33,7 @@ from hhrnet_rt.cli.options import (
     DecodeOnOpt,
     EndToEnd,
 )
+from hhrnet_rt.cli.options_draw import Quiet
 from hhrnet_rt.cli.run_options import Overwrite
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.core.outputs import check_output_path, write_new_file
@@ -136,6 +138,7 @@ def comparison_table(report: dict[str, Any]) -> tuple[Table, list[str]]:
 
 @app.command("bench")
 @handle_errors
+@progress.levelled
 def bench_cmd(
     backend: BenchBackendOpt = BENCH_AUTO,
     precision: BenchPrecision = None,
@@ -152,6 +155,7 @@ def bench_cmd(
     threads: BenchThreads = None,
     json_out: BenchJson = None,
     overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Measure model-only and end-to-end speed of a backend, bytes device→host per frame, the machine."""
 
@@ -175,20 +179,21 @@ def bench_cmd(
         threads=threads,
     )
 
-    def step(msg: str) -> None:
-        console.print(f"[cyan]•[/] {escape(msg)}", highlight=False)
-
     out = Console()  # tables on stdout: they are the command's result
     if backend == BENCH_ALL:
         if precision is not None:
             raise InputError("--backend all measures every precision; leave --precision out")
-        report = compare_backends(cfg, on_step=step)
+        # Minutes: each backend's part with its elapsed time, the rows done and the time left.
+        with progress.step("measuring every backend", done="measured") as measuring:
+            report = compare_backends(cfg, on_step=lambda text: measuring.update(escape(text)),
+                                      on_row=lambda done, total: measuring.count(done, total, "backends"))  # fmt: skip
         table, notes = comparison_table(report)
         out.print(table)
         for note in notes:
             out.print(escape(note), highlight=False)
     else:
-        report = run_bench(cfg, on_step=step)
+        with progress.step("measuring", done="measured") as measuring:
+            report = run_bench(cfg, on_step=lambda text: measuring.update(escape(text)))
         for table in report_tables(report):
             out.print(table)
     if json_out is not None:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from hhrnet_rt.artifacts.shape_profile import parse_shapes
+from hhrnet_rt.cli import progress
 from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.options import (
     BuildFlip,
@@ -29,6 +30,7 @@ from hhrnet_rt.cli.options import (
     TargetOpt,
     WorkspaceGib,
 )
+from hhrnet_rt.cli.options_draw import Quiet
 from hhrnet_rt.cli.run_options import Overwrite
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.export.build import DEFAULT_CALIB_DIR, build_onnx_files, build_tensorrt_engine
@@ -83,6 +85,7 @@ def agreement_table(precision: str, report: dict[str, Any], runtime: str = "ONNX
 
 @app.command("build-engine")
 @handle_errors
+@progress.levelled
 def build_engine_cmd(
     weights: BuildWeights,
     precision: BuildPrecision = Precision.fp16,
@@ -98,34 +101,33 @@ def build_engine_cmd(
     workspace_gib: WorkspaceGib = 4.0,
     target: TargetOpt = Target.tensorrt,
     overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Export the pose graph to ONNX at the chosen precision, report its agreement with fp32, and build a
     TensorRT engine where TensorRT is installed (otherwise stop after the ONNX, exit code 5)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     profile = _parse_shapes(shapes)
     logging.getLogger("hhrnet_rt").setLevel(logging.INFO)
 
     def step(msg: str) -> None:
-        console.print(f"[cyan]•[/] {msg}", highlight=False)
+        progress.note(f"[cyan]•[/] {msg}")
 
-    result = build_onnx_files(
-        weights,
-        precision.value,
-        input_size=input_size,
-        profile=profile,
-        max_batch=max_batch,
-        flip=flip,
-        calib=calib,
-        calib_count=calib_count,
-        calib_method=calib_method.value,
-        out_dir=out,
-        name=name,
-        calib_cache_dir=DEFAULT_CALIB_DIR,
-        target=target.value,
-        on_step=step,
-        overwrite=overwrite,
-    )
+    # Export, calibration (minutes for 200 images) and quantisation: each part with its elapsed time,
+    # the images read and the time left.
+    with progress.step("building", done="ONNX files built") as building:
+        result = build_onnx_files(
+            weights, precision.value, input_size=input_size, profile=profile, max_batch=max_batch, flip=flip,
+            calib=calib, calib_count=calib_count, calib_method=calib_method.value, out_dir=out, name=name,
+            calib_cache_dir=DEFAULT_CALIB_DIR, target=target.value, overwrite=overwrite,
+            on_step=building.update, on_count=lambda done, total: building.count(done, total, "images"),
+            warn=progress.warn,
+        )  # fmt: skip
+    _report(result, precision, target, workspace_gib, step)
+
+
+def _report(result, precision, target, workspace_gib, step) -> None:
+    """The agreement table and the files; with the TensorRT target, the engine build."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     if result.sidecar.agreement:
         runtime = "OpenVINO" if target is Target.openvino else "ONNX Runtime"
         console.print(agreement_table(precision.value, result.sidecar.agreement, runtime))
@@ -143,10 +145,10 @@ def build_engine_cmd(
             f"run it with: hhrt video IN --backend onnxruntime --engine {result.onnx_path}", highlight=False
         )
         return
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console)
-    with progress:
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console)
+    with bar:
         # Raises TensorRTUnavailableError (exit 5) where TensorRT is missing; the ONNX files are kept.
-        build_tensorrt_engine(result, workspace_gib=workspace_gib, progress=progress, on_step=step)
+        build_tensorrt_engine(result, workspace_gib=workspace_gib, progress=bar, on_step=step)
     for row in (result.sidecar.tensorrt or {}).get("io", []):
         console.print(
             f"  {row['mode']:<6} {row['name']:<9} {row['dtype']:<7} {row['shape']}", highlight=False

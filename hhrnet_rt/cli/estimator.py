@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 
-from hhrnet_rt.cli.app import console
+from hhrnet_rt.cli import progress
 from hhrnet_rt.cli.options import BackendName, DecodeOn, Precision
 from hhrnet_rt.cli.remote import ServerOptions, remote_estimator
 from hhrnet_rt.core.errors import WeightsError
 from hhrnet_rt.core.inputs import check_input_file, is_regular_file
-from hhrnet_rt.model.download import NAMED_WEIGHTS, fetch_named, needs_download
+from hhrnet_rt.model.download import NAMED_WEIGHTS, cache_dir, fetch_named, needs_download
 from hhrnet_rt.runtime.config import EstimatorConfig, resolve
 from hhrnet_rt.runtime.estimator import PoseEstimator
 
@@ -52,20 +51,18 @@ def model_config(
 
 
 def make_estimator(config: EstimatorConfig) -> PoseEstimator:
-    """Build the estimator ``config`` describes, saying which backend runs and why before it loads."""
+    """Build the estimator ``config`` describes, saying which backend runs and why before it loads, and
+    each loading step as it starts (a one-time ONNX export or decoder compile is said as such)."""
     resolution = resolve(config)
-    console.print(
-        f"backend: [bold]{resolution.backend}[/] on {resolution.device} ({resolution.reason})",
-        highlight=False,
-    )
+    progress.note(f"backend: [bold]{resolution.backend}[/] on {resolution.device} ({resolution.reason})")
     download_before_spinner(config.weights)
-    with console.status("loading the model..."):
-        estimator = PoseEstimator.from_config(resolution)
+    with progress.step("loading the model", done="model loaded") as loading:
+        estimator = PoseEstimator.from_config(resolution, on_step=lambda text: loading.update(text))
     facts = estimator.describe()
     keys = ("precision", "input_size", "flip", "preprocess", "decode_on")
     shown = ", ".join(f"{k} {facts[k]}" for k in keys if k in facts)
     if shown:
-        console.print(f"model: {shown}", highlight=False, soft_wrap=True)
+        progress.note(f"model: {shown}")
     return estimator
 
 
@@ -98,7 +95,8 @@ def download_before_spinner(weights: object) -> None:
     the loading spinner (two live displays on one terminal overwrite each other)."""
 
     if isinstance(weights, str) and weights in NAMED_WEIGHTS and needs_download(weights):
-        fetch_named(weights)
+        progress.note(f"downloading the {weights} weights (once; kept in {cache_dir()})")
+        fetch_named(weights, progress=progress.live() and not progress.quiet())
 
 
 def warm_up(estimator: Any, sources: Iterable[Any], batch: int = 1) -> None:
@@ -118,15 +116,13 @@ def warm_up(estimator: Any, sources: Iterable[Any], batch: int = 1) -> None:
         if hw not in sizes:
             sizes.append(hw)
     try:
-        with console.status("warming up..."):
+        with progress.step("warming up"):
             for hw in sizes:
                 estimator.warmup(hw)
                 if batch > 1 and hasattr(estimator, "infer_batch"):
                     prepared = estimator.prepare(np.zeros((*hw, 3), np.uint8))
                     estimator.infer_batch([prepared] * batch)
     except Exception as exc:
-        console.print(
-            f"[yellow]warning:[/] warm-up failed ({type(exc).__name__}: {escape(str(exc))}); "
-            "the first frames will include one-off setup time",
-            highlight=False,
+        progress.warn(
+            f"warm-up failed ({type(exc).__name__}: {exc}); the first frames will include one-off setup time"
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from hhrnet_rt.cli import progress
 from hhrnet_rt.cli.app import app, handle_errors
 from hhrnet_rt.cli.estimator import make_estimator, model_config
 from hhrnet_rt.cli.failures import Failures
@@ -28,6 +29,7 @@ from hhrnet_rt.cli.options import (
     Threads,
     Weights,
 )
+from hhrnet_rt.cli.options_draw import Boxes, Labels, LineWidth, Quiet, ShowBelow, Verbose, overlay_style
 from hhrnet_rt.cli.run_options import (
     ExifOrientation,
     ImageInputs,
@@ -40,17 +42,18 @@ from hhrnet_rt.cli.run_options import (
 )
 from hhrnet_rt.cli.run_report import run_folder
 from hhrnet_rt.cli.stream_io import stdout
-from hhrnet_rt.cli.targets import plan_image_outputs
+from hhrnet_rt.cli.targets import is_folder_target, plan_image_file, plan_image_outputs
 from hhrnet_rt.core.errors import HhrtError, InputError
 from hhrnet_rt.core.inputs import check_image_file, read_image
 from hhrnet_rt.core.outputs import check_output_dir, write_new_file
-from hhrnet_rt.draw import annotator_for
+from hhrnet_rt.draw import PoseStyle, annotator_for
 from hhrnet_rt.poses import KEYPOINTS_SCHEMA
 from hhrnet_rt.runtime.estimator import PoseEstimator
 
 
 @app.command()
 @handle_errors
+@progress.levelled
 def image(
     inputs: ImageInputs,
     out: ImageOut = None,
@@ -71,8 +74,18 @@ def image(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    line_width: LineWidth = None,
+    labels: Labels = True,
+    boxes: Boxes = False,
+    show_below: ShowBelow = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Annotate images; keypoints optionally as JSON beside the annotated images."""
+    """Annotate images; keypoints optionally as JSON beside the annotated images.
+
+    --out names a folder (created), or the annotated image itself when one image is given
+    (hhrt image a.jpg --out b.jpg writes b.jpg).
+    """
 
     model = model_config(weights=weights, backend=backend, engine=engine, precision=precision, device=device,
                          input_size=input_size, flip=flip, fast=fast, refine=refine, decode_on=decode_on,
@@ -80,22 +93,24 @@ def image(
     paths = expand_images(inputs, recursive=recursive)
     for path in paths:  # all inputs are checked before the model loads
         check_image_file(path)
-    with run_folder(out) as run_dir:
-        if out is not None:
-            folder = check_output_dir(out)
+    style = overlay_style(line_width, labels, boxes, show_below)
+    with run_folder(out, outputs=(out,)) as run_dir:
+        if out is not None and not is_folder_target(out):
+            plan = [plan_image_file(paths, out, keypoints=json_out, overwrite=overwrite)]
         else:
-            assert run_dir is not None  # run_folder makes one exactly when no --out is given
-            folder = run_dir
-        plan = plan_image_outputs(paths, folder, keypoints=json_out, overwrite=overwrite)
+            folder = check_output_dir(out) if out is not None else run_dir
+            assert folder is not None  # run_folder makes one exactly when no --out is given
+            plan = plan_image_outputs(paths, folder, keypoints=json_out, overwrite=overwrite)
         _images(plan, make_estimator(model), exif_orientation=exif_orientation, min_score=min_score,
-                max_people=max_people, overwrite=overwrite)  # fmt: skip
+                max_people=max_people, overwrite=overwrite, style=style)  # fmt: skip
 
 
 def _images(plan: list[tuple[Path, Path, Path | None]], estimator: PoseEstimator, *, exif_orientation: bool,
-            min_score: float | None, max_people: int | None, overwrite: bool) -> None:  # fmt: skip
+            min_score: float | None, max_people: int | None, overwrite: bool,
+            style: PoseStyle) -> None:  # fmt: skip
     import cv2
 
-    annotator = annotator_for(min_score)
+    annotator = annotator_for(min_score, style)
     table = Table("image", "people", "ms", "written")
     failures = Failures(total=len(plan))
     for path, target, keypoints_target in plan:
@@ -121,5 +136,6 @@ def _images(plan: list[tuple[Path, Path, Path | None]], estimator: PoseEstimator
             if drawn != len(poses):
                 people = f"{drawn} ({len(poses)} in JSON)"
         table.add_row(escape(str(path)), people, f"{ms:.0f}", escape(str(target)))
-    stdout.print(table)
+    if not progress.quiet():
+        stdout.print(table)
     failures.raise_if_any("images")

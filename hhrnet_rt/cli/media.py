@@ -15,7 +15,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from hhrnet_rt.cli import ray_video
+from hhrnet_rt.cli import progress, ray_video
 from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.estimator import load_model, model_config, warm_up
 from hhrnet_rt.cli.failures import Failures
@@ -35,6 +35,7 @@ from hhrnet_rt.cli.options import (
     Threads,
     Weights,
 )
+from hhrnet_rt.cli.options_draw import Boxes, Labels, LineWidth, Quiet, ShowBelow, Verbose, overlay_style
 from hhrnet_rt.cli.options_streams import (
     STALL_TIMEOUT_S,
     FailFast,
@@ -100,6 +101,7 @@ from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
 
 @app.command()
 @handle_errors
+@progress.levelled
 def video(
     ctx: typer.Context,
     inputs: VideoInputs,
@@ -151,6 +153,12 @@ def video(
     cpus_per_task: CpusPerTask = TASK_CPUS,
     gpus_per_task: GpusPerTask = TASK_GPUS,
     max_retries: MaxRetries = MAX_RETRIES,
+    line_width: LineWidth = None,
+    labels: Labels = True,
+    boxes: Boxes = False,
+    show_below: ShowBelow = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Annotate every frame of each video: one output frame per input frame, in order, at the input rate.
 
@@ -168,10 +176,13 @@ def video(
                       over_time=temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
                                                   smooth_min_cutoff, smooth_beta, smooth_d_cutoff, track_max_gap),
                       live=LiveSettings(reconnect, no_reconnect, stall_timeout, fail_fast, metrics_port,
-                                        segment_time))  # fmt: skip
+                                        segment_time),
+                      style=overlay_style(line_width, labels, boxes, show_below))  # fmt: skip
     remote = ServerOptions(server, token, send, in_flight) if server is not None else None
     sources = _checked_inputs(inputs, recursive=recursive, show=show)
-    with run_folder(out, announce=not ray) as run_dir:  # --ray says where its workers wrote
+    with run_folder(
+        out, announce=not ray, outputs=(json_out, coco)
+    ) as run_dir:  # --ray says where its workers wrote
         plan = plan_video_outputs(sources, out, json_out, coco, run_dir=run_dir, overwrite=overwrite)
         if ray:
             return ray_video.run(plan, ray_video.recipe_for(model, run), cluster, overwrite=overwrite)

@@ -117,7 +117,7 @@ Fast = Annotated[
         "--fast",
         help=f"Laptop preset: input {FAST_INPUT_SIZE} (unless --input-size is given) and no flip test. "
         "With an int8 CPU file (`hhrt build-engine --target cpu --precision int8 --input-size "
-        f"{FAST_INPUT_SIZE} --no-flip`) passed as --engine, the fastest CPU setting; see README, CPU.",
+        f"{FAST_INPUT_SIZE} --no-flip`) passed as --engine, the fastest CPU setting; see docs/engines.md.",
     ),
 ]
 Refine = Annotated[

@@ -56,7 +56,7 @@ def recipe_for(model: EstimatorConfig, run: RunSettings) -> VideoRecipe:
     paths (workers run elsewhere), the run settings, and messages that name the command's flags."""
     return VideoRecipe(
         estimator=for_workers(model), min_score=run.min_score, max_people=run.max_people,
-        max_frames=run.max_frames, over_time=run.over_time, option_style=flag_for,
+        max_frames=run.max_frames, over_time=run.over_time, option_style=flag_for, style=run.style,
     )  # fmt: skip
 
 

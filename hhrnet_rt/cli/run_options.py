@@ -109,7 +109,8 @@ ImageOut = Annotated[
     typer.Option(
         "--out",
         "-o",
-        help="Folder for the annotated images (created). Default: a new runs/pose/N folder.",
+        help="Folder for the annotated images (created), or with one image the file to write (b.jpg). "
+        "Default: a new runs/pose/N folder.",
         show_default=False,
     ),
 ]

@@ -13,13 +13,13 @@ import typer
 from rich.markup import escape
 
 import hhrnet_rt.video as streaming  # looked up at call time: tests and callers may wrap its functions
-from hhrnet_rt.cli import signals
-from hhrnet_rt.cli.app import console
+from hhrnet_rt.cli import progress, signals
 from hhrnet_rt.cli.failures import Failures
 from hhrnet_rt.cli.metrics import metrics_endpoint
-from hhrnet_rt.cli.stream_io import RunSettings, print_summary, progress
+from hhrnet_rt.cli.stream_io import RunSettings, print_summary
 from hhrnet_rt.core.errors import InputError, PipelineError, SomeInputsFailedError
-from hhrnet_rt.core.runs import new_run_dir, remove_if_empty
+from hhrnet_rt.core.runs import DEFAULT_RUNS_ROOT, new_run_dir, remove_if_empty
+from hhrnet_rt.draw import annotator_for
 from hhrnet_rt.video import Stream
 from hhrnet_rt.video.display import Window, gui_problem
 
@@ -28,24 +28,50 @@ JOIN_TIMEOUT_S = 30.0
 
 
 @contextlib.contextmanager
-def run_folder(out: Path | None, *, announce: bool = True) -> Iterator[Path | None]:
+def run_folder(
+    out: Path | None, *, announce: bool = True, outputs: tuple[Path | None, ...] = ()
+) -> Iterator[Path | None]:
     """A new numbered run folder when no ``--out`` is given (else ``None``): removed again if the run
-    leaves it empty; after a run that wrote into it, ``announce`` says where the results are."""
-    run_dir = new_run_dir() if out is None else None
-    try:
-        yield run_dir
-    except SomeInputsFailedError:  # the others completed: their results are there
-        _announce(run_dir if announce else None)
-        raise
-    finally:
-        if run_dir is not None:
-            remove_if_empty(run_dir)
+    leaves it empty; after a run that wrote into it, ``announce`` says where the results are. Folders
+    made for ``out`` and the other ``outputs`` are removed when left empty (:func:`no_empty_folders`)."""
+    with no_empty_folders(out, *outputs, DEFAULT_RUNS_ROOT if out is None else None):
+        run_dir = new_run_dir() if out is None else None
+        try:
+            yield run_dir
+        except SomeInputsFailedError:  # the others completed: their results are there
+            _announce(run_dir if announce else None)
+            raise
+        finally:
+            if run_dir is not None:
+                remove_if_empty(run_dir)
     _announce(run_dir if announce else None)
 
 
 def _announce(run_dir: Path | None) -> None:
     if run_dir is not None and run_dir.is_dir() and any(run_dir.iterdir()):
-        console.print(f"results saved to [bold]{escape(str(run_dir))}[/]", highlight=False)
+        progress.note(f"results saved to [bold]{escape(str(run_dir))}[/]")
+
+
+@contextlib.contextmanager
+def no_empty_folders(*outputs: Path | None) -> Iterator[None]:
+    """Folders that writing ``outputs`` (folders, or files: names with an extension) creates and that
+    are still empty when the block ends are removed, so a failed run leaves no empty folders behind.
+    Only folders that did not exist before the block are touched, and only when empty."""
+    made = {folder for path in outputs if path is not None for folder in _missing_folders(path)}
+    try:
+        yield
+    finally:
+        for folder in sorted(made, key=lambda f: len(f.parts), reverse=True):  # deepest first
+            remove_if_empty(folder)
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    folder = path if path.suffix == "" or path.is_dir() else path.parent
+    missing = []
+    while folder != folder.parent and not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def close_all(opened) -> None:
@@ -74,7 +100,7 @@ def run_and_report(
     own = failures is None
     failures = failures or Failures()
     failures.count(len(opened))
-    with progress() as bar, metrics_endpoint(run.live.metrics_port) as monitor:
+    with progress.bar("frames", rate=True) as bar, metrics_endpoint(run.live.metrics_port) as monitor:
         streams = []
         for source, sinks in opened:
             total = source.frame_count
@@ -87,6 +113,7 @@ def run_and_report(
                                   post_decode=hook))  # fmt: skip
         common = {
             **run.batching.run_options(),
+            "annotator": annotator_for(run.min_score, run.style),
             "hud": hud,
             "max_frames": max_frames,
             "display": window,
@@ -111,11 +138,9 @@ def run_and_report(
             failures.runs_failed.append(exc)
     if result.threads_still_running:
         signals.request_hard_exit()  # the interpreter's shutdown would abort under the busy stage
-    print_summary(result, title)
+    print_summary(result, title, files_written(opened))
     if result.stopped == "interrupted":
-        console.print(
-            f"[yellow]interrupted[/]: the outputs hold the {result.frames_written} frames processed so far"
-        )
+        progress.warn(f"interrupted: the outputs hold the {result.frames_written} frames processed so far")
         raise typer.Exit(signals.interrupted_exit_code())
     for stream, (source, _) in zip(result.streams, opened, strict=True):
         if stream.state == "failed":
@@ -123,6 +148,12 @@ def run_and_report(
     if own:
         failures.raise_if_any()
     return result
+
+
+def files_written(opened) -> list[str]:
+    """The paths of the files the streams' sinks left on disk (an mp4 that got no frame is removed)."""
+    paths = [getattr(sink, "path", None) for _, sinks in opened for sink in sinks]
+    return [str(path) for path in paths if isinstance(path, Path) and path.is_file()]
 
 
 def _ticker(bar, task):

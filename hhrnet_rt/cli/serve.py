@@ -76,7 +76,7 @@ def serve(
 ) -> None:
     """Serve poses over HTTP with Ray Serve: POST an image to /v1/poses, get JSON people back (Ctrl-C stops).
 
-    Needs Ray Serve: the ray extra of hhrnet-rt (see README, Serving).
+    Needs Ray Serve: the ray extra of hhrnet-rt (see docs/serving.md).
     """
 
     # Before anything else: the one missing piece most users will meet. A local cluster stays on loopback.

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from hhrnet_rt.cli.app import console
+from hhrnet_rt.cli import progress
 from hhrnet_rt.cluster import recipe
 from hhrnet_rt.core.outputs import check_output_path
+from hhrnet_rt.draw import PoseStyle
 from hhrnet_rt.track.hook import MAX_GAP_S, TemporalSettings
 from hhrnet_rt.video.live import LiveSource
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
@@ -58,7 +57,8 @@ class LiveSettings:
 @dataclass(frozen=True)
 class RunSettings:
     """How the frames of ``hhrt video`` / ``webcam`` go through a run: the window, how many, who is kept
-    (``--min-score``, ``--max-people``), batching, and ``--track`` / ``--smooth`` (a hook per stream)."""
+    (``--min-score``, ``--max-people``), batching, ``--track`` / ``--smooth`` (a hook per stream) and
+    how people are drawn (``--line-width``, ``--labels``, ``--boxes``, ``--show-below``)."""
 
     show: bool = False
     max_frames: int | None = None
@@ -67,6 +67,7 @@ class RunSettings:
     batching: Batching = field(default_factory=Batching)
     over_time: TemporalSettings = field(default_factory=TemporalSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
+    style: PoseStyle = field(default_factory=PoseStyle)
 
 
 def temporal_settings(
@@ -92,20 +93,8 @@ def open_input(spec: Any, live: LiveSettings, *, lossless: bool, request: tuple[
     else:
         source = FileSource(spec)
     if getattr(source, "warning", None):
-        console.print(f"[yellow]warning:[/] {escape(source.warning)}", highlight=False)
+        progress.warn(source.warning)
     return source
-
-
-def progress() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[fps]:.1f} FPS"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 def open_sinks(
@@ -115,10 +104,7 @@ def open_sinks(
     """The sinks of one stream (:func:`hhrnet_rt.cluster.recipe.open_sinks`, which Ray workers open too),
     warnings on the console."""
 
-    def warn(message: str) -> None:
-        console.print(f"[yellow]warning:[/] {message}", highlight=False)
-
-    return recipe.open_sinks(out, json_out, coco, source, live=live, overwrite=overwrite, warn=warn,
+    return recipe.open_sinks(out, json_out, coco, source, live=live, overwrite=overwrite, warn=progress.warn,
                              segment_s=segment_s)  # fmt: skip
 
 
@@ -137,18 +123,18 @@ def check_outputs(
             check_output_path(path, suffixes, what, overwrite=overwrite, inputs=inputs)
 
 
-def print_summary(result, title: str) -> None:
-    """The run's table (all streams together), a per-stream table when there are several, warnings."""
+def print_summary(result, title: str, files: list[str]) -> None:
+    """The run's table (all streams together: frames, FPS, people, the ``files`` written; stage timings
+    and queue waits with ``--verbose``), a per-stream table when there are several, warnings."""
 
-    stdout.print(summary_table(result, title=title))
-    if len(result.streams) > 1:
-        stdout.print(streams_table(result))
+    if not progress.quiet():
+        stdout.print(summary_table(result, title=title, details=progress.verbose(), files=files))
+        if len(result.streams) > 1:
+            stdout.print(streams_table(result))
     for stream in result.streams:
         if stream.decode_failures:
-            name = f"{escape(stream.name)}: " if len(result.streams) > 1 else ""
-            console.print(f"[yellow]warning:[/] {name}{stream.decode_failures} frame(s) of the input could "
-                          "not be decoded and were skipped", highlight=False)  # fmt: skip
+            name = f"{stream.name}: " if len(result.streams) > 1 else ""
+            progress.warn(f"{name}{stream.decode_failures} frame(s) of the input could not be decoded and "
+                          "were skipped")  # fmt: skip
     if result.threads_still_running:
-        console.print(
-            f"[yellow]warning:[/] stages still running at exit: {', '.join(result.threads_still_running)}"
-        )
+        progress.warn(f"stages still running at exit: {', '.join(result.threads_still_running)}")

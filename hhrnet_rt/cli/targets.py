@@ -105,6 +105,29 @@ def plan_image_outputs(
     return plan
 
 
+def plan_image_file(
+    inputs: list[Path], out: Path, *, keypoints: bool, overwrite: bool
+) -> tuple[Path, Path, Path | None]:
+    """``--out`` naming the annotated image itself (a path with an extension that is not a folder): one
+    input only; the keypoints go beside it as ``<out stem>.json``."""
+    import cv2
+
+    if len(inputs) > 1:
+        raise InputError(f"--out {out} names one image but {len(inputs)} images were given; give a folder "
+                         "(each image gets <name> files there)")  # fmt: skip
+    if not cv2.haveImageWriter(str(out)):
+        raise InputError(f"--out {out}: cannot write {out.suffix} images; use .jpg or .png, or a folder")
+    check_output_dir(out.parent)
+    keypoints_target = out.with_suffix(".json") if keypoints else None
+    if keypoints_target == out:
+        raise InputError(f"--out {out} would be the keypoints file too; name the image .jpg or .png")
+    for file, what in ((out, "output image"), (keypoints_target, "keypoints file")):
+        if file is not None:
+            refuse_input(file, what, inputs)
+            refuse_existing(file, what, overwrite)
+    return inputs[0], out, keypoints_target
+
+
 def unique_stem(stem: str, used: set[str]) -> str:
     """Two inputs called x.jpg in different folders must not overwrite each other's output."""
     candidate, n = stem, 1

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from hhrnet_rt.cli import progress
 from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.estimator import load_model, model_config, warm_up
 from hhrnet_rt.cli.failures import Failures
@@ -28,6 +29,7 @@ from hhrnet_rt.cli.options import (
     Threads,
     Weights,
 )
+from hhrnet_rt.cli.options_draw import Boxes, Labels, LineWidth, Quiet, ShowBelow, Verbose, overlay_style
 from hhrnet_rt.cli.options_streams import (
     STALL_TIMEOUT_S,
     FailFast,
@@ -69,7 +71,7 @@ from hhrnet_rt.cli.run_options import (
     TrackMinOks,
     Width,
 )
-from hhrnet_rt.cli.run_report import close_all, run_and_report
+from hhrnet_rt.cli.run_report import close_all, no_empty_folders, run_and_report
 from hhrnet_rt.cli.stream_io import (
     Batching,
     LiveSettings,
@@ -93,6 +95,7 @@ Request = tuple[int | None, int | None, float | None]  # --width, --height, --fp
 
 @app.command()
 @handle_errors
+@progress.levelled
 def webcam(
     ctx: typer.Context,
     camera: Camera = None,
@@ -139,6 +142,12 @@ def webcam(
     token: ClientToken = None,
     send: SendAs = SendFormat.jpeg,
     in_flight: InFlight = 4,
+    line_width: LineWidth = None,
+    labels: Labels = True,
+    boxes: Boxes = False,
+    show_below: ShowBelow = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Live pose estimation: newest frame wins, drops are counted; q or Esc quits the window.
 
@@ -153,12 +162,14 @@ def webcam(
                       over_time=temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
                                                   smooth_min_cutoff, smooth_beta, smooth_d_cutoff, track_max_gap),
                       live=LiveSettings(reconnect, no_reconnect, stall_timeout, fail_fast, metrics_port,
-                                        segment_time))  # fmt: skip
+                                        segment_time),
+                      style=overlay_style(line_width, labels, boxes, show_below))  # fmt: skip
     remote = ServerOptions(server, token, send, in_flight) if server is not None else None
     cameras = camera or ["0"]
     runner = _webcam if len(cameras) == 1 else _webcams
-    runner(cameras, out, json_out, run, request=(width, height, fps), overwrite=overwrite,
-           load=lambda: load_model(ctx, model, remote))  # fmt: skip
+    with no_empty_folders(out, json_out):  # a camera that fails to open leaves no empty folder
+        runner(cameras, out, json_out, run, request=(width, height, fps), overwrite=overwrite,
+               load=lambda: load_model(ctx, model, remote))  # fmt: skip
 
 
 def _webcam(cameras: list[str], out: Path | None, json_out: Path | None, run: RunSettings, *,

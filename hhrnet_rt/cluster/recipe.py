@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hhrnet_rt.core import errors
+from hhrnet_rt.draw import PoseAnnotator, PoseStyle, annotator_for
 from hhrnet_rt.runtime.config import EstimatorConfig
 from hhrnet_rt.runtime.estimator import PoseEstimator
 from hhrnet_rt.track.hook import TemporalHook, TemporalSettings
@@ -59,6 +60,7 @@ class VideoRecipe:
             elsewhere) and weights a name or a path (a state dict would travel with every task).
         min_score, max_people, max_frames: as :func:`hhrnet_rt.video.run_pipeline` takes them.
         over_time: ``--track`` / ``--smooth``; each video gets a fresh hook.
+        style: how people are drawn (``--line-width``, ``--labels``, ``--boxes``, ``--show-below``).
         option_style: how messages name options while a task runs (``None``: as library arguments).
     """
 
@@ -68,6 +70,10 @@ class VideoRecipe:
     max_frames: int | None = None
     over_time: TemporalSettings = field(default_factory=TemporalSettings)
     option_style: Callable[[str, object], str] | None = None
+    style: PoseStyle = field(default_factory=PoseStyle)
+
+    def annotator(self) -> PoseAnnotator:
+        return annotator_for(self.min_score, self.style)  # as a local run draws
 
     def build_estimator(self) -> PoseEstimator:
         return PoseEstimator.from_config(self.estimator)

@@ -185,6 +185,7 @@ def _process(
         result = run_pipeline(
             source, estimator, sinks, on_frame=progress, max_frames=recipe.max_frames,
             min_score=recipe.min_score, max_people=recipe.max_people, post_decode=recipe.post_decode(),
+            annotator=recipe.annotator(),
         )  # fmt: skip
     except BaseException:
         progress.flush()

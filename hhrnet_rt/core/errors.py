@@ -35,11 +35,30 @@ class TensorRTUnavailableError(BackendUnavailableError):
 
 
 # The one wording of how to get TensorRT (hhrnet-rt is not on PyPI, so `pip install hhrnet-rt[tensorrt]`
-# would find nothing; NVIDIA publishes `tensorrt` wheels on PyPI backed by its own index).
-TENSORRT_INSTALL_HINT = (
-    "pip install tensorrt (NVIDIA's wheels; Linux or Windows with an NVIDIA GPU), or "
-    'pip install -e ".[tensorrt]" from an hhrnet-rt checkout'
-)
+# would find nothing; NVIDIA publishes `tensorrt` wheels on PyPI backed by its own index). Plain `tensorrt`
+# pulls the wheels of NVIDIA's newest CUDA (13 now), which a torch built for CUDA 12 cannot share a
+# process with: the hint names the `tensorrt-cuNN` of the CUDA that torch was built for.
+def tensorrt_install_hint(cuda_version: str | None) -> str:
+    """How to install TensorRT next to a torch built for ``cuda_version`` (``torch.version.cuda``)."""
+    major = (cuda_version or "").split(".")[0]
+    if not major.isdigit():
+        return (
+            "pip install tensorrt-cuNN, NN the CUDA major version of your torch build (torch.version.cuda; "
+            "this torch has no CUDA: TensorRT needs an NVIDIA GPU and a CUDA build of torch), or "
+            'pip install -e ".[tensorrt]" from an hhrnet-rt checkout (the wheels of NVIDIA\'s newest CUDA)'
+        )
+    extra = (
+        f', or pip install -e ".[tensorrt-cu{major}]" from an hhrnet-rt checkout'
+        if major in ("12", "13")
+        else ""
+    )
+    return (
+        f"pip install tensorrt-cu{major} (NVIDIA's wheels for CUDA {major}.x, the CUDA this torch was built "
+        f"for; plain `tensorrt` follows NVIDIA's newest CUDA){extra}"
+    )
+
+
+TENSORRT_INSTALL_HINT = tensorrt_install_hint(None)
 
 
 class EngineMismatchError(HhrtError):

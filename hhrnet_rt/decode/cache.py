@@ -97,6 +97,16 @@ def cached_kernel_files() -> list[Path]:
     return list(found)
 
 
+def kernels_cached() -> bool:
+    """Whether the disk cache holds the main decode kernels already (their index files), so loading them
+    takes a fraction of a second instead of a compile of about half a minute. A guess for messages only:
+    Numba may still recompile (another CPU, another Numba)."""
+    if not CACHE_USABLE:
+        return False
+    folder = kernel_cache_dir()
+    return all(any(folder.glob(f"{name}.*.nbi")) for name in ("munkres", "parse", "peaks", "refine"))
+
+
 def drop_stale_cache() -> bool:
     """Delete the decode kernels' cache files if the sources changed since they were written.
 

@@ -47,6 +47,7 @@ import torch
 
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.decode.device_host import apply_refine_picks, group_candidates
+from hhrnet_rt.decode.device_io import to_host, upload
 from hhrnet_rt.decode.device_ops import candidate_pack, first_minus_inf, refine_pack
 from hhrnet_rt.decode.params import DecodeParams
 from hhrnet_rt.decode.parse import check_params
@@ -69,14 +70,15 @@ class DeviceParseResult:
 
 
 class _ToHost:
-    """Copies tensors to the host as numpy arrays and counts the bytes."""
+    """Copies tensors to the host as numpy arrays (:func:`.device_io.to_host`) and counts the bytes."""
 
     def __init__(self) -> None:
         self.nbytes = 0
 
     def __call__(self, tensor: torch.Tensor) -> np.ndarray:
+        # Counted on every device, the CPU included: what the copy costs where the maps are on a GPU.
         self.nbytes += tensor.numel() * tensor.element_size()
-        return tensor.cpu().numpy()
+        return to_host(tensor)
 
 
 def _as_device_maps(heatmaps, tags) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,10 +134,10 @@ def parse_on_device(
     order = check_params(params, K)
     if K == 0 or H == 0 or W == 0:
         return DeviceParseResult(np.zeros((0, K, 3 + L), np.float32), np.zeros(0, np.float32), 0)
-    to_host = _ToHost()
+    reads = _ToHost()
     threshold = float32_threshold(float(params.detection_threshold))
     with torch.no_grad():
-        pack = to_host(
+        pack = reads(
             candidate_pack(hm, tg, threshold, int(params.max_num_people), int(params.nms_kernel // 2))
         )
         people, sc, pair_person, pair_joint, pair_prev, not_found = group_candidates(
@@ -155,17 +157,20 @@ def parse_on_device(
         if not_found:
             raise AssertionError("a grouped joint is not one of the candidates")  # cannot happen
         if pair_person.shape[0]:
-            _refine(people, hm, tg, pair_person, pair_joint, pair_prev, to_host)
-    return DeviceParseResult(grouped=people, scores=sc, d2h_bytes=to_host.nbytes)
+            _refine(people, hm, tg, pair_person, pair_joint, pair_prev, reads)
+    return DeviceParseResult(grouped=people, scores=sc, d2h_bytes=reads.nbytes)
 
 
-def _refine(people, hm, tg, pair_person, pair_joint, pair_prev, to_host: _ToHost) -> None:
-    """Device refine picks for the (person, missing joint) pairs, applied on the host in place."""
-    joint = torch.from_numpy(pair_joint).to(hm.device)
-    prev = torch.from_numpy(pair_prev).to(hm.device)
-    pack = to_host(refine_pack(hm, tg, joint, prev))
+def _refine(people, hm, tg, pair_person, pair_joint, pair_prev, reads: _ToHost) -> None:
+    """Device refine picks for the (person, missing joint) pairs, applied on the host in place.
+
+    The pairs go up with :func:`.device_io.upload` (pinned, asynchronous): a pageable ``.to(device)``
+    would block the host until the GPU is idle, twice per frame."""
+    joint = upload(pair_joint, hm.device)
+    prev = upload(pair_prev, hm.device)
+    pack = reads(refine_pack(hm, tg, joint, prev))
     redo = np.flatnonzero(pack[:, 1].view(np.float32) == -np.inf)  # only with inf or NaN in the maps
     if redo.shape[0]:
-        sel = torch.from_numpy(redo).to(hm.device)
-        pack[redo] = to_host(first_minus_inf(hm, tg, joint[sel], prev[sel]))
+        sel = upload(redo.astype(np.int64), hm.device)
+        pack[redo] = reads(first_minus_inf(hm, tg, joint[sel], prev[sel]))
     apply_refine_picks(people, pair_person, pair_joint, pack, pack.view(np.float32), hm.shape[2])

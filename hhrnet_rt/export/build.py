@@ -127,6 +127,8 @@ def build_onnx_files(
     target: str = "tensorrt",
     on_step: Callable[[str], None] = lambda msg: None,
     overwrite: bool = False,
+    on_count: Callable[[int, int], None] = lambda done, total: None,
+    warn: Callable[[str], None] = lambda msg: None,
 ) -> BuildResult:
     """Export, bake precision, measure agreement and write ``NAME.onnx`` + ``NAME.json`` (no TensorRT).
 
@@ -136,6 +138,9 @@ def build_onnx_files(
     ``target="tensorrt"``: follow with :func:`build_tensorrt_engine`. ``target="cpu"``: the ONNX file is
     the product (run it with ``--backend onnxruntime --engine NAME.onnx``); int8 is then quantized in the
     layout of ONNX Runtime's CPU kernels (:mod:`hhrnet_rt.export.quantize_cpu`), and fp16 is refused.
+    ``on_step(text)`` says each step as it starts; ``on_count(done, total)`` counts the calibration
+    images read (calibration takes minutes); ``warn(text)`` is told when fewer images than ``calib_count``
+    exist.
     ``target="openvino"``: the product is an OpenVINO IR, ``NAME.xml`` + ``NAME.bin`` (fp32, or int8 by
     NNCF: :mod:`hhrnet_rt.export.openvino_build`), made from the fp32 ONNX export (``NAME.onnx`` for
     fp32, ``NAME.fp32.onnx`` for int8); run it with ``--backend openvino --engine NAME.xml``.
@@ -174,6 +179,13 @@ def build_onnx_files(
     calib_dir = Path(calib) if calib is not None else Path(calib_cache_dir)
     if precision == "int8":
         source = open_calibration_source(calib_dir, calib_count)
+        if len(source.calib) < calib_count:
+            held = (
+                f" ({len(source.holdout)} more held out for the agreement report)" if source.holdout else ""
+            )
+            warn(f"only {len(source.calib)} calibration images{held} in {source.path}, "
+                 f"{option('calib_count', calib_count)} asked for; int8 ranges from a few images fit "
+                 "other pictures worse: add some like the ones you will run on")  # fmt: skip
     elif calib is not None:
         source = open_calibration_source(calib_dir, 1)  # fp16/fp32: only its held-out images are used
     else:
@@ -208,7 +220,11 @@ def build_onnx_files(
         def calibration_inputs() -> Iterator[np.ndarray]:
             method = "NNCF's ranges" if target == "openvino" else calib_method
             on_step(f"calibrating on {len(source.calib)} images from {source.path} ({method})")
-            return (preprocess_bgr(img, input_size) for img in source.iter_images(source.calib))
+            total = len(source.calib)
+            on_count(0, total)
+            for done, img in enumerate(source.iter_images(source.calib), 1):
+                yield preprocess_bgr(img, input_size)
+                on_count(done, total)  # after the quantiser used it: the time left includes its work
 
         if target == "openvino":
             pass  # NNCF quantises the IR below, from the fp32 file once it carries its metadata

@@ -167,8 +167,18 @@ def build_engine(
         timing_cache = Path(timing_cache)
         cache_path = timing_cache.with_name(f"{timing_cache.stem}-{tag}{timing_cache.suffix}")
     cache_bytes = cache_path.read_bytes() if cache_path is not None and cache_path.is_file() else b""
-    cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    # A damaged or foreign cache file is refused (set_timing_cache returns False): build without its
+    # timings (slower, same engine; the file is rewritten after) rather than fail or mix timings.
+    for data in (cache_bytes, b"") if cache_bytes else (b"",):
+        cache = config.create_timing_cache(data)
+        if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+            break
+        if data:
+            log.warning("TensorRT refused the timing cache %s; building without it", cache_path)
+    else:
+        raise BackendUnavailableError(
+            "TensorRT could not create an empty timing cache; its log above says why"
+        )
     if progress is not None:
         config.progress_monitor = _make_progress_monitor(trt, progress)
 

@@ -135,8 +135,11 @@ def cached_weight_files() -> list[Path]:
     ]
 
 
-def fetch_named(name: str, *, progress: bool = True) -> Path:
+def fetch_named(name: str, *, progress: bool = True, timeout_s: float | None = None) -> Path:
     """Path of the cached checkpoint ``name``, downloading and hash-checking it on first use.
+
+    ``timeout_s``: how long connecting, and each read, may take (default 30 s); ``hhrt demo`` gives up
+    sooner, as it has a fallback.
 
     A cached file is hashed again on every call; one that does not match is refused, not replaced.
 
@@ -160,17 +163,17 @@ def fetch_named(name: str, *, progress: bool = True) -> Path:
         )
     check_url(entry.url)
     target = writable_cache_dir() / entry.filename
-    _download(entry, target, progress=progress)
+    _download(entry, target, progress=progress, timeout_s=timeout_s or _TIMEOUT_S)
     return target
 
 
-def _download(entry: NamedWeights, target: Path, *, progress: bool) -> None:
+def _download(entry: NamedWeights, target: Path, *, progress: bool, timeout_s: float) -> None:
     tmp: Path | None = None
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
         tmp = Path(tmp_name)
         with os.fdopen(fd, "wb") as out:
-            digest = _stream(entry, target, out, progress=progress)
+            digest = _stream(entry, target, out, progress=progress, timeout_s=timeout_s)
         got = digest.hexdigest()
         if not got.startswith(entry.sha256_prefix.lower()):
             raise DownloadError(
@@ -186,14 +189,14 @@ def _download(entry: NamedWeights, target: Path, *, progress: bool) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _stream(entry: NamedWeights, target: Path, out, *, progress: bool):
+def _stream(entry: NamedWeights, target: Path, out, *, progress: bool, timeout_s: float):
     """Copy the response body into ``out`` within the deadline and size cap; returns the sha256 object."""
     digest = hashlib.sha256()
     deadline = time.monotonic() + DEADLINE_S
     opener = urllib.request.build_opener(_HttpsOnlyRedirects)
     received = 0
     try:
-        with opener.open(entry.url, timeout=_TIMEOUT_S) as resp:
+        with opener.open(entry.url, timeout=timeout_s) as resp:
             check_url(resp.geturl())
             total = int(resp.headers.get("Content-Length") or 0) or None
             if total is not None and total > MAX_BYTES:

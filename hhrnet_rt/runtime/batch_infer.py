@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from hhrnet_rt.core.tag_layout import by_pixel
+from hhrnet_rt.decode.device_io import upload
 from hhrnet_rt.runtime.device_transfer import hand_over, maps_to_host, take_over
 from hhrnet_rt.runtime.stage_data import Maps, Prepared
 
@@ -43,16 +44,16 @@ def group_by_shape(prepared: Sequence[Prepared]) -> list[list[int]]:
 def stack_inputs(frames: Sequence[Prepared], scale_index: int, device: Any) -> Any:
     """The inputs of one scale of ``frames`` as one (n, 3, h, w) torch tensor on ``device``.
 
-    Host inputs are concatenated on the host and uploaded once. Device inputs (device preprocessing) are
-    concatenated on the device after this thread's stream has waited for each frame's preprocessing event.
+    Host inputs are concatenated on the host and uploaded once (:func:`~hhrnet_rt.decode.device_io.upload`:
+    pinned and asynchronous on CUDA; on the CPU the tensor shares the array's memory, which ONNX Runtime's
+    ``run_torch`` shares back: no copy). Device inputs (device preprocessing) are concatenated on the
+    device after this thread's stream has waited for each frame's preprocessing event.
     """
     import torch
 
     xs = [p.inputs[scale_index][1] for p in frames]
     if isinstance(xs[0], np.ndarray):
-        x = xs[0] if len(xs) == 1 else np.concatenate(xs, axis=0)
-        # ONNX Runtime's run_torch shares the CPU tensor's memory with numpy both ways: no copy on the CPU.
-        return torch.from_numpy(x).to(device)
+        return upload(xs[0] if len(xs) == 1 else np.concatenate(xs, axis=0), device)
     for p, x in zip(frames, xs, strict=True):
         take_over(p.ready, x)
     return xs[0] if len(xs) == 1 else torch.cat(xs, dim=0)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.decode.device_io import upload
 from hhrnet_rt.runtime.preprocess import MAX_RESIZED_PIXELS, Affine, multi_scale_size
 from hhrnet_rt.runtime.warp_torch import normalize_torch, sampling_grid, warp_affine_torch
 
@@ -107,12 +108,10 @@ class DevicePreprocessor:
         if cached is None or cached[0] != key:
             cached = (key, sampling_grid(affine.forward, hw, affine.size, self.device))
             self._grid = cached
-        cuda = self.device.type == "cuda"
         with torch.inference_mode():
-            frame = torch.from_numpy(np.ascontiguousarray(image_bgr))
-            # Pinned memory makes the upload an asynchronous DMA; the caching host allocator keeps the
-            # pinned block until the copy has run, then reuses it for a later frame.
-            frame = (frame.pin_memory() if cuda else frame).to(self.device, non_blocking=cuda)
+            # Pinned memory makes the upload an asynchronous DMA (device_io.upload); the caching host
+            # allocator keeps the pinned block until the copy has run, then reuses it for a later frame.
+            frame = upload(image_bgr, self.device)
             return normalize_torch(warp_affine_torch(frame, affine.forward, affine.size, grid=cached[1]))
 
 

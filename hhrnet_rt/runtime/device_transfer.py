@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from hhrnet_rt.decode.device_io import to_host
+
 
 def run_on_device(backend: Any, x: Any, ready: Any = None) -> tuple[Any, Any]:
     """``backend.run_torch`` on a device tensor; returns the ``(heatmaps, tags)`` tensors, still on the device.
@@ -39,8 +41,7 @@ def maps_to_host(heatmaps: Any, tags: Any) -> tuple[np.ndarray, np.ndarray, int]
         t = t.float().contiguous()
         if t.device.type != "cpu":
             nbytes += t.numel() * t.element_size()
-            t = t.cpu()  # waits for the current stream: the array is complete when returned
-        out.append(t.numpy())
+        out.append(to_host(t))  # waits for the current stream: the array is complete when returned
     return out[0], out[1], nbytes
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from hhrnet_rt.artifacts.engine_settings import EngineSettings
-from hhrnet_rt.core.errors import InputError, option
+from hhrnet_rt.core.errors import BackendUnavailableError, InputError, option
 from hhrnet_rt.core.tag_layout import interleaved_problem
 from hhrnet_rt.model.digest import state_dict_digest
 
@@ -31,6 +31,12 @@ def check_outputs(settings: EngineSettings, backend: Any) -> int:
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - a runtime's own error types; the file is what is wrong
+        if _out_of_memory(exc):  # the device, not the file: it would run where memory is free
+            raise BackendUnavailableError(
+                f"out of memory running {settings.path} on a {h}x{w} test input ({type(exc).__name__}: "
+                f"{exc}); free GPU memory (other processes, a smaller {option('max_batch')} build) or run on "
+                f"another device"
+            ) from None
         raise InputError(
             f"{settings.path} failed on a {h}x{w} test input ({type(exc).__name__}: {exc})"
         ) from None
@@ -46,6 +52,15 @@ def check_outputs(settings: EngineSettings, backend: Any) -> int:
     if layout is not None:
         raise InputError(f"{settings.path} cannot be used: {layout}")
     return int(got)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether a runtime's exception says memory ran out (torch's OutOfMemoryError, ONNX Runtime's and
+    TensorRT's "out of memory" / "Failed to allocate memory" texts, MemoryError)."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return isinstance(exc, MemoryError) or any(
+        marker in text for marker in ("outofmemory", "out of memory", "failed to allocate memory")
+    )
 
 
 def check_weights_match(settings: EngineSettings, network: Any, label: str) -> None:

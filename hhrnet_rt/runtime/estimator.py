@@ -53,6 +53,7 @@ from hhrnet_rt.runtime.config import EstimatorConfig, Resolution, resolve
 from hhrnet_rt.runtime.device_prep import device_preprocessor_for
 from hhrnet_rt.runtime.device_transfer import run_on_device, take_over
 from hhrnet_rt.runtime.engine_checks import check_outputs, check_weights_match
+from hhrnet_rt.runtime.load_steps import READING_WEIGHTS, OnStep, backend_step, decoder_step, ignore
 from hhrnet_rt.runtime.preprocess import Affine, as_bgr_u8, multi_scale_size, normalize, resize_align
 from hhrnet_rt.runtime.stage_data import DECODE_ON, Maps, Prepared, choose_decode_on
 
@@ -163,12 +164,14 @@ class PoseEstimator:
         self._build(resolve(config))
 
     @classmethod
-    def from_config(cls, config: EstimatorConfig | Resolution) -> PoseEstimator:
+    def from_config(cls, config: EstimatorConfig | Resolution, *, on_step: OnStep = ignore) -> PoseEstimator:
         """The estimator ``config`` describes: ``PoseEstimator.from_config(EstimatorConfig(**kw))`` is
         ``PoseEstimator(**kw)``, and also applies ``fast`` and ``torch_threads``.
 
         A :class:`~hhrnet_rt.runtime.config.Resolution` is built as it is, without resolving again (the
-        CLI resolves first, to say which backend runs before the model loads).
+        CLI resolves first, to say which backend runs before the model loads). ``on_step(text)`` is
+        called as each step of the build starts, with the texts of :mod:`hhrnet_rt.runtime.load_steps`
+        (a one-time ONNX export or decoder compile is said as such).
 
         Example:
             >>> config = EstimatorConfig(weights="w32_512", backend="auto", fast=True)  # doctest: +SKIP
@@ -176,10 +179,10 @@ class PoseEstimator:
             384
         """
         estimator = cls.__new__(cls)
-        estimator._build(config if isinstance(config, Resolution) else resolve(config))
+        estimator._build(config if isinstance(config, Resolution) else resolve(config), on_step)
         return estimator
 
-    def _build(self, resolution: Resolution) -> None:
+    def _build(self, resolution: Resolution, on_step: OnStep = ignore) -> None:
         """Load the network (or only compare weights with the file), create the backend, settle the stages."""
         from hhrnet_rt.model.graph import PoseGraph
 
@@ -202,9 +205,11 @@ class PoseEstimator:
             self._project = settings.project
             self.weights_label = f"built into {settings.path} (settings from {settings.origin})"
             if cfg.weights is not None:
+                on_step(READING_WEIGHTS)
                 network, label = _build_network(cfg.weights)
                 check_weights_match(settings, network, f"the weights {label}")
         else:
+            on_step(READING_WEIGHTS)
             network, self.weights_label = _build_network(cfg.weights)
             num_joints = getattr(getattr(network, "spec", None), "num_joints", None)
             self.num_joints = int(num_joints) if num_joints is not None else _probe_num_joints(network)
@@ -215,6 +220,7 @@ class PoseEstimator:
             except ValueError as exc:  # e.g. no known flip permutation for this joint count
                 raise InputError(str(exc)) from None
             self.graph.eval()
+        on_step(backend_step(resolution.backend, self.graph, resolution.engine, cfg.onnx_cache_dir))
         self.backend = create_backend(
             resolution.backend,
             self.graph,
@@ -233,6 +239,7 @@ class PoseEstimator:
         from hhrnet_rt import decode
 
         self._parse = decode.parse
+        on_step(decoder_step())
         decode.warmup()
 
     # -- stages --------------------------------------------------------------------------------------

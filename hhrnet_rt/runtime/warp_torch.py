@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from hhrnet_rt.decode.device_io import upload
+
 # ImageNet statistics as used by the official ToTensor + Normalize (RGB order).
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
@@ -27,8 +29,6 @@ def sampling_grid(forward: np.ndarray, in_hw: tuple[int, int], size: tuple[int, 
     Computed in float64 on the host (like OpenCV inverts the matrix) and uploaded once; a video keeps
     one frame size, so :class:`hhrnet_rt.runtime.device_prep.DevicePreprocessor` caches it.
     """
-    import torch
-
     h_in, w_in = int(in_hw[0]), int(in_hw[1])
     w_out, h_out = int(size[0]), int(size[1])
     m = np.vstack([np.asarray(forward, np.float64), [0.0, 0.0, 1.0]])
@@ -46,7 +46,7 @@ def sampling_grid(forward: np.ndarray, in_hw: tuple[int, int], size: tuple[int, 
         ],
         axis=-1,
     )
-    return torch.from_numpy(grid.astype(np.float32))[None].to(device)
+    return upload(grid.astype(np.float32)[None], device)
 
 
 def warp_affine_torch(image: Any, forward: np.ndarray, size: tuple[int, int], *, grid: Any = None) -> Any:
@@ -72,15 +72,20 @@ def warp_affine_torch(image: Any, forward: np.ndarray, size: tuple[int, int], *,
 
 @functools.lru_cache(maxsize=8)
 def _stats(device: Any) -> tuple[Any, Any]:
-    import torch
-
-    mean = torch.tensor(_MEAN, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(_STD, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    mean = upload(np.array(_MEAN, np.float32).reshape(1, 3, 1, 1), device)
+    std = upload(np.array(_STD, np.float32).reshape(1, 3, 1, 1), device)
     return mean, std
 
 
 def normalize_torch(warped: Any, *, bgr: bool = True) -> Any:
-    """(1, 3, h, w) 0..255 float -> RGB ImageNet-normalised float32 (the official /255, -mean, /std)."""
-    x = warped[:, [2, 1, 0]] if bgr else warped
+    """(1, 3, h, w) 0..255 float -> RGB ImageNet-normalised float32 (the official /255, -mean, /std).
+
+    BGR -> RGB is a concatenation of the three channel slices (views): indexing with a Python list
+    (``warped[:, [2, 1, 0]]``) would build the index tensor on the host and upload it, blocking, on
+    every frame.
+    """
+    import torch
+
+    x = torch.cat([warped[:, 2:3], warped[:, 1:2], warped[:, 0:1]], dim=1) if bgr else warped
     mean, std = _stats(x.device)
     return ((x / 255.0) - mean) / std

@@ -3,7 +3,7 @@
 Nothing here imports Ray: the clients (:class:`~hhrnet_rt.serve.PoseClient`, ``hhrt video --server``)
 need only the standard library, OpenCV and numpy.
 
-API (documented in README.md, "Serving"):
+API (documented in docs/serving.md):
     ``POST /v1/poses``  body: one JPEG or PNG image  ->  200 ``{"schema", "width", "height", "people"}``,
                         ``people`` exactly as ``hhrt image --json`` writes them (:meth:`Poses.to_records`)
     ``GET /v1/health``  -> 200 ``{"status": "ok"}``

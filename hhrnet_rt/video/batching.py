@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hhrnet_rt.video.channels import POLL_S
-from hhrnet_rt.video.meters import QueueWait, StageClock
+from hhrnet_rt.video.meters import DeviceStageTimer, QueueWait, StageClock
 from hhrnet_rt.video.stages import Estimator, StageError, timed
 
 
@@ -135,6 +135,8 @@ class BatchInference:
         self.estimator, self.clock, self.names = estimator, clock, tuple(names)
         self.sizes: list[int] = []
         self._infer_batch = getattr(estimator, "infer_batch", None)
+        self.device = getattr(getattr(estimator, "backend", None), "device", None)
+        self.device_timer = DeviceStageTimer(clock)
 
     def _infer_all(self, prepared: list[Any]) -> list[Any]:
         if self._infer_batch is not None and len(prepared) > 1:  # one frame: the per-frame call, as ever
@@ -166,9 +168,16 @@ class BatchInference:
         if not ready:
             return [], failed
         first_stream, first, _ = ready[0]
-        maps = timed(
-            self.clock, "inference", (first.index, self.names[first_stream]), self._infer_all,
-            [p for _, _, p in ready],
-        )  # fmt: skip
+        where = (first.index, self.names[first_stream])
+        prepared = [p for _, _, p in ready]
+        start = self.device_timer.start(self.device)
+        if start is None:
+            maps = timed(self.clock, "inference", where, self._infer_all, prepared)
+        else:  # CUDA: the call only enqueues; the GPU's time comes from events (DeviceStageTimer)
+            try:
+                maps = self._infer_all(prepared)
+            except Exception as exc:
+                raise StageError("inference", where[0], exc, where[1]) from exc
+            self.device_timer.stop("inference", start, self.device)
         self.sizes.append(len(ready))
         return [(i, frame, p, m) for (i, frame, p), m in zip(ready, maps, strict=True)], failed

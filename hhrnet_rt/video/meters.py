@@ -156,3 +156,50 @@ class RollingRate:
     def latency_ms(self) -> float:
         values = tuple(self._latencies)
         return 1e3 * sum(values) / len(values) if values else 0.0
+
+
+class DeviceStageTimer:
+    """GPU time of a stage whose work is only enqueued by its thread (CUDA), from CUDA events.
+
+    On CUDA a call such as ``infer_batch`` returns once the kernels are queued: its host time is the
+    enqueue, and the GPU time would land in whichever stage reads the results first (decode). So the
+    stage records an event before and after the call on its thread's stream; the durations are read
+    later without waiting (``query``), when the events have completed, and added to the clock under the
+    stage's name. The time between the events includes any wait for earlier work on the device, as a
+    frame experiences it. Off CUDA :meth:`start` returns ``None`` and the caller times the host.
+    """
+
+    def __init__(self, clock: StageClock) -> None:
+        self.clock = clock
+        self._pending: deque[tuple[str, object, object]] = deque()
+
+    @staticmethod
+    def start(device: object) -> object | None:
+        """An event recorded now on this thread's stream of ``device``, or ``None`` off CUDA."""
+        if device is None or not str(device).startswith("cuda"):
+            return None
+        import torch
+
+        event = torch.cuda.Event(enable_timing=True)
+        event.record(torch.cuda.current_stream(torch.device(str(device))))
+        return event
+
+    def stop(self, stage: str, start: object, device: object) -> None:
+        """Close the interval opened by :meth:`start`; its duration is added once the device is there."""
+        import torch
+
+        end = torch.cuda.Event(enable_timing=True)
+        end.record(torch.cuda.current_stream(torch.device(str(device))))
+        self._pending.append((stage, start, end))
+        self.collect()
+
+    def collect(self, *, wait: bool = False) -> None:
+        """Add the finished intervals to the clock (``wait``: every one, synchronising; at the run's end)."""
+        while self._pending:
+            stage, start, end = self._pending[0]
+            if wait:
+                end.synchronize()  # type: ignore[attr-defined]
+            elif not end.query():  # type: ignore[attr-defined]
+                return
+            self._pending.popleft()
+            self.clock.add(stage, start.elapsed_time(end) / 1e3)  # type: ignore[attr-defined]

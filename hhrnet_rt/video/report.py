@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.markup import escape
 from rich.table import Table
 
@@ -9,40 +11,52 @@ from hhrnet_rt.video.meters import format_bytes
 from hhrnet_rt.video.pipeline import PipelineResult
 
 
-def summary_table(result: PipelineResult, title: str = "pipeline") -> Table:
-    """Counts, wall time, FPS, per-stage p50/p95 latency, bytes device→host per frame, queue waits."""
-    table = Table(title=title, show_header=True, header_style="bold")
+def summary_table(
+    result: PipelineResult, title: str = "pipeline", *, details: bool = True, files: Sequence[str] = ()
+) -> Table:
+    """What a user wants first: frames, end-to-end FPS, wall time, people, the ``files`` written; with
+    ``details``, then per-stage p50/p95 latency, inference calls, bytes device→host per frame and the time
+    each queue's producer and consumer waited (where a slow stage shows)."""
+    table = Table(title=title, show_header=details, header_style="bold")
     table.add_column("")
-    table.add_column("value", justify="right")
-    table.add_column("p50 ms", justify="right")
-    table.add_column("p95 ms", justify="right")
+    # fold: a long path wraps whole instead of ending in an ellipsis (the user copies it)
+    table.add_column("value", justify="right" if details else "left", overflow="fold")
+    if details:
+        table.add_column("p50 ms", justify="right")
+        table.add_column("p95 ms", justify="right")
+
+    def row(name: str, value: str, p50: str = "", p95: str = "") -> None:
+        table.add_row(name, value, *((p50, p95) if details else ()))
+
     frames = f"{result.frames_written} written / {result.frames_read} read"
     if result.frames_dropped:
         frames += f" / {result.frames_dropped} dropped"
     if result.decode_failures:
         frames += f" / {result.decode_failures} undecodable"
-    table.add_row("frames", frames, "", "")
+    row("frames", frames)
+    row("end-to-end FPS", f"{result.fps:.2f}")
+    row("wall time", f"{result.wall_s:.2f} s")
     people = f"{result.people_written}"
     if result.people_drawn != result.people_written:
         people = f"{result.people_drawn} drawn / {result.people_written} in the files"
-    table.add_row("people (all frames)", people, "", "")
+    row("people (all frames)", people)
     if len(result.streams) == 1 and (only := result.streams[0]).outages:
-        table.add_row("stream", escape(only.describe()), "", "")
-    table.add_row("wall time", f"{result.wall_s:.2f} s", "", "")
-    table.add_row("end-to-end FPS", f"{result.fps:.2f}", "", "")
+        row("stream", escape(only.describe()))
+    for i, path in enumerate(files):
+        row("written" if i == 0 else "", path)
+    if not details:
+        return table
     if result.mean_batch > 1:
-        table.add_row(
-            "inference calls", f"{result.inference_calls} ({result.mean_batch:.1f} frames each)", "", ""
-        )
+        row("inference calls", f"{result.inference_calls} ({result.mean_batch:.1f} frames each)")
     for name, stats in result.stages.items():
-        table.add_row(f"  {name}", f"{stats.count} calls", f"{stats.p50_ms:.1f}", f"{stats.p95_ms:.1f}")
+        row(f"  {name}", f"{stats.count} calls", f"{stats.p50_ms:.1f}", f"{stats.p95_ms:.1f}")
     lat = result.latency
-    table.add_row("latency (capture→drawn)", "", f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}")
+    row("latency (capture→drawn)", "", f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}")
     if result.d2h.count:
         per_frame = f"{format_bytes(result.d2h.mean_bytes)} (max {format_bytes(result.d2h.max_bytes)})"
-        table.add_row("device→host per frame", per_frame, "", "")
+        row("device→host per frame", per_frame)
     for name, wait in result.queue_waits.items():
-        table.add_row(f"queue {name}", f"put {wait.put_s:.2f} s / get {wait.get_s:.2f} s", "", "")
+        row(f"queue {name}", f"put {wait.put_s:.2f} s / get {wait.get_s:.2f} s")
     return table
 
 

@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any
 
 from hhrnet_rt.core.signals import signals_deferred
+from hhrnet_rt.runtime.backends.stream import use_own_stream
 from hhrnet_rt.video.batching import BatchInference, StreamInbox
 from hhrnet_rt.video.channels import POLL_S, Channel, LatestImage
 from hhrnet_rt.video.display import tile
@@ -65,8 +66,15 @@ class Runner:
         ]
         self.infer = BatchInference(estimator, clock, [st.name for st in self.streams])
         self.latest = [LatestImage() for _ in self.streams]
+        # Every thread that may touch the GPU gets a CUDA stream of its own (use_own_stream says why).
+        self.device = getattr(getattr(estimator, "backend", None), "device", None)
         self.decode_pool = (
-            ThreadPoolExecutor(decode_threads, thread_name_prefix="hhrt-decode-pool")
+            ThreadPoolExecutor(
+                decode_threads,
+                thread_name_prefix="hhrt-decode-pool",
+                initializer=use_own_stream,
+                initargs=(self.device,),
+            )  # fmt: skip
             if decode_threads > 1
             else None
         )
@@ -116,6 +124,7 @@ class Runner:
     def _guard(self, name: str, body: Callable[[], None]) -> Callable[[], None]:
         def target() -> None:
             try:
+                use_own_stream(self.device)
                 body()
             except StageError as exc:
                 self._fail(exc)
@@ -290,6 +299,8 @@ class Runner:
 
     # -- the result -------------------------------------------------------------------------------------
     def _result(self, still: tuple[str, ...], *, threaded: bool) -> PipelineResult:
+        if not still:  # the inference GPU times still pending (the last batch's events): the run is over
+            self.infer.device_timer.collect(wait=True)
         if self.error is not None:  # --fail-fast, or a fault of the runner itself: everything stopped
             raise stopped_by(self.error, sum(st.written for st in self.streams), still) from self.error.cause
         t_end = self.t_end or time.perf_counter()

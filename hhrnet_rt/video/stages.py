@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from hhrnet_rt.core.errors import StreamLostError
 from hhrnet_rt.draw import PoseAnnotator, draw_hud, hud_ids_line
+from hhrnet_rt.overlay import hud_scale
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.video.meters import RollingRate, StageClock
 from hhrnet_rt.video.sinks import FrameResult
@@ -309,22 +310,22 @@ class Stages:
 
     def _draw(self, frame: Frame, poses: Poses) -> FrameResult:
         image = frame.image
-        drawn = len(poses)
+        on_picture = poses
         if self.annotator is not None:
             image = self.annotator.annotate(image, poses)
-            drawn = int(self.annotator.drawn(poses).sum())
+            on_picture = poses[self.annotator.drawn(poses)]
+        drawn = len(on_picture)
         self.people_drawn += drawn
         latency = time.perf_counter() - frame.t_capture
-        if self.hud:  # the people on the picture, not the fragments it hides
+        if self.hud:  # the people on the picture (and their IDs), not the fragments it hides
             lines = [f"{self.rolling.fps:5.1f} FPS  {1e3 * latency:4.0f} ms", f"people {drawn}"]
             if poses.ids is not None:
-                lines.append(hud_ids_line(poses))
+                lines.append(hud_ids_line(on_picture))
             if self.dropped:
                 lines.append(f"dropped {self.dropped}")
             if reconnects := getattr(self.source, "reconnects", 0):
                 lines.append(f"reconnected {reconnects}x")
-            # Text size follows the frame width so the box covers about the same share of any frame.
-            image = draw_hud(image, lines, scale=min(1.0, max(0.3, image.shape[1] / 1280)))
+            image = draw_hud(image, lines, scale=hud_scale(image.shape[1]))
         return FrameResult(frame, poses, image, latency)
 
     def _write(self, result: FrameResult) -> None:

@@ -5,7 +5,7 @@ device=)``.
 CUDA, then ONNX Runtime on the CPU, and always says why in one sentence that the CLI prints. OpenVINO is
 an optional extra: ``auto`` picks it only for an OpenVINO ``.xml`` IR (nothing else runs one); without a
 file the CPU default stays ONNX Runtime, which every install has (OpenVINO's int8 is the faster CPU path,
-and is asked for by building its IR; its fp32 is no faster than ONNX Runtime's: README, CPU).
+and is asked for by building its IR; its fp32 is no faster than ONNX Runtime's: docs/engines.md, "On the CPU").
 The availability probes are module functions so tests can monkeypatch them; :func:`backend_status`
 (what ``hhrt info`` shows) uses the same probes and the same reasons as :func:`choose_backend`.
 """
@@ -22,6 +22,7 @@ from hhrnet_rt.core.errors import (
     InputError,
     TensorRTUnavailableError,
     option,
+    tensorrt_install_hint,
 )
 from hhrnet_rt.core.names import BACKEND_REQUESTS, BackendName
 
@@ -122,8 +123,11 @@ def _tensorrt(engine, device) -> tuple[str, str, str]:
             f"TensorRT runs on a CUDA GPU only; drop {option('device', 'cpu')} or pick another backend"
         )
     if not tensorrt_available():
+        import torch  # the wheel to name follows the CUDA this torch was built for
+
         raise TensorRTUnavailableError(
-            f"{NO_TENSORRT} (or use {option('backend', 'onnxruntime')} / {option('backend', 'torch')})"
+            f"the tensorrt package is not installed: {tensorrt_install_hint(torch.version.cuda)} (or use "
+            f"{option('backend', 'onnxruntime')} / {option('backend', 'torch')})"
         )
     if not cuda_available():
         raise BackendUnavailableError(f"TensorRT needs a CUDA GPU: {NO_CUDA}")

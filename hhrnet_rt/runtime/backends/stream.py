@@ -75,3 +75,21 @@ class BackendStream:
         """Wait until everything enqueued on the backend stream has run (e.g. before freeing a graph)."""
         if self.stream is not None:
             self.stream.synchronize()
+
+
+def use_own_stream(device: Any) -> None:
+    """Give the calling thread a CUDA stream of its own for the rest of its life (nothing off CUDA).
+
+    For the pipeline's threads: a thread that never sets one works on the legacy default stream, which
+    serialises with every other stream of the device, so inference would wait for the decode kernels
+    queued before it and decode's host reads for the next frame's inference. With a stream each, they
+    overlap; the hand-over between threads is by events (:mod:`hhrnet_rt.runtime.device_transfer`).
+
+    Args:
+        device: the estimator's device (``"cuda:0"``, a ``torch.device``; ``None`` or a CPU device: no-op).
+    """
+    if device is None or not str(device).startswith("cuda"):
+        return
+    import torch
+
+    torch.cuda.set_stream(torch.cuda.Stream(torch.device(device)))

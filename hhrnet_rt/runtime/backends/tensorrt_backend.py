@@ -33,12 +33,12 @@ import numpy as np
 from hhrnet_rt.artifacts.shape_profile import ShapeProfile, profile_from_dict
 from hhrnet_rt.artifacts.sidecar import OUTPUT_NAMES, Sidecar, check_engine_compatible, sidecar_path_for
 from hhrnet_rt.core.errors import (
-    TENSORRT_INSTALL_HINT,
     BackendUnavailableError,
     EngineMismatchError,
     InputError,
     TensorRTUnavailableError,
     option,
+    tensorrt_install_hint,
 )
 from hhrnet_rt.core.inputs import input_file_problem, shown
 from hhrnet_rt.core.names import BackendName
@@ -66,10 +66,12 @@ def import_tensorrt(onnx_path: Path | None = None) -> Any:
     try:
         import tensorrt as trt
     except ImportError as exc:
+        import torch
+
         ready = f" The ONNX file is ready: {onnx_path}." if onnx_path is not None else ""
         raise TensorRTUnavailableError(
             f"TensorRT is not installed ({exc}).{ready} To build an engine, run on a machine with an NVIDIA "
-            f"GPU: {TENSORRT_INSTALL_HINT}; then run `hhrt build-engine` again."
+            f"GPU: {tensorrt_install_hint(torch.version.cuda)}; then run `hhrt build-engine` again."
         ) from None
     return trt
 
@@ -208,7 +210,13 @@ class TensorRTBackend:
         torch = self._torch
         x = x.to(self._dtypes[self._input]).contiguous()
         ctx = self._context
-        ctx.set_input_shape(self._input, tuple(x.shape))
+        if not ctx.set_input_shape(self._input, tuple(x.shape)):
+            # TensorRT returns False (and logs) for a shape outside the profile; going on would leave -1
+            # dims in the output shapes and fail in torch.empty with a message about neither.
+            raise InputError(
+                f"TensorRT refused the input shape {tuple(x.shape)}: it is outside the engine's profile "
+                f"{self.profile.as_dict()}; rebuild the engine with {option('shapes')} covering it"
+            )
         ctx.set_tensor_address(self._input, x.data_ptr())
         outputs = {}
         for name in self._outputs:

@@ -3,8 +3,11 @@
 * precision: fp32 by default (official parity); fp16 is opt-in (``PoseEstimator(precision="fp16")``,
   ``--precision fp16``): the graph runs in half precision (weights ``.half()``), inputs arrive as
   float32 and outputs are returned as float32, like the fp16 ONNX graph.
-* CUDA graphs: the graph is captured once per input shape and replayed (re-captured when the frame size
-  changes), which removes the per-kernel launch overhead that dominates at batch 1.
+* CUDA graphs: a graph is captured once per input shape and replayed, which removes the per-kernel launch
+  overhead that dominates at batch 1. The graphs of the last ``max_graphs`` shapes are kept (multi-scale
+  frames, partial batches, streams of several sizes and ``hhrt serve`` requests alternate between a few
+  shapes: recapturing on every change would cost a stream sync, 3 eager runs and a capture each time),
+  all in one memory pool. A capture that fails switches the backend to eager execution for good, once.
 * GPU preprocessing happens before the backend (:class:`~hhrnet_rt.runtime.device_prep.DevicePreprocessor`
   and the warp of :mod:`hhrnet_rt.runtime.warp_torch`): the frame is uploaded as uint8, warped and
   normalised on the GPU; :meth:`TorchCudaBackend.run_torch` then runs on that tensor without a host
@@ -16,6 +19,8 @@ All of it is importable without a GPU; the CUDA parts are tested where one exist
 from __future__ import annotations
 
 import copy
+import warnings
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -47,6 +52,7 @@ class TorchCudaBackend:
         precision: ``fp32`` (default: official parity; TF32 convolutions are switched off, see below)
             or ``fp16`` (opt-in).
         cuda_graphs: capture/replay a CUDA graph per input shape.
+        max_graphs: how many shapes keep their graph (least recently used dropped first).
         channels_last: NHWC memory format (faster convolutions on tensor cores).
 
     Streams and threads: every call runs on the backend's own CUDA stream (graph capture included) and is
@@ -75,6 +81,7 @@ class TorchCudaBackend:
         precision: str = "fp32",
         cuda_graphs: bool = True,
         channels_last: bool = True,
+        max_graphs: int = 8,
     ) -> None:
         import torch
 
@@ -101,7 +108,13 @@ class TorchCudaBackend:
         self._graph = copy.deepcopy(graph).eval()
         self._graph.to(self._device, dtype=self._dtype, memory_format=self._memory_format)
         self._use_cuda_graphs = cuda_graphs
-        self._captured: dict[tuple[int, ...], tuple[Any, Any, Any]] = {}
+        self._graph_failure: str | None = None  # why graphs were given up (describe() says it)
+        self._max_graphs = max(1, int(max_graphs))
+        self._captured: OrderedDict[tuple[int, ...], tuple[Any, Any, Any]] = OrderedDict()
+        # One pool for every graph: memory grows to the largest graph's, not to the sum. Safe because
+        # replays are serialised on the backend stream and each replay's outputs are cloned before the
+        # next replay; the static inputs are allocated outside the pool, so no graph writes over them.
+        self._pool: Any = None
         self._stream = BackendStream(self._device)
 
     def _forward(self, x: Any) -> tuple[Any, Any]:
@@ -112,9 +125,11 @@ class TorchCudaBackend:
     def _capture(self, shape: tuple[int, ...]) -> tuple[Any, Any, Any]:
         """Warm up and capture the graph for ``shape``; called on the backend stream, under its lock."""
         torch = self._torch
-        if self._captured:  # one size at a time: a new frame size replaces the old graph (and memory)
-            self._stream.synchronize()  # the old graph may still be replaying
-            self._captured.clear()
+        if len(self._captured) >= self._max_graphs:  # drop the least recently used shape
+            self._stream.synchronize()  # its graph may still be replaying
+            self._captured.popitem(last=False)
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
         static_in = torch.zeros(shape, dtype=torch.float32, device=self._device)
         with torch.inference_mode():
             for _ in range(3):  # warm-up outside the graph (on the backend's side stream): cuDNN autotuning
@@ -124,21 +139,41 @@ class TorchCudaBackend:
         # calls during the capture; the default ("global") would make another thread's cudaMalloc (e.g.
         # the preprocessing of the next frame) fail, or invalidate this capture.
         with (
-            torch.cuda.graph(cuda_graph, stream=self._stream.stream, capture_error_mode="thread_local"),
+            torch.cuda.graph(
+                cuda_graph, pool=self._pool, stream=self._stream.stream, capture_error_mode="thread_local"
+            ),
             torch.inference_mode(),
         ):
             static_out = self._forward(static_in)
         self._captured[shape] = (cuda_graph, static_in, static_out)
         return self._captured[shape]
 
+    def _replayable(self, shape: tuple[int, ...]) -> tuple[Any, Any, Any] | None:
+        """The graph of ``shape`` (captured now if new), or None once a capture has failed."""
+        if shape in self._captured:
+            self._captured.move_to_end(shape)
+            return self._captured[shape]
+        try:
+            return self._capture(shape)
+        except RuntimeError as exc:  # the capture is refused (an op that syncs, a driver limit): run eager
+            self._use_cuda_graphs, self._graph_failure = False, f"{type(exc).__name__}: {exc}"
+            self._captured.clear()
+            warnings.warn(
+                f"CUDA graph capture failed for input {shape}; running without CUDA graphs from now on "
+                f"({self._graph_failure})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return None
+
     def _enqueue(self, x: Any) -> tuple[Any, Any]:
         """The work of one call, on the backend stream (see :meth:`run_torch`)."""
         torch = self._torch
-        if not self._use_cuda_graphs:
+        captured = self._replayable(tuple(x.shape)) if self._use_cuda_graphs else None
+        if captured is None:
             with torch.inference_mode():
                 return self._forward(x.to(self._device))
-        shape = tuple(x.shape)
-        cuda_graph, static_in, (hm, tags) = self._captured.get(shape) or self._capture(shape)
+        cuda_graph, static_in, (hm, tags) = captured
         static_in.copy_(x)
         cuda_graph.replay()
         # Clones: the static outputs are overwritten by the next replay, callers may keep these.
@@ -171,5 +206,7 @@ class TorchCudaBackend:
             self,
             gpu=self._torch.cuda.get_device_name(self._device),
             cuda_graphs=self._use_cuda_graphs,
+            cuda_graph_shapes=len(self._captured),
+            **({"cuda_graph_failure": self._graph_failure} if self._graph_failure else {}),
             channels_last=self._memory_format is self._torch.channels_last,
         )
