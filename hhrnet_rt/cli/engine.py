@@ -33,7 +33,7 @@ from hhrnet_rt.cli.options import (
 from hhrnet_rt.cli.options_draw import Quiet
 from hhrnet_rt.cli.run_options import Overwrite
 from hhrnet_rt.core.errors import InputError
-from hhrnet_rt.export.build import DEFAULT_CALIB_DIR, build_onnx_files, build_tensorrt_engine
+from hhrnet_rt.export.build import build_onnx_files, build_tensorrt_engine
 
 
 def _parse_shapes(value: str | None) -> Any:
@@ -117,7 +117,7 @@ def build_engine_cmd(
         result = build_onnx_files(
             weights, precision.value, input_size=input_size, profile=profile, max_batch=max_batch, flip=flip,
             calib=calib, calib_count=calib_count, calib_method=calib_method.value, out_dir=out, name=name,
-            calib_cache_dir=DEFAULT_CALIB_DIR, target=target.value, overwrite=overwrite,
+            target=target.value, overwrite=overwrite,
             on_step=building.update, on_count=lambda done, total: building.count(done, total, "images"),
             warn=progress.warn,
         )  # fmt: skip

@@ -40,13 +40,17 @@ class Failures:
     def details(self) -> str:
         return "; ".join(f"{name}: {redact(str(error))}" for name, error in self.failed)
 
+    def _rest(self, what: str) -> str:
+        others = self.total - len(self.failed)
+        return f"the other {what.removesuffix('s')} is complete" if others == 1 else "the others are complete"
+
     def raise_if_any(self, what: str = "inputs") -> None:
         """Nothing if every input completed; else the error of the run (see the module docstring)."""
         if not self.failed:
             return
         if len(self.failed) < self.total:
             raise SomeInputsFailedError(
-                f"{len(self.failed)} of {self.total} {what} failed ({self.details()}); the others are complete"
+                f"{len(self.failed)} of {self.total} {what} failed ({self.details()}); {self._rest(what)}"
             )
         errors = [e for _, e in self.failed]
         name, only = self.failed[0]
