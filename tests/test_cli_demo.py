@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from hhrnet_rt.cli import app, demo
 from hhrnet_rt.model import download
 from hhrnet_rt.model.download import NAMED_WEIGHTS, NamedWeights
+from hhrnet_rt.video.records import frames_of
 
 runner = CliRunner()
 
@@ -36,7 +37,7 @@ def test_offline_demo_falls_back_to_random_weights_and_labels_the_output(tmp_pat
     ]
     assert len(offline) == 1 and "random weights" in offline[0] and "meaningless" in offline[0]
     run = tmp_path / "runs" / "pose" / "1"
-    records = [json.loads(line) for line in (run / "walking.jsonl").read_text().splitlines()]
+    records = frames_of(json.loads(line) for line in (run / "walking.jsonl").read_text().splitlines())
     assert [r["frame"] for r in records] == [0, 1]
     with av.open(str(run / "walking.mp4")) as container:
         frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from video_helpers import index_image, make_video, read_video
 
 from hhrnet_rt.cli import app
-from hhrnet_rt.cli.app import EXIT_INPUT
+from hhrnet_rt.cli.app import EXIT_INPUT, EXIT_SOME_FAILED
+from hhrnet_rt.video.records import frames_of
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -93,6 +94,21 @@ def test_image_bad_inputs_leave_no_run_folder(tmp_path, monkeypatch, tiny):
     assert not Path("runs").exists()
 
 
+def test_an_image_with_a_corrupt_body_fails_alone(tmp_path, monkeypatch, tiny):
+    monkeypatch.chdir(tmp_path)
+    Path("pics").mkdir()
+    for name in ("a", "c"):
+        cv2.imwrite(f"pics/{name}.png", index_image(3, 128, 96))
+    whole = Path("pics/a.png").read_bytes()
+    Path("pics/b.png").write_bytes(whole[:64] + b"\0" * (len(whole) - 64))  # the header reads, the body not
+    result = _invoke(["image", "pics", "--json", *tiny])
+    assert result.exit_code == EXIT_SOME_FAILED, result.output
+    assert "1 of 3 images failed (pics/b.png:" in result.stderr and "the others are complete" in result.stderr
+    assert "failed:" in result.stdout and "pics/c.png" in result.stdout  # the table, with every image
+    run = Path("runs/pose/1")
+    assert sorted(p.name for p in run.iterdir()) == ["a.json", "a.png", "c.json", "c.png"]
+
+
 def test_several_videos_each_get_their_outputs(tmp_path, monkeypatch, tiny, validator):
     monkeypatch.chdir(tmp_path)
     Path("clips").mkdir()
@@ -107,8 +123,12 @@ def test_several_videos_each_get_their_outputs(tmp_path, monkeypatch, tiny, vali
         assert len(read_video(run / f"{name}.mp4")[0]) == frames
         text = (Path("keypoints") / f"{name}.jsonl").read_text()
         _assert_rounded(text)
-        records = [json.loads(line) for line in text.splitlines()]
-        assert [r["frame"] for r in records] == list(range(frames))
+        header, *rest = [json.loads(line) for line in text.splitlines()]
+        assert header["type"] == "header" and header["source"] == f"{name}.mp4" and header["width"] == 160
+        assert header["keypoint_names"][0] == "nose" and len(header["skeleton"]) > 10
+        validator.validate(header)
+        records = frames_of(rest)
+        assert [r["frame"] for r in records] == list(range(frames)) and len(records) == len(rest)
         for record in records:
             validator.validate(record)
             assert all(p["score"] >= 0.1 for p in record["people"])
@@ -138,25 +158,27 @@ def test_video_from_an_http_url(tmp_path, monkeypatch, tiny, http_folder):
     result = _invoke(["video", f"{base}/street.mkv", "--out", "out", "--json", "out", *tiny])
     assert result.exit_code == 0, result.output
     assert len(read_video(Path("out/street.mp4"))[0]) == 4
-    assert len(Path("out/street.jsonl").read_text().splitlines()) == 4
-    missing = _invoke(["video", f"{base}/missing.mkv", "--out", "o2", *tiny])
+    assert len(frames_of(json.loads(x) for x in Path("out/street.jsonl").read_text().splitlines())) == 4
+    missing = _invoke(["video", f"{base}/missing.mkv", "--out", "o2", *tiny])  # a file: never retried
     assert missing.exit_code == EXIT_INPUT and "could not read the stream" in missing.output
 
 
-def test_a_bad_video_stops_the_run_and_keeps_earlier_outputs(tmp_path, monkeypatch, tiny):
+def test_a_bad_video_fails_alone_and_fail_fast_stops_the_run(tmp_path, monkeypatch, tiny):
     monkeypatch.chdir(tmp_path)
     make_video(Path("a.mp4"), 2)
     Path("b.mp4").write_text("not a video\n" * 50)
-    first_bad = _invoke(["video", "b.mp4", "a.mp4", *tiny])
-    assert first_bad.exit_code == EXIT_INPUT and "not a video file" in first_bad.output
-    assert "backend:" not in first_bad.output and not Path("runs/pose/1").exists()  # failed before the model
-    # Inputs of one group (--streams, default 8) run together: all are opened before any frame is
-    # processed, so a bad one stops the run before the group starts and nothing half-done is left.
-    together = _invoke(["video", "a.mp4", "b.mp4", *tiny])
-    assert together.exit_code == EXIT_INPUT and "not a video file" in together.output
-    assert not list(Path("runs/pose").glob("*/a.mp4"))
-    # In groups of one they run one after the other: the earlier input's output is complete and kept.
-    second_bad = _invoke(["video", "a.mp4", "b.mp4", "--streams", "1", *tiny])
-    assert second_bad.exit_code == EXIT_INPUT and "not a video file" in second_bad.output
-    (folder,) = [p.parent for p in Path("runs/pose").glob("*/a.mp4")]
-    assert len(read_video(folder / "a.mp4")[0]) == 2 and list(folder.iterdir()) == [folder / "a.mp4"]
+    alone = _invoke(["video", "b.mp4", *tiny])
+    assert alone.exit_code == EXIT_INPUT and "not a video file" in alone.output
+    assert "backend:" not in alone.output and not Path("runs/pose/1").exists()  # failed before the model
+    # Several inputs: the bad one fails alone, the others complete; exit 9 names it, whichever group.
+    for args in (["b.mp4", "a.mp4"], ["a.mp4", "b.mp4"], ["a.mp4", "b.mp4", "--streams", "1"]):
+        some = _invoke(["video", *args, *tiny])
+        assert some.exit_code == EXIT_SOME_FAILED, some.output
+        assert "1 of 2 inputs failed (b.mp4:" in some.output and "not a video file" in some.output
+        folder = Path(some.stderr.split("results saved to ")[1].split()[0])
+        assert len(read_video(folder / "a.mp4")[0]) == 2 and list(folder.iterdir()) == [folder / "a.mp4"]
+    # --fail-fast: the first failure stops the run (here before any work: nothing half-done is left).
+    before = set(Path("runs/pose").iterdir())
+    stopped = _invoke(["video", "a.mp4", "b.mp4", "--fail-fast", *tiny])
+    assert stopped.exit_code == EXIT_INPUT and "not a video file" in stopped.output
+    assert set(Path("runs/pose").iterdir()) == before

@@ -27,6 +27,7 @@ from video_helpers import (
 
 from hhrnet_rt.cli import app
 from hhrnet_rt.cli.app import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_WEIGHTS
+from hhrnet_rt.video.records import frames_of
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +45,7 @@ def _invoke(args: list[str]):
 
 
 def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return frames_of(json.loads(line) for line in path.read_text().splitlines())  # frame records
 
 
 def test_video_end_to_end(tmp_path, tiny, clip):
@@ -58,7 +59,7 @@ def test_video_end_to_end(tmp_path, tiny, clip):
     assert [r["frame"] for r in records] == list(range(6)) and rate == 25
     assert_output_frames(frames, decoded_frames(clip), records)
     for r in records:
-        assert set(r) == {"schema", "frame", "timestamp", "people"}
+        assert set(r) == {"schema", "type", "frame", "timestamp", "people"}
         for person in r["people"]:
             assert set(person) == {"score", "keypoints"}
             assert np.array(person["keypoints"]).shape == (17, 3)
@@ -136,7 +137,7 @@ def test_sigint_leaves_playable_outputs(tmp_path, golden_dir):
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if js.exists() and len(js.read_text().splitlines()) >= 3:
+            if js.exists() and len(js.read_text().splitlines()) >= 4:  # the header and 3 frames
                 break
             time.sleep(0.05)
         assert proc.poll() is None, f"finished before it could be interrupted: {proc.communicate()}"

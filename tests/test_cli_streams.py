@@ -11,6 +11,7 @@ from video_helpers import assert_output_frames, decoded_frames, make_video, read
 
 from hhrnet_rt.cli import app
 from hhrnet_rt.cli.app import EXIT_INPUT
+from hhrnet_rt.video.records import frames_of
 
 runner = CliRunner()
 
@@ -28,7 +29,7 @@ def _invoke(args: list[str]):
 
 
 def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return frames_of(json.loads(line) for line in path.read_text().splitlines())  # frame records
 
 
 @pytest.mark.parametrize("batch", ["1", "4"])

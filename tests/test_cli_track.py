@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from video_helpers import make_video
 
 from hhrnet_rt.cli import app
+from hhrnet_rt.video.records import frames_of
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -36,7 +37,7 @@ def test_video_track_writes_ids(tmp_path, tiny, validator):
     js, coco = tmp_path / "o.jsonl", tmp_path / "o.json"
     _run(["video", clip, "--track", "--track-min-hits", "1", "--json", js, "--coco", coco,
           "--out", tmp_path / "o.mp4", *tiny])  # fmt: skip
-    records = [json.loads(line) for line in js.read_text().splitlines()]
+    records = frames_of(json.loads(line) for line in js.read_text().splitlines())
     assert len(records) == 6
     ids = []
     for record in records:
@@ -57,7 +58,7 @@ def test_video_smooth_says_so_and_implies_track(tmp_path, tiny, validator):
     clip = make_video(tmp_path / "clip.mp4", 4)
     js = tmp_path / "s.jsonl"
     _run(["video", clip, "--smooth", "--json", js, "--out", tmp_path / "s.mp4", *tiny])
-    records = [json.loads(line) for line in js.read_text().splitlines()]
+    records = frames_of(json.loads(line) for line in js.read_text().splitlines())
     assert len(records) == 4
     for record in records:
         validator.validate(record)
@@ -87,7 +88,7 @@ def test_webcam_track_on_a_file_played_live(tmp_path, tiny, validator):
     clip = make_video(tmp_path / "live.mp4", 5)
     js = tmp_path / "w.jsonl"
     _run(["webcam", "--camera", clip, "--json", js, "--no-show", "--track", "--track-min-hits", "1", *tiny])
-    records = [json.loads(line) for line in js.read_text().splitlines()]
+    records = frames_of(json.loads(line) for line in js.read_text().splitlines())
     assert records and any(r["people"] for r in records)  # live: frames may drop; what is written has IDs
     for record in records:
         validator.validate(record)

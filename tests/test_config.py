@@ -24,6 +24,7 @@ from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.runtime.backends import choose_backend
 from hhrnet_rt.runtime.config import FAST_INPUT_SIZE, EstimatorConfig, Resolution, resolve
 from hhrnet_rt.runtime.estimator import PoseEstimator
+from hhrnet_rt.video.records import frames_of
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -280,4 +281,5 @@ def test_a_worker_runs_the_recipe_without_importing_the_cli(tmp_path, golden_dir
     assert done.returncode == 0, done.stderr
     facts = json.loads(done.stdout.strip().splitlines()[-1])
     assert facts == {"frames": 3, "backend": "torch on cpu", "error": None, "cli": []}
-    assert [json.loads(line)["frame"] for line in out.read_text().splitlines()] == [0, 1, 2]  # published
+    published = frames_of(json.loads(line) for line in out.read_text().splitlines())
+    assert [r["frame"] for r in published] == [0, 1, 2]

@@ -4,7 +4,7 @@ optional dependency, never a way around this rule).
 
 The layers, lowest first (docs/architecture.md, "Layout"; ``../shared/DESIGN.md``):
 
-    core, data, _version  <  overlay, poses, draw, artifacts  <  model, decode  <  runtime  <  track
+    core, data, _version  <  overlay, poses, draw, artifacts, endpoints  <  model, decode  <  runtime  <  track
       <  export, video  <  serve, cluster, bench, val  <  cli  <  the package root (the public facade)
 """
 
@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "draw": 1,
     "overlay": 1,  # the array-level drawing under poses.Poses.plot and draw.PoseAnnotator
     "artifacts": 1,
+    "endpoints": 1,  # small HTTP endpoints (metrics, health, a live view): standard library and core only
     "model": 2,
     "decode": 2,
     "runtime": 3,

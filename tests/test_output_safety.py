@@ -26,6 +26,7 @@ from hhrnet_rt.core.outputs import RecordFile
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.video import CocoSink, Frame, FrameResult, JsonLinesSink, Mp4Sink, coco_records, run_pipeline
 from hhrnet_rt.video import sinks as sinks_module
+from hhrnet_rt.video.records import frames_of
 
 runner = CliRunner()
 OLD = b"the user's own file, not ours\n"
@@ -41,7 +42,7 @@ def _result(i: int, people: int = 1) -> FrameResult:
 def _jsonl(path: Path) -> list[dict]:
     data = path.read_bytes()
     assert data == b"" or data.endswith(b"\n"), "the last line is cut"
-    return [json.loads(line) for line in data.decode().splitlines()]
+    return frames_of(json.loads(line) for line in data.decode().splitlines())  # frame records
 
 
 def _invoke(args: list[str]):

@@ -15,6 +15,7 @@ from rich.console import Console
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.video import JsonLinesSink, run_pipeline
 from hhrnet_rt.video import stages as stages_module
+from hhrnet_rt.video.records import frames_of
 from hhrnet_rt.video.report import summary_table
 from hhrnet_rt.video.sources import Frame
 
@@ -81,7 +82,7 @@ def _run(tmp_path, monkeypatch, *, min_score=None, max_people=None):
         _Blank(), _FourPeople(), [keep, JsonLinesSink(js)], hud=True,
         min_score=min_score, max_people=max_people,
     )  # fmt: skip
-    records = [json.loads(line) for line in js.read_text().splitlines()]
+    records = frames_of(json.loads(line) for line in js.read_text().splitlines())
     drawn = [
         [p for p in range(len(SCORES)) if image[110:131, _x(p) - 10 : _x(p) + 11].any()]
         for image in keep.images

@@ -31,6 +31,7 @@ ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
 from hhrnet_rt.serve import PoseClient, RemoteEstimator, ServeSettings, start_server, stop_server  # noqa: E402
+from hhrnet_rt.video.records import frames_of  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -134,7 +135,7 @@ def test_video_with_server_writes_every_frame_with_local_poses(server, local, tm
     env = {**os.environ, "HHRT_TOKEN": TOKEN}
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=os.getcwd())
     assert run.returncode == 0, run.stderr
-    records = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    records = frames_of(json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines())
     assert [r["frame"] for r in records] == list(range(n))  # frames in == frames out, in order
     expected = [local.predict(frame).to_records() for frame in decoded_frames(clip)]
     assert [r["people"] for r in records] == expected
@@ -175,7 +176,7 @@ def test_a_killed_replica_is_restarted_and_no_frame_is_lost(server, local, tmp_p
                           join_timeout_s=150)  # fmt: skip
     assert killed.is_set()
     assert result.frames_written == n
-    records = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    records = frames_of(json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines())
     assert [r["frame"] for r in records] == list(range(n))
     assert [r["people"] for r in records] == [local.predict(f).to_records() for f in decoded_frames(clip)]
     after = _replica_names()

@@ -20,6 +20,7 @@ from hhrnet_rt.core.errors import PipelineError
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.serve import PoseClient, RemoteEstimator, ServerUnavailable
 from hhrnet_rt.serve.handler import RequestHandler, ServeSettings
+from hhrnet_rt.video.records import frames_of
 
 
 class StandInServer:
@@ -91,7 +92,7 @@ def test_remote_stages_keep_order_and_answers(tmp_path):
         remote = RemoteEstimator(PoseClient(server.url, image_format="png"), max_in_flight=3)
         result = run_pipeline(FileSource(clip), remote, [JsonLinesSink(tmp_path / "o.jsonl")])
     assert result.frames_written == 8
-    records = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    records = frames_of(json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines())
     assert [r["frame"] for r in records] == list(range(8))
     assert all(r["people"][0]["keypoints"][0][0] == 80.0 for r in records)  # the server's answer, per frame
 
@@ -113,7 +114,7 @@ def test_a_server_that_stays_down_ends_the_run_with_playable_outputs(tmp_path):
             run_pipeline(source, remote, sinks, join_timeout_s=30)
     message = str(caught.value)
     assert server.url in message and "did not answer" in message and "503" in message
-    records = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    records = frames_of(json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines())
     assert [r["frame"] for r in records] == list(range(5))  # every answered frame, in order, nothing after
     frames, _ = read_video(tmp_path / "o.mp4")  # closed and playable
     assert len(frames) == 5
@@ -183,13 +184,13 @@ def test_cli_webcam_and_video_with_server_and_token(tmp_path, monkeypatch):
         live = CliRunner().invoke(app, ["webcam", "--camera", str(clip), "--no-show", "--json",
                                         str(tmp_path / "live.jsonl"), "--server", server.url])  # fmt: skip
         assert live.exit_code == 0, live.output
-        records = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
+        records = frames_of(json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines())
         assert 1 <= len(records) <= 12 and all(r["people"][0]["keypoints"][0][0] == 80.0 for r in records)
 
         whole = CliRunner().invoke(app, ["video", str(clip), "--json", str(tmp_path / "all.jsonl"), "--out",
                                          str(tmp_path / "all.mp4"), "--server", server.url, "--in-flight", "3"])  # fmt: skip
         assert whole.exit_code == 0, whole.output
-        records = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+        records = frames_of(json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines())
         assert [r["frame"] for r in records] == list(range(12))  # a file: every frame, in order
 
         monkeypatch.setenv("HHRT_TOKEN", "wrong")

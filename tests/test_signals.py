@@ -20,6 +20,7 @@ from video_helpers import assert_output_frames, decoded_frames, make_video, read
 
 from hhrnet_rt.cli.signals import interrupted_exit_code, stop_signals_interrupt
 from hhrnet_rt.core.signals import signals_deferred
+from hhrnet_rt.video.records import frames_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,7 +103,7 @@ def _lines(path: Path) -> int:
 def _check_outputs(clip: Path, out: Path, js: Path, coco: Path | None = None) -> list[dict]:
     data = js.read_bytes()
     assert data.endswith(b"\n")
-    records = [json.loads(line) for line in data.decode().splitlines()]  # every line parses
+    records = frames_of(json.loads(line) for line in data.decode().splitlines())  # every line parses
     assert [r["frame"] for r in records] == list(range(len(records)))
     assert_output_frames(read_video(out)[0], decoded_frames(clip), records)  # plays, every frame there
     if coco is not None:
@@ -119,7 +120,7 @@ def test_sigterm_and_sighup_end_a_run_like_ctrl_c(tmp_path, golden_dir, signum, 
            "--coco", str(coco), "--weights", str(golden_dir / "tiny_model.npz"), "--backend", "torch",
            "--input-size", "64"]  # fmt: skip
     proc = _start(cmd)
-    _, stderr = _signal_when(proc, lambda: _lines(js) >= 3, signum)
+    _, stderr = _signal_when(proc, lambda: _lines(js) >= 4, signum)  # the header and 3 frames
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr
     records = _check_outputs(clip, out, js, coco)

@@ -11,6 +11,7 @@ from hhrnet_rt import Poses
 from hhrnet_rt.draw import PoseAnnotator, hud_ids_line
 from hhrnet_rt.track.hook import TemporalSettings
 from hhrnet_rt.track.smooth import PoseSmoother
+from hhrnet_rt.video.records import frames_of
 
 FPS = 30.0
 
@@ -117,5 +118,5 @@ def test_pipeline_calls_the_hook_per_frame_in_order_and_writes_ids(tmp_path):
     result = run_pipeline(source, FakeEstimator(), [sink], post_decode=hook)
     assert seen == list(range(8))
     assert result.stages["decode"].count == 8
-    records = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    records = frames_of(json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines())
     assert [p["id"] for r in records for p in r["people"]] == [7] * 8

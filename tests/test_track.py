@@ -173,3 +173,25 @@ def test_norfair_on_the_same_sequences():
     seq = synthetic.crossing(0, frames=40)
     counts = clear_mot(seq.truth, bench.run_norfair(seq))
     assert counts.matches > 0 and counts.ids >= 2
+
+
+def test_ids_survive_a_short_outage_not_a_long_one_and_smoothing_restarts_after_either():
+    from hhrnet_rt.track.hook import TemporalHook
+    from hhrnet_rt.track.smooth import PoseSmoother
+    from hhrnet_rt.video.sources import Frame
+
+    def run(gap_s: float):
+        hook = TemporalHook(PoseTracker(min_hits=1), PoseSmoother(min_cutoff=0.01), max_gap_s=2.0)
+        image = np.zeros((4, 4, 3), np.uint8)
+        out = [hook(_poses(_person(100 + k)), Frame(k, k / 25, image, 0.0)) for k in range(5)]
+        after = Frame(5, 4 / 25 + gap_s, image, 0.0, connection=1)  # the first frame after the outage
+        out.append(hook(_poses(_person(110)), after))
+        return out
+
+    short, long = run(0.5), run(3.0)  # the smoother alone would smooth across 0.5 s (its own gap: 1 s)
+    assert short[-1].ids.tolist() == short[0].ids.tolist() == [0]  # the same person, the same ID
+    assert long[-1].ids.tolist() == [1]  # away too long: a new ID, the old one not reused
+    for out in (short, long):  # no smoothing across the gap: the joints are where they were seen
+        np.testing.assert_allclose(out[-1].keypoints[0, :, 0], _person(110)[:, 0], atol=1e-3)
+    # while within one connection the strong smoothing lags behind
+    assert abs(short[4].keypoints[0, 0, 0] - _person(104)[0, 0]) > 1

@@ -19,6 +19,7 @@ from video_helpers import make_video
 from hhrnet_rt.cli import app
 from hhrnet_rt.cli.app import EXIT_INPUT
 from hhrnet_rt.core.inputs import NAME_MAX
+from hhrnet_rt.video.records import frames_of
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -203,7 +204,8 @@ def test_json_and_mp4_timestamps_agree_when_the_input_repeats_or_goes_back(tmp_p
     mp4.close()
     jsonl.close()
     source.close()
-    times = [json.loads(line)["timestamp"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    times = [r["timestamp"] for r in frames_of(json.loads(line) for line in lines)]
     assert times == sorted(set(times)) and len(times) == 6, times
     assert times[:4] == [
         0.0,
@@ -283,7 +285,9 @@ def test_video_skip_existing_skips_complete_outputs_and_redoes_cut_ones(tmp_path
     assert first.exit_code == 0, first.output
     kept = (out / "done.mp4").stat().st_mtime_ns
     lines = (out / "cut.jsonl").read_text().splitlines()
-    (out / "cut.jsonl").write_text(lines[0] + "\n")  # as an interrupted run leaves it
+    (out / "cut.jsonl").write_text(
+        "\n".join(lines[:2]) + "\n"
+    )  # header + 1 frame, as an interrupted run leaves it
     refused = _invoke(["video", done, cut, *tiny, "--out", out, "--json", out, "--skip-existing"])
     assert (
         refused.exit_code == EXIT_INPUT and "cut.mp4" in refused.output and "not complete" in refused.output
@@ -294,4 +298,5 @@ def test_video_skip_existing_skips_complete_outputs_and_redoes_cut_ones(tmp_path
     assert again.exit_code == 0, again.output
     assert "skipping 1 of 2 videos" in again.output
     assert (out / "done.mp4").stat().st_mtime_ns == kept
-    assert len((out / "cut.jsonl").read_text().splitlines()) == 3
+    redone = [json.loads(line) for line in (out / "cut.jsonl").read_text().splitlines()]
+    assert len(frames_of(redone)) == 3

@@ -9,6 +9,7 @@ import pytest
 from video_helpers import assert_output_frames, decoded_frames, make_video, read_video, run_in_thread
 
 from hhrnet_rt.video import CocoSink, FileSource, JsonLinesSink, Mp4Sink, run_pipeline
+from hhrnet_rt.video.records import frames_of
 
 INPUT_SIZE = 64  # the smallest valid size: fast, and the tiny model still finds people
 N = 6
@@ -40,7 +41,7 @@ def test_pipeline_matches_predict_frame_by_frame(tmp_path, estimator, clip):
     inputs = decoded_frames(clip)
     expected = [estimator.predict(image) for image in inputs]
 
-    records = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    records = frames_of(json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines())
     assert [r["frame"] for r in records] == list(range(N))
     people_seen = 0
     for record, poses in zip(records, expected, strict=True):

@@ -21,6 +21,7 @@ from video_helpers import index_image, read_index
 
 from hhrnet_rt.cli import app
 from hhrnet_rt.video import FileSource
+from hhrnet_rt.video.records import frames_of
 
 runner = CliRunner()
 
@@ -168,7 +169,7 @@ def test_variable_frame_rate_keeps_its_timing(tmp_path, tiny):
     out, js = tmp_path / "o.mp4", tmp_path / "o.jsonl"
     result = runner.invoke(app, ["video", str(clip), "--out", str(out), "--json", str(js), *tiny])
     assert result.exit_code == 0, result.output
-    records = [json.loads(line) for line in js.read_text().splitlines()]
+    records = frames_of(json.loads(line) for line in js.read_text().splitlines())
     expected = [t / 1000 for t in times_ms]
     np.testing.assert_allclose([r["timestamp"] for r in records], expected, atol=1e-6)
     with av.open(str(out)) as container:

@@ -35,6 +35,7 @@ from hhrnet_rt.video import (
     Mp4Sink,
     run_pipeline,
 )
+from hhrnet_rt.video.records import frames_of
 
 N = 20
 
@@ -53,7 +54,7 @@ def _sinks(tmp_path, source):
 
 
 def _jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return frames_of(json.loads(line) for line in path.read_text().splitlines())  # frame records
 
 
 @pytest.mark.parametrize("threaded", [True, False])

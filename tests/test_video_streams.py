@@ -25,6 +25,7 @@ from hhrnet_rt.core.errors import PipelineError
 from hhrnet_rt.video import FileSource, JsonLinesSink, Mp4Sink, Stream, run_pipeline, run_streams
 from hhrnet_rt.video.batching import StreamInbox
 from hhrnet_rt.video.meters import QueueWait
+from hhrnet_rt.video.records import frames_of
 
 LENGTHS = (13, 20, 7)  # different lengths: streams end at different times
 WIDTHS = (160, 192, 224)  # each stream's own frame width tells its frames apart from the others'
@@ -66,7 +67,7 @@ def _streams(tmp_path, clips):
 
 
 def _jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return frames_of(json.loads(line) for line in path.read_text().splitlines())  # frame records
 
 
 @pytest.mark.parametrize("threaded", [True, False])
@@ -112,7 +113,7 @@ def test_one_file_batches_consecutive_frames(tmp_path, clips):
     assert sum(estimator.batch_sizes) == LENGTHS[1]
 
 
-def test_a_failing_stream_stops_all_with_playable_outputs(tmp_path, clips):
+def test_fail_fast_a_failing_stream_stops_all_with_playable_outputs(tmp_path, clips):
     good = FileSource(clips[1])
     bad = PacedSource(40, fps=1000, live=False, fail_at=5)
     good_mp4 = Mp4Sink(tmp_path / "good.mp4", good.fps, rate=good.rate)
@@ -120,7 +121,7 @@ def test_a_failing_stream_stops_all_with_playable_outputs(tmp_path, clips):
     estimator = FakeEstimator(delays={"infer": 0.01})
     streams = [Stream(good, [good_mp4], name="good"), Stream(bad, [bad_mp4], name="bad")]
     with pytest.raises(PipelineError) as info:
-        run_in_thread(lambda: run_streams(streams, estimator, batch=2), timeout=15)
+        run_in_thread(lambda: run_streams(streams, estimator, batch=2, fail_fast=True), timeout=15)
     message = str(info.value)
     assert "the capture stage failed on frame 5 of bad" in message
     assert bad.closed
@@ -132,6 +133,51 @@ def test_a_failing_stream_stops_all_with_playable_outputs(tmp_path, clips):
         assert [read_index(f) for f in frames] == list(range(len(frames)))
         counts[name] = len(frames)
     assert counts["bad.mp4"] <= 5 and counts["good.mp4"] < LENGTHS[1]
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_a_failing_stream_ends_alone_after_writing_its_frames_before_the_failure(tmp_path, clips, threaded):
+    # "bad" dies at its 6th frame; "good" must be untouched: every frame, in order; "bad" keeps frames 0-4.
+    good = FileSource(clips[1])
+    bad = PacedSource(40, fps=1000, live=False, fail_at=5)
+    sinks = {name: [Mp4Sink(tmp_path / f"{name}.mp4", 25), JsonLinesSink(tmp_path / f"{name}.jsonl")]
+             for name in ("good", "bad")}  # fmt: skip
+    streams = [Stream(good, sinks["good"], name="good"), Stream(bad, sinks["bad"], name="bad")]
+    estimator = FakeEstimator(delays={"decode": 0.01})  # frames of bad are still in flight when it fails
+    result = run_in_thread(lambda: run_streams(streams, estimator, batch=2, threaded=threaded), timeout=15)
+    by_name = {s.name: s for s in result.streams}
+    assert by_name["good"].state == "done" and by_name["good"].error is None
+    assert by_name["bad"].state == "failed" and "capture stage failed on frame 5" in by_name["bad"].error
+    assert [s.name for s in result.failed] == ["bad"] and bad.closed
+    for name, n in (("good", LENGTHS[1]), ("bad", 5)):
+        assert [read_index(f) for f in read_video(tmp_path / f"{name}.mp4")[0]] == list(range(n))
+        assert [r["frame"] for r in _jsonl(tmp_path / f"{name}.jsonl")] == list(range(n))
+
+
+def test_a_frame_that_fails_in_decode_ends_its_stream_only(tmp_path, clips):
+    class FailsOnWide(FakeEstimator):  # the 224-pixel clip's 4th frame cannot be decoded
+        def decode(self, maps, prepared):
+            if prepared["shape"][1] == WIDTHS[2] and prepared["index"] == 3:
+                raise ValueError("broken maps")
+            return super().decode(maps, prepared)
+
+    streams = _streams(tmp_path, clips)
+    result = run_in_thread(lambda: run_streams(streams, FailsOnWide(), batch=4), timeout=15)
+    assert [s.state for s in result.streams] == ["done", "done", "failed"]
+    assert "decode stage failed on frame 3" in result.streams[2].error
+    assert [s.frames_written for s in result.streams] == [LENGTHS[0], LENGTHS[1], 3]
+    for k, n in enumerate((LENGTHS[0], LENGTHS[1], 3)):
+        assert [r["frame"] for r in _jsonl(tmp_path / f"o{k}.jsonl")] == list(range(n))
+        assert [read_index(f) for f in read_video(tmp_path / f"o{k}.mp4")[0]] == list(range(n))
+
+
+def test_when_every_stream_fails_the_run_raises_with_its_result(tmp_path):
+    sources = [PacedSource(10, fps=1000, live=False, fail_at=k) for k in (2, 4)]
+    streams = [Stream(src, name=f"s{k}") for k, src in enumerate(sources)]
+    with pytest.raises(PipelineError) as info:
+        run_in_thread(lambda: run_streams(streams, FakeEstimator()), timeout=15)
+    assert "every stream failed" in str(info.value) and "s0:" in str(info.value) and "s1:" in str(info.value)
+    assert [s.frames_written for s in info.value.result.streams] == [2, 4]
 
 
 def test_stop_event_stops_every_stream(tmp_path, clips):
@@ -250,16 +296,18 @@ def test_decode_threads_keep_each_streams_order(tmp_path, clips, threaded):
     assert result.stages["decode"].count == LENGTHS[0] + LENGTHS[1]
 
 
-def test_a_decode_failure_in_a_decode_thread_stops_the_run(tmp_path, clips):
+def test_a_decode_failure_in_a_decode_thread_ends_that_stream_only(tmp_path, clips):
     streams = [Stream(FileSource(c), [Mp4Sink(tmp_path / f"{k}.mp4", 25)]) for k, c in enumerate(clips[:2])]
-    estimator = UnevenDecode(fail={"decode": 9})
-    with pytest.raises(PipelineError) as info:
-        run_in_thread(lambda: run_streams(streams, estimator, batch=4, decode_threads=3), timeout=15)
-    assert "the decode stage failed" in str(info.value)
-    for k in range(2):  # closed and playable, in order
+    estimator = UnevenDecode(fail={"decode": 9})  # the 10th grouping, in whichever pool thread and stream
+    result = run_in_thread(lambda: run_streams(streams, estimator, batch=4, decode_threads=3), timeout=15)
+    (failed,) = result.failed
+    assert "the decode stage failed" in failed.error
+    other = next(s for s in result.streams if s is not failed)
+    assert other.state == "done" and other.frames_written == LENGTHS[result.streams.index(other)]
+    for k in range(2):  # closed and playable, in order, from the first frame on
         path = tmp_path / f"{k}.mp4"
         frames = read_video(path)[0] if path.exists() else []
-        assert [read_index(f) for f in frames] == list(range(len(frames)))
+        assert [read_index(f) for f in frames] == list(range(result.streams[k].frames_written))
 
 
 def test_tiled_window_puts_each_stream_in_its_own_cell():

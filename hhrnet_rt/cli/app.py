@@ -46,6 +46,7 @@ EXIT_CALIBRATION = 7
 EXIT_PIPELINE = 8
 EXIT_ACCURACY = 10  # build-engine: the built file lost more AP than --max-ap-drop allows
 EXIT_DISK_FULL = 8  # a pipeline stage (write) that failed for lack of space: same code, its own message
+EXIT_SOME_FAILED = 9  # several inputs: some failed (each named), the others completed (cli/failures.py)
 # 128 + the signal number, the shell's convention (cli/signals.py computes it from the signal received).
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C)
 EXIT_TERMINATED = 143  # SIGTERM
@@ -58,6 +59,7 @@ _EXIT_CODES: tuple[tuple[type[errors.HhrtError], int], ...] = (
     (errors.EngineMismatchError, EXIT_ENGINE_MISMATCH),
     (errors.CalibrationError, EXIT_CALIBRATION),
     (errors.AccuracyGateError, EXIT_ACCURACY),
+    (errors.SomeInputsFailedError, EXIT_SOME_FAILED),
     (errors.DiskFullError, EXIT_DISK_FULL),
     (errors.PipelineError, EXIT_PIPELINE),
     (errors.InputError, EXIT_INPUT),
@@ -77,7 +79,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: How the CLI names a library argument in a message: ``--backend onnxruntime``, ``--no-flip`` (a
 #: :class:`FlagStyle`, so Ray workers name flags too without importing the CLI).
-flag_for = FlagStyle(renames=(("onnx_threads", "threads"), ("image_dir", "images")))
+flag_for = FlagStyle(
+    renames=(("onnx_threads", "threads"), ("image_dir", "images"), ("segment_s", "segment_time"))
+)
 
 
 def handle_errors(fn: F) -> F:

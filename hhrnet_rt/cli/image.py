@@ -12,6 +12,7 @@ from rich.text import Text
 from hhrnet_rt.cli import progress
 from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.estimator import make_estimator, model_config
+from hhrnet_rt.cli.failures import Failures
 from hhrnet_rt.cli.inputs_expand import expand_images
 from hhrnet_rt.cli.options import (
     AUTO_BACKEND,
@@ -44,7 +45,7 @@ from hhrnet_rt.cli.run_options import (
 from hhrnet_rt.cli.run_report import run_folder
 from hhrnet_rt.cli.stream_io import stdout
 from hhrnet_rt.cli.targets import is_folder_target, plan_image_file, plan_image_outputs
-from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.errors import HhrtError, InputError
 from hhrnet_rt.core.inputs import check_image_file, read_image
 from hhrnet_rt.core.outputs import check_output_dir, write_new_file
 from hhrnet_rt.draw import PoseStyle, annotator_for
@@ -126,8 +127,14 @@ def _images(plan: list[tuple[Path, Path, Path | None]], estimator: PoseEstimator
 
     annotator = annotator_for(min_score, style)
     table = Table("image", "people", "ms", "written")
+    failures = Failures(total=len(plan))
     for path, target, keypoints_target in plan:
-        picture = read_image(path, exif_orientation=exif_orientation)
+        try:  # an image that cannot be read fails alone: the others still run (exit 9 names it)
+            picture = read_image(path, exif_orientation=exif_orientation)
+        except HhrtError as exc:
+            failures.add(str(path), exc)
+            table.add_row(Text(str(path)), "", "", Text(f"failed: {exc}"))
+            continue
         t0 = time.perf_counter()
         poses = estimator.predict(picture).select(min_score, max_people)  # drawn = counted = written
         ms = 1e3 * (time.perf_counter() - t0)
@@ -146,3 +153,4 @@ def _images(plan: list[tuple[Path, Path, Path | None]], estimator: PoseEstimator
         table.add_row(Text(str(path)), people, f"{ms:.0f}", Text(str(target)))  # names, not markup
     if not progress.quiet():
         stdout.print(table)
+    failures.raise_if_any("images")

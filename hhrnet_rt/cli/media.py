@@ -18,6 +18,7 @@ from rich.markup import escape
 from hhrnet_rt.cli import progress, ray_video
 from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.estimator import load_model, model_config, warm_up
+from hhrnet_rt.cli.failures import Failures
 from hhrnet_rt.cli.inputs_expand import expand_videos
 from hhrnet_rt.cli.options import (
     AUTO_BACKEND,
@@ -36,6 +37,16 @@ from hhrnet_rt.cli.options import (
     Weights,
 )
 from hhrnet_rt.cli.options_draw import Boxes, Labels, LineWidth, Quiet, ShowBelow, Verbose, overlay_style
+from hhrnet_rt.cli.options_streams import (
+    STALL_TIMEOUT_S,
+    FailFast,
+    MetricsPort,
+    NoReconnect,
+    Reconnect,
+    SegmentTime,
+    StallTimeout,
+    TrackMaxGap,
+)
 from hhrnet_rt.cli.remote import ServerOptions
 from hhrnet_rt.cli.run_options import (
     TEMPORAL,
@@ -74,12 +85,20 @@ from hhrnet_rt.cli.run_options import (
     VideoShow,
 )
 from hhrnet_rt.cli.run_report import close_all, require_window, run_and_report, run_folder
-from hhrnet_rt.cli.stream_io import Batching, RunSettings, open_sinks, temporal_settings
+from hhrnet_rt.cli.stream_io import (
+    Batching,
+    LiveSettings,
+    RunSettings,
+    open_input,
+    open_sinks,
+    temporal_settings,
+)
 from hhrnet_rt.cli.targets import VideoTargets, plan_video_outputs
 from hhrnet_rt.cluster.archive import MAX_RETRIES, TASK_CPUS, TASK_GPUS
+from hhrnet_rt.core.errors import HhrtError
 from hhrnet_rt.core.inputs import check_input_file
 from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
-from hhrnet_rt.video import FileSource
+from hhrnet_rt.track.hook import MAX_GAP_S
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
 
 
@@ -123,6 +142,13 @@ def video(
     smooth_min_cutoff: SmoothMinCutoff = TEMPORAL.min_cutoff,
     smooth_beta: SmoothBeta = TEMPORAL.beta,
     smooth_d_cutoff: SmoothDCutoff = TEMPORAL.d_cutoff,
+    track_max_gap: TrackMaxGap = MAX_GAP_S,
+    reconnect: Reconnect = None,
+    no_reconnect: NoReconnect = False,
+    stall_timeout: StallTimeout = STALL_TIMEOUT_S,
+    fail_fast: FailFast = False,
+    metrics_port: MetricsPort = None,
+    segment_time: SegmentTime = None,
     server: ServerUrl = None,
     token: ClientToken = None,
     send: SendAs = SendFormat.jpeg,
@@ -153,7 +179,9 @@ def video(
     run = RunSettings(show=show, max_frames=max_frames, min_score=min_score, max_people=max_people,
                       batching=Batching(batch, max_wait_ms, decode_threads),
                       over_time=temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
-                                                  smooth_min_cutoff, smooth_beta, smooth_d_cutoff),
+                                                  smooth_min_cutoff, smooth_beta, smooth_d_cutoff, track_max_gap),
+                      live=LiveSettings(reconnect, no_reconnect, stall_timeout, fail_fast, metrics_port,
+                                        segment_time),
                       style=overlay_style(line_width, labels, boxes, show_below))  # fmt: skip
     remote = ServerOptions(server, token, send, in_flight) if server is not None else None
     sources = _checked_inputs(inputs, recursive=recursive, show=show)
@@ -186,42 +214,65 @@ def _checked_inputs(inputs: list[str], *, recursive: bool, show: bool) -> list[A
 
 def _annotate(plan: list[VideoTargets], load: Callable[[], Any], run: RunSettings, *, streams: int,
               overwrite: bool) -> None:  # fmt: skip
-    """The planned inputs through one model, ``streams`` inputs at a time."""
-    first = FileSource(plan[0].source)  # a first input that is not a video fails before the model loads
+    """The planned inputs through one model, ``streams`` inputs at a time; an input that fails ends alone
+    (see :mod:`hhrnet_rt.cli.failures`) unless ``--fail-fast``."""
+    failures = Failures()
+    first = _open(plan[0], run, failures, alone=len(plan) == 1)  # not a video: said before the model loads
     try:
         estimator = load()
     except BaseException:
-        first.close()
+        if first is not None:
+            first.close()
         raise
     for start in range(0, len(plan), streams):
         group = plan[start : start + streams]
-        _video_group(group, first if start == 0 else None, estimator, run, overwrite=overwrite)
+        ready = [(first, group[0])] if start == 0 and first is not None else []
+        _video_group(group[1:] if start == 0 else group, ready, estimator, run, failures, overwrite=overwrite)
+    failures.raise_if_any()
 
 
-def _video_group(group, first, estimator, run: RunSettings, *, overwrite: bool) -> None:
-    """Some inputs of ``hhrt video`` (the first one possibly open already) through one run."""
+def _open(targets: VideoTargets, run: RunSettings, failures: Failures, *, alone: bool = False) -> Any:
+    """The input's source; ``None`` if it cannot be opened and the others go on (it is counted failed)."""
+    try:
+        return open_input(str(targets.source), run.live, lossless=True)
+    except HhrtError as exc:
+        if alone or run.live.fail_fast:
+            raise
+        console.print(f"[yellow]warning:[/] {escape(str(exc))}; the other inputs go on", highlight=False)
+        failures.count()
+        failures.add(Path(str(targets.source)).name, exc)
+        return None
 
-    opened: list[tuple[Any, list[Any]]] = []
-    pending = first
+
+def _video_group(group, ready, estimator, run: RunSettings, failures: Failures, *, overwrite: bool) -> None:
+    """Some inputs of ``hhrt video`` through one run: ``ready`` the ``(source, targets)`` already open,
+    then those of ``group`` that open."""
+
+    opened: list[tuple[Any, list[Any]]] = [(source, []) for source, _ in ready]
+    used: list[VideoTargets] = [targets for _, targets in ready]
     try:
         for targets in group:
-            source = pending if pending is not None else FileSource(targets.source)
-            pending = None
-            opened.append((source, []))
+            source = _open(targets, run, failures)
+            if source is not None:
+                opened.append((source, []))
+                used.append(targets)
+        if not opened:
+            return
         warm_up(estimator, [source for source, _ in opened], run.batching.batch)
-        for (source, sinks), targets in zip(opened, group, strict=True):
+        for (source, sinks), targets in zip(opened, used, strict=True):
             sinks.extend(open_sinks(targets.video, targets.json, targets.coco, source, live=False,
-                                    overwrite=overwrite))  # fmt: skip
+                                    overwrite=overwrite, segment_s=run.live.segment_s))  # fmt: skip
     except BaseException:
-        if pending is not None:
-            pending.close()
         close_all(opened)
         raise
     title = opened[0][0].name if len(opened) == 1 else f"{len(opened)} videos"
-    result = run_and_report(opened, estimator, run, hud=False, title=title)
+    result = run_and_report(opened, estimator, run, hud=False, title=title, failures=failures)
     for (source, _), stream in zip(opened, result.streams, strict=True):
-        whole_file = result.stopped is None and (
-            run.max_frames is None or stream.frames_read < run.max_frames
+        whole_file = (
+            result.stopped is None
+            and stream.state == "done"
+            and (run.max_frames is None or stream.frames_read < run.max_frames)
         )
-        if whole_file and (shortfall := source.shortfall_warning(stream.frames_read)):
-            console.print(f"[yellow]warning:[/] {escape(shortfall)}", highlight=False)  # a name may hold [ ]
+        shortfall = getattr(source, "shortfall_warning", None)
+        if whole_file and shortfall is not None and (text := shortfall(stream.frames_read)):
+            console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)  # a name may hold [ ]

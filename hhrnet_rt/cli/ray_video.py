@@ -21,6 +21,7 @@ from rich.table import Table
 
 from hhrnet_rt.cli.app import console, flag_for
 from hhrnet_rt.cli.estimator import for_workers
+from hhrnet_rt.cli.failures import Failures
 from hhrnet_rt.cli.stream_io import RunSettings, stdout
 from hhrnet_rt.cluster import VideoJob, VideoRecipe, ray_session, run_archive
 from hhrnet_rt.cluster.archive import MAX_RETRIES, TASK_CPUS, TASK_GPUS
@@ -138,16 +139,13 @@ def summary_table(reports) -> Table:
 
 
 def _raise_for_failures(reports) -> None:
-    failed = [r for r in reports if r.error is not None]
-    if not failed:
-        return
-    kinds = {r.error_kind for r in failed}
-    cls = getattr(errors, kinds.pop(), None) if len(kinds) == 1 and None not in kinds else None
-    if not (isinstance(cls, type) and issubclass(cls, errors.HhrtError)):
-        cls = PipelineError
-    details = "; ".join(f"{Path(r.source).name}: {r.error}" for r in failed)
-    others = len(reports) - len(failed)
-    rest = (
-        "" if not others else "; the other video is complete" if others == 1 else "; the others are complete"
-    )
-    raise cls(f"{len(failed)} of {len(reports)} videos failed ({details}){rest}")
+    """Exit 9 when some videos failed and the others completed (:mod:`hhrnet_rt.cli.failures`); the
+    worker's error class, by name, when every one failed."""
+    failures = Failures(total=len(reports))
+    for r in reports:
+        if r.error is not None:
+            cls = getattr(errors, r.error_kind or "", None)
+            if not (isinstance(cls, type) and issubclass(cls, errors.HhrtError)):
+                cls = PipelineError
+            failures.add(Path(r.source).name, cls(r.error))
+    failures.raise_if_any("videos")

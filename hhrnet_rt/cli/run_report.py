@@ -14,8 +14,10 @@ from rich.markup import escape
 
 import hhrnet_rt.video as streaming  # looked up at call time: tests and callers may wrap its functions
 from hhrnet_rt.cli import progress, signals
+from hhrnet_rt.cli.failures import Failures
+from hhrnet_rt.cli.metrics import metrics_endpoint
 from hhrnet_rt.cli.stream_io import RunSettings, print_summary
-from hhrnet_rt.core.errors import InputError, PipelineError
+from hhrnet_rt.core.errors import InputError, PipelineError, SomeInputsFailedError
 from hhrnet_rt.core.runs import DEFAULT_RUNS_ROOT, new_run_dir, remove_if_empty
 from hhrnet_rt.draw import annotator_for
 from hhrnet_rt.video import Stream
@@ -36,10 +38,17 @@ def run_folder(
         run_dir = new_run_dir() if out is None else None
         try:
             yield run_dir
+        except SomeInputsFailedError:  # the others completed: their results are there
+            _announce(run_dir if announce else None)
+            raise
         finally:
             if run_dir is not None:
                 remove_if_empty(run_dir)
-    if announce and run_dir is not None and run_dir.is_dir():
+    _announce(run_dir if announce else None)
+
+
+def _announce(run_dir: Path | None) -> None:
+    if run_dir is not None and run_dir.is_dir() and any(run_dir.iterdir()):
         progress.note(f"results saved to [bold]{escape(str(run_dir))}[/]")
 
 
@@ -72,10 +81,14 @@ def close_all(opened) -> None:
             closable.close()
 
 
-def run_and_report(opened, estimator, run: RunSettings, *, hud: bool, title: str):
+def run_and_report(
+    opened, estimator, run: RunSettings, *, hud: bool, title: str, failures: Failures | None = None
+):
     """``opened``: ``(source, sinks)`` per stream; runs them all through one estimator, prints the summary.
 
-    Every stream gets its own post-decode hook from ``run.over_time`` (its own IDs and filters).
+    Every stream gets its own post-decode hook from ``run.over_time`` (its own IDs and filters). A stream
+    that fails ends alone and goes into ``failures`` (the caller raises once every input has run); without
+    ``failures``, or with ``--fail-fast``, a failure is raised here.
     """
     max_frames = run.max_frames
     try:
@@ -84,7 +97,10 @@ def run_and_report(opened, estimator, run: RunSettings, *, hud: bool, title: str
         close_all(opened)  # run_streams would have closed them; it never started
         raise
     several = len(opened) > 1
-    with progress.bar("frames", rate=True) as bar:
+    own = failures is None
+    failures = failures or Failures()
+    failures.count(len(opened))
+    with progress.bar("frames", rate=True) as bar, metrics_endpoint(run.live.metrics_port) as monitor:
         streams = []
         for source, sinks in opened:
             total = source.frame_count
@@ -97,19 +113,20 @@ def run_and_report(opened, estimator, run: RunSettings, *, hud: bool, title: str
             hook = run.over_time.hook()
             streams.append(Stream(source, sinks, name=name if several else None, on_frame=_ticker(bar, task),
                                   post_decode=hook))  # fmt: skip
+        common = {
+            **run.batching.run_options(),
+            "annotator": annotator_for(run.min_score, run.style),
+            "hud": hud,
+            "max_frames": max_frames,
+            "display": window,
+            "join_timeout_s": JOIN_TIMEOUT_S,
+            "min_score": run.min_score,
+            "max_people": run.max_people,
+            "monitor": monitor,
+        }
         try:
-            common = {
-                **run.batching.run_options(),
-                "annotator": annotator_for(run.min_score, run.style),
-                "hud": hud,
-                "max_frames": max_frames,
-                "display": window,
-                "join_timeout_s": JOIN_TIMEOUT_S,
-                "min_score": run.min_score,
-                "max_people": run.max_people,
-            }
             if several:
-                result = streaming.run_streams(streams, estimator, **common)
+                result = streaming.run_streams(streams, estimator, fail_fast=run.live.fail_fast, **common)
             else:  # one input: the single-stream entry point (the same runner underneath)
                 only = streams[0]
                 result = streaming.run_pipeline(only.source, estimator, only.sinks, on_frame=only.on_frame,
@@ -117,13 +134,21 @@ def run_and_report(opened, estimator, run: RunSettings, *, hud: bool, title: str
         except PipelineError as exc:
             if exc.threads_still_running:
                 signals.request_hard_exit()
-            raise
+            if exc.result is None or run.live.fail_fast:
+                raise
+            result = exc.result  # every stream failed: the summary says how, then the error
+            failures.runs_failed.append(exc)
     if result.threads_still_running:
         signals.request_hard_exit()  # the interpreter's shutdown would abort under the busy stage
     print_summary(result, title, files_written(opened))
     if result.stopped == "interrupted":
         progress.warn(f"interrupted: the outputs hold the {result.frames_written} frames processed so far")
         raise typer.Exit(signals.interrupted_exit_code())
+    for stream, (source, _) in zip(result.streams, opened, strict=True):
+        if stream.state == "failed":
+            failures.add(getattr(source, "name", None) or source.description, stream.error or "failed")
+    if own:
+        failures.raise_if_any()
     return result
 
 

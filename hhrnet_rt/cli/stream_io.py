@@ -14,9 +14,12 @@ from hhrnet_rt.cli import progress
 from hhrnet_rt.cluster import recipe
 from hhrnet_rt.core.outputs import check_output_path
 from hhrnet_rt.draw import PoseStyle
-from hhrnet_rt.track.hook import TemporalSettings
+from hhrnet_rt.track.hook import MAX_GAP_S, TemporalSettings
+from hhrnet_rt.video.live import LiveSource
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
+from hhrnet_rt.video.reconnect import DEFAULT_STALL_TIMEOUT_S, ReconnectPolicy
 from hhrnet_rt.video.report import streams_table, summary_table
+from hhrnet_rt.video.sources import FileSource, is_live_url
 
 # Tables are results, not diagnostics: they go to stdout.
 stdout = Console()
@@ -35,6 +38,23 @@ class Batching:
 
 
 @dataclass(frozen=True)
+class LiveSettings:
+    """--reconnect, --no-reconnect, --stall-timeout, --fail-fast, --metrics-port and --segment-time."""
+
+    reconnect: int | None = None
+    no_reconnect: bool = False
+    stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
+    fail_fast: bool = False
+    metrics_port: int | None = None
+    segment_s: float | None = None
+
+    def policy(self) -> ReconnectPolicy:
+        return ReconnectPolicy(
+            enabled=not self.no_reconnect, max_attempts=self.reconnect, stall_timeout_s=self.stall_timeout_s
+        )
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """How the frames of ``hhrt video`` / ``webcam`` go through a run: the window, how many, who is kept
     (``--min-score``, ``--max-people``), batching, ``--track`` / ``--smooth`` (a hook per stream) and
@@ -46,24 +66,46 @@ class RunSettings:
     max_people: int | None = None
     batching: Batching = field(default_factory=Batching)
     over_time: TemporalSettings = field(default_factory=TemporalSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
     style: PoseStyle = field(default_factory=PoseStyle)
 
 
 def temporal_settings(
     track: bool, min_hits: int, max_age: int, min_oks: float,
-    smooth: bool, min_cutoff: float, beta: float, d_cutoff: float,
+    smooth: bool, min_cutoff: float, beta: float, d_cutoff: float, max_gap_s: float = MAX_GAP_S,
 ) -> TemporalSettings:  # fmt: skip
     """The settings the options describe (``--smooth`` implies ``--track``: a filter follows one ID)."""
-    return TemporalSettings(track or smooth, min_hits, max_age, min_oks, smooth, min_cutoff, beta, d_cutoff)
+    return TemporalSettings(
+        track or smooth, min_hits, max_age, min_oks, smooth, min_cutoff, beta, d_cutoff, max_gap_s
+    )
+
+
+def open_input(spec: Any, live: LiveSettings, *, lossless: bool, request: tuple[Any, Any, Any] = (None,) * 3):
+    """A source for one input: a camera index or live stream URL reconnects as ``live`` says
+    (:class:`~hhrnet_rt.video.live.LiveSource`; ``lossless`` keeps every frame, for ``hhrt video``), a local
+    file or a video file on a web server (:func:`~hhrnet_rt.video.sources.is_live_url`) is read as a file; what the user should know (a camera's other mode, a first try that failed) is
+    printed. ``request``: the width, height and rate asked of a camera."""
+    if isinstance(spec, int) or (isinstance(spec, str) and (spec.isdigit() or is_live_url(spec))):
+        width, height, fps = request
+        camera = int(spec) if isinstance(spec, int) or spec.isdigit() else spec
+        source: Any = LiveSource(camera, policy=live.policy(), lossless=lossless, width=width, height=height,
+                                 fps=fps)  # fmt: skip
+    else:
+        source = FileSource(spec)
+    if getattr(source, "warning", None):
+        progress.warn(source.warning)
+    return source
 
 
 def open_sinks(
-    out: Path | None, json_out: Path | None, coco: Path | None, source: Any, *, live: bool, overwrite: bool
-) -> list[Any]:
+    out: Path | None, json_out: Path | None, coco: Path | None, source: Any, *, live: bool, overwrite: bool,
+    segment_s: float | None = None,
+) -> list[Any]:  # fmt: skip
     """The sinks of one stream (:func:`hhrnet_rt.cluster.recipe.open_sinks`, which Ray workers open too),
     warnings on the console."""
 
-    return recipe.open_sinks(out, json_out, coco, source, live=live, overwrite=overwrite, warn=progress.warn)
+    return recipe.open_sinks(out, json_out, coco, source, live=live, overwrite=overwrite, warn=progress.warn,
+                             segment_s=segment_s)  # fmt: skip
 
 
 def check_outputs(

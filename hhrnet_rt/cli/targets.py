@@ -23,6 +23,7 @@ from hhrnet_rt.core.outputs import (
     refuse_input,
 )
 from hhrnet_rt.poses import KEYPOINTS_SCHEMA
+from hhrnet_rt.video.records import STREAM_SCHEMA, frames_of
 from hhrnet_rt.video.sources import is_url, url_name
 
 
@@ -129,11 +130,11 @@ def video_outputs_complete(targets: VideoTargets) -> bool:
         return False
     try:
         if targets.json is not None:
-            lines = targets.json.read_text(encoding="utf-8").splitlines()
-            if len(lines) != frames or any(
-                json.loads(line).get("schema") != KEYPOINTS_SCHEMA for line in lines
+            records = [json.loads(line) for line in targets.json.read_text(encoding="utf-8").splitlines()]
+            if len(frames_of(records)) != frames or any(
+                r.get("schema") not in (KEYPOINTS_SCHEMA, STREAM_SCHEMA) for r in records
             ):
-                return False
+                return False  # a version 2 file has a header line besides the frames; version 1 has none
         if targets.coco is not None and not isinstance(
             json.loads(targets.coco.read_text(encoding="utf-8")), list
         ):

@@ -13,6 +13,7 @@ from rich.markup import escape
 from hhrnet_rt.cli import progress
 from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.estimator import load_model, model_config, warm_up
+from hhrnet_rt.cli.failures import Failures
 from hhrnet_rt.cli.options import (
     AUTO_BACKEND,
     Backend,
@@ -30,6 +31,16 @@ from hhrnet_rt.cli.options import (
     Weights,
 )
 from hhrnet_rt.cli.options_draw import Boxes, Labels, LineWidth, Quiet, ShowBelow, Verbose, overlay_style
+from hhrnet_rt.cli.options_streams import (
+    STALL_TIMEOUT_S,
+    FailFast,
+    MetricsPort,
+    NoReconnect,
+    Reconnect,
+    SegmentTime,
+    StallTimeout,
+    TrackMaxGap,
+)
 from hhrnet_rt.cli.remote import ServerOptions
 from hhrnet_rt.cli.run_options import (
     TEMPORAL,
@@ -62,14 +73,24 @@ from hhrnet_rt.cli.run_options import (
     Width,
 )
 from hhrnet_rt.cli.run_report import close_all, no_empty_folders, run_and_report
-from hhrnet_rt.cli.stream_io import Batching, RunSettings, check_outputs, open_sinks, temporal_settings
+from hhrnet_rt.cli.stream_io import (
+    Batching,
+    LiveSettings,
+    RunSettings,
+    check_outputs,
+    open_input,
+    open_sinks,
+    temporal_settings,
+)
 from hhrnet_rt.cli.targets import plan_video_outputs
-from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.errors import HhrtError, InputError
 from hhrnet_rt.core.inputs import is_regular_file
 from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
+from hhrnet_rt.track.hook import MAX_GAP_S
 from hhrnet_rt.video import CameraSource
 from hhrnet_rt.video.display import gui_problem
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
+from hhrnet_rt.video.sources import is_url
 
 Request = tuple[int | None, int | None, float | None]  # --width, --height, --fps
 
@@ -113,6 +134,13 @@ def webcam(
     smooth_min_cutoff: SmoothMinCutoff = TEMPORAL.min_cutoff,
     smooth_beta: SmoothBeta = TEMPORAL.beta,
     smooth_d_cutoff: SmoothDCutoff = TEMPORAL.d_cutoff,
+    track_max_gap: TrackMaxGap = MAX_GAP_S,
+    reconnect: Reconnect = None,
+    no_reconnect: NoReconnect = False,
+    stall_timeout: StallTimeout = STALL_TIMEOUT_S,
+    fail_fast: FailFast = False,
+    metrics_port: MetricsPort = None,
+    segment_time: SegmentTime = None,
     server: ServerUrl = None,
     token: ClientToken = None,
     send: SendAs = SendFormat.jpeg,
@@ -135,7 +163,9 @@ def webcam(
     run = RunSettings(show=show, max_frames=max_frames, min_score=min_score, max_people=max_people,
                       batching=Batching(batch, max_wait_ms, decode_threads),
                       over_time=temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
-                                                  smooth_min_cutoff, smooth_beta, smooth_d_cutoff),
+                                                  smooth_min_cutoff, smooth_beta, smooth_d_cutoff, track_max_gap),
+                      live=LiveSettings(reconnect, no_reconnect, stall_timeout, fail_fast, metrics_port,
+                                        segment_time),
                       style=overlay_style(line_width, labels, boxes, show_below))  # fmt: skip
     remote = ServerOptions(server, token, send, in_flight) if server is not None else None
     cameras = camera or ["0"]
@@ -153,11 +183,13 @@ def _webcam(cameras: list[str], out: Path | None, json_out: Path | None, run: Ru
     run = replace(
         run, show=_window_or_recording(run.show, out is not None or json_out is not None, gui_problem())
     )
-    source = _open_camera(spec, request)
+    source = _open_camera(spec, request, run)
     try:
         estimator = load()
         warm_up(estimator, [source], run.batching.batch)
-        sinks = open_sinks(out, json_out, None, source, live=True, overwrite=overwrite)
+        sinks = open_sinks(
+            out, json_out, None, source, live=True, overwrite=overwrite, segment_s=run.live.segment_s
+        )
     except BaseException:
         source.close()
         raise
@@ -180,13 +212,15 @@ def _window_or_recording(show: bool, recording: bool, problem: str | None) -> bo
     return show
 
 
-def _open_camera(spec: str, request: Request) -> CameraSource:
-
-    width, height, fps = request
-    source = CameraSource(int(spec) if spec.isdigit() else spec, width=width, height=height, fps=fps)
-    if source.warning:  # a camera picks the nearest mode it has
-        console.print(f"[yellow]warning:[/] {escape(source.warning)}", highlight=False)
-    return source
+def _open_camera(spec: str, request: Request, run: RunSettings) -> Any:
+    """A camera or stream URL that reconnects (``--reconnect``...), or a local file played in real time."""
+    if not spec.isdigit() and not is_url(spec):  # a file played live; every URL is a live stream here
+        width, height, fps = request
+        source = CameraSource(spec, width=width, height=height, fps=fps)
+        if source.warning:
+            console.print(f"[yellow]warning:[/] {escape(source.warning)}", highlight=False)
+        return source
+    return open_input(spec, run.live, lossless=False, request=request)
 
 
 def _webcams(cameras: list[str], out: Path | None, json_out: Path | None, run: RunSettings, *,
@@ -200,16 +234,39 @@ def _webcams(cameras: list[str], out: Path | None, json_out: Path | None, run: R
         run, show=_window_or_recording(run.show, out is not None or json_out is not None, gui_problem())
     )
     opened: list[tuple[Any, list[Any]]] = []
+    used = []
+    failures = Failures()
     try:
-        for spec in cameras:
-            opened.append((_open_camera(spec, request), []))
+        for spec, targets in zip(cameras, plan, strict=True):
+            try:
+                opened.append((_open_camera(spec, request, run), []))
+                used.append(targets)
+            except HhrtError as exc:  # this camera alone (it will not come back: reconnecting is off)
+                if run.live.fail_fast:
+                    raise
+                console.print(
+                    f"[yellow]warning:[/] {escape(str(exc))}; the other cameras go on", highlight=False
+                )
+                failures.count()
+                failures.add(str(spec), exc)
+        if not opened:
+            failures.raise_if_any("cameras")
         estimator = load()
         warm_up(estimator, [source for source, _ in opened], run.batching.batch)
-        for (source, sinks), targets in zip(opened, plan, strict=True):
+        for (source, sinks), targets in zip(opened, used, strict=True):
             sinks.extend(
-                open_sinks(targets.video, targets.json, None, source, live=True, overwrite=overwrite)
+                open_sinks(
+                    targets.video,
+                    targets.json,
+                    None,
+                    source,
+                    live=True,
+                    overwrite=overwrite,
+                    segment_s=run.live.segment_s,
+                )
             )
     except BaseException:
         close_all(opened)
         raise
-    run_and_report(opened, estimator, run, hud=True, title=f"{len(opened)} cameras")
+    run_and_report(opened, estimator, run, hud=True, title=f"{len(opened)} cameras", failures=failures)
+    failures.raise_if_any("cameras")

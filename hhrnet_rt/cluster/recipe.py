@@ -21,6 +21,7 @@ from hhrnet_rt.runtime.config import EstimatorConfig
 from hhrnet_rt.runtime.estimator import PoseEstimator
 from hhrnet_rt.track.hook import TemporalHook, TemporalSettings
 from hhrnet_rt.video import CocoSink, JsonLinesSink, Mp4Sink
+from hhrnet_rt.video.segments import segmented
 
 
 @dataclass(frozen=True)
@@ -93,23 +94,28 @@ class VideoRecipe:
 
 def open_sinks(
     out: Path | None, json_out: Path | None, coco: Path | None, source: Any, *, live: bool, overwrite: bool,
-    warn: Callable[[str], None],
+    warn: Callable[[str], None], segment_s: float | None = None,
 ) -> list[Any]:  # fmt: skip
     """The sinks of one stream (none of them left open if one fails to open); ``warn`` gets what the
-    user should know (an mp4 written without PyAV)."""
+    user should know (an mp4 written without PyAV); ``segment_s``: the mp4 in files of that many seconds
+    (:mod:`hhrnet_rt.video.segments`)."""
 
     sinks: list[Any] = []
     try:
         if out is not None:
             # Files too: their frames' presentation times (variable frame rate stays as it was).
-            time_base = None if live else source.time_base
-            mp4 = Mp4Sink(out, source.fps, rate=source.rate, timestamps="capture", time_base=time_base,
-                          overwrite=overwrite)  # fmt: skip
+            time_base = None if live else getattr(source, "time_base", None)  # a live source: capture times
+
+            def open_mp4(path: Path) -> Mp4Sink:
+                return Mp4Sink(path, source.fps, rate=source.rate, timestamps="capture", time_base=time_base,
+                               overwrite=overwrite)  # fmt: skip
+
+            mp4 = segmented(out, segment_s, open_mp4)
             if mp4.warning:
                 warn(mp4.warning)
             sinks.append(mp4)
         if json_out is not None:
-            sinks.append(JsonLinesSink(json_out, overwrite=overwrite))
+            sinks.append(JsonLinesSink(json_out, overwrite=overwrite, source=source))
         if coco is not None:
             sinks.append(CocoSink(coco, overwrite=overwrite))
     except BaseException:

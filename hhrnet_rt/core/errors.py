@@ -83,13 +83,26 @@ class PipelineError(HhrtError):
 
     Attributes:
         threads_still_running: stages that had not ended when the error was raised (should be empty).
+        result: what the run did up to the failure (a ``PipelineResult``), when the pipeline raised this
+            after running; ``None`` otherwise.
     """
 
     threads_still_running: tuple[str, ...] = ()
+    result: Any = None
 
 
 class DiskFullError(PipelineError):
     """An output could not be written for lack of space; what was written before stays usable."""
+
+
+class StreamLostError(PipelineError):
+    """A live source broke off and did not come back within its reconnect bound (``--reconnect N``), or
+    broke off with reconnecting turned off; the frames before are in the outputs."""
+
+
+class SomeInputsFailedError(HhrtError):
+    """Some inputs of a run failed while the others completed (their outputs are whole); the message
+    lists which failed and why. Raised by the CLI after the summary, for its exit code."""
 
 
 # How a message names one of the caller's arguments. The library speaks of its own arguments

@@ -8,6 +8,9 @@ from hhrnet_rt.poses import Poses
 from hhrnet_rt.track.smooth import PoseSmoother
 from hhrnet_rt.track.tracker import PoseTracker
 
+#: Seconds a live stream may be away and its people keep their IDs (``--track-max-gap``).
+MAX_GAP_S = 2.0
+
 
 @dataclass(frozen=True)
 class TemporalSettings:
@@ -22,6 +25,7 @@ class TemporalSettings:
     min_cutoff: float = 1.0
     beta: float = 0.05
     d_cutoff: float = 1.0
+    max_gap_s: float = MAX_GAP_S
 
     @property
     def enabled(self) -> bool:
@@ -37,16 +41,32 @@ class TemporalSettings:
             if self.smooth
             else None
         )
-        return TemporalHook(tracker, smoother)
+        return TemporalHook(tracker, smoother, max_gap_s=self.max_gap_s)
 
 
 class TemporalHook:
-    """Called with each frame's people, in frame order: IDs from ``tracker``, then ``smoother`` if any."""
+    """Called with each frame's people, in frame order: IDs from ``tracker``, then ``smoother`` if any.
 
-    def __init__(self, tracker: PoseTracker, smoother: PoseSmoother | None = None) -> None:
-        self.tracker, self.smoother = tracker, smoother
+    Across an outage of a live source (the frame's ``connection`` changed): the people keep their IDs if
+    the stream was away at most ``max_gap_s`` seconds (by the frames' timestamps; ``max_age`` counts
+    frames, and an outage has none), else the tracker starts afresh (new IDs, never reused ones); the
+    smoother always restarts, so no joint is smoothed across the gap.
+    """
+
+    def __init__(
+        self, tracker: PoseTracker, smoother: PoseSmoother | None = None, *, max_gap_s: float = MAX_GAP_S
+    ) -> None:
+        self.tracker, self.smoother, self.max_gap_s = tracker, smoother, max_gap_s
+        self._last: tuple[int, float] | None = None  # connection and timestamp of the previous frame
 
     def __call__(self, poses: Poses, frame) -> Poses:
+        connection, timestamp = getattr(frame, "connection", 0), float(frame.timestamp)
+        if self._last is not None and connection != self._last[0]:  # an outage lies between the frames
+            if timestamp - self._last[1] > self.max_gap_s:
+                self.tracker.reset()
+            if self.smoother is not None:
+                self.smoother.reset()
+        self._last = (connection, timestamp)
         poses = self.tracker.update(poses)
         if self.smoother is not None:
             poses = self.smoother.update(poses, frame.timestamp)

@@ -56,6 +56,10 @@ class PoseSmoother:
         self.joint_threshold, self.max_gap_s = joint_threshold, max_gap_s
         self._filters: dict[int, _JointFilters] = {}
 
+    def reset(self) -> None:
+        """Start every person afresh (after an outage: never smooth across a gap in the stream)."""
+        self._filters = {}
+
     def update(self, poses: Poses, timestamp: float) -> Poses:
         """``poses`` with the joints of every person with an ID smoothed; ``meta["smoothed"]`` is True."""
         keypoints = poses.keypoints.copy()

@@ -72,6 +72,10 @@ class PoseTracker:
         self._tracks: list[_Track] = []
         self._next_id = 0
 
+    def reset(self) -> None:
+        """Forget every person (after a long outage); later IDs go on counting, none is reused."""
+        self._tracks = []
+
     @property
     def confirmed(self) -> int:
         """How many confirmed tracks are alive (seen lately or waiting out ``max_age``)."""

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+from hhrnet_rt.video.live import LiveSource
 from hhrnet_rt.video.meters import LatencyStats, QueueWait
 from hhrnet_rt.video.pipeline import (
     QUEUE_NAMES,
@@ -18,6 +19,7 @@ from hhrnet_rt.video.pipeline import (
     run_pipeline,
     run_streams,
 )
+from hhrnet_rt.video.reconnect import Outage, ReconnectPolicy
 from hhrnet_rt.video.sinks import CocoSink, FrameResult, JsonLinesSink, Mp4Sink, coco_records
 from hhrnet_rt.video.sources import ArraySource, CameraSource, FileSource, Frame, open_source
 from hhrnet_rt.video.stages import STAGE_NAMES
@@ -33,9 +35,12 @@ __all__ = [
     "FrameResult",
     "JsonLinesSink",
     "LatencyStats",
+    "LiveSource",
     "Mp4Sink",
+    "Outage",
     "PipelineResult",
     "QueueWait",
+    "ReconnectPolicy",
     "Stream",
     "StreamResult",
     "coco_records",

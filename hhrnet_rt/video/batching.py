@@ -70,11 +70,18 @@ class StreamInbox:
             self._cond.notify_all()
             return dropped
 
-    def end(self, stream: int) -> None:
-        """The stream has no more frames (what is already in its inbox is still taken)."""
+    def end(self, stream: int, marker: Any = None) -> None:
+        """The stream has no more frames (what is already in its inbox is still taken); ``marker``, if
+        given, is taken after them (whatever the inbox's capacity) to carry the end down the stages."""
         with self._cond:
+            if marker is not None:
+                self._queues[stream].append(marker)
             self._ended[stream] = True
             self._cond.notify_all()
+
+    def depth(self, stream: int) -> int:
+        """Items waiting in one stream's inbox (read without the lock: a gauge, not a decision)."""
+        return len(self._queues[stream])
 
     def _finished(self) -> bool:
         return all(self._ended) and not any(self._queues)
@@ -120,7 +127,8 @@ class BatchInference:
     """Prepare each frame, then ONE ``estimator.infer_batch`` call for the whole batch.
 
     An estimator without ``infer_batch`` (a test double, an older estimator) gets one ``infer`` per frame.
-    ``sizes`` records each call's batch size (read after the run).
+    ``sizes`` records each call's batch size (read after the run). A frame that cannot be prepared is
+    handed back with its error (its stream alone fails); a failed inference call raises for the batch.
     """
 
     def __init__(self, estimator: Estimator, clock: StageClock, names: Sequence[str | None]) -> None:
@@ -139,13 +147,29 @@ class BatchInference:
             raise RuntimeError(f"infer_batch returned {len(maps)} results for {len(prepared)} frames")
         return maps
 
-    def __call__(self, items: list[tuple[int, Any]]) -> list[tuple[int, Any, Any, Any]]:
-        prepared = [
-            timed(self.clock, "preprocess", (frame.index, self.names[i]), self.estimator.prepare, frame.image)
-            for i, frame in items
-        ]
-        first_stream, first = items[0]
+    def __call__(
+        self, items: list[tuple[int, Any]]
+    ) -> tuple[list[tuple[int, Any, Any, Any]], list[tuple[int, StageError]]]:
+        """``(stream, frame)`` pairs -> ``(stream, frame, prepared, maps)`` for those that went through,
+        and ``(stream, error)`` for frames that could not be prepared.
+
+        Raises:
+            StageError: the inference call failed (every frame of the batch is lost with it).
+        """
+        ready, failed = [], []
+        for i, frame in items:
+            try:
+                where = (frame.index, self.names[i])
+                ready.append(
+                    (i, frame, timed(self.clock, "preprocess", where, self.estimator.prepare, frame.image))
+                )
+            except StageError as exc:
+                failed.append((i, exc))
+        if not ready:
+            return [], failed
+        first_stream, first, _ = ready[0]
         where = (first.index, self.names[first_stream])
+        prepared = [p for _, _, p in ready]
         start = self.device_timer.start(self.device)
         if start is None:
             maps = timed(self.clock, "inference", where, self._infer_all, prepared)
@@ -155,5 +179,5 @@ class BatchInference:
             except Exception as exc:
                 raise StageError("inference", where[0], exc, where[1]) from exc
             self.device_timer.stop("inference", start, self.device)
-        self.sizes.append(len(items))
-        return [(i, frame, p, m) for (i, frame), p, m in zip(items, prepared, maps, strict=True)]
+        self.sizes.append(len(ready))
+        return [(i, frame, p, m) for (i, frame, p), m in zip(ready, maps, strict=True)], failed

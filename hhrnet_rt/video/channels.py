@@ -51,6 +51,10 @@ class Channel:
                 except queue.Empty:
                     pass
 
+    def depth(self) -> int:
+        """Items waiting (a gauge for the metrics, not a decision)."""
+        return self._q.qsize()
+
     def get(self) -> Any:
         """Blocking get; ``None`` if the run was stopped first."""
         t0 = time.perf_counter()

@@ -80,6 +80,7 @@ def run_pipeline(
     batch: int = 1,
     max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
     decode_threads: int = 1,
+    monitor: Any = None,
 ) -> PipelineResult:
     """Run ``source`` through ``estimator`` into ``sinks``; returns timings and counts.
 
@@ -109,20 +110,22 @@ def run_pipeline(
             what is drawn, counted and written is the same set (``None``: no limit).
         post_decode: called with each frame's chosen people and the frame, in frame order, in the decode
             stage; returns the people to draw and write (e.g. :class:`hhrnet_rt.track.hook.TemporalHook`).
-        batch, max_wait_ms, decode_threads: see :func:`run_streams` (batch > 1: consecutive frames in one
-            inference call).
+        batch, max_wait_ms, decode_threads, monitor: see :func:`run_streams` (batch > 1: consecutive
+            frames in one inference call).
 
     Raises:
         DiskFullError: an output ran out of space; the files hold the frames written before (whole JSON
             lines, an mp4 ended as far as the disk allowed).
-        PipelineError: a stage raised; the message names the stage, the frame and the cause.
+        StreamLostError: a live source broke off and did not come back within its reconnect policy.
+        PipelineError: a stage raised; the message names the stage, the frame and the cause. The frames
+            before the failure are in the outputs.
     """
     stream = Stream(source, sinks, on_frame=on_frame, post_decode=post_decode)
     return run_streams(
         [stream], estimator, annotator=annotator, draw=draw, hud=hud, stop_event=stop_event,
         max_frames=max_frames, display=display, queue_size=queue_size, threaded=threaded,
         join_timeout_s=join_timeout_s, min_score=min_score, max_people=max_people, batch=batch,
-        max_wait_ms=max_wait_ms, decode_threads=decode_threads,
+        max_wait_ms=max_wait_ms, decode_threads=decode_threads, monitor=monitor,
     )  # fmt: skip
 
 
@@ -144,6 +147,8 @@ def run_streams(
     min_score: float | None = None,
     max_people: int | None = None,
     decode_threads: int = 1,
+    fail_fast: bool = False,
+    monitor: Any = None,
 ) -> PipelineResult:
     """Run several sources through one estimator, each into its own sinks; returns per-stream and total
     counts and timings (``result.streams``).
@@ -151,8 +156,10 @@ def run_streams(
     One capture thread per stream; a batching stage takes up to ``batch`` frames (round-robin across the
     streams, or consecutive frames of one) and makes ONE ``estimator.infer_batch`` call for them; decode,
     drawing and writing then follow each stream's own order. File streams lose nothing; live streams keep
-    their newest frame and count their own drops. An error in any stream, a stop event, q in the window or
-    Ctrl-C stops every stream; every source and sink is closed however the run ends.
+    their newest frame and count their own drops. A stream that fails (its source, or one of its frames
+    in any stage) ends alone: its outputs keep the frames before the failure, the other streams run on,
+    and ``result.failed`` lists it. A stop event, q in the window or Ctrl-C stops every stream; every
+    source and sink is closed however the run ends.
 
     Args:
         streams: the inputs and their outputs (:class:`Stream`).
@@ -165,12 +172,17 @@ def run_streams(
             GIL); 1 decodes in the decode thread alone. For many streams on a fast GPU, where one thread
             grouping every frame can become the slowest stage. Order and post_decode are unaffected.
         display: shows the newest picture; with several streams, the newest of each tiled into one.
+        fail_fast: the first failure of any stream stops every stream and is raised (the behaviour
+            before streams were isolated).
+        monitor: something with ``attach(runner)``, called as the run starts: a live view of the run's
+            counters, e.g. :class:`hhrnet_rt.video.monitor.RunMonitor` (Prometheus metrics, readiness).
         annotator, draw, hud, stop_event, queue_size, threaded, join_timeout_s, min_score, max_people:
             as for :func:`run_pipeline`, for every stream.
 
     Raises:
-        DiskFullError, PipelineError: as for :func:`run_pipeline`; the message names the stream when there
-            are several.
+        DiskFullError, StreamLostError, PipelineError: as for :func:`run_pipeline`, when no stream
+            completed (every stream failed, or ``fail_fast`` and one failed); the message names the
+            streams, and ``error.result`` holds the run's result.
         ValueError: no streams, or ``batch`` < 1 or ``max_wait_ms`` < 0.
     """
 
@@ -203,6 +215,6 @@ def run_streams(
     runner = Runner(
         stages, estimator, clock, batch=batch, max_wait_s=max_wait_ms / 1e3, stop_event=stop_event,
         max_frames=max_frames, display=display, queue_size=queue_size, join_timeout_s=join_timeout_s,
-        decode_threads=decode_threads,
+        decode_threads=decode_threads, fail_fast=fail_fast, monitor=monitor,
     )  # fmt: skip
     return runner.run_threaded() if threaded else runner.run_sequential()

@@ -41,6 +41,8 @@ def summary_table(
     if result.people_drawn != result.people_written:
         people = f"{result.people_drawn} drawn / {result.people_written} in the files"
     row("people (all frames)", people)
+    if len(result.streams) == 1 and (only := result.streams[0]).outages:
+        row("stream", Text(only.describe()))
     for i, path in enumerate(files):
         row("written" if i == 0 else "", Text(path))  # a file name, not markup
     if not details:
@@ -62,13 +64,13 @@ def summary_table(
 def streams_table(result: PipelineResult) -> Table:
     """One row per stream (frames, drops, FPS, latency) and the aggregate over all of them."""
     table = Table(title="streams", show_header=True, header_style="bold")
-    for column in ("stream", "written", "dropped", "FPS", "p50 ms", "p95 ms"):
-        table.add_column(column, justify="left" if column == "stream" else "right")
+    for column in ("stream", "written", "dropped", "FPS", "p50 ms", "p95 ms", "state"):
+        table.add_column(column, justify="left" if column in ("stream", "state") else "right")
     for s in result.streams:
         lat = s.latency
         table.add_row(Text(s.name), str(s.frames_written), str(s.frames_dropped), f"{s.fps:.2f}",
-                      f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}")  # fmt: skip
+                      f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}", Text(s.describe()))  # fmt: skip
     lat = result.latency
     table.add_row("[bold]all[/]", str(result.frames_written), str(result.frames_dropped), f"{result.fps:.2f}",
-                  f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}")  # fmt: skip
+                  f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}", f"{len(result.failed)} failed")  # fmt: skip
     return table

@@ -6,10 +6,15 @@ then one thread per further stage of the layout (batching + inference, decode, o
 :class:`~hhrnet_rt.video.channels.Channel` s that carry whole batches. Decode and output are single
 threads, so each stream's frames leave in the order they were captured.
 
-Why it cannot deadlock: every blocking wait lasts at most ``POLL_S`` and then checks the stop event; an
-exception in any stage (of any stream) sets the stop event, so every thread leaves within one poll; the
-main thread only joins with a timeout. Sinks and sources are closed in ``finally``, by the main thread,
-once the threads that use them have ended.
+Isolation (:mod:`hhrnet_rt.video.flow`): a stream that fails ends alone, after the frames before its
+failure were written; the others run on. With ``fail_fast`` (and for a fault of the runner itself) the
+first failure stops every stream, as before isolation existed.
+
+Why it cannot deadlock: every blocking wait lasts at most ``POLL_S`` and then checks the stop event; a
+stop (or a failure that stops everything) sets it, so every thread leaves within one poll; a live source
+waiting to reconnect is interrupted; the main thread only joins with a timeout. Sinks and sources are
+closed in ``finally``, by the main thread, once the threads that use them have ended (a stream that ended
+during the run had its sinks closed by the output thread then).
 """
 
 from __future__ import annotations
@@ -21,15 +26,15 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from hhrnet_rt.core.errors import DiskFullError, PipelineError
 from hhrnet_rt.core.signals import signals_deferred
 from hhrnet_rt.runtime.backends.stream import use_own_stream
 from hhrnet_rt.video.batching import BatchInference, StreamInbox
 from hhrnet_rt.video.channels import POLL_S, Channel, LatestImage
 from hhrnet_rt.video.display import tile
-from hhrnet_rt.video.meters import LatencyStats, QueueWait, StageClock, TransferStats
-from hhrnet_rt.video.results import PipelineResult, StreamResult
-from hhrnet_rt.video.stages import LAYOUT, QUEUE_NAMES, STAGE_NAMES, StageError, Stages
+from hhrnet_rt.video.flow import Flow, StreamEnd
+from hhrnet_rt.video.meters import QueueWait, StageClock
+from hhrnet_rt.video.results import PipelineResult, every_stream_failed, stopped_by, summarise
+from hhrnet_rt.video.stages import LAYOUT, QUEUE_NAMES, StageError, Stages
 
 _END = object()  # end-of-stream marker, forwarded by every stage after the batching stage
 
@@ -38,13 +43,14 @@ class Runner:
     def __init__(
         self, streams: Sequence[Stages], estimator: Any, clock: StageClock, *, batch: int, max_wait_s: float,
         stop_event: threading.Event | None, max_frames: int | None, display: Any, queue_size: int,
-        join_timeout_s: float, decode_threads: int = 1,
+        join_timeout_s: float, decode_threads: int = 1, fail_fast: bool = False, monitor: Any = None,
     ) -> None:  # fmt: skip
         self.streams = tuple(streams)
         self.clock = clock
         self.batch, self.max_wait_s = batch, max_wait_s
         self.external_stop, self.max_frames = stop_event, max_frames
         self.display, self.join_timeout_s = display, join_timeout_s
+        self.fail_fast, self.monitor = fail_fast, monitor
         self.stop = threading.Event()
         self.reason: str | None = None
         self.error: StageError | None = None
@@ -59,13 +65,6 @@ class Runner:
             for spec, name in zip(rest, QUEUE_NAMES[1:], strict=True)
         ]
         self.infer = BatchInference(estimator, clock, [st.name for st in self.streams])
-        self.workers: dict[str, Callable[[Any], Any]] = {
-            "inference": self.infer,
-            "decode": self._decode,
-            "output": self._output,
-        }
-        missing = {spec.name for spec in LAYOUT[1:]} - set(self.workers)
-        assert not missing, f"stages in LAYOUT without a worker: {missing}"
         self.latest = [LatestImage() for _ in self.streams]
         # Every thread that may touch the GPU gets a CUDA stream of its own (use_own_stream says why).
         self.device = getattr(getattr(estimator, "backend", None), "device", None)
@@ -79,6 +78,16 @@ class Runner:
             if decode_threads > 1
             else None
         )
+        self.flow = Flow(self.streams, self.infer, decode_pool=self.decode_pool,
+                         latest=self.latest if display is not None else None, fail_fast=fail_fast)  # fmt: skip
+        self.workers: dict[str, Callable[[Any], Any]] = {
+            "inference": self.flow.inference,
+            "decode": self.flow.decode,
+            "output": self.flow.output,
+        }
+        missing = {spec.name for spec in LAYOUT[1:]} - set(self.workers)
+        assert not missing, f"stages in LAYOUT without a worker: {missing}"
+        self.t0 = time.perf_counter()
         self.t_end: float | None = None
 
     # -- failure and stop -------------------------------------------------------------------------------
@@ -99,28 +108,17 @@ class Runner:
     def _reached_limit(self, st: Stages) -> bool:
         return self.max_frames is not None and st.read >= self.max_frames
 
-    # -- the work on a batch -----------------------------------------------------------------------------
-    def _decode(self, batch: list[tuple[int, Any, Any, Any]]) -> list[tuple[int, Any, Any]]:
-        def group(item: tuple[int, Any, Any, Any]) -> Any:
-            i, frame, prepared, maps = item
-            return self.streams[i].group(frame, prepared, maps)
-
-        # The grouping of a batch's frames may run side by side (Numba releases the GIL); what follows it
-        # (choice of people, post_decode, counters) runs here, in batch order, which is each stream's order.
-        if self.decode_pool is not None and len(batch) > 1:
-            grouped = list(self.decode_pool.map(group, batch))
-        else:
-            grouped = [group(item) for item in batch]
-        return [
-            (i, *self.streams[i].choose(frame, g, maps))
-            for (i, frame, _, maps), g in zip(batch, grouped, strict=True)
-        ]
-
-    def _output(self, batch: list[tuple[int, Any, Any]]) -> None:
-        for i, frame, poses in batch:
-            result = self.streams[i].output(frame, poses)
-            if self.display is not None:
-                self.latest[i].set(result.image)
+    def _capture(self, i: int) -> Any:
+        """The stream's next frame, ``None`` at its end, or its :class:`StreamEnd` when it failed."""
+        st = self.streams[i]
+        if st.cancelled or self._reached_limit(st):
+            return None
+        try:
+            return st.capture()
+        except StageError as exc:
+            if self.fail_fast:
+                raise
+            return StreamEnd(i, exc)
 
     # -- threads ----------------------------------------------------------------------------------------
     def _guard(self, name: str, body: Callable[[], None]) -> Callable[[], None]:
@@ -136,16 +134,15 @@ class Runner:
         return target
 
     def _capture_loop(self, i: int) -> None:
-        st = self.streams[i]
-        while not self.stop.is_set() and not self._reached_limit(st):
-            frame = st.capture()
-            if frame is None:
-                break
+        while not self.stop.is_set():
+            frame = self._capture(i)
+            if frame is None or isinstance(frame, StreamEnd):
+                self.inbox.end(i, frame or StreamEnd(i))
+                return
             if self.live[i]:
-                st.dropped += self.inbox.put_latest(i, frame)
+                self.streams[i].dropped += self.inbox.put_latest(i, frame)
             elif not self.inbox.put(i, frame):
                 return
-        self.inbox.end(i)
 
     def _batch_loop(self, outbox: Channel) -> None:
         while True:
@@ -155,7 +152,7 @@ class Runner:
             if not items:  # every stream ended
                 outbox.put(_END)
                 return
-            if not outbox.put(self.infer(items)):
+            if not outbox.put(self.flow.inference(items)):
                 return
 
     def _relay(self, inbox: Channel, outbox: Channel | None, work: Callable[[Any], Any]) -> None:
@@ -169,6 +166,8 @@ class Runner:
                 else:
                     self.t_end = time.perf_counter()
                 return
+            if not item:  # every frame of the batch belonged to streams cut before
+                continue
             result = work(item)
             if outbox is not None and not outbox.put(result):
                 return
@@ -193,7 +192,8 @@ class Runner:
 
     def run_threaded(self) -> PipelineResult:
         threads = self._threads()
-        t0 = time.perf_counter()
+        if self.monitor is not None:
+            self.monitor.attach(self)
         try:
             for thread in threads:
                 thread.start()
@@ -202,10 +202,12 @@ class Runner:
             self._request_stop("interrupted")
         finally:
             self.stop.set()  # normal end: no thread is waiting any more; otherwise: make them leave
+            for st in self.streams:
+                st.cancel()  # a source waiting to reconnect stops waiting
             with signals_deferred(lambda: self._request_stop("interrupted")):
                 still = self._join(threads)
                 self._close(still)
-        return self._result(t0, still, threaded=True)
+        return self._result(still, threaded=True)
 
     def _supervise(self, output: threading.Thread) -> None:
         shown: list[Any] = [None] * len(self.streams)
@@ -238,55 +240,50 @@ class Runner:
         return tuple(t.name.removeprefix("hhrt-") for t in threads if t.is_alive())
 
     def _close(self, still_running: tuple[str, ...]) -> None:
-        errors: list[StageError] = []
+        """Finish the streams the run did not finish (stopped early) and close every source."""
         for i, st in enumerate(self.streams):
             if "output" not in still_running:  # never close a sink another thread may be writing to
-                for sink in st.sinks:
-                    try:
-                        sink.close()
-                    except Exception as exc:
-                        errors.append(StageError("write", None, exc, st.name))
+                st.finish(None, stopped=True)
             if self._capture_name(i) not in still_running:
                 try:
                     st.source.close()
                 except Exception as exc:
-                    errors.append(StageError("capture", None, exc, st.name))
+                    if st.error is None:
+                        st.error, st.state = StageError("capture", None, exc, st.name), "failed"
         if self.display is not None:
             self.display.close()
         if self.decode_pool is not None:  # its workers finish the frame they hold and end
             self.decode_pool.shutdown(wait=False, cancel_futures=True)
-        for error in errors:
-            self._fail(error)
 
     # -- sequential reference ---------------------------------------------------------------------------
     def _gather(self, active: list[int]) -> list[tuple[int, Any]]:
-        """Up to ``batch`` frames, one per active stream per turn (as the batching stage takes them)."""
+        """Up to ``batch`` frames, one per active stream per turn (as the batching stage takes them); a
+        stream that ends gives its :class:`StreamEnd` and leaves ``active``."""
         items: list[tuple[int, Any]] = []
         while len(items) < self.batch and active:
             for i in list(active):
                 if len(items) >= self.batch:
                     break
-                st = self.streams[i]
-                frame = None if self._reached_limit(st) else st.capture()
-                if frame is None:
+                frame = self._capture(i)
+                if frame is None or isinstance(frame, StreamEnd):
                     active.remove(i)
+                    items.append((i, frame or StreamEnd(i)))
                 else:
                     items.append((i, frame))
         return items
 
     def run_sequential(self) -> PipelineResult:
-        t0 = time.perf_counter()
         active = list(range(len(self.streams)))
         shown: list[Any] = [None] * len(self.streams)
+        if self.monitor is not None:
+            self.monitor.attach(self)
         try:
-            while True:
+            while not self.flow.finished:
                 if self._external_stop_requested():
                     self._request_stop("stop event")
                     break
                 items = self._gather(active)
-                if not items:
-                    break
-                self._output(self._decode(self.infer(items)))
+                self.flow.output(self.flow.decode(self.flow.inference(items)))
                 if self.display is not None and not self.display.show(self._picture(shown)):
                     self._request_stop("quit")
                     break
@@ -298,59 +295,20 @@ class Runner:
         finally:
             with signals_deferred(lambda: self._request_stop("interrupted")):
                 self._close(())
-        return self._result(t0, (), threaded=False)
+        return self._result((), threaded=False)
 
     # -- the result -------------------------------------------------------------------------------------
-    def _result(self, t0: float, still: tuple[str, ...], *, threaded: bool) -> PipelineResult:
+    def _result(self, still: tuple[str, ...], *, threaded: bool) -> PipelineResult:
         if not still:  # the inference GPU times still pending (the last batch's events): the run is over
             self.infer.device_timer.collect(wait=True)
-        written = sum(st.written for st in self.streams)
-        if self.error is not None:
-            error: PipelineError
-            if isinstance(self.error.cause, DiskFullError):
-                error = DiskFullError(
-                    f"{self.error.cause}; the outputs hold the {written} frames before it. Free some "
-                    "space and run again."
-                )
-            else:
-                error = PipelineError(f"pipeline stopped: {self.error.message()}")
-            error.threads_still_running = still
-            raise error from self.error.cause
+        if self.error is not None:  # --fail-fast, or a fault of the runner itself: everything stopped
+            raise stopped_by(self.error, sum(st.written for st in self.streams), still) from self.error.cause
         t_end = self.t_end or time.perf_counter()
-        per_stream = tuple(
-            StreamResult(
-                name=st.name or str(getattr(st.source, "description", f"stream {i}")),
-                frames_read=st.read,
-                frames_dropped=st.dropped,
-                frames_processed=st.processed,
-                frames_written=st.written,
-                decode_failures=int(getattr(st.source, "decode_failures", 0)),
-                wall_s=(st.t_last or t_end) - t0,
-                latency=LatencyStats.of(st.latencies),
-                people_written=st.people_written,
-                people_drawn=st.people_drawn,
-            )
-            for i, st in enumerate(self.streams)
-        )
-        stats = self.clock.stats()
         sizes = self.infer.sizes
-        return PipelineResult(
-            frames_read=sum(s.frames_read for s in per_stream),
-            frames_dropped=sum(s.frames_dropped for s in per_stream),
-            frames_processed=sum(s.frames_processed for s in per_stream),
-            frames_written=written,
-            decode_failures=sum(s.decode_failures for s in per_stream),
-            wall_s=t_end - t0,
-            stages={name: stats.get(name, LatencyStats.of([])) for name in STAGE_NAMES},
-            latency=LatencyStats.of([x for st in self.streams for x in st.latencies]),
-            queue_waits=self.waits if threaded else {},
-            d2h=TransferStats.of([n for st in self.streams for n in st.d2h_bytes]),
-            stopped=self.reason,
-            threads_still_running=still,
-            threaded=threaded,
-            people_written=sum(s.people_written for s in per_stream),
-            people_drawn=sum(s.people_drawn for s in per_stream),
-            streams=per_stream,
-            inference_calls=len(sizes),
-            mean_batch=sum(sizes) / len(sizes) if sizes else 0.0,
-        )
+        result = summarise(
+            self.streams, self.clock, t0=self.t0, t_end=t_end, sizes=sizes, stopped=self.reason,
+            queue_waits=self.waits if threaded else {}, still=still, threaded=threaded,
+        )  # fmt: skip
+        if all(s.state == "failed" for s in result.streams):  # nothing completed: the run failed
+            raise every_stream_failed(self.streams, result)
+        return result

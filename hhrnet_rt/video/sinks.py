@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,7 +32,8 @@ from hhrnet_rt.core.outputs import (
     is_disk_full,
     publish,
 )
-from hhrnet_rt.poses import KEYPOINTS_SCHEMA, Poses
+from hhrnet_rt.poses import Poses
+from hhrnet_rt.video.records import frame_record, header_record, outage_record
 from hhrnet_rt.video.sources import Frame
 
 if TYPE_CHECKING:  # imported where they are used: opening an output must not import both at start-up
@@ -40,6 +41,8 @@ if TYPE_CHECKING:  # imported where they are used: opening an output must not im
     from av.container import OutputContainer
     from av.packet import Packet
     from av.video.stream import VideoStream
+
+    from hhrnet_rt.video.reconnect import Outage
 
 log = logging.getLogger(__name__)
 
@@ -258,39 +261,48 @@ class Mp4Sink:
 
 
 class JsonLinesSink:
-    """One JSON record per frame, written whole with one system call, so the file parses even if the run
-    is cut short; on a full disk the half-written line is cut off again and DiskFullError raised. A new file
-    is created at once (empty if no frame comes); an existing one (``overwrite``) is replaced only at the
-    first frame, so a run that fails before it leaves that file as it was.
+    """One JSON record per line, each written whole with one system call, so the file parses even if the
+    run is cut short; on a full disk the half-written line is cut off again and DiskFullError raised. A new
+    file is created at once (empty if no frame comes); an existing one (``overwrite``) is replaced only at
+    the first record, so a run that fails before it leaves that file as it was.
 
-    Record: ``{"schema": "hhrnet-rt/keypoints/1", "frame": i, "timestamp": s, "people": [{"score": s,
-    "keypoints": [[x, y, score], ...]}]}``, x/y rounded to 0.01 px and scores to 1e-4
-    (:meth:`Poses.to_records`); ``schemas/keypoints.schema.json`` in the repository describes it. With
+    Records (:mod:`hhrnet_rt.video.records`, ``schemas/keypoints.schema.json``): a ``header`` first, then
+    ``{"schema": "hhrnet-rt/keypoints/2", "type": "frame", "frame": i, "timestamp": s, "people": [{"score":
+    s, "keypoints": [[x, y, score], ...]}]}`` per frame, x/y rounded to 0.01 px and scores to 1e-4; with
     tracking each person also has ``"id"``, and ``"smoothed": true`` says that x/y were smoothed over time.
+    A live source's outages come as ``outage`` records among the frames (``write_outage``).
+
+    Args:
+        source: the stream's source, for the header (its name and rate); ``None``: a header without them.
     """
 
-    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
+    def __init__(self, path: str | Path, *, overwrite: bool = False, source: Any = None) -> None:
         self.path = check_output_path(path, (".jsonl", ".ndjson"), "JSON lines file", overwrite=overwrite)
         self.overwrite = overwrite
+        self.source = source
         self._file: RecordFile | None = None
+        self._header_written = False
         self.written = 0
         if not _exists(self.path):
             self._file = RecordFile.create(self.path, overwrite=False)
         self._created_empty = self._file is not None
 
-    def write(self, result: FrameResult) -> None:
-        record = {
-            "schema": KEYPOINTS_SCHEMA,
-            "frame": result.frame.index,
-            "timestamp": round(result.frame.timestamp, 6),
-            "people": result.poses.to_records(),
-        }
-        if result.poses.meta.get("smoothed"):
-            record["smoothed"] = True
+    def _append(self, record: dict[str, Any], first: FrameResult | None = None) -> None:
         if self._file is None:
             self._file = RecordFile.create(self.path, overwrite=self.overwrite)
-        self._file.append((json.dumps(record) + "\n").encode("utf-8"))
+        lines = [record]
+        if not self._header_written:
+            lines.insert(0, header_record(self.source, first))
+        self._file.append("".join(json.dumps(line) + "\n" for line in lines).encode("utf-8"))
+        self._header_written = True
+
+    def write(self, result: FrameResult) -> None:
+        self._append(frame_record(result), result)
         self.written += 1
+
+    def write_outage(self, outage: Outage) -> None:
+        """An outage of the live source, written in its place among the frames."""
+        self._append(outage_record(outage))
 
     def close(self) -> None:
         if self._file is not None:

@@ -26,14 +26,30 @@ from hhrnet_rt.video.file_decoder import StreamDecoder
 
 DEFAULT_FPS = 30.0
 #: Addresses FFmpeg opens itself (``hhrt video URL``); anything else is a local path.
-URL_SCHEMES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://")
+URL_SCHEMES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://", "udp://", "srt://")
 # Seconds FFmpeg may wait to open a URL / for the next data, so a dead server ends the run with a message.
 URL_TIMEOUT_S = (15.0, 30.0)
+
+
+#: Endings of an http(s) URL's path that name a video file on a web server (read as a file, never
+#: reconnected); MPEG-TS (``.ts``) and playlists are how live streams are served, so they are not here.
+FILE_URL_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".3gp")
 
 
 def is_url(spec: object) -> bool:
     """A stream address FFmpeg opens (the scheme decides, case-insensitive as URLs are)."""
     return isinstance(spec, str) and spec.lower().startswith(URL_SCHEMES)
+
+
+def is_live_url(spec: object) -> bool:
+    """A URL of a live stream (RTSP, RTMP, UDP, SRT, or http(s) not naming a video file): read as a live
+    source that reconnects rather than as a file."""
+    if not is_url(spec):
+        return False
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(spec))
+    return parts.scheme.lower() not in ("http", "https") or not parts.path.lower().endswith(FILE_URL_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -48,12 +64,16 @@ class Frame:
             since the source was opened.
         image: (H, W, 3) uint8 BGR.
         t_capture: ``time.perf_counter()`` when the frame was read; the pipeline measures latency from it.
+        connection: live sources: which connection delivered it (0 the first, +1 after each reconnect);
+            a change tells per-stream state (a tracker, a filter) that an outage lies between two frames,
+            even when the first frame after it was dropped.
     """
 
     index: int
     timestamp: float
     image: np.ndarray
     t_capture: float
+    connection: int = 0
 
 
 def next_timestamp(previous: float | None, raw: float, tick: float) -> float:
@@ -221,6 +241,14 @@ def url_name(url: str) -> str:
     return Path(parts.path).name or parts.hostname or url
 
 
+def camera_not_opened(index: int) -> str:
+    """What to do about a camera index that does not open."""
+    return (
+        f"camera {index} could not be opened: check that it is connected and not used by another program "
+        "(on Linux, `ls /dev/video*` lists cameras), or pass a video file or stream URL"
+    )
+
+
 class CameraSource:
     """A camera index, stream URL, or (for testing live behaviour) a file played in real time, via OpenCV.
 
@@ -260,10 +288,7 @@ class CameraSource:
         if not self._cap.isOpened():
             self._cap.release()
             if isinstance(spec, int):
-                raise InputError(
-                    f"camera {spec} could not be opened: check that it is connected and not used by another "
-                    "program (on Linux, `ls /dev/video*` lists cameras), or pass a video file or stream URL"
-                )
+                raise InputError(camera_not_opened(spec))
             raise InputError(f"could not open the stream {spec!r}: check the URL or path")
         self.size, got_fps, self.warning = request_format(self._cap, width=width, height=height, fps=fps)
         self.fps = got_fps if got_fps and 1.0 <= got_fps <= 1000.0 else DEFAULT_FPS

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Protocol
 
+from hhrnet_rt.core.errors import StreamLostError
 from hhrnet_rt.draw import PoseAnnotator, draw_hud, hud_ids_line
 from hhrnet_rt.overlay import hud_scale
 from hhrnet_rt.poses import Poses
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 #: A per-stream step on each frame's people after decode (track IDs, smoothing); called in frame order.
 PostDecode = Callable[[Poses, Frame], Poses]
+#: Frames are counted by people written per frame up to this many (the last count: this many or more).
+PEOPLE_BINS = 32
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,12 @@ class Source(Protocol):
 
 
 class Sink(Protocol):
-    """Where a stream's results go, in the stream's frame order (:mod:`hhrnet_rt.video.sinks`)."""
+    """Where a stream's results go, in the stream's frame order (:mod:`hhrnet_rt.video.sinks`).
+
+    A sink may also have ``write_outage(outage)``: it is then told of each outage of a live source, in
+    order among the frames (before the first frame after it; one still going on when the stream ends,
+    at the end, with ``end`` None).
+    """
 
     def write(self, result: FrameResult) -> None: ...
     def close(self) -> None: ...
@@ -138,6 +146,8 @@ class StageError(Exception):
         self.stage, self.frame_index, self.cause, self.stream = stage, frame_index, cause, stream
 
     def message(self) -> str:
+        if isinstance(self.cause, StreamLostError):  # already names the stream and says what happened
+            return str(self.cause)
         where = f" on frame {self.frame_index}" if self.frame_index is not None else ""
         if self.stream is not None:
             where += f" of {self.stream}"
@@ -163,6 +173,10 @@ class Stages:
 
     Each counter is incremented by exactly one thread (read/dropped: this stream's capture thread;
     processed: decode; written: output), so no locks are needed.
+
+    Isolation: a failure of this stream ends this stream only. ``cancel`` tells its capture (and the
+    stages before the one that failed) to stop; ``finish`` (output thread, after the frames before the
+    failure were written) writes its last outage records, closes its sinks and keeps the error.
 
     Args:
         post_decode: ``(poses, frame) -> poses``, called on this stream's frames in order, after the
@@ -198,9 +212,56 @@ class Stages:
         self.people_written = self.people_drawn = 0  # output thread only
         self.t_first: float | None = None  # first capture and last write: this stream's own wall time
         self.t_last: float | None = None
+        self.people_counts = [0] * (PEOPLE_BINS + 1)  # frames by people written (the last: that many or more)
+        self.cancelled = False  # set by whichever thread met this stream's failure
+        self.finished = False  # output thread: sinks closed, state final
+        self.error: StageError | None = None
+        self.state = "running"  # then "done", "failed" or "stopped" (see finish)
+        self._outages_written = 0
 
     def _timed(self, stage: str, frame_index: int | None, fn: Callable[..., Any], *args: Any) -> Any:
         return timed(self.clock, stage, (frame_index, self.name), fn, *args)
+
+    def cancel(self) -> None:
+        """Stop this stream's capture (a source waiting to reconnect stops waiting)."""
+        self.cancelled = True
+        interrupt = getattr(self.source, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
+
+    def _write_outages(self, before: float | None) -> None:
+        """Outage records not written yet: those that ended by ``before`` (a frame's timestamp), or all
+        of them (``None``: the stream ends; one still going on is written with ``end`` None)."""
+        outages = getattr(self.source, "outages", ())
+        while self._outages_written < len(outages):
+            outage = outages[self._outages_written]
+            if before is not None and (outage.end is None or outage.end > before):
+                return
+            for sink in self.sinks:
+                write = getattr(sink, "write_outage", None)
+                if write is not None:
+                    write(outage)
+            self._outages_written += 1
+
+    def finish(self, error: StageError | None = None, *, stopped: bool = False) -> None:
+        """End this stream (output thread, or the main thread once that has ended): its last outage
+        records, its sinks closed; ``error`` (or a failure to close) makes it failed, ``stopped`` says
+        the run was stopped before the stream's end."""
+        if self.finished:
+            return
+        self.finished = True
+        self.cancel()
+        try:
+            self._write_outages(None)
+        except Exception as exc:
+            error = error or StageError("write", None, exc, self.name)
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                error = error or StageError("write", None, exc, self.name)
+        self.error = error
+        self.state = "failed" if error is not None else "stopped" if stopped else "done"
 
     def capture(self) -> Frame | None:
         t0 = time.perf_counter()
@@ -262,10 +323,13 @@ class Stages:
                 lines.append(hud_ids_line(on_picture))
             if self.dropped:
                 lines.append(f"dropped {self.dropped}")
+            if reconnects := getattr(self.source, "reconnects", 0):
+                lines.append(f"reconnected {reconnects}x")
             image = draw_hud(image, lines, scale=hud_scale(image.shape[1]))
         return FrameResult(frame, poses, image, latency)
 
     def _write(self, result: FrameResult) -> None:
+        self._write_outages(result.frame.timestamp)
         for sink in self.sinks:
             sink.write(result)
         if self.on_frame is not None:
@@ -275,6 +339,7 @@ class Stages:
         result = self._timed("draw", frame.index, self._draw, frame, poses)
         self._timed("write", frame.index, self._write, result)
         self.people_written += len(poses)
+        self.people_counts[min(len(poses), PEOPLE_BINS)] += 1
         self.latencies.append(result.latency_s)
         self.rolling.tick(result.latency_s)
         self.written += 1

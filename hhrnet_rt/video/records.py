@@ -1,0 +1,89 @@
+"""The records of a stream's JSON lines (version 2 of the keypoint schema): the one place that builds
+them, so a writer in another format can sit beside :class:`~hhrnet_rt.video.sinks.JsonLinesSink` and say
+the same things.
+
+A file holds, in order: one ``header`` record (what the stream is: schema, source name, frame size and
+rate, keypoint names, skeleton; more fields may be added, readers ignore the ones they do not know), then
+``frame`` records and ``outage`` records (a live source was away: ``start`` = timestamp of the last frame
+before, ``end`` = of the first frame after, ``null`` if it never came back; no frame lies between them).
+``schemas/keypoints.schema.json`` describes every record, and version 1 files (frame records without
+``type``, no header).
+
+Example:
+    >>> from hhrnet_rt.video.reconnect import Outage
+    >>> outage_record(Outage(start=1.2, end=4.9, reason="the stream ended", attempts=3))
+    {'schema': 'hhrnet-rt/keypoints/2', 'type': 'outage', 'start': 1.2, 'end': 4.9, 'reason': 'the stream ended', 'attempts': 3}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from hhrnet_rt.core.redact import redact
+from hhrnet_rt.core.skeleton import COCO_KEYPOINTS, COCO_SKELETON, CROWDPOSE_KEYPOINTS, CROWDPOSE_SKELETON
+
+if TYPE_CHECKING:
+    from hhrnet_rt.video.reconnect import Outage
+
+#: The schema id every version 2 record carries (``hhrnet_rt.poses.KEYPOINTS_SCHEMA`` is version 1, which
+#: ``hhrt image --json`` still writes).
+STREAM_SCHEMA = "hhrnet-rt/keypoints/2"
+
+_LAYOUTS = {
+    len(COCO_KEYPOINTS): (COCO_KEYPOINTS, COCO_SKELETON),
+    len(CROWDPOSE_KEYPOINTS): (CROWDPOSE_KEYPOINTS, CROWDPOSE_SKELETON),
+}
+
+
+def header_record(source: Any, first: Any = None) -> dict[str, Any]:
+    """What the stream is: from the source (name, rate) and, once known, its first frame (a
+    :class:`~hhrnet_rt.video.sinks.FrameResult`: size, keypoint names and skeleton); credentials in the name
+    redacted."""
+    name = getattr(source, "name", None) or getattr(source, "description", None)
+    record: dict[str, Any] = {
+        "schema": STREAM_SCHEMA,
+        "type": "header",
+        "source": redact(str(name)) if name is not None else None,
+        "live": bool(getattr(source, "live", False)) or hasattr(source, "outages"),
+        "fps": round(float(source.fps), 6) if getattr(source, "fps", None) else None,
+    }
+    if first is not None:
+        height, width = first.frame.image.shape[:2]
+        record["width"], record["height"] = int(width), int(height)
+        names, skeleton = _LAYOUTS.get(first.poses.num_joints, (None, None))
+        if names is not None and skeleton is not None:
+            record["keypoint_names"] = list(names)
+            record["skeleton"] = [list(edge) for edge in skeleton]
+    return record
+
+
+def frame_record(result: Any) -> dict[str, Any]:
+    """One frame's people (``result``: a :class:`~hhrnet_rt.video.sinks.FrameResult`; x/y rounded to 0.01 px, scores to 1e-4, as :meth:`Poses.to_records`)."""
+    record: dict[str, Any] = {
+        "schema": STREAM_SCHEMA,
+        "type": "frame",
+        "frame": result.frame.index,
+        "timestamp": round(result.frame.timestamp, 6),
+        "people": result.poses.to_records(),
+    }
+    if result.poses.meta.get("smoothed"):
+        record["smoothed"] = True
+    return record
+
+
+def outage_record(outage: Outage) -> dict[str, Any]:
+    """One outage of a live source, on the frames' clock."""
+    return {
+        "schema": STREAM_SCHEMA,
+        "type": "outage",
+        "start": round(outage.start, 6),
+        "end": None if outage.end is None else round(outage.end, 6),
+        "reason": redact(outage.reason),
+        "attempts": outage.attempts,
+    }
+
+
+def frames_of(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The frame records among a file's records, version 1 or 2 (a v1 record has no ``type``)."""
+    return [r for r in records if r.get("type", "frame") == "frame"]
