@@ -27,7 +27,12 @@ from hhrnet_rt.core.names import check_precision
 from hhrnet_rt.core.outputs import refuse_existing
 from hhrnet_rt.core.sizes import check_input_size
 from hhrnet_rt.export.openvino_build import openvino_agreement, require_openvino, write_openvino_ir
-from hhrnet_rt.export.quantize import calibration_cache_key, quantize_int8
+from hhrnet_rt.export.quantize import (
+    DEFAULT_DECONV_WEIGHT_AXIS,
+    calibration_cache_key,
+    check_deconv_weight_axis,
+    quantize_int8,
+)
 from hhrnet_rt.export.quantize_cpu import quantize_int8_cpu
 from hhrnet_rt.export.tensorrt_build import build_engine
 from hhrnet_rt.runtime.backends.tensorrt_backend import import_tensorrt
@@ -121,6 +126,7 @@ def build_onnx_files(
     calib: str | Path | None = None,
     calib_count: int = 200,
     calib_method: str = "percentile",
+    deconv_weight_axis: int = DEFAULT_DECONV_WEIGHT_AXIS,
     out_dir: str | Path = "engines",
     name: str | None = None,
     calib_cache_dir: str | Path = DEFAULT_CALIB_DIR,
@@ -141,6 +147,9 @@ def build_onnx_files(
     ``on_step(text)`` says each step as it starts; ``on_count(done, total)`` counts the calibration
     images read (calibration takes minutes); ``warn(text)`` is told when fewer images than ``calib_count``
     exist.
+    ``deconv_weight_axis`` (int8, TensorRT target): the ConvTranspose weight axis with one scale per
+    slice (:data:`hhrnet_rt.export.quantize.DEFAULT_DECONV_WEIGHT_AXIS`); the agreement report then has
+    a ``deconvolutions`` row per ConvTranspose (:mod:`hhrnet_rt.export.deconv_report`).
     ``target="openvino"``: the product is an OpenVINO IR, ``NAME.xml`` + ``NAME.bin`` (fp32, or int8 by
     NNCF: :mod:`hhrnet_rt.export.openvino_build`), made from the fp32 ONNX export (``NAME.onnx`` for
     fp32, ``NAME.fp32.onnx`` for int8); run it with ``--backend openvino --engine NAME.xml``.
@@ -155,6 +164,7 @@ def build_onnx_files(
     if precision is None:
         raise InputError(f"{option('precision')} must be fp32, fp16 or int8, got None")
     check_precision(precision)
+    deconv_weight_axis = check_deconv_weight_axis(deconv_weight_axis)
     if target not in TARGETS:
         raise InputError(f"{option('target')} must be one of {TARGETS}, got {target!r}")
     if target in ("cpu", "openvino") and precision == "fp16":
@@ -242,6 +252,7 @@ def build_onnx_files(
                 calibration_inputs=calibration_inputs,
                 method=calib_method,
                 cache_path=cache_path,
+                deconv_weight_axis=deconv_weight_axis,
             )
         if calibration is not None:
             calibration.update(source=str(source.path), kind=source.kind, count=len(source.calib))
@@ -279,6 +290,11 @@ def build_onnx_files(
             agreement = openvino_agreement(fp32_path, xml_path, inputs)
         else:
             agreement = onnx_agreement(fp32_path, onnx_path, inputs)
+        if precision == "int8" and target == "tensorrt":
+            from hhrnet_rt.export.deconv_report import deconv_errors
+
+            on_step("deconvolution outputs, int8 vs fp32")
+            agreement["deconvolutions"] = deconv_errors(fp32_path, onnx_path, inputs)
         agreement["images_from"] = origin
         agreement["weights_note"] = (
             "random weights: agreement is not representative of trained weights"
@@ -328,6 +344,7 @@ def build_tensorrt_engine(
         workspace_gib=workspace_gib,
         timing_cache=out_dir / "timing.cache",  # + GPU and TensorRT tags
         progress=progress,
+        deconv_names=[d["name"] for d in (result.sidecar.agreement or {}).get("deconvolutions", [])],
     )
     # Checked before TensorRT is handed the bytes: a damaged or swapped engine gets a clear message.
     result.sidecar.tensorrt["engine_sha256"] = sha256_file(engine_path)
