@@ -183,9 +183,10 @@ def report_lines(
             else "one weight scale"
         )  # fmt: skip
         rel = d.get("rel_max")
+        share = "" if rel is None else f" ({_num(100 * rel)}% of the fp32 range)"
         err = (
-            f"ONNX Runtime int8 vs fp32 output: max |err| {_num(d.get('max_abs'))} "
-            f"({_num(None if rel is None else 100 * rel)}% of the fp32 range), mean {_num(d.get('mean_abs'))}"
+            f"ONNX Runtime int8 vs fp32 output: max |err| {_num(d.get('max_abs'))}{share}, "
+            f"mean {_num(d.get('mean_abs'))}"
         )
         if tensorrt is None:
             trt_part = "TensorRT: not built yet"
