@@ -25,7 +25,8 @@ def no_tensorrt(monkeypatch):
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # calibration/ (default source and range cache) lives under the cwd
+    monkeypatch.chdir(tmp_path)  # calibration/ (the default source) lives under the cwd
+    monkeypatch.setenv("HHRT_CACHE_DIR", str(tmp_path / "cache"))  # the range caches go there
     return tmp_path
 
 
@@ -81,7 +82,7 @@ def test_int8_calibrates_once_then_uses_the_cache(workdir, golden_dir, no_tensor
     assert side["calibration"]["cache_hit"] is False and side["calibration"]["images"] == 4
     assert side["agreement"]["images"] == 2 and "held-out" in side["agreement"]["images_from"]
     assert side["shape_profile"]["opt"] == [1, 3, 64, 128]
-    caches = list((workdir / "calibration").glob("*.calib.json"))
+    caches = list((workdir / "cache" / "calibration").glob("*.calib.json"))
     assert len(caches) == 1
     ops = {n.op_type for n in onnx.load(str(workdir / "eng" / "q.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops

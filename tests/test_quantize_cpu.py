@@ -60,6 +60,7 @@ def test_unknown_format_is_refused(tmp_path):
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HHRT_CACHE_DIR", str(tmp_path / "cache"))  # where the range caches go
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # --target cpu must not need (or try) TensorRT
     folder = tmp_path / "calibration"
     folder.mkdir()
@@ -101,7 +102,7 @@ def test_cpu_int8_build_layout_agreement_and_run(workdir, golden_dir, one_torch_
     assert ops.count("QLinearAdd") > 0 and ops.count("QLinearConv") > 0
 
     # The QDQ form of the same layout, from the range cache the build wrote (no second calibration).
-    caches = list((workdir / "calibration").glob("*.calib.json"))
+    caches = list((workdir / "cache" / "calibration").glob("*.calib.json"))
     assert len(caches) == 1
     qdq = workdir / "qdq.onnx"
 

@@ -37,6 +37,7 @@ pytestmark = pytest.mark.ray
 INPUT_SIZE = 64  # the smallest valid size: fast, and the tiny model still finds people
 TOKEN = "test-token-123"
 MAX_BYTES = 2 * 2**20
+BODY_TIMEOUT_S = 2.0  # short: the slow-client test waits for it
 
 
 def _free_port() -> int:
@@ -57,7 +58,8 @@ def server(ray_cluster, estimator_options, one_torch_thread):
     # start does the same through require_ray(loopback=True); the session's cluster is started that way).
     assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
     try:
-        settings = ServeSettings(token=TOKEN, max_bytes=MAX_BYTES, max_batch=8, batch_wait_ms=50)
+        settings = ServeSettings(token=TOKEN, max_bytes=MAX_BYTES, max_batch=8, batch_wait_ms=50,
+                                 body_timeout_s=BODY_TIMEOUT_S)  # fmt: skip
         url = start_server(
             estimator_options, settings, port=_free_port(), cpus_per_replica=0.5, torch_threads=1
         )
@@ -143,7 +145,7 @@ def _replica_names() -> list[str]:
     return sorted(
         a["name"]
         for a in ray.util.list_named_actors(all_namespaces=True)
-        if a["name"].startswith("SERVE_REPLICA")
+        if a["name"].startswith("SERVE_REPLICA::hhrt#")  # the model's replicas, not the health app's
     )
 
 
@@ -180,12 +182,12 @@ def test_a_killed_replica_is_restarted_and_no_frame_is_lost(server, local, tmp_p
     assert len(after) == 1 and after != before  # Serve started a new replica
 
 
-def _status(url: str, method: str = "POST", body: bytes | None = None, token: str | None = TOKEN):
+def _status(url: str, method: str = "POST", body: bytes | None = None, token: str | None = TOKEN, timeout=60):
     request = urllib.request.Request(url, data=body, method=method)
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -211,3 +213,62 @@ def test_bad_requests_get_the_documented_status_and_message(server, method, path
 
 def test_health_answers_without_a_token(server):
     assert _status(server + "/v1/health", "GET", token=None) == (200, {"status": "ok"})
+
+
+def _stalled_upload(url: str) -> socket.socket:
+    """A client that sends the headers and a few bytes of a 100 kB body, then nothing."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(f"POST /v1/poses HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+                 "Content-Type: image/png\r\nContent-Length: 100000\r\n\r\n".encode() + b"\x89PNG")  # fmt: skip
+    return sock
+
+
+def test_stalled_uploads_stall_neither_the_server_nor_its_health(server, local, images):
+    """#19 item 1: ~16 clients that send headers and a few body bytes, then nothing, held every replica
+    slot for ever: /v1/health and every other request waited with them. Now each upload has a deadline
+    (408), one address has at most 4 uploads arriving at once (429), and /v1/health has a replica of
+    its own."""
+    stalled = [_stalled_upload(server) for _ in range(20)]  # more than the replica's 16 slots
+    try:
+        time.sleep(0.5)  # all of them reach the server
+        start = time.monotonic()
+        assert _status(server + "/v1/health", "GET", token=None, timeout=5) == (200, {"status": "ok"})
+        assert time.monotonic() - start < 1.5, "health must not wait for the stalled uploads"
+        client = PoseClient(server, token=TOKEN, image_format="png", retry_s=10, timeout_s=10)
+        assert client.predict(images[0]).to_records() == local.predict(images[0]).to_records()
+        assert time.monotonic() - start < BODY_TIMEOUT_S + 5
+        statuses = []
+        for sock in stalled:
+            answer = sock.recv(4096).decode("latin-1")
+            statuses.append(int(answer.split()[1]) if answer else None)
+        assert set(statuses) <= {408, 429} and 408 in statuses and 429 in statuses, statuses
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_no_socket_of_the_server_listens_beyond_loopback(server, client, images):
+    """#19 item 4: with ``hhrt serve`` on 127.0.0.1, a Serve replica's inter-deployment gRPC port listened
+    on every interface (its handlers unpickle). Every listening socket of this run's processes (the
+    local cluster, its workers, the replicas, the proxy) must be on a loopback address."""
+    import ipaddress
+
+    psutil = pytest.importorskip("psutil")
+    client.predict(images[0])  # the replica and the proxy have opened what they open
+    me = psutil.Process()
+    reachable = []
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            sockets = process.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        for sock in sockets:
+            address = ipaddress.ip_address(sock.laddr.ip.split("%")[0])
+            address = getattr(address, "ipv4_mapped", None) or address  # ::ffff:127.0.0.1 is loopback
+            if sock.status == psutil.CONN_LISTEN and not address.is_loopback:
+                reachable.append(
+                    f"{' '.join(process.cmdline()[:3])[:80]} on {sock.laddr.ip}:{sock.laddr.port}"
+                )
+    assert len(me.children(recursive=True)) > 3, "the cluster's processes must be this process's children"
+    assert reachable == [], reachable

@@ -15,6 +15,7 @@ from hhrnet_rt.cli.help_style import HhrtTyper
 from hhrnet_rt.cli.run_options import Version
 from hhrnet_rt.cluster.recipe import FlagStyle
 from hhrnet_rt.core import errors
+from hhrnet_rt.core.outputs import is_disk_full
 
 # Diagnostics go to stderr so stdout stays clean for data (tables, JSON) that users pipe.
 console = Console(stderr=True)
@@ -101,6 +102,15 @@ def handle_errors(fn: F) -> F:
             # escape: messages hold text like "hhrnet-rt[tensorrt]" that Rich would eat as markup
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             code = exit_code_for(exc)
+            raise typer.Exit(code) from None
+        except OSError as exc:
+            if not is_disk_full(exc) or os.environ.get("HHRT_DEBUG"):
+                raise
+            # A full disk where no stage expected one (a cache, an export): its documented code, one line.
+            where = f" writing {exc.filename}" if exc.filename else ""
+            console.print(f"[bold red]error:[/] no space left on the device{where}; free some space "
+                          "(`hhrt cache clear` frees hhrt's caches) and run again", highlight=False, soft_wrap=True)  # fmt: skip
+            code = EXIT_DISK_FULL
             raise typer.Exit(code) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]")

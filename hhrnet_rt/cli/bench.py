@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from rich import box
@@ -11,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hhrnet_rt.bench.compare import compare_backends
-from hhrnet_rt.bench.run import BenchConfig, run_bench
+from hhrnet_rt.bench.run import BenchConfig, frame_shape, run_bench
 from hhrnet_rt.cli import progress
 from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.options import (
@@ -159,6 +160,7 @@ def bench_cmd(
 ) -> None:
     """Measure model-only and end-to-end speed of a backend, bytes device→host per frame, the machine."""
 
+    _check_batch_fits(batch, input_size)
     if json_out is not None:  # before minutes of measuring, not after
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out = check_output_path(json_out, (".json",), "report file", overwrite=overwrite)
@@ -192,10 +194,32 @@ def bench_cmd(
         for note in notes:
             out.print(escape(note), highlight=False)
     else:
-        with progress.step("measuring", done="measured") as measuring:
-            report = run_bench(cfg, on_step=lambda text: measuring.update(escape(text)))
+        try:
+            with progress.step("measuring", done="measured") as measuring:
+                report = run_bench(cfg, on_step=lambda text: measuring.update(escape(text)))
+        except MemoryError:  # what the estimate below let through: the activations, not the input
+            raise InputError(
+                f"--batch {batch} needs more memory than this machine has; try a smaller --batch"
+            ) from None
         for table in report_tables(report):
             out.print(table)
     if json_out is not None:
         write_new_file(json_out, (json.dumps(report, indent=2) + "\n").encode(), overwrite=overwrite)
         console.print(f"[green]report[/] {json_out}", highlight=False)
+
+
+def _check_batch_fits(batch: int, input_size: int) -> None:
+    """Refuse a batch whose input alone (float32, the bench's 16:9 frame) would not fit in memory: the
+    network's activations need many times more, and numpy's MemoryError is a traceback."""
+    h, w = frame_shape(input_size)
+    need = batch * 3 * h * w * 4
+    try:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not Linux/macOS: the MemoryError handler above decides
+        return
+    if need > have // 4:
+        raise InputError(
+            f"--batch {batch} at input size {input_size} needs {need / 2**30:.1f} GiB for the input alone "
+            f"(and several times that for the network); this machine has {have / 2**30:.0f} GiB: try "
+            f"--batch {max(1, batch * (have // 4) // max(need, 1))} or less"
+        )

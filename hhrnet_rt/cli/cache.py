@@ -21,7 +21,8 @@ cache_app = HhrtTyper(
 )
 app.add_typer(cache_app, name="cache")
 
-_KIND_LABELS = {"numba": "compiled decode kernels", "onnx": "ONNX exports", "weights": "downloaded weights"}
+_KIND_LABELS = {"numba": "compiled decode kernels", "onnx": "ONNX exports", "weights": "downloaded weights",
+                "temporaries": "temporaries left by killed runs"}  # fmt: skip
 
 
 def human_size(n: int) -> str:

@@ -34,7 +34,7 @@ from hhrnet_rt.cli.options import (
 from hhrnet_rt.cli.options_draw import Quiet
 from hhrnet_rt.cli.run_options import Overwrite
 from hhrnet_rt.core.errors import InputError
-from hhrnet_rt.export.build import DEFAULT_CALIB_DIR, build_onnx_files, build_tensorrt_engine
+from hhrnet_rt.export.build import build_onnx_files, build_tensorrt_engine
 from hhrnet_rt.export.deconv_report import report_lines
 from hhrnet_rt.export.quantize import DEFAULT_DECONV_WEIGHT_AXIS
 
@@ -124,7 +124,7 @@ def build_engine_cmd(
             weights, precision.value, input_size=input_size, profile=profile, max_batch=max_batch, flip=flip,
             calib=calib, calib_count=calib_count, calib_method=calib_method.value, out_dir=out, name=name,
             deconv_weight_axis=DEFAULT_DECONV_WEIGHT_AXIS if deconv_weight_axis is None else deconv_weight_axis,
-            calib_cache_dir=DEFAULT_CALIB_DIR, target=target.value, overwrite=overwrite,
+            target=target.value, overwrite=overwrite,
             on_step=building.update, on_count=lambda done, total: building.count(done, total, "images"),
             warn=progress.warn,
         )  # fmt: skip

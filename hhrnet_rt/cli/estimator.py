@@ -25,6 +25,7 @@ from hhrnet_rt.core.inputs import check_input_file, is_regular_file
 from hhrnet_rt.model.download import NAMED_WEIGHTS, cache_dir, fetch_named, needs_download
 from hhrnet_rt.runtime.config import EstimatorConfig, resolve
 from hhrnet_rt.runtime.estimator import PoseEstimator
+from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
 
 #: Without --weights and --engine (the help of --weights says so).
 DEFAULT_WEIGHTS = "w32_512"
@@ -33,7 +34,7 @@ DEFAULT_WEIGHTS = "w32_512"
 def model_config(
     *, weights: str | None, backend: BackendName, engine: Path | None, precision: Precision | None,
     device: str | None, input_size: int | None, flip: bool | None, fast: bool, refine: bool,
-    decode_on: DecodeOn, threads: int | None,
+    decode_on: DecodeOn, threads: int | None, max_aspect: float = DEFAULT_MAX_ASPECT,
 ) -> EstimatorConfig:  # fmt: skip
     """The model options as one config, with the CLI's defaults; nothing is checked or loaded here.
 
@@ -46,7 +47,7 @@ def model_config(
         weights=Path(weights) if weights is not None and is_regular_file(weights) else weights,
         backend=backend.value, engine=engine, device=device, input_size=input_size, flip=flip, fast=fast,
         refine=refine, decode_on=decode_on.value, precision=precision.value if precision is not None else None,
-        onnx_threads=threads, torch_threads=threads,
+        onnx_threads=threads, torch_threads=threads, max_aspect=max_aspect,
     )  # fmt: skip
 
 

@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from hhrnet_rt.cli import progress
-from hhrnet_rt.cli.app import app, handle_errors
+from hhrnet_rt.cli.app import app, console, handle_errors
 from hhrnet_rt.cli.estimator import make_estimator, model_config
 from hhrnet_rt.cli.inputs_expand import expand_images
 from hhrnet_rt.cli.options import (
@@ -22,6 +23,7 @@ from hhrnet_rt.cli.options import (
     Fast,
     Flip,
     InputSize,
+    MaxAspect,
     PrecisionOpt,
     Refine,
     Threads,
@@ -37,6 +39,7 @@ from hhrnet_rt.cli.run_options import (
     MinScore,
     Overwrite,
     Recursive,
+    SkipExisting,
 )
 from hhrnet_rt.cli.run_report import run_folder
 from hhrnet_rt.cli.stream_io import stdout
@@ -47,6 +50,7 @@ from hhrnet_rt.core.outputs import check_output_dir, write_new_file
 from hhrnet_rt.draw import PoseStyle, annotator_for
 from hhrnet_rt.poses import KEYPOINTS_SCHEMA
 from hhrnet_rt.runtime.estimator import PoseEstimator
+from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
 
 
 @app.command()
@@ -65,6 +69,7 @@ def image(
     precision: PrecisionOpt = None,
     device: Device = None,
     input_size: InputSize = None,
+    max_aspect: MaxAspect = DEFAULT_MAX_ASPECT,
     flip: Flip = None,
     fast: Fast = False,
     refine: Refine = True,
@@ -72,6 +77,7 @@ def image(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    skip_existing: SkipExisting = False,
     line_width: LineWidth = None,
     labels: Labels = True,
     boxes: Boxes = False,
@@ -87,7 +93,9 @@ def image(
 
     model = model_config(weights=weights, backend=backend, engine=engine, precision=precision, device=device,
                          input_size=input_size, flip=flip, fast=fast, refine=refine, decode_on=decode_on,
-                         threads=threads)  # fmt: skip
+                         threads=threads, max_aspect=max_aspect)  # fmt: skip
+    if skip_existing and out is None:
+        raise InputError("--skip-existing needs --out: a new run folder holds no earlier outputs")
     paths = expand_images(inputs, recursive=recursive)
     for path in paths:  # all inputs are checked before the model loads
         check_image_file(path)
@@ -98,7 +106,15 @@ def image(
         else:
             folder = check_output_dir(out) if out is not None else run_dir
             assert folder is not None  # run_folder makes one exactly when no --out is given
-            plan = plan_image_outputs(paths, folder, keypoints=json_out, overwrite=overwrite)
+            plan, skipped = plan_image_outputs(paths, folder, keypoints=json_out, overwrite=overwrite,
+                                               skip_existing=skip_existing)  # fmt: skip
+            if skipped:
+                console.print(
+                    f"skipping {len(skipped)} of {len(paths)} images: their outputs are complete",
+                    highlight=False,
+                )
+            if not plan:
+                return
         _images(plan, make_estimator(model), exif_orientation=exif_orientation, min_score=min_score,
                 max_people=max_people, overwrite=overwrite, style=style)  # fmt: skip
 
@@ -127,6 +143,6 @@ def _images(plan: list[tuple[Path, Path, Path | None]], estimator: PoseEstimator
             write_new_file(keypoints_target, (json.dumps(record) + "\n").encode(), overwrite=overwrite)
             if drawn != len(poses):
                 people = f"{drawn} ({len(poses)} in JSON)"
-        table.add_row(str(path), people, f"{ms:.0f}", str(target))
+        table.add_row(Text(str(path)), people, f"{ms:.0f}", Text(str(target)))  # names, not markup
     if not progress.quiet():
         stdout.print(table)

@@ -88,6 +88,11 @@ def collect() -> dict:
             "files": len(inventory["onnx"]),
             "bytes": total_size(inventory["onnx"]),
         },
+        # What killed runs left (hhrt cache clear removes them).
+        "stale_temporaries": {
+            "files": len(inventory["temporaries"]),
+            "bytes": total_size(inventory["temporaries"]),
+        },
     }
 
 
@@ -128,5 +133,8 @@ def info(as_json: InfoJson = False) -> None:
         entry = facts[key]
         where = entry["dir"] or entry["location"]
         table.add_row(label, escape(f"{where} ({file_count(entry['files'])}, {human_size(entry['bytes'])})"))
-    table.add_row("", "hhrt cache clear deletes both")
+    stale = facts["stale_temporaries"]
+    if stale["files"]:
+        table.add_row("left by killed runs", f"{file_count(stale['files'])}, {human_size(stale['bytes'])}")
+    table.add_row("", "hhrt cache clear deletes them" if stale["files"] else "hhrt cache clear deletes both")
     stdout.print(table)

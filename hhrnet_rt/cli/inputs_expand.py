@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.inputs import shown
 from hhrnet_rt.core.runs import DEFAULT_RUNS_ROOT
 from hhrnet_rt.video.sources import is_url
 
@@ -39,13 +40,17 @@ def expand_images(specs: Iterable[str], *, recursive: bool = False) -> list[Path
 def expand_videos(specs: Iterable[str], *, recursive: bool = False) -> list[str | Path]:
     """Inputs for ``hhrt video``: paths as :class:`Path`, URLs as text, in the order given."""
     out: list[str | Path] = []
+    seen: set[str | Path] = set()  # a set, not the list: 10,000 inputs must not take n² comparisons
     for spec in specs:
-        if is_url(spec):
-            if spec not in out:
-                out.append(spec)
-        else:
-            out.extend(p for p in map(Path, _expand([spec], VIDEO_SUFFIXES, "video", recursive=recursive))
-                       if p not in out)  # fmt: skip
+        found = (
+            [spec]
+            if is_url(spec)
+            else map(Path, _expand([spec], VIDEO_SUFFIXES, "video", recursive=recursive))
+        )
+        for item in found:
+            if item not in seen:
+                seen.add(item)
+                out.append(item)
     return out
 
 
@@ -79,7 +84,8 @@ def _one(spec: str, suffixes: frozenset[str], kind: str, *, recursive: bool) -> 
 def _folder_files(folder: str, suffixes: frozenset[str], *, recursive: bool) -> list[str]:
     runs = os.path.realpath(DEFAULT_RUNS_ROOT)
     files: list[str] = []
-    for root, dirs, names in os.walk(folder):  # followlinks=False: a link to a parent cannot loop
+    unlisted: list[OSError] = []  # a folder that cannot be listed is said, not skipped in silence
+    for root, dirs, names in os.walk(folder, onerror=unlisted.append):  # no followlinks: no loops
         dirs[:] = sorted(
             d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(root, d)) != runs
         )
@@ -90,4 +96,11 @@ def _folder_files(folder: str, suffixes: frozenset[str], *, recursive: bool) -> 
         )
         if not recursive:
             break
+    if unlisted:
+        first = unlisted[0]
+        more = f" (and {len(unlisted) - 1} more folders)" if len(unlisted) > 1 else ""
+        raise InputError(
+            f"cannot list folder {shown(first.filename or folder)}: {first.strerror or first}{more}; "
+            "give hhrt read access to it, or leave it out of the inputs"
+        )
     return files

@@ -29,6 +29,7 @@ from hhrnet_rt.cli.options import (
     Fast,
     Flip,
     InputSize,
+    MaxAspect,
     PrecisionOpt,
     Refine,
     Threads,
@@ -57,6 +58,7 @@ from hhrnet_rt.cli.run_options import (
     SendAs,
     SendFormat,
     ServerUrl,
+    SkipExisting,
     Smooth,
     SmoothBeta,
     SmoothDCutoff,
@@ -76,6 +78,7 @@ from hhrnet_rt.cli.stream_io import Batching, RunSettings, open_sinks, temporal_
 from hhrnet_rt.cli.targets import VideoTargets, plan_video_outputs
 from hhrnet_rt.cluster.archive import MAX_RETRIES, TASK_CPUS, TASK_GPUS
 from hhrnet_rt.core.inputs import check_input_file
+from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
 from hhrnet_rt.video import FileSource
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
 
@@ -98,6 +101,7 @@ def video(
     precision: PrecisionOpt = None,
     device: Device = None,
     input_size: InputSize = None,
+    max_aspect: MaxAspect = DEFAULT_MAX_ASPECT,
     flip: Flip = None,
     fast: Fast = False,
     refine: Refine = True,
@@ -110,6 +114,7 @@ def video(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    skip_existing: SkipExisting = False,
     track: Track = False,
     track_min_hits: TrackMinHits = TEMPORAL.min_hits,
     track_max_age: TrackMaxAge = TEMPORAL.max_age,
@@ -144,7 +149,7 @@ def video(
     ray_video.check_options(ray, show, server, cluster)
     model = model_config(weights=weights, backend=backend, engine=engine, precision=precision, device=device,
                          input_size=input_size, flip=flip, fast=fast, refine=refine, decode_on=decode_on,
-                         threads=threads)  # fmt: skip
+                         threads=threads, max_aspect=max_aspect)  # fmt: skip
     run = RunSettings(show=show, max_frames=max_frames, min_score=min_score, max_people=max_people,
                       batching=Batching(batch, max_wait_ms, decode_threads),
                       over_time=temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
@@ -155,7 +160,14 @@ def video(
     with run_folder(
         out, announce=not ray, outputs=(json_out, coco)
     ) as run_dir:  # --ray says where its workers wrote
-        plan = plan_video_outputs(sources, out, json_out, coco, run_dir=run_dir, overwrite=overwrite)
+        skipped: list[Any] = []
+        plan = plan_video_outputs(sources, out, json_out, coco, run_dir=run_dir, overwrite=overwrite,
+                                  skip_existing=skip_existing, skipped=skipped)  # fmt: skip
+        if skipped:
+            console.print(f"skipping {len(skipped)} of {len(sources)} videos: their outputs are complete",
+                          highlight=False)  # fmt: skip
+        if not plan:
+            return
         if ray:
             return ray_video.run(plan, ray_video.recipe_for(model, run), cluster, overwrite=overwrite)
         _annotate(plan, lambda: load_model(ctx, model, remote), run, streams=streams, overwrite=overwrite)

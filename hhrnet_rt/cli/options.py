@@ -102,6 +102,14 @@ InputSize = Annotated[
         "weights, else 512).",
     ),
 ]
+MaxAspect = Annotated[
+    float,
+    typer.Option(
+        min=1.0,
+        help="Refuse images whose network input would exceed this aspect ratio (area over MAX_ASPECT x "
+        "input size²): a 1x500 strip would cost gigabytes. Raise it for panoramas.",
+    ),
+]
 # None = not given: an --engine file then decides, and a value that contradicts the file is an error.
 Flip = Annotated[
     bool | None,

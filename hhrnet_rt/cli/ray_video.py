@@ -26,6 +26,7 @@ from hhrnet_rt.cluster import VideoJob, VideoRecipe, ray_session, run_archive
 from hhrnet_rt.cluster.archive import MAX_RETRIES, TASK_CPUS, TASK_GPUS
 from hhrnet_rt.core import errors
 from hhrnet_rt.core.errors import InputError, PipelineError
+from hhrnet_rt.core.temporaries import remove_stale_temporaries
 from hhrnet_rt.runtime.config import EstimatorConfig
 
 
@@ -64,6 +65,12 @@ def run(plan, recipe: VideoRecipe, ray: RayOptions, *, overwrite: bool) -> None:
 
     run_id = secrets.token_hex(6)  # in the temporary names: files with it can only be this run's
     jobs = [_job(i, targets, run_id, overwrite) for i, targets in enumerate(plan)]
+    # A driver killed with SIGKILL never removed its workers' temporaries: they are found by name and age.
+    out_folders = {Path(p).parent for job in jobs for p in job.outputs.values() if p is not None}
+    for left in remove_stale_temporaries(out_folders):
+        console.print(
+            f"removed {escape(str(left))}: a temporary file an earlier, killed run left", highlight=False
+        )
     where = f"the Ray cluster at {ray.address}" if ray.address else "a local Ray on 127.0.0.1"
     with contextlib.ExitStack() as stack:
         with console.status(f"connecting to {where}..."):
@@ -139,4 +146,8 @@ def _raise_for_failures(reports) -> None:
     if not (isinstance(cls, type) and issubclass(cls, errors.HhrtError)):
         cls = PipelineError
     details = "; ".join(f"{Path(r.source).name}: {r.error}" for r in failed)
-    raise cls(f"{len(failed)} of {len(reports)} videos failed ({details}); the others are complete")
+    others = len(reports) - len(failed)
+    rest = (
+        "" if not others else "; the other video is complete" if others == 1 else "; the others are complete"
+    )
+    raise cls(f"{len(failed)} of {len(reports)} videos failed ({details}){rest}")

@@ -33,7 +33,7 @@ class ServerOptions:
 
 # Options that choose the model: with --server the server's model answers, so they would be ignored.
 _MODEL_OPTIONS = ("weights", "engine", "precision", "device", "input_size", "flip", "fast", "threads",
-                  "backend", "decode_on", "refine")  # fmt: skip
+                  "backend", "decode_on", "refine", "max_aspect")  # fmt: skip
 
 
 def remote_estimator(ctx: typer.Context, server: ServerOptions) -> RemoteEstimator:

@@ -33,6 +33,14 @@ Overwrite = Annotated[
     bool,
     typer.Option("--overwrite", "-y", help="Replace output files that already exist (never the input)."),
 ]
+SkipExisting = Annotated[
+    bool,
+    typer.Option(
+        "--skip-existing",
+        help="Skip inputs whose outputs exist and are complete (checked, not only present): an interrupted "
+        "batch resumes where it stopped. Outputs that exist but are incomplete need --overwrite to be redone.",
+    ),
+]
 
 # --- what is read and what is kept ------------------------------------------------------------------------
 

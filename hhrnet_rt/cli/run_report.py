@@ -91,7 +91,9 @@ def run_and_report(opened, estimator, run: RunSettings, *, hud: bool, title: str
             if total is not None and max_frames is not None:
                 total = min(total, max_frames)
             name = getattr(source, "name", None) or source.description
-            task = bar.add_task(name if several else title, total=total, fps=0.0)
+            task = bar.add_task(
+                escape(name if several else title), total=total, fps=0.0
+            )  # a name, not markup
             hook = run.over_time.hook()
             streams.append(Stream(source, sinks, name=name if several else None, on_frame=_ticker(bar, task),
                                   post_decode=hook))  # fmt: skip

@@ -28,6 +28,7 @@ from hhrnet_rt.cli.options import (
     GpusPerReplica,
     Host,
     InputSize,
+    MaxAspect,
     MaxReplicas,
     MaxRequestMb,
     MinReplicas,
@@ -41,8 +42,9 @@ from hhrnet_rt.cli.options import (
     Threads,
     Weights,
 )
-from hhrnet_rt.core.access import is_loopback
+from hhrnet_rt.core.access import check_bind
 from hhrnet_rt.core.errors import BackendUnavailableError, InputError
+from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
 from hhrnet_rt.serve import ServeSettings
 from hhrnet_rt.serve.server import require_ray, start_server, stop_server
 
@@ -68,6 +70,7 @@ def serve(
     precision: PrecisionOpt = None,
     device: Device = None,
     input_size: InputSize = None,
+    max_aspect: MaxAspect = DEFAULT_MAX_ASPECT,
     flip: Flip = None,
     fast: Fast = False,
     refine: Refine = True,
@@ -79,15 +82,13 @@ def serve(
     Needs Ray Serve: the ray extra of hhrnet-rt (see docs/serving.md).
     """
 
-    # Before anything else: the one missing piece most users will meet. A local cluster stays on loopback.
+    check_bind(host, token)
+    # Then the one missing piece most users will meet. A local cluster stays on loopback.
     require_ray(loopback=address is None)
     scale = _scale(replicas, min_replicas, max_replicas)
-    if not is_loopback(host) and not token:
-        console.print(f"[yellow]warning:[/] listening on {escape(host)} without --token: anyone who can reach "
-                      "this port can use the server", highlight=False)  # fmt: skip
     model = model_config(weights=weights, backend=backend, engine=engine, precision=precision, device=device,
                          input_size=input_size, flip=flip, fast=fast, refine=refine, decode_on=decode_on,
-                         threads=threads)  # fmt: skip
+                         threads=threads, max_aspect=max_aspect)  # fmt: skip
     config = for_workers(model)  # each replica resolves it on its node: --backend auto finds its GPU
     settings = ServeSettings(max_batch=max_batch, batch_wait_ms=batch_wait_ms, token=token or None,
                              max_bytes=int(max_request_mb * 2**20))  # fmt: skip

@@ -9,11 +9,20 @@ existing file without ``--overwrite``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from hhrnet_rt.core.errors import InputError
-from hhrnet_rt.core.outputs import check_output_dir, check_output_path, refuse_existing, refuse_input
+from hhrnet_rt.core.errors import InputError, option
+from hhrnet_rt.core.outputs import (
+    InputFiles,
+    check_name_length,
+    check_output_dir,
+    check_output_path,
+    refuse_existing,
+    refuse_input,
+)
+from hhrnet_rt.poses import KEYPOINTS_SCHEMA
 from hhrnet_rt.video.sources import is_url, url_name
 
 
@@ -45,10 +54,17 @@ def plan_video_outputs(
     *,
     run_dir: Path | None,
     overwrite: bool,
+    skip_existing: bool = False,
+    skipped: list[str | Path] | None = None,
 ) -> list[VideoTargets]:
-    """One :class:`VideoTargets` per source; ``run_dir`` stands in for a missing ``out``."""
+    """One :class:`VideoTargets` per source; ``run_dir`` stands in for a missing ``out``.
 
-    local = [s for s in sources if isinstance(s, Path)]
+    ``skip_existing``: a local input whose outputs all exist and are complete
+    (:func:`video_outputs_complete`) is left out (and added to ``skipped``); one whose outputs exist but
+    are not complete is redone with ``overwrite`` and refused without it.
+    """
+
+    local = InputFiles(s for s in sources if isinstance(s, Path))  # each input looked at once: linear
     kinds = {
         "video": (out if out is not None else run_dir, ".mp4", (".mp4",), "output video", "--out"),
         "json": (json_out, ".jsonl", (".jsonl", ".ndjson"), "JSON lines file", "--json"),
@@ -67,13 +83,32 @@ def plan_video_outputs(
     plan = []
     for source in sources:
         stem = unique_stem(input_name(source), used)
+        named = {key: None if place is None else place / f"{stem}{ext}" if is_folder_target(place) else place
+                 for key, (place, ext, *_) in kinds.items()}  # fmt: skip
+        if (
+            skip_existing
+            and isinstance(source, Path)
+            and all(p is None or p.exists() for p in named.values())
+        ):
+            targets = VideoTargets(source, named["video"] or Path(), named["json"], named["coco"])
+            if video_outputs_complete(targets):
+                if skipped is not None:
+                    skipped.append(source)
+                continue
+            if not overwrite:
+                raise InputError(
+                    f"the outputs of {source} exist but are not complete (an interrupted run?); add "
+                    f"{option('overwrite', True)} to redo them with --skip-existing"
+                )
         chosen: dict[str, Path | None] = {}
-        for key, (place, ext, suffixes, what, _) in kinds.items():
-            if place is None:
+        for key, (place, _ext, suffixes, what, _) in kinds.items():
+            target = named[key]
+            if place is None or target is None:
                 chosen[key] = None
                 continue
-            target = place / f"{stem}{ext}" if is_folder_target(place) else place
-            chosen[key] = check_output_path(target, suffixes, what, overwrite=overwrite, inputs=local)
+            chosen[key] = check_output_path(
+                target, suffixes, what, overwrite=overwrite, inputs=local, probe=not is_folder_target(place)
+            )  # the folder was probed once above, not once per input
         if len({p for p in chosen.values() if p is not None}) < sum(p is not None for p in chosen.values()):
             raise InputError(f"two outputs of {source} would be the same file; give them different names")
         video = chosen["video"]
@@ -83,26 +118,101 @@ def plan_video_outputs(
     return plan
 
 
+def video_outputs_complete(targets: VideoTargets) -> bool:
+    """Verified, not only present: the mp4 holds a frame for every video packet of the input, the JSON
+    lines file a whole record for each, and the COCO file is a whole JSON list (read without decoding a
+    frame). An input with undecodable packets never counts as complete: it is redone."""
+    frames = _video_packets(targets.source)
+    if not frames:
+        return False
+    if targets.video is not None and targets.video != Path() and _video_packets(targets.video) != frames:
+        return False
+    try:
+        if targets.json is not None:
+            lines = targets.json.read_text(encoding="utf-8").splitlines()
+            if len(lines) != frames or any(
+                json.loads(line).get("schema") != KEYPOINTS_SCHEMA for line in lines
+            ):
+                return False
+        if targets.coco is not None and not isinstance(
+            json.loads(targets.coco.read_text(encoding="utf-8")), list
+        ):
+            return False
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
+
+
+def _video_packets(path: str | Path) -> int | None:
+    """Packets of the first video stream (demuxed, not decoded), or ``None`` if it cannot be read."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return sum(1 for packet in container.demux(stream) if packet.size)
+    except (av.error.FFmpegError, IndexError, OSError):
+        return None
+
+
 def plan_image_outputs(
-    inputs: list[Path], out: Path, *, keypoints: bool, overwrite: bool
-) -> list[tuple[Path, Path, Path | None]]:
+    inputs: list[Path], out: Path, *, keypoints: bool, overwrite: bool, skip_existing: bool = False
+) -> tuple[list[tuple[Path, Path, Path | None]], list[Path]]:
     """(input, annotated image, keypoints file or None) for each input, every target checked up front:
-    none may be an input (``--out`` the inputs' own folder), none may exist without --overwrite."""
+    none may be an input (``--out`` the inputs' own folder), none may exist without --overwrite.
+
+    ``skip_existing``: an input whose outputs all exist and are complete (:func:`image_outputs_complete`)
+    is left out of the plan and returned second, so an interrupted batch resumes where it stopped; one
+    whose outputs exist but are not complete is redone with --overwrite and refused without it.
+    """
     import cv2
 
     used: set[str] = set()
-    plan = []
+    plan, skipped = [], []
+    known = InputFiles(inputs)
     for path in inputs:
         stem = unique_stem(path.stem, used)
         suffix = path.suffix.lower() if cv2.haveImageWriter(f"x{path.suffix}") else ".png"
         target = out / f"{stem}{suffix}"
         keypoints_target = out / f"{stem}.json" if keypoints else None
-        for file, what in ((target, "output image"), (keypoints_target, "keypoints file")):
-            if file is not None:
-                refuse_input(file, what, inputs)
-                refuse_existing(file, what, overwrite)
+        files = [
+            (f, what) for f, what in ((target, "output image"), (keypoints_target, "keypoints file")) if f
+        ]
+        if skip_existing and all(f.exists() for f, _ in files):
+            if image_outputs_complete(target, keypoints_target):
+                skipped.append(path)
+                continue
+            if not overwrite:
+                raise InputError(
+                    f"the outputs of {path} exist but are not complete (an interrupted run?); add "
+                    f"{option('overwrite', True)} to redo them with --skip-existing"
+                )
+        for file, what in files:
+            check_name_length(file, what)
+            refuse_input(file, what, known)
+            refuse_existing(file, what, overwrite)
         plan.append((path, target, keypoints_target))
-    return plan
+    return plan, skipped
+
+
+def image_outputs_complete(image: Path, keypoints: Path | None) -> bool:
+    """Verified, not only present: the annotated image decodes, and the keypoints file (if any) is one
+    whole keypoints record (files are written whole, so a cut-short one is a damaged copy)."""
+    import cv2
+
+    if cv2.imread(str(image), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
+        return False
+    if keypoints is None:
+        return True
+    try:
+        record = json.loads(keypoints.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(record, dict)
+        and record.get("schema") == KEYPOINTS_SCHEMA
+        and isinstance(record.get("people"), list)
+    )
 
 
 def plan_image_file(

@@ -23,6 +23,7 @@ from hhrnet_rt.cli.options import (
     Fast,
     Flip,
     InputSize,
+    MaxAspect,
     PrecisionOpt,
     Refine,
     Threads,
@@ -65,6 +66,7 @@ from hhrnet_rt.cli.stream_io import Batching, RunSettings, check_outputs, open_s
 from hhrnet_rt.cli.targets import plan_video_outputs
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.core.inputs import is_regular_file
+from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
 from hhrnet_rt.video import CameraSource
 from hhrnet_rt.video.display import gui_problem
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
@@ -88,6 +90,7 @@ def webcam(
     precision: PrecisionOpt = None,
     device: Device = None,
     input_size: InputSize = None,
+    max_aspect: MaxAspect = DEFAULT_MAX_ASPECT,
     flip: Flip = None,
     fast: Fast = False,
     refine: Refine = True,
@@ -128,7 +131,7 @@ def webcam(
     """
     model = model_config(weights=weights, backend=backend, engine=engine, precision=precision, device=device,
                          input_size=input_size, flip=flip, fast=fast, refine=refine, decode_on=decode_on,
-                         threads=threads)  # fmt: skip
+                         threads=threads, max_aspect=max_aspect)  # fmt: skip
     run = RunSettings(show=show, max_frames=max_frames, min_score=min_score, max_people=max_people,
                       batching=Batching(batch, max_wait_ms, decode_threads),
                       over_time=temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,

@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hhrnet_rt.cluster.ray_setup import require_ray
+from hhrnet_rt.cluster.ray_setup import check_resources, require_ray
 from hhrnet_rt.cluster.recipe import VideoRecipe
 from hhrnet_rt.cluster.video_task import FileReport, VideoJob, remove_temporaries, run_video_task
+from hhrnet_rt.core.errors import option
 
 POLL_S = 0.2
 #: What each task reserves and how often a task whose worker died is run again, unless told otherwise.
@@ -80,6 +81,9 @@ def run_archive(
     """Run every job as a Ray task (Ray must be connected: :func:`ray_session`); one report per job,
     in the jobs' order. Returns when every task has ended; Ctrl-C cancels the tasks that remain."""
     ray = require_ray()
+    # One task must fit somewhere; more than fit at once just queue.
+    check_resources(ray, {"CPU": cpus_per_task, "GPU": gpus_per_task}, 1, "task",
+                    f"lower {option('cpus_per_task')} or {option('gpus_per_task')}, or add nodes")  # fmt: skip
     ledger = ray.remote(num_cpus=0)(Ledger).remote(len(jobs))
     task = ray.remote(run_video_task).options(
         num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=max_retries, retry_exceptions=False
@@ -119,8 +123,8 @@ def _collect(ray: Any, ref: Any, job: VideoJob) -> FileReport:
         message = f"the worker running it died on every attempt ({type(exc).__name__})"
     except ray.exceptions.RayError as exc:
         message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-    remove_temporaries(job)  # the dead attempts' files never closed: they would not play
     report = FileReport(job.index, job.source)
+    report.warnings.extend(remove_temporaries(job))  # the dead attempts' files never closed: no use
     report.error, report.error_kind = message, None
     return report
 

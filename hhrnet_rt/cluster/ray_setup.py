@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,7 +87,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     else:
         kwargs["address"] = address
     try:
-        ray.init(**kwargs)
+        init_keeping_signals(ray, **kwargs)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         raise BackendUnavailableError(f"cannot reach {where}: {_first_line(exc)}") from None
@@ -93,6 +95,52 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         yield ray
     finally:
         ray.shutdown()
+
+
+def init_keeping_signals(ray: Any, **kwargs: Any) -> None:
+    """``ray.init(**kwargs)``, keeping this process's SIGTERM handler.
+
+    Ray's driver replaces it with ``sys.exit(15)``: a SIGTERM then unwound the driver from wherever it
+    was, past the caller's orderly shutdown, and ``hhrt serve`` ended with a C++ abort (exit 134) where
+    SIGINT was clean. The caller's handler (the CLI's: Ctrl-C's path) stays in charge.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        ray.init(**kwargs)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def missing_resources(nodes: list[dict], per_unit: dict[str, float], units: int, what: str) -> str | None:
+    """What ``units`` x ``per_unit`` (e.g. 3 replicas x 1 CPU) lack on these nodes (``ray.nodes()``), as a
+    sentence; ``None`` when they fit. Ray would wait for them for ever (a spinner, "0/2 videos")."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    for name, amount in per_unit.items():
+        if amount <= 0:
+            continue
+        label = {"CPU": "CPUs", "GPU": "GPUs"}.get(name, name)
+        largest = max((node.get(name, 0.0) for node in alive), default=0.0)
+        if largest < amount:
+            has = f"no node has more than {largest:g}" if largest else f"the cluster has no {label}"
+            return f"each {what} needs {amount:g} {label}; {has}"
+        # Whole units per node: two replicas of 0.75 CPU do not share one CPU.
+        fits = sum(int(node.get(name, 0.0) // amount + 1e-9) for node in alive)
+        if fits < units:
+            return f"{units} {what}s of {amount:g} {label} each need room for {units}; the cluster has room for {fits}"
+    return None
+
+
+def check_resources(ray: Any, per_unit: dict[str, float], units: int, what: str, hint: str) -> None:
+    """Refuse work the connected cluster can never place, before Ray waits for it for ever.
+
+    Raises:
+        BackendUnavailableError: with what is missing and ``hint`` (the options to change).
+    """
+    problem = missing_resources(ray.nodes(), per_unit, units, what)
+    if problem is not None:
+        raise BackendUnavailableError(f"{problem}: {hint}")
 
 
 #: How long joining a cluster may wait for its first answer (Ray itself retries for minutes).

@@ -113,7 +113,7 @@ def open_sinks(
         if coco is not None:
             sinks.append(CocoSink(coco, overwrite=overwrite))
     except BaseException:
-        for sink in sinks:
-            sink.close()
+        for sink in sinks:  # nothing was written: remove what these sinks created, keep nothing half-made
+            getattr(sink, "discard", sink.close)()
         raise
     return sinks

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from hhrnet_rt.cluster.recipe import VideoRecipe
-from hhrnet_rt.core.errors import HhrtError
+from hhrnet_rt.core.errors import HhrtError, InputError
 from hhrnet_rt.core.outputs import publish
+from hhrnet_rt.core.temporaries import temporary_name
 
 #: Test-only fault injection: a JSON file {source: {"crash_attempts": N, "at_frame": K}}; the worker
 #: running that source dies (``os._exit``) at frame K of its first N attempts. Nothing reads it unless
@@ -75,16 +76,23 @@ class FileReport:
 
 
 def temporary_path(final: str | Path, run_id: str) -> Path:
-    """Where an output is written until it is published: hidden, beside the final file, same suffix."""
-    final = Path(final)
-    return final.parent / f".{final.name}.hhrt-{run_id}.part{final.suffix}"
+    """Where an output is written until it is published: hidden, beside the final file, same suffix, and
+    short enough for any final name the plan accepted (:func:`hhrnet_rt.core.temporaries.temporary_name`)."""
+    return temporary_name(final, run_id)
 
 
-def remove_temporaries(job: VideoJob) -> None:
-    """Remove what an attempt of this run left (the names hold the run's random id: ours)."""
+def remove_temporaries(job: VideoJob) -> list[str]:
+    """Remove what an attempt of this run left (the names hold the run's random id: ours). Returns what
+    could not be removed, with why: a leftover must not end the run or hide the other files' results."""
+    problems = []
     for final in job.outputs.values():
         if final is not None:
-            temporary_path(final, job.run_id).unlink(missing_ok=True)
+            temp = temporary_path(final, job.run_id)
+            try:
+                temp.unlink(missing_ok=True)
+            except OSError as exc:
+                problems.append(f"could not remove the temporary file {temp}: {exc.strerror or exc}")
+    return problems
 
 
 _ESTIMATORS: dict[bytes, Any] = {}  # per worker process: a reused worker loads the model once
@@ -147,7 +155,7 @@ def run_video_task(job: VideoJob, recipe: VideoRecipe, ledger: Any) -> FileRepor
     report = FileReport(job.index, job.source)
     try:
         with recipe.messages():
-            remove_temporaries(job)
+            report.warnings.extend(remove_temporaries(job))
             _process(job, recipe, ledger, attempt, crash_at, report)
     except HhrtError as exc:
         report.error, report.error_kind = str(exc), type(exc).__name__
@@ -189,15 +197,18 @@ def _process(
         )  # fmt: skip
     except BaseException:
         progress.flush()
-        report.frames_written = progress.frames
+        report.frames_read, report.frames_written = source.frames_read, progress.frames
+        report.decode_failures = source.decode_failures
         with contextlib.suppress(HhrtError, OSError):  # the pipeline's error is the one to report
             _publish(job, temps, report)  # a failed run keeps what it wrote, as a local run does
         raise
     progress.flush()
-    _publish(job, temps, report)
+    # The counts first: a file whose results could not be published was still processed (its report
+    # says both).
     report.frames_read, report.frames_written = result.frames_read, result.frames_written
     report.decode_failures = result.decode_failures
     report.wall_s, report.stopped = result.wall_s, result.stopped
+    _publish(job, temps, report)
     whole_file = result.stopped is None and (
         recipe.max_frames is None or result.frames_read < recipe.max_frames
     )
@@ -206,9 +217,22 @@ def _process(
 
 
 def _publish(job: VideoJob, temps: dict[str, Path | None], report: FileReport) -> None:
-
+    """Give every output its final name; one that cannot be published does not keep the others back,
+    and the error names only files that exist (a temporary kept with the results, or none)."""
+    problems = []
     for key, temp in temps.items():
         final = job.outputs[key]
-        if temp is not None and final is not None and temp.exists():  # an mp4 that got no frame is gone
+        if temp is None or final is None or not temp.exists():  # an mp4 that got no frame is gone
+            continue
+        try:
             publish(temp, Path(final), overwrite=job.overwrite)
-            report.published.append(final)
+        except InputError as exc:  # the final name appeared meanwhile: the temporary keeps the results
+            problems.append(str(exc))
+            continue
+        except OSError as exc:
+            kept = f"; the results are in {temp}" if temp.exists() else ""
+            problems.append(f"could not publish {final} ({exc.strerror or exc}){kept}")
+            continue
+        report.published.append(final)
+    if problems:
+        raise InputError("; ".join(problems))

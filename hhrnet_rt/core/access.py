@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import os
+
+from hhrnet_rt.core.errors import InputError, option
 
 #: The environment variable a token is read from (the CLI's ``--token`` defaults to it).
 TOKEN_ENV = "HHRT_TOKEN"
@@ -33,8 +36,28 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to listen on an address other machines can reach without a token: a warning scrolls away,
+    and the server would run any client's images on this machine's GPU (and show its model files).
+
+    Raises:
+        InputError: ``host`` is not loopback and ``token`` is empty.
+    """
+    if not token and not is_loopback(host):
+        raise InputError(
+            f"refusing to listen on {host} without a token: anyone who can reach it could use the server. "
+            f"Set {TOKEN_ENV} (kept out of `ps`, unlike {option('token')}) and give it to the clients, or listen on "
+            f"{DEFAULT_HOST}"
+        )
+
+
 def bearer_matches(authorization: str | None, token: str) -> bool:
     """An ``Authorization: Bearer <token>`` header value carries ``token``; compared in constant time
     (no timing hint about how many leading characters were right)."""
     scheme, _, value = (authorization or "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+def token_from_env() -> str | None:
+    """The token in :data:`TOKEN_ENV`, or ``None`` when it is unset or empty (clients and servers alike)."""
+    return os.environ.get(TOKEN_ENV) or None

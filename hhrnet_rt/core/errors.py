@@ -18,6 +18,11 @@ class InputError(HhrtError, ValueError):
     """An image, video, camera, size or path the user gave cannot be used as it is."""
 
 
+class ImageShapeError(InputError):
+    """An image whose network input would be out of bounds (an extreme aspect ratio): refused before any
+    work (the server answers 413)."""
+
+
 class WeightsError(HhrtError):
     """A checkpoint cannot be read, is not a HigherHRNet checkpoint, or does not fit the model."""
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hhrnet_rt.core.errors import HhrtError, InputError
+from hhrnet_rt.core.jpeg import CUT_SHORT, SOI_MAGIC, jpeg_cut_short
 
 NAME_MAX = 255  # bytes per path component on ext4, XFS, Btrfs, APFS, NTFS (UTF-16 units there)
 _STDIN_NAMES = {"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"}
@@ -135,11 +136,15 @@ def read_image(path: str | os.PathLike, *, exif_orientation: bool = True) -> np.
             COCO loader does (``cv2.IMREAD_IGNORE_ORIENTATION``), for comparisons with official numbers.
 
     Raises:
-        InputError: not a readable file, or not an image OpenCV can decode.
+        InputError: not a readable file, not an image OpenCV can decode, or a JPEG cut short (OpenCV
+            would fill the rest with grey and say nothing).
     """
     import cv2
 
     path = check_image_file(path)
+    with open(path, "rb") as file:
+        if file.read(2) == SOI_MAGIC and jpeg_cut_short(SOI_MAGIC + file.read()):
+            raise InputError(f"{shown(path)}: the JPEG image is {CUT_SHORT}")
     flags = cv2.IMREAD_COLOR if exif_orientation else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     picture = cv2.imread(str(path), flags)
     if picture is None:

@@ -16,34 +16,73 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from hhrnet_rt.core.errors import DiskFullError, InputError, option
+from hhrnet_rt.core.inputs import NAME_MAX, shown
+from hhrnet_rt.core.temporaries import process_tag, temporary_name
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+PATH_MAX = 4096  # bytes in a whole path on Linux
 
 
-def refuse_input(path: Path, what: str, inputs: Iterable[str | Path]) -> None:
+class InputFiles:
+    """The files a run reads, by identity (device and inode: a symlink or hard link is the same file).
+
+    Each input is looked at once, so checking every output of a run against every input is one lookup per
+    output: planning 10,000 inputs stays linear (a pairwise ``samefile`` was quadratic).
+    """
+
+    def __init__(self, inputs: Iterable[str | Path] = ()) -> None:
+        self._ids: dict[tuple[int, int], str | Path] = {}
+        for source in inputs:
+            key = _identity(source)
+            if key is not None:
+                self._ids.setdefault(key, source)
+
+    def find(self, path: str | Path) -> str | Path | None:
+        """The input that ``path`` is (the same file), or ``None``."""
+        key = _identity(path)
+        return None if key is None else self._ids.get(key)
+
+
+def _identity(path: str | Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):  # does not exist (yet), or a name the OS refuses: no input is it
+        return None
+    return st.st_dev, st.st_ino
+
+
+def refuse_input(path: Path, what: str, inputs: InputFiles | Iterable[str | Path]) -> None:
     """Raise InputError if ``path`` is one of the ``inputs`` (by identity of the file, not its name)."""
-    for source in inputs:
-        try:
-            same = os.path.samefile(path, source)
-        except OSError:  # one of them does not exist (yet): then they cannot be the same file
-            same = False
-        if same:
-            raise InputError(
-                f"{what} {path} is the input file {source}; choose another name (hhrt never writes "
-                "over its input)"
-            )
+    known = inputs if isinstance(inputs, InputFiles) else InputFiles(inputs)
+    source = known.find(path)
+    if source is not None:
+        raise InputError(
+            f"{what} {path} is the input file {source}; choose another name (hhrt never writes over its input)"
+        )
 
 
 def refuse_existing(path: Path, what: str, overwrite: bool) -> None:
     """The one home of the overwrite rule: an existing file (or link) is replaced only with consent."""
     if not overwrite and (path.exists() or path.is_symlink()):
         raise InputError(f"{what} {path} already exists; add {option('overwrite', True)} to replace it")
+
+
+def check_name_length(path: Path, what: str) -> None:
+    """An output name the file system can hold (its temporaries are cut to fit: see
+    :mod:`hhrnet_rt.core.temporaries`); said before the model loads, not as ENAMETOOLONG after it."""
+    size = len(os.fsencode(path.name))
+    if size > NAME_MAX:
+        raise InputError(
+            f"{what} {shown(path)}: the name is {size} bytes; file systems allow at most {NAME_MAX} bytes "
+            "per name: give a shorter output name (or rename the input it is named after)"
+        )
+    if len(os.fsencode(os.path.abspath(path))) >= PATH_MAX:
+        raise InputError(f"{what} {shown(path)}: the path is too long; choose a shorter folder")
 
 
 def _probe_directory(directory: Path) -> None:
@@ -59,15 +98,20 @@ def check_output_path(
     what: str,
     *,
     overwrite: bool = False,
-    inputs: Iterable[str | Path] = (),
+    inputs: InputFiles | Iterable[str | Path] = (),
+    probe: bool = True,
 ) -> Path:
     """Validate an output file path before anything is computed; nothing is created or changed.
+
+    ``probe=False`` skips the write test of the directory, for a caller that tested it already (a plan of
+    thousands of outputs in one folder).
 
     Raises:
         InputError: unsupported extension, missing or unwritable directory, the path is a directory or
             an input, or it exists and ``overwrite`` is false.
     """
     path = Path(path)
+    check_name_length(path, what)
     if path.suffix.lower() not in suffixes:
         raise InputError(
             f"{what} {path}: unsupported extension {path.suffix or '(none)'!r}; use {' or '.join(suffixes)}"
@@ -79,6 +123,8 @@ def check_output_path(
         raise InputError(f"{what} {path} is a directory; give a file name")
     refuse_input(path, what, inputs)
     refuse_existing(path, what, overwrite)
+    if not probe:
+        return path
     try:
         _probe_directory(parent)
     except OSError as exc:
@@ -132,6 +178,18 @@ def create_exclusive(path: Path, *, overwrite: bool) -> int:
         raise InputError(f"{path} already exists; add {option('overwrite', True)} to replace it") from None
 
 
+def create_temporary(final: Path) -> tuple[Path, int]:
+    """Create this process's hidden temporary for ``final`` (:func:`~hhrnet_rt.core.temporaries.temporary_name`)
+    and return it with an open descriptor; created exclusively, with the permissions a new file gets there
+    (mkstemp's would be owner-only, and a published file keeps them)."""
+    while True:
+        name = temporary_name(final, process_tag())
+        try:
+            return name, create_exclusive(name, overwrite=False)
+        except InputError:  # that random name is taken: draw another
+            continue
+
+
 class RecordFile:
     """An append-only file this run created, written in whole records.
 
@@ -154,12 +212,8 @@ class RecordFile:
     def temporary_beside(cls, final: Path) -> RecordFile:
         """A hidden temporary file in the final file's directory (so a rename can publish it), with the
         permissions a new file gets there (mkstemp's would be owner-only)."""
-        while True:
-            name = final.parent / f".{final.name}.{secrets.token_hex(4)}.part"
-            try:
-                return cls(name, create_exclusive(name, overwrite=False), shown=final)
-            except InputError:  # that random name is taken: draw another
-                continue
+        name, fd = create_temporary(final)
+        return cls(name, fd, shown=final)
 
     @property
     def closed(self) -> bool:

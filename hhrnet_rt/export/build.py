@@ -24,7 +24,8 @@ from hhrnet_rt.artifacts.shape_profile import ShapeProfile, profile_from_dict, r
 from hhrnet_rt.artifacts.sidecar import INPUT_NAME, OUTPUT_NAMES, Sidecar, dynamic_axes, sha256_file
 from hhrnet_rt.core.errors import CalibrationError, InputError, option
 from hhrnet_rt.core.names import check_precision
-from hhrnet_rt.core.outputs import refuse_existing
+from hhrnet_rt.core.outputs import check_name_length, check_output_dir, refuse_existing
+from hhrnet_rt.core.paths import writable_cache_dir
 from hhrnet_rt.core.sizes import check_input_size
 from hhrnet_rt.export.openvino_build import openvino_agreement, require_openvino, write_openvino_ir
 from hhrnet_rt.export.quantize import (
@@ -107,12 +108,24 @@ def synthetic_images(n: int = 2, shape: tuple[int, int] = (360, 480), seed: int 
 
 
 def default_name(
-    weights: str | Path, precision: str, input_size: int, flip: bool, target: str = "tensorrt"
+    weights: str | Path,
+    precision: str,
+    input_size: int,
+    flip: bool,
+    target: str = "tensorrt",
+    max_batch: int | None = None,
 ) -> str:
+    """``STEM-SIZE-PRECISION[-cpu|-openvino][-bN][-noflip]``: every option that makes another file is in
+    the name, so two documented builds never collide."""
     stem = Path(str(weights)).stem if str(weights) != "random" else "random_w32"
     cpu = "-cpu" if target == "cpu" and precision == "int8" else ""  # the two int8 files differ
     cpu = "-openvino" if target == "openvino" else cpu  # its NAME.json describes the IR
-    return f"{stem}-{input_size}-{precision}{cpu}" + ("" if flip else "-noflip")
+    batch = f"-b{max_batch}" if max_batch is not None and max_batch > 1 else ""
+    return f"{stem}-{input_size}-{precision}{cpu}{batch}" + ("" if flip else "-noflip")
+
+
+#: Every file a build may write, by suffix of its name.
+BUILD_SUFFIXES = (".onnx", ".fp32.onnx", ".json", ".engine", ".xml", ".bin")
 
 
 def build_onnx_files(
@@ -129,7 +142,7 @@ def build_onnx_files(
     deconv_weight_axis: int = DEFAULT_DECONV_WEIGHT_AXIS,
     out_dir: str | Path = "engines",
     name: str | None = None,
-    calib_cache_dir: str | Path = DEFAULT_CALIB_DIR,
+    calib_cache_dir: str | Path | None = None,
     target: str = "tensorrt",
     on_step: Callable[[str], None] = lambda msg: None,
     overwrite: bool = False,
@@ -140,7 +153,9 @@ def build_onnx_files(
 
     ``profile`` (TensorRT's shape range) defaults to :func:`default_profile` at ``input_size`` for batches
     of up to ``max_batch`` frames (default 1); give one or the other.
-    ``calib`` defaults to ``calib_cache_dir`` (``calibration/``), which also keeps the range caches.
+    ``calib`` defaults to ``calibration/`` in the working directory; the range caches go to
+    ``calib_cache_dir`` (default: ``calibration`` in hhrt's cache folder, so a build leaves no folder
+    behind where it runs). A build that fails or is interrupted removes the files it created.
     ``target="tensorrt"``: follow with :func:`build_tensorrt_engine`. ``target="cpu"``: the ONNX file is
     the product (run it with ``--backend onnxruntime --engine NAME.onnx``); int8 is then quantized in the
     layout of ONNX Runtime's CPU kernels (:mod:`hhrnet_rt.export.quantize_cpu`), and fp16 is refused.
@@ -158,9 +173,6 @@ def build_onnx_files(
         InputError: bad precision or input size, or an output file exists and ``overwrite`` is false.
         CalibrationError: INT8 without readable calibration images.
     """
-    from hhrnet_rt.export.agreement import onnx_agreement
-    from hhrnet_rt.export.calibration import CalibrationSource, open_calibration_source
-
     if precision is None:
         raise InputError(f"{option('precision')} must be fp32, fp16 or int8, got None")
     check_precision(precision)
@@ -175,18 +187,34 @@ def build_onnx_files(
         require_openvino(int8=precision == "int8")
     input_size = check_input_size(input_size)
     profile = resolve_profile(input_size, profile, max_batch)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = name or default_name(weights, precision, input_size, flip, target)
+    out_dir = check_output_dir(out_dir)  # a file, or a folder that cannot be written: said now
+    name = name or default_name(weights, precision, input_size, flip, target, max_batch)
     # Every file this build may write is checked before any work: an earlier build's files (or anything
     # else under those names) are replaced only with overwrite=True.
+    outputs = [out_dir / f"{name}{suffix}" for suffix in BUILD_SUFFIXES]
+    for path in outputs:
+        check_name_length(path, "build output")
+        refuse_existing(path, "build output", overwrite)
+    ours = [path for path in outputs if not path.exists()]  # what a failed build may remove
+    try:
+        return _build(weights, precision, input_size, profile, flip, calib, calib_count, calib_method,
+                      deconv_weight_axis, out_dir, name, calib_cache_dir, target, on_step, on_count,
+                      warn)  # fmt: skip
+    except BaseException:
+        for path in ours:  # half a build would block the rerun ("already exists") and run nowhere
+            path.unlink(missing_ok=True)
+        raise
 
-    for suffix in (".onnx", ".fp32.onnx", ".json", ".engine", ".xml", ".bin"):
-        refuse_existing(out_dir / f"{name}{suffix}", "build output", overwrite)
+
+def _build(weights, precision, input_size, profile, flip, calib, calib_count, calib_method, deconv_weight_axis,
+           out_dir, name, calib_cache_dir, target, on_step, on_count, warn) -> BuildResult:  # fmt: skip
+    """:func:`build_onnx_files` once its arguments and output names are checked."""
+    from hhrnet_rt.export.agreement import onnx_agreement
+    from hhrnet_rt.export.calibration import CalibrationSource, open_calibration_source
 
     # Calibration images first: a missing folder should fail before minutes of export work.
     source: CalibrationSource | None = None
-    calib_dir = Path(calib) if calib is not None else Path(calib_cache_dir)
+    calib_dir = Path(calib) if calib is not None else DEFAULT_CALIB_DIR
     if precision == "int8":
         source = open_calibration_source(calib_dir, calib_count)
         if len(source.calib) < calib_count:
@@ -225,7 +253,8 @@ def build_onnx_files(
             model=state_dict_digest(network), input_size=input_size, flip=flip, method=calib_method,
             images=source.fingerprint(), **({"target": "cpu"} if target == "cpu" else {}),
         )  # fmt: skip
-        cache_path = Path(calib_cache_dir) / f"{key}.calib.json"
+        ranges_dir = writable_cache_dir("calibration") if calib_cache_dir is None else Path(calib_cache_dir)
+        cache_path = ranges_dir / f"{key}.calib.json"
 
         def calibration_inputs() -> Iterator[np.ndarray]:
             method = "NNCF's ranges" if target == "openvino" else calib_method

@@ -48,7 +48,9 @@ log = logging.getLogger(__name__)
 
 QUANT_OP_TYPES = ("Conv", "ConvTranspose")
 CALIB_METHODS = ("entropy", "percentile", "minmax")
-CALIB_CHUNK = 2  # images per ORT collect_data call (bounds calibration memory)
+# Images per ORT collect_data call: ORT holds every intermediate tensor of every image of a call, so the
+# peak is about this many images' activations whatever --calib-count (benchmarks/bench_calib_memory.py).
+CALIB_CHUNK = 1
 
 # The axis of a ConvTranspose weight ``(C_in, C_out, kH, kW)`` that gets one int8 scale per slice.
 # TensorRT's own documentation does not say which axis its int8 deconvolution kernels take. Read for this
@@ -98,28 +100,44 @@ def _make_reader(input_name: str, batches: Iterable[np.ndarray]) -> Any:
 
         def __init__(self) -> None:
             self._it = iter(batches)
+            self._ahead: np.ndarray | None = None  # one input read ahead (peek), never more
             self.count = 0
             self.exhausted = False
 
+        def peek_shape(self) -> tuple[int, ...] | None:
+            """The shape of the next input, or ``None`` at the end (reads at most one ahead)."""
+            if self._ahead is None and not self.exhausted:
+                x = next(self._it, None)
+                if x is None:
+                    self.exhausted = True
+                else:
+                    self._ahead = np.ascontiguousarray(x, dtype=np.float32)
+            return None if self._ahead is None else self._ahead.shape
+
         def get_next(self) -> dict[str, np.ndarray] | None:
-            x = next(self._it, None)
+            self.peek_shape()
+            x, self._ahead = self._ahead, None
             if x is None:
-                self.exhausted = True
                 return None
             self.count += 1
-            return {input_name: np.ascontiguousarray(x, dtype=np.float32)}
+            return {input_name: x}
 
     return _Reader()
 
 
 class _Chunk:
-    """At most ``n`` items from a reader (a CalibrationDataReader duck type)."""
+    """At most ``n`` items of one shape from a reader (a CalibrationDataReader duck type).
+
+    One shape per ``collect_data`` call: ORT's histogram calibrators stack each tensor's values of a
+    call into one array, which fails ("inhomogeneous shape") for photos of different sizes.
+    """
 
     def __init__(self, reader: Any, n: int) -> None:
         self._reader, self._left = reader, n
+        self._shape = reader.peek_shape()
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        if self._left <= 0:
+        if self._left <= 0 or self._reader.peek_shape() != self._shape:
             return None
         self._left -= 1
         return self._reader.get_next()
@@ -174,7 +192,7 @@ def calibrate_ranges(
             calibrate_method=_ort_method(method),
             extra_options=options,
         )
-        # A few images per collect_data call: ORT keeps every intermediate tensor of every image of a
+        # CALIB_CHUNK images (of one shape) per collect_data call: ORT keeps every intermediate tensor of every image of a
         # call in memory (GBs per image for W32 at 512x960), while its histograms and min/max ranges
         # merge across calls. Merging re-bins histograms, so percentile/entropy thresholds move slightly
         # against one big call (small test net: percentile < 0.1 %, entropy up to ~5 %; minmax equal).

@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch
 from torch import nn
 
 from hhrnet_rt.core.errors import HhrtError
+from hhrnet_rt.core.outputs import create_temporary
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +111,7 @@ def export_onnx(
     if fp16:
         args = tuple(a.float() if a.is_floating_point() else a for a in args)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _temporary(path)
     try:
         with torch.no_grad():
             _run_exporter(target, args, tmp, input_names, output_names, dynamic_axes, opset, exporter)
@@ -130,13 +128,20 @@ def export_onnx(
     return path
 
 
+def _temporary(final: Path) -> Path:
+    """An empty hidden temporary beside ``final``: hhrt's naming (so ``hhrt cache clear`` finds one a killed
+    export left) and the permissions a new file gets there (mkstemp's are owner-only, and the rename
+    would give them to the published file, unlike its world-readable sidecar)."""
+    tmp, fd = create_temporary(final)
+    os.close(fd)
+    return tmp
+
+
 def write_metadata(path: str | os.PathLike, metadata: Mapping[str, str]) -> Path:
     """Add or replace ``metadata_props`` entries of an existing ONNX file (rewritten via a temporary
     file and a rename, so a reader never sees half a file)."""
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _temporary(path)
     try:
         _set_metadata(path, metadata, out=tmp)
         os.replace(tmp, path)

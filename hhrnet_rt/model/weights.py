@@ -202,6 +202,7 @@ def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], label: st
         if k in sd and tuple(sd[k].shape) != tuple(v.shape)
     ]
     if not (missing or unexpected or wrong):
+        _check_finite(sd, label)
         return
     parts = []
     for name, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
@@ -221,6 +222,22 @@ def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], label: st
     raise WeightsError(
         f"{label} does not fit {want}: the file looks like {looks}. " + "; ".join(parts) + f". {hint}"
     )
+
+
+def _check_finite(sd: Mapping[str, torch.Tensor], label: str) -> None:
+    """Refuse NaN or infinite weights: such a network answers "no people" on every frame, which looks like
+    a working run (exit 0) rather than the damaged file it is."""
+    bad = [
+        k
+        for k, t in sd.items()
+        if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all()
+    ]
+    if bad:
+        more = f" and {len(bad) - _MAX_LISTED} more" if len(bad) > _MAX_LISTED else ""
+        raise WeightsError(
+            f"{label} holds NaN or infinite weights in {len(bad)} tensors ({', '.join(bad[:_MAX_LISTED])}{more}): "
+            "the file is damaged or comes from a diverged training run; use another checkpoint"
+        )
 
 
 def load_weights(model: nn.Module, source: Source) -> nn.Module:

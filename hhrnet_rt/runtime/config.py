@@ -34,6 +34,7 @@ from hhrnet_rt.core.sizes import check_input_size
 from hhrnet_rt.decode.params import DecodeParams
 from hhrnet_rt.model.spec import ModelSpec
 from hhrnet_rt.runtime.backends import choose_backend
+from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
 from hhrnet_rt.runtime.stage_data import choose_decode_on
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class EstimatorConfig:
             flip test.
         torch_threads: ``torch.set_num_threads`` when the estimator is built (process-wide: torch has no
             per-model thread count); ``None`` leaves torch's setting alone.
+        max_aspect: images whose network input would exceed ``max_aspect`` x ``input_size``² are refused
+            (:func:`~hhrnet_rt.runtime.preprocess.check_aspect`); the default allows aspect ratios to 4:1.
 
     A configuration with weights given by name or path pickles (it travels to Ray workers and Serve
     replicas, which build their estimator from it on their own node); one holding a state dict or an
@@ -82,8 +85,11 @@ class EstimatorConfig:
     onnx_cache_dir: str | os.PathLike[str] | None = None
     fast: bool = False
     torch_threads: int | None = None
+    max_aspect: float = DEFAULT_MAX_ASPECT
 
     def __post_init__(self) -> None:
+        if not self.max_aspect >= 1.0:  # also NaN
+            raise InputError(f"max_aspect must be at least 1 (a square input), got {self.max_aspect}")
         if isinstance(self.scales, list):  # frozen means frozen: no list to change behind the config's back
             object.__setattr__(self, "scales", tuple(self.scales))
 

@@ -28,18 +28,14 @@ import numpy as np
 
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.decode.device_io import upload
-from hhrnet_rt.runtime.preprocess import MAX_RESIZED_PIXELS, Affine, multi_scale_size
+from hhrnet_rt.runtime.preprocess import Affine, check_resized, multi_scale_size
 from hhrnet_rt.runtime.warp_torch import normalize_torch, sampling_grid, warp_affine_torch
 
 
 def plan_affine(image_hw: tuple[int, int], input_size: int) -> Affine:
     """The single-scale :class:`Affine` of :func:`~hhrnet_rt.runtime.preprocess.resize_align`, without warping."""
     size, center, scale = multi_scale_size(image_hw, input_size, 1.0, 1.0)
-    if size[0] <= 0 or size[1] <= 0 or size[0] * size[1] > MAX_RESIZED_PIXELS:
-        raise InputError(
-            f"an image of {image_hw[1]}x{image_hw[0]} pixels would be resized to {size[0]}x{size[1]} "
-            f"at input size {input_size}; crop it to a less extreme aspect ratio"
-        )
+    check_resized(image_hw, size, input_size)
     return Affine.build(center, scale, size)
 
 

@@ -54,7 +54,15 @@ from hhrnet_rt.runtime.device_prep import device_preprocessor_for
 from hhrnet_rt.runtime.device_transfer import run_on_device, take_over
 from hhrnet_rt.runtime.engine_checks import check_outputs, check_weights_match
 from hhrnet_rt.runtime.load_steps import READING_WEIGHTS, OnStep, backend_step, decoder_step, ignore
-from hhrnet_rt.runtime.preprocess import Affine, as_bgr_u8, multi_scale_size, normalize, resize_align
+from hhrnet_rt.runtime.preprocess import (
+    DEFAULT_MAX_ASPECT,
+    Affine,
+    as_bgr_u8,
+    check_aspect,
+    multi_scale_size,
+    normalize,
+    resize_align,
+)
 from hhrnet_rt.runtime.stage_data import DECODE_ON, Maps, Prepared, choose_decode_on
 
 __all__ = [
@@ -129,6 +137,9 @@ class PoseEstimator:
             there) or "host" (the Numba decoder over maps copied to the host once).
         onnx_threads: ONNX Runtime intra-op threads (``None``: its default).
         onnx_cache_dir: where the ONNX Runtime backend caches exported graphs.
+        max_aspect: an image whose network input would exceed ``max_aspect`` x ``input_size``² (aspect
+            ratios over 4:1 by default) is refused with :class:`~hhrnet_rt.core.errors.ImageShapeError`
+            before any work: a 1x500 strip would otherwise cost gigabytes.
 
     The keywords are the fields of :class:`~hhrnet_rt.runtime.config.EstimatorConfig`, and
     :func:`~hhrnet_rt.runtime.config.resolve` decides what they mean (kept as ``resolution``);
@@ -154,12 +165,13 @@ class PoseEstimator:
         decode_on: str = "auto",
         onnx_threads: int | None = None,
         onnx_cache_dir: str | os.PathLike | None = None,
+        max_aspect: float = DEFAULT_MAX_ASPECT,
     ) -> None:
         config = EstimatorConfig(
             weights=weights, input_size=input_size, flip=flip, scales=scales, adjust=adjust, refine=refine,
             backend=backend, device=device, engine=engine, precision=precision,
             device_preprocess=device_preprocess, decode_params=decode_params, decode_on=decode_on,
-            onnx_threads=onnx_threads, onnx_cache_dir=onnx_cache_dir,
+            onnx_threads=onnx_threads, onnx_cache_dir=onnx_cache_dir, max_aspect=max_aspect,
         )  # fmt: skip
         self._build(resolve(config))
 
@@ -194,6 +206,7 @@ class PoseEstimator:
             torch.set_num_threads(cfg.torch_threads)  # process-wide: torch has no per-model thread count
         self.input_size, self.flip, self.scales = resolution.input_size, resolution.flip, resolution.scales
         self.adjust, self.refine = bool(cfg.adjust), bool(cfg.refine)
+        self.max_aspect = cfg.max_aspect
         self.decode_params = cfg.decode_params or DecodeParams()
         self.backend_reason = resolution.reason
         self.decode_on = resolution.decode_on
@@ -244,6 +257,11 @@ class PoseEstimator:
 
     # -- stages --------------------------------------------------------------------------------------
 
+    def check_shape(self, image_hw: tuple[int, int]) -> None:
+        """Raise :class:`~hhrnet_rt.core.errors.ImageShapeError` if an image of this (height, width) would
+        make a network input over the ``max_aspect`` bound (a server checks before batching)."""
+        check_aspect(image_hw, self.input_size, self.max_aspect)
+
     def prepare(self, image_bgr: np.ndarray) -> Prepared:
         """Validate and convert the image, resize-align and normalise it (one warp + one lookup per scale).
 
@@ -252,6 +270,7 @@ class PoseEstimator:
         """
         image = as_bgr_u8(image_bgr)
         hw = (int(image.shape[0]), int(image.shape[1]))
+        self.check_shape(hw)
         if self._device_prep is not None:
             x, affine, ready = self._device_prep(image)
             return Prepared(((1.0, x),), affine, hw, ready)

@@ -13,19 +13,25 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.errors import ImageShapeError, InputError, option
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 # Refuse inputs whose resized size would be absurd (e.g. a 1x10000 strip at input size 512 becomes
-# 512 x 5 million pixels); the warp alone would need gigabytes.
+# 512 x 5 million pixels); the warp alone would need gigabytes. A second line behind max_aspect, for
+# large test scales and direct calls of resize_align.
 MAX_RESIZED_PIXELS = 64 * 1024 * 1024
+#: The default bound on the network input: its area at most this many times the square of its short side
+#: (the input size), i.e. aspect ratios up to 4:1. A 233-byte 1x250 PNG would otherwise become a
+#: 512x128000 input (3 GB of activations) that passes every size limit on the file itself.
+DEFAULT_MAX_ASPECT = 4.0
 
 
 def _ceil64(x: float) -> int:
@@ -55,6 +61,37 @@ def multi_scale_size(
         scale_h = h / 200.0
         scale_w = w_resized / h_resized * h / 200.0
     return (w_resized, h_resized), center, np.array([scale_w, scale_h])
+
+
+def check_aspect(image_hw: tuple[int, int], input_size: int, max_aspect: float = DEFAULT_MAX_ASPECT) -> None:
+    """Refuse an image whose network input (at scale 1) would exceed ``max_aspect`` x ``input_size``²:
+    the one home of that bound, for every caller of the estimator (CLI, server, Ray workers, library).
+
+    Raises:
+        ImageShapeError: with the image's aspect ratio, the bound and how to raise it.
+    """
+    (w, h), _, _ = multi_scale_size(image_hw, input_size)
+    short = min(w, h)
+    if short > 0 and w * h <= max_aspect * short * short:
+        return
+    ih, iw = int(image_hw[0]), int(image_hw[1])
+    needed = math.ceil(w * h / max(short, 1) ** 2)
+    raise ImageShapeError(
+        f"an image of {iw}x{ih} pixels (aspect ratio {max(iw, ih) / max(min(iw, ih), 1):.3g}:1) would become "
+        f"a {w}x{h} network input; the bound is {max_aspect:g}:1 (area {max_aspect:g} x {input_size}²): "
+        f"crop the image, or raise the bound with {option('max_aspect', needed)}"
+    )
+
+
+def check_resized(
+    image_hw: tuple[int, int], size: tuple[int, int], input_size: int, scale: float = 1.0
+) -> None:
+    """The absolute bound (:data:`MAX_RESIZED_PIXELS`) on one resized size, whatever ``max_aspect`` says."""
+    if size[0] <= 0 or size[1] <= 0 or size[0] * size[1] > MAX_RESIZED_PIXELS:
+        raise ImageShapeError(
+            f"an image of {image_hw[1]}x{image_hw[0]} pixels would be resized to {size[0]}x{size[1]} "
+            f"at input size {input_size} and scale {scale}; crop it to a less extreme aspect ratio"
+        )
 
 
 def affine_matrix(center, scale, output_size, *, inverse: bool = False) -> np.ndarray:
@@ -148,11 +185,7 @@ def resize_align(
         The resized uint8 image and the :class:`Affine` of this scale (``size`` = the resized size).
     """
     size, center, scale_arr = multi_scale_size(image.shape[:2], input_size, scale, min_scale)
-    if size[0] <= 0 or size[1] <= 0 or size[0] * size[1] > MAX_RESIZED_PIXELS:
-        raise InputError(
-            f"an image of {image.shape[1]}x{image.shape[0]} pixels would be resized to {size[0]}x{size[1]} "
-            f"at input size {input_size} and scale {scale}; crop it to a less extreme aspect ratio"
-        )
+    check_resized(image.shape[:2], size, input_size, scale)
     affine = Affine.build(center, scale_arr, size)
     resized = cv2.warpAffine(image, affine.forward, size)
     return resized, affine

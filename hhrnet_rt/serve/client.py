@@ -1,7 +1,7 @@
 """PoseClient: ``PoseEstimator.predict`` over HTTP, against ``hhrt serve`` (standard library only).
 
 Example:
-    >>> client = PoseClient("http://127.0.0.1:8000", token=os.environ.get("HHRT_TOKEN"))   # doctest: +SKIP
+    >>> client = PoseClient("http://127.0.0.1:8000")      # the token, if any, from HHRT_TOKEN  # doctest: +SKIP
     >>> poses = client.predict(cv2.imread("people.jpg"))                                   # doctest: +SKIP
 """
 
@@ -17,13 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from hhrnet_rt.core.access import token_from_env
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.serve import protocol
 from hhrnet_rt.serve.protocol import RequestRejected, ServerUnavailable
 
-# Statuses worth another try: a replica restarting or overloaded, a proxy without a healthy replica.
-_RETRY_STATUSES = {500, 502, 503, 504}
+# Statuses worth another try: a replica restarting or overloaded, a proxy without a healthy replica, too
+# many uploads from this address still arriving (429).
+_RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
 class PoseClient:
@@ -37,11 +39,15 @@ class PoseClient:
 
     Args:
         url: the server, ``http://host:port`` (https too).
-        token: bearer token (``hhrt serve --token``); ``None``: none sent.
+        token: bearer token (``hhrt serve --token``); ``None``: the ``HHRT_TOKEN`` environment variable's,
+            as the CLI does (none if it is unset); ``""``: none sent.
         image_format: "jpeg" (default: small) or "png" (lossless: exact poses).
         timeout_s: per attempt, connecting and waiting for the answer.
         retry_s: how long failed attempts (no connection, 5xx) are retried, with backoff from 0.1 s up
             to 2 s between tries; then :class:`ServerUnavailable`. A 4xx is never retried.
+        num_joints: the joint count every answer must have; ``None``: the server's model's, asked once
+            (``/v1/info``) before the first prediction. An answer with another count raises
+            :class:`ServerUnavailable` instead of passing for the model the caller expects.
     """
 
     def __init__(
@@ -53,6 +59,7 @@ class PoseClient:
         jpeg_quality: int = 95,
         timeout_s: float = 30.0,
         retry_s: float = 30.0,
+        num_joints: int | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -63,7 +70,9 @@ class PoseClient:
         self._parts = parts
         self._host = parts.hostname  # checked above
         self._base = parts.path.rstrip("/")
-        self.token, self.image_format, self.jpeg_quality = token, image_format, jpeg_quality
+        self.token = token_from_env() if token is None else token or None
+        self.image_format, self.jpeg_quality = image_format, jpeg_quality
+        self.num_joints = num_joints
         self.timeout_s, self.retry_s = float(timeout_s), float(retry_s)
         self._local = threading.local()
         self.bytes_sent = self.bytes_received = 0  # totals over the client's life (benchmarks)
@@ -93,7 +102,17 @@ class PoseClient:
     def predict_encoded(self, body: bytes) -> Poses:
         """Poses for an already encoded JPEG/PNG body."""
         content_type = "image/png" if self.image_format == "png" else "image/jpeg"
-        return protocol.poses_from_body(self._request("POST", protocol.POSES_PATH, body, content_type))
+        expected = self._expected_joints()
+        return protocol.poses_from_body(
+            self._request("POST", protocol.POSES_PATH, body, content_type), expected
+        )
+
+    def _expected_joints(self) -> int | None:
+        if self.num_joints is None:
+            count = self.info().get("model", {}).get("num_joints")
+            # A server that does not say (an older one) is held to one count per answer only.
+            self.num_joints = int(count) if isinstance(count, int) and count > 0 else 0
+        return self.num_joints or None
 
     def health(self, *, retry_s: float | None = None) -> dict:
         """``GET /v1/health``; ``retry_s``: this call's retry budget (default: the client's)."""

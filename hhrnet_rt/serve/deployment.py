@@ -12,20 +12,53 @@ event loop keeps reading requests (and filling the next batch) meanwhile.
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import AsyncIterator
 from typing import Any
 
+import ray
 from ray import serve
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from hhrnet_rt.runtime.config import EstimatorConfig
 from hhrnet_rt.runtime.estimator import PoseEstimator
-from hhrnet_rt.serve.handler import RequestHandler, ServeSettings
+from hhrnet_rt.serve.handler import Answer, ClientGone, RequestHandler, ServeSettings, health_answer
 
 DEPLOYMENT_NAME = "hhrt-poses"
+HEALTH_DEPLOYMENT = "hhrt-health"
 # Ray's INFO lines (one per request, every replica event) would bury hhrt's own output; warnings and
 # errors still reach the terminal, and everything is in Ray's log folder (/tmp/ray/session_latest/logs).
 QUIET_LOGS = {"log_level": "WARNING"}
+
+
+def _replica_grpc_on_loopback() -> None:
+    """Bind each replica's inter-deployment gRPC server to 127.0.0.1 on a node that advertises 127.0.0.1.
+
+    Ray Serve (2.60) binds it to every interface (``[::]:0``) whatever the node's address, and its handlers
+    unpickle what they receive. The routers reach it at the node's address, so on hhrt's loopback-only
+    local clusters nothing but this machine's loopback may use it (tests/test_serve.py checks every
+    listening socket of a run). Nodes with a routable address, joined with ``--address``, keep Ray's binding.
+    Applied when this module is imported, which every replica does before its gRPC server starts.
+    """
+    try:
+        from ray.serve._private import replica
+    except ImportError:  # another Ray layout: nothing to adjust
+        return
+    original = getattr(replica, "add_port_to_grpc_server", None)
+    if original is None or getattr(original, "hhrt_loopback", False):
+        return
+
+    def bind(server: Any, address: str) -> int:
+        if address.startswith("[::]:") and ray.util.get_node_ip_address() == "127.0.0.1":
+            address = "127.0.0.1:" + address.rsplit(":", 1)[1]
+        return original(server, address)
+
+    bind.hhrt_loopback = True  # type: ignore[attr-defined]
+    replica.add_port_to_grpc_server = bind
+
+
+_replica_grpc_on_loopback()
 
 
 class PoseDeployment:
@@ -38,6 +71,9 @@ class PoseDeployment:
     """
 
     def __init__(self, config: EstimatorConfig, settings: ServeSettings) -> None:
+        # OpenCV's own pixel cap, a second line behind the header check (read at the first decode): a
+        # decoder that disagreed with the header walk would still stop here.
+        os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(settings.max_pixels))
         self.estimator = PoseEstimator.from_config(config)
         # @serve.batch returns a wrapper with these setters; Ray's type hints declare a plain coroutine.
         self._predict_many.set_max_batch_size(settings.max_batch)  # type: ignore[attr-defined]
@@ -45,7 +81,12 @@ class PoseDeployment:
         # Live counts, shown by /v1/info (the handler keeps a reference to this dict).
         self.batches = {"calls": 0, "frames": 0, "largest": 0}
         facts = self.estimator.describe()
-        self.handler = RequestHandler(settings, self._predict_many, {"model": facts, "batches": self.batches})
+        self.handler = RequestHandler(
+            settings,
+            self._predict_many,
+            {"model": facts, "batches": self.batches},
+            self.estimator.check_shape,
+        )
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)  # replaced in __init__ by the settings
     async def _predict_many(self, images: list[Any]) -> list[Any]:
@@ -55,11 +96,37 @@ class PoseDeployment:
         return await asyncio.to_thread(self.estimator.predict_batch, images)
 
     async def __call__(self, request: Request) -> Response:
-        answer = await self.handler.answer(request.method, request.url.path, request.headers, request.stream)
-        headers = dict(answer.headers or {})
-        return Response(
-            answer.body, status_code=answer.status, media_type="application/json", headers=headers
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in request.stream():
+                    yield chunk
+            except ClientDisconnect:  # one line in the log, not starlette's traceback
+                raise ClientGone from None
+
+        client = request.client.host if request.client is not None else None
+        return _response(
+            await self.handler.answer(request.method, request.url.path, request.headers, body, client)
         )
+
+
+class HealthDeployment:
+    """``/v1/health`` on its own replica (no model, no CPU reserved): it answers while the model's
+    replicas are busy or held by slow uploads."""
+
+    async def __call__(self, request: Request) -> Response:
+        return _response(health_answer(request.method, request.url.path))
+
+
+def _response(answer: Answer) -> Response:
+    headers = dict(answer.headers or {})
+    return Response(answer.body, status_code=answer.status, media_type="application/json", headers=headers)
+
+
+def build_health_app() -> Any:
+    """The application that answers ``/v1/health`` (routed by the longer prefix, before the poses app)."""
+    options: dict[str, Any] = {"name": HEALTH_DEPLOYMENT, "ray_actor_options": {"num_cpus": 0},
+                               "logging_config": QUIET_LOGS}  # fmt: skip
+    return serve.deployment(HealthDeployment, **options).bind()  # type: ignore[attr-defined]
 
 
 def build_app(

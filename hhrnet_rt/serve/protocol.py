@@ -19,6 +19,7 @@ import struct
 import numpy as np
 
 from hhrnet_rt.core.errors import BackendUnavailableError, InputError
+from hhrnet_rt.core.jpeg import CUT_SHORT, JpegHeaderError, jpeg_cut_short, jpeg_header
 from hhrnet_rt.poses import KEYPOINTS_SCHEMA, Poses
 
 POSES_PATH = "/v1/poses"
@@ -34,8 +35,6 @@ MAX_PIXELS = 40_000_000
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
-# JPEG start-of-frame markers (baseline, progressive, lossless...); C4 (DHT), C8 and CC are not frames.
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 class RequestRejected(InputError):
@@ -62,26 +61,12 @@ def image_size(data: bytes) -> tuple[str, int, int]:
         width, height = struct.unpack(">II", data[16:24])
         return "png", width, height
     if data.startswith(_JPEG_MAGIC):
-        return ("jpeg", *_jpeg_size(data))
+        try:  # the size libjpeg will decode to, found as libjpeg finds it
+            width, height, _ = jpeg_header(data)
+        except JpegHeaderError as exc:
+            raise RequestRejected(400, f"the JPEG image cannot be read: {exc}") from None
+        return "jpeg", width, height
     raise RequestRejected(415, "the request body is not a JPEG or PNG image")
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    """Walk the JPEG marker segments to the first start-of-frame (height and width follow its length)."""
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            break
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if marker in _JPEG_SOF and pos + 9 <= len(data):
-            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return width, height
-        pos += 2 + length
-    raise RequestRejected(400, "the JPEG image has no readable frame header")
 
 
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -97,6 +82,8 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise RequestRejected(400, f"the image is empty ({width}x{height})")
     if width * height > max_pixels:
         raise RequestRejected(413, f"the image is {width}x{height}; at most {max_pixels} pixels are accepted")
+    if jpeg_cut_short(data):
+        raise RequestRejected(400, f"the JPEG image is {CUT_SHORT}")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise RequestRejected(400, "the image could not be decoded (corrupt or truncated)")
@@ -129,17 +116,31 @@ def poses_from_body(body: bytes, num_joints: int | None = None) -> Poses:
     """Inverse of :func:`poses_body`: the people as :class:`Poses` (a ``null`` value becomes NaN).
 
     Values are the records' rounded ones (0.01 px, 1e-4 score), so ``poses_from_body(poses_body(p))``
-    writes the same records as ``p``.
+    writes the same records as ``p``. Nothing in the answer is trusted: every person must have
+    ``num_joints`` joints (where given; else as many as the others) of three numbers each.
+
+    Raises:
+        ServerUnavailable: the answer is not a poses record, or has another joint count.
     """
     try:
         record = json.loads(body)
         people = record["people"]
         keypoints = [
-            [[np.nan if v is None else v for v in joint] for joint in p["keypoints"]] for p in people
+            [[np.nan if v is None else float(v) for v in joint] for joint in p["keypoints"]] for p in people
         ]
-        scores = [np.nan if p["score"] is None else p["score"] for p in people]
+        scores = [np.nan if p["score"] is None else float(p["score"]) for p in people]
     except (ValueError, KeyError, TypeError) as exc:
         raise ServerUnavailable(f"the server's answer is not a poses record: {exc}") from None
+    counts = {len(joints) for joints in keypoints}
+    if num_joints is not None:
+        counts.add(num_joints)
+    if len(counts) > 1 or any(len(joint) != 3 for joints in keypoints for joint in joints):
+        found = sorted({len(joints) for joints in keypoints})
+        want = f"{num_joints} joints" if num_joints is not None else "one joint count"
+        raise ServerUnavailable(
+            f"the server's answer has people with {', '.join(map(str, found))} joints (of x, y, score), "
+            f"expected {want}: it runs another model than this client expects"
+        )
     if not people:
         return Poses.empty(num_joints or 17)
     return Poses(keypoints=np.asarray(keypoints, np.float32), scores=np.asarray(scores, np.float32))

@@ -9,16 +9,20 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Mapping
 from typing import Any
 
-from hhrnet_rt.cluster.ray_setup import RAY_INSTALL_HINT
+from hhrnet_rt.cluster.ray_setup import RAY_INSTALL_HINT, check_resources, init_keeping_signals
 from hhrnet_rt.cluster.ray_setup import require_ray as import_ray
-from hhrnet_rt.core.errors import BackendUnavailableError, InputError
+from hhrnet_rt.core.access import check_bind
+from hhrnet_rt.core.errors import BackendUnavailableError, InputError, option
 from hhrnet_rt.runtime.config import EstimatorConfig
 from hhrnet_rt.serve.handler import ServeSettings
+from hhrnet_rt.serve.protocol import HEALTH_PATH
 
 APP_NAME = "hhrt"
+HEALTH_APP_NAME = "hhrt-health"
 
 
 def require_ray(*, loopback: bool = False):
@@ -66,13 +70,16 @@ def start_server(
         torch_threads: sets ``config.torch_threads`` (torch's CPU threads in each replica).
         num_cpus: CPUs of a local Ray started here (``None``: all of them).
     """
+    check_bind(host, settings.token)
+    if address is None:  # a local cluster: its proxy listens here (a joined cluster's, on its nodes)
+        check_port_free(host, port)
     if not isinstance(config, EstimatorConfig):
         config = EstimatorConfig(**config)
     if torch_threads is not None:
         config = dataclasses.replace(config, torch_threads=torch_threads)
     # A local cluster started here binds to 127.0.0.1 (its nodes and ports, not only Serve's HTTP proxy).
     ray, serve = require_ray(loopback=address is None)
-    from hhrnet_rt.serve.deployment import build_app
+    from hhrnet_rt.serve.deployment import build_app, build_health_app
 
     if isinstance(replicas, tuple) and not 0 <= replicas[0] <= replicas[1] or replicas == 0:
         raise InputError(f"replicas must be at least 1 (or min <= max for autoscaling), got {replicas}")
@@ -81,11 +88,16 @@ def start_server(
         kwargs: dict[str, Any] = {"include_dashboard": False, "configure_logging": False}
         if address is None:
             kwargs["num_cpus"] = num_cpus
-        ray.init(address=address, **kwargs)
+        init_keeping_signals(ray, address=address, **kwargs)  # SIGTERM: the caller's way out, not Ray's
     from hhrnet_rt.serve.deployment import QUIET_LOGS
 
     if gpus_per_replica is None:
         gpus_per_replica = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    check_resources(
+        ray, {"CPU": cpus_per_replica, "GPU": gpus_per_replica}, replicas[0] if isinstance(replicas, tuple) else replicas,
+        "replica", f"lower {option('replicas')}, {option('cpus_per_replica')} or {option('gpus_per_replica')}, "
+        "or add nodes",
+    )  # fmt: skip
 
     serve.start(http_options={"host": host, "port": port}, logging_config=QUIET_LOGS)
     app = build_app(
@@ -95,9 +107,29 @@ def start_server(
         gpus_per_replica=gpus_per_replica,
         cpus_per_replica=cpus_per_replica,
     )
+    serve.run(build_health_app(), name=HEALTH_APP_NAME, route_prefix=HEALTH_PATH, blocking=False)
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)  # returns when the replicas are up
     shown_host = f"[{host}]" if ":" in host else host
     return f"http://{shown_host}:{port}"
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another program holds, before Ray starts: Ray's own failure comes as two tracebacks
+    from its proxy before the message that matters.
+
+    Raises:
+        InputError: the port is taken (or the address is not this machine's).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is free
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise InputError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): another program uses that port, or "
+                f"the address is not this machine's; choose another {option('port')} (or {option('host')})"
+            ) from None
 
 
 def stop_server(*, shutdown_ray: bool = True) -> None:
@@ -112,3 +144,4 @@ def stop_server(*, shutdown_ray: bool = True) -> None:
         ray.shutdown()
     else:
         serve.delete(APP_NAME)
+        serve.delete(HEALTH_APP_NAME)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.table import Table
+from rich.text import Text
 
 from hhrnet_rt.video.meters import format_bytes
 from hhrnet_rt.video.pipeline import PipelineResult
@@ -16,7 +17,8 @@ def summary_table(
     """What a user wants first: frames, end-to-end FPS, wall time, people, the ``files`` written; with
     ``details``, then per-stage p50/p95 latency, inference calls, bytes device→host per frame and the time
     each queue's producer and consumer waited (where a slow stage shows)."""
-    table = Table(title=title, show_header=details, header_style="bold")
+    # Names are Text, not markup: a file called "[a]b.mp4" must show as itself.
+    table = Table(title=Text(title), show_header=details, header_style="bold")
     table.add_column("")
     # fold: a long path wraps whole instead of ending in an ellipsis (the user copies it)
     table.add_column("value", justify="right" if details else "left", overflow="fold")
@@ -24,7 +26,7 @@ def summary_table(
         table.add_column("p50 ms", justify="right")
         table.add_column("p95 ms", justify="right")
 
-    def row(name: str, value: str, p50: str = "", p95: str = "") -> None:
+    def row(name: str, value: str | Text, p50: str = "", p95: str = "") -> None:
         table.add_row(name, value, *((p50, p95) if details else ()))
 
     frames = f"{result.frames_written} written / {result.frames_read} read"
@@ -40,7 +42,7 @@ def summary_table(
         people = f"{result.people_drawn} drawn / {result.people_written} in the files"
     row("people (all frames)", people)
     for i, path in enumerate(files):
-        row("written" if i == 0 else "", path)
+        row("written" if i == 0 else "", Text(path))  # a file name, not markup
     if not details:
         return table
     if result.mean_batch > 1:
@@ -64,7 +66,7 @@ def streams_table(result: PipelineResult) -> Table:
         table.add_column(column, justify="left" if column == "stream" else "right")
     for s in result.streams:
         lat = s.latency
-        table.add_row(s.name, str(s.frames_written), str(s.frames_dropped), f"{s.fps:.2f}",
+        table.add_row(Text(s.name), str(s.frames_written), str(s.frames_dropped), f"{s.fps:.2f}",
                       f"{lat.p50_ms:.1f}", f"{lat.p95_ms:.1f}")  # fmt: skip
     lat = result.latency
     table.add_row("[bold]all[/]", str(result.frames_written), str(result.frames_dropped), f"{result.fps:.2f}",

@@ -276,6 +276,7 @@ class JsonLinesSink:
         self.written = 0
         if not _exists(self.path):
             self._file = RecordFile.create(self.path, overwrite=False)
+        self._created_empty = self._file is not None
 
     def write(self, result: FrameResult) -> None:
         record = {
@@ -294,6 +295,13 @@ class JsonLinesSink:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+
+    def discard(self) -> None:
+        """Close, and remove the file if this sink created it and wrote nothing: the run ended before it
+        began (another output could not be opened), so an empty file would only block the next run."""
+        self.close()
+        if self._created_empty and self.written == 0:
+            self.path.unlink(missing_ok=True)
 
 
 def coco_records(image_id: int, poses: Poses, category_id: int = 1) -> list[dict]:
@@ -354,3 +362,9 @@ class CocoSink:
             raise
         self._file.close()
         publish(self._file.path, self.path, overwrite=self.overwrite)
+
+    def discard(self) -> None:
+        """Close without publishing: the temporary goes (the run ended before it began)."""
+        if not self._file.closed:
+            self._file.close()
+            self._file.path.unlink(missing_ok=True)

@@ -56,6 +56,15 @@ class Frame:
     t_capture: float
 
 
+def next_timestamp(previous: float | None, raw: float, tick: float) -> float:
+    """The one rule for a frame's time, which the JSON lines and the mp4 both write: strictly increasing.
+    A frame whose time is not at least one ``tick`` (the input's time base) after the previous frame's
+    (a duplicate or backwards pts, as muxers and cameras produce) gets the previous time plus one tick."""
+    if previous is None or raw - previous >= tick * 0.999:  # pts are whole ticks; floats are not exact
+        return raw
+    return previous + tick
+
+
 class FileSource:
     """A video file decoded with PyAV: every decodable frame, in order.
 
@@ -111,6 +120,7 @@ class FileSource:
         self.rate = rate  # exact Fraction when the container knows it; sinks reuse it for the output
         self._index = 0
         self._t0: float | None = None
+        self._last_timestamp: float | None = None
         self.rotation = 0  # degrees counter-clockwise applied to the stored pixels (0, 90, 180, 270)
         self._frames = self._decoder.frames()
         self._peeked = self._next_image()  # decode one frame now so an empty video fails here, clearly
@@ -156,6 +166,11 @@ class FileSource:
         )
 
     @property
+    def frames_read(self) -> int:
+        """Frames delivered by :meth:`read` so far (what a run that stopped early did read)."""
+        return self._index
+
+    @property
     def decode_failures(self) -> int:
         """Packets of the input that could not be decoded and were skipped (so far)."""
         return self._decoder.failures
@@ -188,7 +203,9 @@ class FileSource:
             timestamp = self._index / self.fps
         else:
             timestamp = pts_time - self._t0
-        frame = Frame(self._index, float(timestamp), image, time.perf_counter())
+        tick = float(self.time_base) if self.time_base else 1.0 / self.fps
+        timestamp = self._last_timestamp = next_timestamp(self._last_timestamp, float(timestamp), tick)
+        frame = Frame(self._index, timestamp, image, time.perf_counter())
         self._index += 1
         return frame
 
