@@ -30,6 +30,17 @@ class MemoryPoolType(enum.Enum):
     WORKSPACE = 0
 
 
+class ProfilingVerbosity(enum.Enum):
+    LAYER_NAMES_ONLY = 0
+    NONE = 1
+    DETAILED = 2
+
+
+class LayerInformationFormat(enum.Enum):
+    ONELINE = 0
+    JSON = 1
+
+
 class Logger:
     WARNING = 2
 
@@ -120,6 +131,18 @@ class Builder:
         return b"serialized engine"
 
 
+class FakeInspector:
+    """``get_engine_information`` answers ``info`` (an engine inspector JSON a test writes) for the JSON
+    format and records the formats asked for."""
+
+    info = '{"Layers": [], "Bindings": []}'
+    asked: list = []
+
+    def get_engine_information(self, fmt) -> str:
+        FakeInspector.asked.append(fmt)
+        return FakeInspector.info
+
+
 class FakeEngine:
     """An engine with no I/O tensors whose context can be refused (``context = None``)."""
 
@@ -128,6 +151,9 @@ class FakeEngine:
 
     def create_execution_context(self):
         return FakeEngine.context
+
+    def create_engine_inspector(self) -> FakeInspector:
+        return FakeInspector()
 
 
 class Runtime:
@@ -153,6 +179,7 @@ def make_fake(version: str = "10.12.0") -> types.ModuleType:
     FakeEngine.context = object()
     Builder.last_config = None
     FakeConfig.refused, FakeConfig.no_cache = set(), False
+    FakeInspector.info, FakeInspector.asked = '{"Layers": [], "Bindings": []}', []
     module = types.ModuleType("tensorrt")
     module.__version__ = version
     for obj in (
@@ -160,6 +187,8 @@ def make_fake(version: str = "10.12.0") -> types.ModuleType:
         TensorIOMode,
         NetworkDefinitionCreationFlag,
         MemoryPoolType,
+        ProfilingVerbosity,
+        LayerInformationFormat,
         Logger,
         Builder,
         Runtime,

@@ -86,17 +86,24 @@ def test_int8_calibrates_once_then_uses_the_cache(workdir, golden_dir, no_tensor
     assert len(caches) == 1
     ops = {n.op_type for n in onnx.load(str(workdir / "eng" / "q.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # The line a first int8 build prints per deconvolution (TensorRT's part follows the engine build).
+    assert "deconvolution /network/deconv_layers.0/" in first.output
+    assert "weight scales on axis 0 (42); ONNX Runtime int8 vs fp32 output: max |err|" in first.output
+    assert side["calibration"]["deconv_weight_axis"] == 0
+    (deconv,) = side["agreement"]["deconvolutions"]
+    assert deconv["weight_axis"] == 0 and deconv["scales"] == 42 and deconv["max_abs"] > 0
     # The first build's files are the user's now: a second build into the same names needs --overwrite.
     before = (workdir / "eng" / "q.onnx").read_bytes()
     refused = _build(*args)
     assert refused.exit_code == 2, refused.output
     assert "already exists" in refused.output and "--overwrite" in refused.output
     assert (workdir / "eng" / "q.onnx").read_bytes() == before
-    second = _build(*args, "--overwrite")
+    second = _build(*args, "--overwrite", "--deconv-weight-axis", "1")
     assert second.exit_code == 5, second.output
     side2 = json.loads((workdir / "eng" / "q.json").read_text())
     assert side2["calibration"]["cache_hit"] is True and side2["calibration"]["images"] is None
-    assert "calibrating" not in second.output
+    assert "calibrating" not in second.output  # the weight axis does not change activation ranges
+    assert side2["calibration"]["deconv_weight_axis"] == 1 and "weight scales on axis 1 (8)" in second.output
 
 
 def test_fewer_calibration_images_than_asked_is_a_warning(workdir, golden_dir):
@@ -147,6 +154,7 @@ def test_unreadable_calibration_video(workdir, golden_dir):
         (["--shapes", "1024:512:512"], "MIN <= OPT <= MAX"),
         (["--shapes", "a:b:c"], "integers"),
         (["--input-size", "100"], "multiple of 64"),
+        (["--deconv-weight-axis", "2"], "--deconv-weight-axis"),
     ],
 )
 def test_bad_arguments_exit_2(workdir, args, needle):

@@ -23,6 +23,7 @@ from hhrnet_rt.cli.options import (
     CalibCount,
     CalibMethod,
     CalibMethodOpt,
+    DeconvWeightAxis,
     EngineMaxBatch,
     Precision,
     Shapes,
@@ -35,6 +36,8 @@ from hhrnet_rt.cli.options_val import GateAnnotations, GateImages, MaxApDrop
 from hhrnet_rt.cli.run_options import Overwrite
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.export.build import BuildResult, build_onnx_files, build_tensorrt_engine
+from hhrnet_rt.export.deconv_report import report_lines
+from hhrnet_rt.export.quantize import DEFAULT_DECONV_WEIGHT_AXIS
 from hhrnet_rt.val import gate
 
 
@@ -98,6 +101,7 @@ def build_engine_cmd(
     calib: Calib = None,
     calib_count: CalibCount = 200,
     calib_method: CalibMethodOpt = CalibMethod.percentile,
+    deconv_weight_axis: DeconvWeightAxis = None,
     out: BuildOut = Path("engines"),
     name: BuildName = None,
     workspace_gib: WorkspaceGib = 4.0,
@@ -115,6 +119,8 @@ def build_engine_cmd(
     gate.check_val_options(val_images, val_annotations)  # before minutes of building, not after
     profile = _parse_shapes(shapes)
     logging.getLogger("hhrnet_rt").setLevel(logging.INFO)
+    if deconv_weight_axis is not None and (precision is not Precision.int8 or target is not Target.tensorrt):
+        progress.warn("--deconv-weight-axis only changes int8 builds for --target tensorrt; ignored")
 
     def step(msg: str) -> None:
         progress.note(f"[cyan]•[/] {msg}")
@@ -125,6 +131,7 @@ def build_engine_cmd(
         result = build_onnx_files(
             weights, precision.value, input_size=input_size, profile=profile, max_batch=max_batch, flip=flip,
             calib=calib, calib_count=calib_count, calib_method=calib_method.value, out_dir=out, name=name,
+            deconv_weight_axis=DEFAULT_DECONV_WEIGHT_AXIS if deconv_weight_axis is None else deconv_weight_axis,
             target=target.value, overwrite=overwrite,
             on_step=building.update, on_count=lambda done, total: building.count(done, total, "images"),
             warn=progress.warn,
@@ -152,6 +159,9 @@ def _report(result, precision, target, workspace_gib, step) -> None:
     if result.sidecar.agreement:
         runtime = "OpenVINO" if target is Target.openvino else "ONNX Runtime"
         console.print(agreement_table(precision.value, result.sidecar.agreement, runtime))
+    deconvs = (result.sidecar.agreement or {}).get("deconvolutions", [])
+    for line in report_lines(deconvs):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(
         f"[green]ONNX[/] {result.onnx_path}\n[green]sidecar[/] {result.sidecar_path}", highlight=False
     )
@@ -170,6 +180,8 @@ def _report(result, precision, target, workspace_gib, step) -> None:
     with bar:
         # Raises TensorRTUnavailableError (exit 5) where TensorRT is missing; the ONNX files are kept.
         build_tensorrt_engine(result, workspace_gib=workspace_gib, progress=bar, on_step=step)
+    for line in report_lines(deconvs, (result.sidecar.tensorrt or {}).get("deconvolutions", {})):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     for row in (result.sidecar.tensorrt or {}).get("io", []):
         console.print(
             f"  {row['mode']:<6} {row['name']:<9} {row['dtype']:<7} {row['shape']}", highlight=False

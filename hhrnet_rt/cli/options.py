@@ -182,6 +182,17 @@ CalibMethodOpt = Annotated[
         help="Range method; entropy is slow in ONNX Runtime (minutes). --target openvino: NNCF's own.",
     ),
 ]
+DeconvWeightAxis = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=1,
+        help="int8 for TensorRT: ConvTranspose weight scales per input channel (0, default: the layout "
+        "NVIDIA last documented for its int8 deconvolution) or per output channel (1). The build prints, "
+        "per deconvolution, whether TensorRT ran it in int8; see docs/engines.md.",
+        show_default=False,
+    ),
+]
 BuildOut = Annotated[Path, typer.Option(help="Output folder for NAME.onnx, NAME.engine, NAME.json.")]
 BuildName = Annotated[
     str | None, typer.Option(help="Base file name (default: from weights, size, precision).")

@@ -28,7 +28,12 @@ from hhrnet_rt.core.outputs import check_name_length, check_output_dir, refuse_e
 from hhrnet_rt.core.paths import writable_cache_dir
 from hhrnet_rt.core.sizes import check_input_size
 from hhrnet_rt.export.openvino_build import openvino_agreement, require_openvino, write_openvino_ir
-from hhrnet_rt.export.quantize import calibration_cache_key, quantize_int8
+from hhrnet_rt.export.quantize import (
+    DEFAULT_DECONV_WEIGHT_AXIS,
+    calibration_cache_key,
+    check_deconv_weight_axis,
+    quantize_int8,
+)
 from hhrnet_rt.export.quantize_cpu import quantize_int8_cpu
 from hhrnet_rt.export.tensorrt_build import build_engine
 from hhrnet_rt.runtime.backends.tensorrt_backend import import_tensorrt
@@ -134,6 +139,7 @@ def build_onnx_files(
     calib: str | Path | None = None,
     calib_count: int = 200,
     calib_method: str = "percentile",
+    deconv_weight_axis: int = DEFAULT_DECONV_WEIGHT_AXIS,
     out_dir: str | Path = "engines",
     name: str | None = None,
     calib_cache_dir: str | Path | None = None,
@@ -156,6 +162,9 @@ def build_onnx_files(
     ``on_step(text)`` says each step as it starts; ``on_count(done, total)`` counts the calibration
     images read (calibration takes minutes); ``warn(text)`` is told when fewer images than ``calib_count``
     exist.
+    ``deconv_weight_axis`` (int8, TensorRT target): the ConvTranspose weight axis with one scale per
+    slice (:data:`hhrnet_rt.export.quantize.DEFAULT_DECONV_WEIGHT_AXIS`); the agreement report then has
+    a ``deconvolutions`` row per ConvTranspose (:mod:`hhrnet_rt.export.deconv_report`).
     ``target="openvino"``: the product is an OpenVINO IR, ``NAME.xml`` + ``NAME.bin`` (fp32, or int8 by
     NNCF: :mod:`hhrnet_rt.export.openvino_build`), made from the fp32 ONNX export (``NAME.onnx`` for
     fp32, ``NAME.fp32.onnx`` for int8); run it with ``--backend openvino --engine NAME.xml``.
@@ -167,6 +176,7 @@ def build_onnx_files(
     if precision is None:
         raise InputError(f"{option('precision')} must be fp32, fp16 or int8, got None")
     check_precision(precision)
+    deconv_weight_axis = check_deconv_weight_axis(deconv_weight_axis)
     if target not in TARGETS:
         raise InputError(f"{option('target')} must be one of {TARGETS}, got {target!r}")
     if target in ("cpu", "openvino") and precision == "fp16":
@@ -188,15 +198,16 @@ def build_onnx_files(
     ours = [path for path in outputs if not path.exists()]  # what a failed build may remove
     try:
         return _build(weights, precision, input_size, profile, flip, calib, calib_count, calib_method,
-                      out_dir, name, calib_cache_dir, target, on_step, on_count, warn)  # fmt: skip
+                      deconv_weight_axis, out_dir, name, calib_cache_dir, target, on_step, on_count,
+                      warn)  # fmt: skip
     except BaseException:
         for path in ours:  # half a build would block the rerun ("already exists") and run nowhere
             path.unlink(missing_ok=True)
         raise
 
 
-def _build(weights, precision, input_size, profile, flip, calib, calib_count, calib_method, out_dir, name,
-           calib_cache_dir, target, on_step, on_count, warn) -> BuildResult:  # fmt: skip
+def _build(weights, precision, input_size, profile, flip, calib, calib_count, calib_method, deconv_weight_axis,
+           out_dir, name, calib_cache_dir, target, on_step, on_count, warn) -> BuildResult:  # fmt: skip
     """:func:`build_onnx_files` once its arguments and output names are checked."""
     from hhrnet_rt.export.agreement import onnx_agreement
     from hhrnet_rt.export.calibration import CalibrationSource, open_calibration_source
@@ -270,6 +281,7 @@ def _build(weights, precision, input_size, profile, flip, calib, calib_count, ca
                 calibration_inputs=calibration_inputs,
                 method=calib_method,
                 cache_path=cache_path,
+                deconv_weight_axis=deconv_weight_axis,
             )
         if calibration is not None:
             calibration.update(source=str(source.path), kind=source.kind, count=len(source.calib))
@@ -307,6 +319,11 @@ def _build(weights, precision, input_size, profile, flip, calib, calib_count, ca
             agreement = openvino_agreement(fp32_path, xml_path, inputs)
         else:
             agreement = onnx_agreement(fp32_path, onnx_path, inputs)
+        if precision == "int8" and target == "tensorrt":
+            from hhrnet_rt.export.deconv_report import deconv_errors
+
+            on_step("deconvolution outputs, int8 vs fp32")
+            agreement["deconvolutions"] = deconv_errors(fp32_path, onnx_path, inputs)
         agreement["images_from"] = origin
         agreement["weights_note"] = (
             "random weights: agreement is not representative of trained weights"
@@ -356,6 +373,7 @@ def build_tensorrt_engine(
         workspace_gib=workspace_gib,
         timing_cache=out_dir / "timing.cache",  # + GPU and TensorRT tags
         progress=progress,
+        deconv_names=[d["name"] for d in (result.sidecar.agreement or {}).get("deconvolutions", [])],
     )
     # Checked before TensorRT is handed the bytes: a damaged or swapped engine gets a clear message.
     result.sidecar.tensorrt["engine_sha256"] = sha256_file(engine_path)

@@ -6,9 +6,8 @@ Choices, and why:
   ``WeightSymmetric``: TensorRT's explicit quantization only accepts zero points of 0.
 * Per-channel weights: HRNet's channels differ in range by orders of magnitude. Conv weights get one
   scale per output channel (axis 0). ConvTranspose weights ``(C_in, C_out, kH, kW)`` get one scale per
-  *input* channel (axis 0 too), not ORT's default per output channel (axis 1): TensorRT's int8
-  deconvolution kernels support only per-input-channel or per-tensor weight scales (NVIDIA/TensorRT
-  #2380, #1694: axis 1 gives wrong results or no kernel). :func:`deconv_weight_overrides` sets it.
+  *input* channel by default (axis 0 too), a build option (``--deconv-weight-axis``,
+  :data:`DEFAULT_DECONV_WEIGHT_AXIS`; the reasons are beside it). :func:`deconv_weight_overrides` sets it.
 * ``QuantizeBias=False``: biases stay float. ORT would otherwise store them as int32 behind a
   DequantizeLinear, which TensorRT does not import; TensorRT quantizes the bias itself when it fuses.
 * Only ``Conv`` and ``ConvTranspose`` are quantized. They are ~all of the FLOPs, and TensorRT fuses
@@ -43,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from hhrnet_rt.artifacts.sidecar import INPUT_NAME
-from hhrnet_rt.core.errors import CalibrationError, option
+from hhrnet_rt.core.errors import CalibrationError, InputError, option
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +51,26 @@ CALIB_METHODS = ("entropy", "percentile", "minmax")
 # Images per ORT collect_data call: ORT holds every intermediate tensor of every image of a call, so the
 # peak is about this many images' activations whatever --calib-count (benchmarks/bench_calib_memory.py).
 CALIB_CHUNK = 1
+
+# The axis of a ConvTranspose weight ``(C_in, C_out, kH, kW)`` that gets one int8 scale per slice.
+# TensorRT's own documentation does not say which axis its int8 deconvolution kernels take. Read for this
+# (TensorRT 10.12 is the lowest version hhrt supports):
+# - NvInfer.h (github.com/NVIDIA/TensorRT, include/NvInfer.h, commit a892d22): IDequantizeLayer only says
+#   that a 1-D scale's size "must match the size of the quantization axis", the axis being "in reference
+#   to the input tensor's dimensions"; IDeconvolutionLayer::setKernelWeights gives the layout (CKRS: C
+#   input channels, K output maps). Neither names a required axis.
+# - onnx-tensorrt docs/operators.md (TensorRT 10.x table): DequantizeLinear needs `x_zero_point` = 0,
+#   ConvTranspose lists no axis restriction.
+# - docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/quantized-types-explicit-quantization.html
+#   ("Explicit Quantization"): its quantized-weights text, as far as it could be read here, names none.
+# What NVIDIA did say: TensorRT's CHANGELOG, release 22.05: "Use axis0 as default for deconv in
+# pytorch-quantization toolkit", after issues NVIDIA/TensorRT #1694 and #2380 (TensorRT 8: axis 1 gave
+# wrong results or no int8 kernel). The 10.2 GA commit (2332a719, whose changelog moves pytorch-quantization
+# to TensorRT Model Optimizer) set its ConvTranspose descriptors back to axis 1 without a word. So the
+# default stays axis 0, the layout NVIDIA last documented; axis 1 is one option away, and the build
+# reports per deconvolution whether TensorRT ran it in int8 (docs/engines.md).
+DECONV_WEIGHT_AXES = (0, 1)
+DEFAULT_DECONV_WEIGHT_AXIS = 0
 
 
 def calibration_cache_key(**fields: Any) -> str:
@@ -211,18 +230,35 @@ def _ort_prints_to_log() -> Iterator[None]:
                 log.debug("onnxruntime: %s", line.strip())
 
 
-def deconv_weight_overrides(model_path: Path) -> dict[str, list[dict[str, int]]]:
-    """ORT ``TensorQuantOverrides`` putting every ConvTranspose weight initializer on axis 0.
+def check_deconv_weight_axis(axis: int) -> int:
+    """``axis`` if it is one of :data:`DECONV_WEIGHT_AXES`.
+
+    Raises:
+        InputError: any other value.
+    """
+    if axis not in DECONV_WEIGHT_AXES:
+        raise InputError(
+            f"{option('deconv_weight_axis')} must be 0 (per input channel) or 1 (per output channel), "
+            f"got {axis!r}"
+        )
+    return int(axis)
+
+
+def deconv_weight_overrides(
+    model_path: Path, axis: int = DEFAULT_DECONV_WEIGHT_AXIS
+) -> dict[str, list[dict[str, int]]]:
+    """ORT ``TensorQuantOverrides`` putting every ConvTranspose weight initializer on ``axis``.
 
     ORT's Conv/ConvTranspose quantiser ignores ``QDQOpTypePerChannelSupportToAxis`` (it asks for the
     axis without the op type), so the axis is set per weight tensor instead.
     """
     import onnx
 
+    axis = check_deconv_weight_axis(axis)
     model = onnx.load(str(model_path), load_external_data=False)
     initializers = {i.name for i in model.graph.initializer}
     return {
-        node.input[1]: [{"axis": 0}]
+        node.input[1]: [{"axis": axis}]
         for node in model.graph.node
         if node.op_type == "ConvTranspose" and len(node.input) > 1 and node.input[1] in initializers
     }
@@ -238,6 +274,7 @@ def quantize_int8(
     input_name: str = INPUT_NAME,
     op_types: tuple[str, ...] = QUANT_OP_TYPES,
     percentile: float = 99.999,
+    deconv_weight_axis: int = DEFAULT_DECONV_WEIGHT_AXIS,
 ) -> dict[str, Any]:
     """Write a Q/DQ INT8 copy of ``fp32_onnx`` calibrated on preprocessed images.
 
@@ -251,17 +288,23 @@ def quantize_int8(
             present, written when not. ``None``: a temporary file (always calibrates).
         op_types: op types to quantize (see the module docstring for the default's reasons).
         percentile: for ``method="percentile"``.
+        deconv_weight_axis: the ConvTranspose weight axis with one scale per slice (0 or 1; see
+            :data:`DEFAULT_DECONV_WEIGHT_AXIS`). Activation ranges do not depend on it, so the range
+            cache is shared by both.
 
     Returns:
-        ``{"method", "cache_hit", "cache_file", "images", "op_types"}`` for the sidecar.
+        ``{"method", "cache_hit", "cache_file", "images", "op_types", "deconv_weight_axis"}`` for the
+        sidecar.
 
     Raises:
         CalibrationError: no calibration input was produced, or the method is unknown.
+        InputError: ``deconv_weight_axis`` is not 0 or 1.
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
     ort_method = _ort_method(method)
+    deconv_weight_axis = check_deconv_weight_axis(deconv_weight_axis)
     if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
         raise CalibrationError(
             "this onnxruntime is too old for cached INT8 calibration (needs calibration_cache_path in "
@@ -273,7 +316,7 @@ def quantize_int8(
         "QuantizeBias": False,
         # ORT widens weight scales so that an int32 bias would fit; biases stay float here, so that only
         # costs resolution (and ORT's version indexes the bias by the weight's channel axis, which breaks
-        # on the axis-0 ConvTranspose weights below, whose bias runs along axis 1).
+        # on axis-0 ConvTranspose weights, whose bias runs along axis 1).
         "QDQDisableWeightAdjustForInt32Bias": True,
         # Q/DQ only on the inputs of quantized ops: the next conv quantizes its input anyway, and the
         # head's outputs (heatmaps, tags) stay float instead of being rounded to 256 levels.
@@ -284,7 +327,7 @@ def quantize_int8(
         cache_hit = cache.is_file()
         model_in = preprocess_for_quantization(fp32_onnx, Path(tmp) / "preprocessed.onnx")
         if "ConvTranspose" in op_types:
-            extra["TensorQuantOverrides"] = deconv_weight_overrides(model_in)
+            extra["TensorQuantOverrides"] = deconv_weight_overrides(model_in, deconv_weight_axis)
         images = None
         if not cache_hit:
             cache.parent.mkdir(parents=True, exist_ok=True)
@@ -317,6 +360,7 @@ def quantize_int8(
         "cache_file": cache.name if cache_path is not None else None,
         "images": images,
         "op_types": list(op_types),
+        "deconv_weight_axis": deconv_weight_axis if "ConvTranspose" in op_types else None,
     }
 
 

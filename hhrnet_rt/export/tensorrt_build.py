@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hhrnet_rt.artifacts.shape_profile import ShapeProfile
 from hhrnet_rt.artifacts.sidecar import INPUT_NAME
 from hhrnet_rt.core.errors import BackendUnavailableError, option
+from hhrnet_rt.export.deconv_report import engine_deconvolutions
 from hhrnet_rt.runtime.backends.tensorrt_backend import deserialize_engine, import_tensorrt
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,7 @@ def build_engine(
     workspace_gib: float = DEFAULT_WORKSPACE_GIB,
     timing_cache: str | Path | None = None,
     progress: Any = None,
+    deconv_names: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Parse ``onnx_path`` into a strongly typed network and write the serialized engine.
 
@@ -123,9 +126,11 @@ def build_engine(
         timing_cache: kernel timings file (speeds up rebuilds); the GPU and TensorRT version are added to
             its name, e.g. ``engines/timing-NVIDIA_H200-sm90-trt10_12_0.cache``.
         progress: a ``rich.progress.Progress`` to show build phases in, or ``None``.
+        deconv_names: ONNX ConvTranspose node names whose engine precision to report (int8 builds).
 
     Returns:
-        The ``tensorrt`` part of the sidecar: version, GPU, I/O tensors.
+        The ``tensorrt`` part of the sidecar: version, GPU, I/O tensors and, with ``deconv_names``,
+        ``deconvolutions`` (:func:`~hhrnet_rt.export.deconv_report.inspector_deconvolutions`).
 
     Raises:
         TensorRTUnavailableError: ``tensorrt`` is not importable.
@@ -154,6 +159,9 @@ def build_engine(
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     precision_facts = configure_precision(trt, config)
+    # Layer formats in the engine inspector (the per-deconvolution int8 report); names and formats only,
+    # no effect on the kernels chosen.
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     opt_profile = builder.create_optimization_profile()
     opt_profile.set_shape(input_name, profile.min, profile.opt, profile.max)
     config.add_optimization_profile(opt_profile)
@@ -198,6 +206,7 @@ def build_engine(
     io = describe_io(trt, engine)
     for row in io:
         log.info("engine %-6s %s %s %s", row["mode"], row["name"], row["dtype"], row["shape"])
+    deconvs = engine_deconvolutions(trt, engine, deconv_names) if deconv_names else None
     return {
         "version": trt.__version__,
         "gpu_name": gpu_name,
@@ -206,4 +215,5 @@ def build_engine(
         "workspace_gib": workspace_gib,
         **precision_facts,
         "io": io,
+        **({"deconvolutions": deconvs} if deconvs is not None else {}),
     }
