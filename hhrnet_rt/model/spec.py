@@ -251,6 +251,15 @@ def infer_spec(cls: type, state_dict: Mapping[str, Any], *, input_size: int = 51
     )
 
 
+def probe_num_joints(network: Any) -> int:
+    """Joint count of a network without ``.spec``: the channels of its 1/2-resolution output."""
+    import torch  # only for a network built elsewhere; spec inference itself needs no torch
+
+    with torch.inference_mode():
+        outputs = network(torch.zeros(1, 3, 64, 64))
+    return int(outputs[-1].shape[1])
+
+
 def describe(state_dict: Mapping[str, Any]) -> str:
     """A short human description ("a W48 HigherHRNet with 14 joints"), or why it is not one."""
     try:

@@ -46,6 +46,7 @@ import numpy as np
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.core.sizes import check_input_size
 from hhrnet_rt.decode.params import DecodeParams
+from hhrnet_rt.model.spec import probe_num_joints
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.runtime.backends import create_backend
 from hhrnet_rt.runtime.batch_infer import group_by_shape, split_maps, stack_inputs
@@ -59,6 +60,7 @@ from hhrnet_rt.runtime.preprocess import (
     Affine,
     as_bgr_u8,
     check_aspect,
+    check_image_hw,
     multi_scale_size,
     normalize,
     resize_align,
@@ -74,33 +76,6 @@ __all__ = [
     "check_input_size",
     "choose_decode_on",
 ]
-
-
-def _check_image_hw(image_hw: Sequence[int]) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in image_hw)
-        ok = (h, w) == tuple(image_hw) and h > 0 and w > 0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise InputError(f"image_hw must be two positive integers (height, width), got {image_hw!r}")
-    return h, w
-
-
-def _build_network(weights):
-    """(network in eval mode, label for describe()): :func:`hhrnet_rt.model.weights.load_network`."""
-    from hhrnet_rt.model.weights import load_network
-
-    return load_network(weights)
-
-
-def _probe_num_joints(network) -> int:
-    """Joint count of a network without ``.spec``: the channels of its 1/2-resolution output."""
-    import torch
-
-    with torch.inference_mode():
-        outputs = network(torch.zeros(1, 3, 64, 64))
-    return int(outputs[-1].shape[1])
 
 
 class PoseEstimator:
@@ -196,7 +171,8 @@ class PoseEstimator:
 
     def _build(self, resolution: Resolution, on_step: OnStep = ignore) -> None:
         """Load the network (or only compare weights with the file), create the backend, settle the stages."""
-        from hhrnet_rt.model.graph import PoseGraph
+        from hhrnet_rt.model.graph import PoseGraph  # torch: only when an estimator is built
+        from hhrnet_rt.model.weights import load_network
 
         self.resolution = resolution  # what describe() reports
         cfg = resolution.config
@@ -219,13 +195,14 @@ class PoseEstimator:
             self.weights_label = f"built into {settings.path} (settings from {settings.origin})"
             if cfg.weights is not None:
                 on_step(READING_WEIGHTS)
-                network, label = _build_network(cfg.weights)
+                network, label = load_network(cfg.weights)
                 check_weights_match(settings, network, f"the weights {label}")
         else:
+            assert cfg.weights is not None, "resolve() refuses a config with neither weights nor a file"
             on_step(READING_WEIGHTS)
-            network, self.weights_label = _build_network(cfg.weights)
+            network, self.weights_label = load_network(cfg.weights)
             num_joints = getattr(getattr(network, "spec", None), "num_joints", None)
-            self.num_joints = int(num_joints) if num_joints is not None else _probe_num_joints(network)
+            self.num_joints = int(num_joints) if num_joints is not None else probe_num_joints(network)
             # The graph projects to the input size itself only for the plain single-scale case; otherwise
             # it returns 1/2-resolution maps and project_and_aggregate projects them to the base size.
             try:
@@ -400,7 +377,7 @@ class PoseEstimator:
         Raises:
             InputError: ``image_hw`` is not two positive integers, or gives an unusable network input.
         """
-        h, w = _check_image_hw(image_hw)
+        h, w = check_image_hw(image_hw)
         # Smooth noise, not zeros: the decode then has candidates to group, like a real frame.
         rng = np.random.default_rng(0)
         frame = np.repeat(np.repeat(rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), np.uint8), 8, 0), 8, 1)

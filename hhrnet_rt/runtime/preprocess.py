@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -61,6 +62,18 @@ def multi_scale_size(
         scale_h = h / 200.0
         scale_w = w_resized / h_resized * h / 200.0
     return (w_resized, h_resized), center, np.array([scale_w, scale_h])
+
+
+def check_image_hw(image_hw: Sequence[int]) -> tuple[int, int]:
+    """``(height, width)`` as two positive ints, or an :class:`InputError` that says what was given."""
+    try:
+        h, w = (int(v) for v in image_hw)
+        ok = (h, w) == tuple(image_hw) and h > 0 and w > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(f"image_hw must be two positive integers (height, width), got {image_hw!r}")
+    return h, w
 
 
 def check_aspect(image_hw: tuple[int, int], input_size: int, max_aspect: float = DEFAULT_MAX_ASPECT) -> None:
