@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hhrnet_rt.core.errors import InputError
-from hhrnet_rt.runtime.preprocess import Affine, multi_scale_size, normalize, resize_align
+from hhrnet_rt.runtime.preprocess import Affine, check_image_hw, multi_scale_size, normalize, resize_align
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +118,11 @@ def test_to_image_inverts_forward():
 def test_extreme_aspect_ratio_is_refused():
     with pytest.raises(InputError, match="aspect ratio"):
         resize_align(np.zeros((1, 100000, 3), np.uint8), 512)
+
+
+@pytest.mark.parametrize("bad", [(0, 640), (480,), (480.5, 640), ("a", 640), None, (480, 640, 3)])
+def test_image_hw_must_be_two_positive_integers(bad):
+    """warmup(image_hw): anything but two positive ints is one InputError that shows what was given."""
+    with pytest.raises(InputError, match="image_hw must be two positive integers"):
+        check_image_hw(bad)
+    assert check_image_hw((480, 640)) == (480, 640)
