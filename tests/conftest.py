@@ -195,6 +195,20 @@ def ray_cluster(ray_faults_file):
                 os.environ[key] = value
 
 
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium per test session (xdist worker), driven by Selenium; skips where the browser
+    is missing (fails under HHRT_REQUIRE_BROWSER=1, as in CI). Starting it costs ~0.5 s. Tests load their
+    own page; they share the browser, not its state, so each test opens what it needs with ``get``."""
+    from browser_helpers import start_chromium
+
+    driver = start_chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """pytest-xdist (``-n``, on by default: pyproject.toml): whole modules per worker, so module-scoped
