@@ -274,12 +274,16 @@ class JsonLinesSink:
 
     Args:
         source: the stream's source, for the header (its name and rate); ``None``: a header without them.
+        run_header: what the run adds to the header (:func:`~hhrnet_rt.video.records.run_header`).
     """
 
-    def __init__(self, path: str | Path, *, overwrite: bool = False, source: Any = None) -> None:
+    def __init__(
+        self, path: str | Path, *, overwrite: bool = False, source: Any = None, run_header: dict | None = None
+    ) -> None:
         self.path = check_output_path(path, (".jsonl", ".ndjson"), "JSON lines file", overwrite=overwrite)
         self.overwrite = overwrite
         self.source = source
+        self.run_header = run_header
         self._file: RecordFile | None = None
         self._header_written = False
         self.written = 0
@@ -292,7 +296,7 @@ class JsonLinesSink:
             self._file = RecordFile.create(self.path, overwrite=self.overwrite)
         lines = [record]
         if not self._header_written:
-            lines.insert(0, header_record(self.source, first))
+            lines.insert(0, header_record(self.source, first, self.run_header))
         self._file.append("".join(json.dumps(line) + "\n" for line in lines).encode("utf-8"))
         self._header_written = True
 

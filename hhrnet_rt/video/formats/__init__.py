@@ -1,0 +1,97 @@
+"""Keypoints in the formats other tools read: the registry, the one home of the format names.
+
+Each format is a writer fed the records of :mod:`hhrnet_rt.video.records` (see
+:mod:`hhrnet_rt.video.formats.common`): live beside the JSON lines sink (:class:`FormatSink`, from
+``hhrt video|webcam|image --format``) or after the fact from a JSON lines file (:func:`convert`, ``hhrt
+convert``), with the same bytes either way. docs/interop.md describes each format and its consumer.
+
+Example:
+    >>> sorted(FORMATS)
+    ['coco-dataset', 'csv', 'mot', 'openpose', 'yolo']
+    >>> parse_formats(["csv,yolo", "csv"])
+    ('csv', 'yolo')
+    >>> FORMATS["yolo"].target_name("walk")
+    'walk.yolo'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.video.formats.coco_dataset import CocoDatasetWriter
+from hhrnet_rt.video.formats.csv_rows import CsvWriter
+from hhrnet_rt.video.formats.mot import MotWriter
+from hhrnet_rt.video.formats.openpose import OpenPoseWriter
+from hhrnet_rt.video.formats.sink import FormatSink, convert, read_records
+from hhrnet_rt.video.formats.yolo import YoloWriter
+
+
+@dataclass(frozen=True)
+class Format:
+    """One output format.
+
+    Attributes:
+        name: what ``--format`` takes.
+        suffix: what is added to an input's stem to name the output (``walk`` -> ``walk.csv``).
+        writer: the writer class (``writer(path, overwrite=...)``).
+        folder: the output is a folder of files, not one file.
+        needs_track: only meaningful with ``--track`` (people need IDs).
+        feeds: who reads it (for ``--help``).
+    """
+
+    name: str
+    suffix: str
+    writer: type
+    folder: bool = False
+    needs_track: bool = False
+    feeds: str = ""
+
+    def target_name(self, stem: str) -> str:
+        return f"{stem}{self.suffix}"
+
+    def open(self, path: Path, *, overwrite: bool) -> Any:
+        return self.writer(path, overwrite=overwrite)
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("coco-dataset", ".coco-dataset.json", CocoDatasetWriter,
+               feeds="CVAT, Label Studio, FiftyOne, pycocotools (COCO keypoints as ground truth)"),
+        Format("yolo", ".yolo", YoloWriter, folder=True, feeds="yolo pose train (Ultralytics YOLO-pose labels)"),
+        Format("openpose", ".openpose", OpenPoseWriter, folder=True,
+               feeds="tools reading OpenPose JSON (3D lifters)"),
+        Format("csv", ".csv", CsvWriter, feeds="spreadsheets, pandas"),
+        Format("mot", ".mot.txt", MotWriter, needs_track=True, feeds="MOT tools (TrackEval); needs --track"),
+    )
+}  # fmt: skip
+
+
+def parse_formats(values: Iterable[str] | None) -> tuple[str, ...]:
+    """``--format`` values (repeated and/or comma-separated) as known names, in order, each once.
+
+    Raises:
+        InputError: a name that is not a format (the message lists them).
+    """
+    names: list[str] = []
+    for value in values or ():
+        for name in (part.strip().lower() for part in value.split(",")):
+            if not name:
+                continue
+            if name not in FORMATS:
+                raise InputError(f"--format {name}: unknown format; choose from {', '.join(FORMATS)}")
+            if name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+def format_help() -> str:
+    """The ``--format`` help text: every name and who reads it."""
+    return "; ".join(f"{f.name} ({f.feeds})" for f in FORMATS.values())
+
+
+__all__ = ["FORMATS", "Format", "FormatSink", "convert", "format_help", "parse_formats", "read_records"]
