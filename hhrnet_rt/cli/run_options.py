@@ -15,6 +15,7 @@ import typer
 from hhrnet_rt._version import __version__
 from hhrnet_rt.core.access import TOKEN_ENV
 from hhrnet_rt.track.hook import TemporalSettings
+from hhrnet_rt.video.formats import format_help
 
 
 def _print_version(value: bool) -> None:
@@ -97,6 +98,16 @@ Coco = Annotated[
     typer.Option(
         help="Keypoints in COCO results format: a .json file (one input) or a folder "
         "(<name>.coco.json per input).",
+        show_default=False,
+    ),
+]
+Formats = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--format",
+        help="Also write the keypoints in these formats (repeat it, or NAME,NAME): "
+        f"{format_help()}. Written where --json goes (else beside the video), <name>.<format> per input; "
+        "docs/interop.md describes each. `hhrt convert` writes them from a JSON lines file later.",
         show_default=False,
     ),
 ]

@@ -41,6 +41,8 @@ class Format:
         folder: the output is a folder of files, not one file.
         needs_track: only meaningful with ``--track`` (people need IDs).
         feeds: who reads it (for ``--help``).
+        frame_files: for a folder format, the pattern of its per-frame files (a run's are all there when
+            there are as many as frames).
     """
 
     name: str
@@ -49,6 +51,14 @@ class Format:
     folder: bool = False
     needs_track: bool = False
     feeds: str = ""
+    frame_files: str = ""
+
+    def complete(self, path: Path, frames: int) -> bool:
+        """Whether a finished run's output is there: a file (published whole), or a folder with one file
+        per frame."""
+        if not self.folder:
+            return path.is_file()
+        return path.is_dir() and sum(1 for _ in path.glob(self.frame_files)) == frames
 
     def target_name(self, stem: str) -> str:
         return f"{stem}{self.suffix}"
@@ -62,9 +72,10 @@ FORMATS: dict[str, Format] = {
     for f in (
         Format("coco-dataset", ".coco-dataset.json", CocoDatasetWriter,
                feeds="CVAT, Label Studio, FiftyOne, pycocotools (COCO keypoints as ground truth)"),
-        Format("yolo", ".yolo", YoloWriter, folder=True, feeds="yolo pose train (Ultralytics YOLO-pose labels)"),
+        Format("yolo", ".yolo", YoloWriter, folder=True, feeds="yolo pose train (Ultralytics YOLO-pose labels)",
+               frame_files="labels/*.txt"),
         Format("openpose", ".openpose", OpenPoseWriter, folder=True,
-               feeds="tools reading OpenPose JSON (3D lifters)"),
+               feeds="tools reading OpenPose JSON (3D lifters)", frame_files="*_keypoints.json"),
         Format("csv", ".csv", CsvWriter, feeds="spreadsheets, pandas"),
         Format("mot", ".mot.txt", MotWriter, needs_track=True, feeds="MOT tools (TrackEval); needs --track"),
     )
@@ -89,9 +100,25 @@ def parse_formats(values: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(names)
 
 
+def check_formats(names: tuple[str, ...], *, tracked: bool) -> None:
+    """Refuse, before any work, a format the run cannot feed (``mot`` without ``--track``)."""
+    for name in names:
+        if FORMATS[name].needs_track and not tracked:
+            raise InputError(f"--format {name} needs tracked people: add --track")
+
+
 def format_help() -> str:
     """The ``--format`` help text: every name and who reads it."""
     return "; ".join(f"{f.name} ({f.feeds})" for f in FORMATS.values())
 
 
-__all__ = ["FORMATS", "Format", "FormatSink", "convert", "format_help", "parse_formats", "read_records"]
+__all__ = [
+    "FORMATS",
+    "Format",
+    "FormatSink",
+    "check_formats",
+    "convert",
+    "format_help",
+    "parse_formats",
+    "read_records",
+]

@@ -1,0 +1,119 @@
+"""Command ``hhrt convert``: keypoints from a JSON lines file into other tools' formats, after the fact.
+
+The same writers as ``hhrt video --format`` (:mod:`hhrnet_rt.video.formats`), fed the records read back
+from the file, so a run with ``--format X --json`` and ``convert`` of its JSON lines give the same bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from hhrnet_rt.cli import progress
+from hhrnet_rt.cli.app import app, handle_errors
+from hhrnet_rt.cli.options_draw import Quiet, Verbose
+from hhrnet_rt.cli.run_options import Formats, Overwrite
+from hhrnet_rt.cli.stream_io import stdout
+from hhrnet_rt.cli.targets import check_format_targets, format_targets, is_folder_target
+from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.inputs import check_input_file
+from hhrnet_rt.core.outputs import InputFiles, check_output_dir
+from hhrnet_rt.video.formats import FORMATS, parse_formats, read_records
+from hhrnet_rt.video.formats import convert as convert_records
+
+JsonLinesInput = Annotated[
+    Path,
+    typer.Argument(
+        help="A JSON lines file written by hhrt video|webcam --json (version 1 or 2).", show_default=False
+    ),
+]
+ConvertOut = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="A folder (created; <input name>.<format> per format), or with one --format the file or folder "
+        "to write. Default: beside the input.",
+        show_default=False,
+    ),
+]
+FrameWidth = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="Frame width, for a file whose header does not say (version 1).", show_default=False
+    ),
+]
+FrameHeight = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="Frame height, for a file whose header does not say (version 1).", show_default=False
+    ),
+]
+
+
+@app.command()
+@handle_errors
+@progress.levelled
+def convert(
+    source: JsonLinesInput,
+    formats: Formats = None,
+    out: ConvertOut = None,
+    width: FrameWidth = None,
+    height: FrameHeight = None,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Write the keypoints of a JSON lines file in other tools' formats (--format, one or more).
+
+    hhrt convert walk.jsonl --format coco-dataset,csv writes walk.coco-dataset.json and walk.csv beside it.
+    """
+    names = parse_formats(formats)
+    if not names:
+        raise InputError(f"say which format to write: --format NAME (one of {', '.join(FORMATS)})")
+    source = check_input_file(source, "JSON lines file")
+    targets = _targets(source, out, names)
+    check_format_targets(targets, overwrite=overwrite, inputs=InputFiles([source]))
+    writers = []
+    try:
+        for name, path in targets.items():
+            writers.append(FORMATS[name].open(path, overwrite=overwrite))
+    except BaseException:
+        for writer in writers:
+            writer.discard()
+        raise
+    total_kib = max(source.stat().st_size // 1024, 1)
+    with source.open("rb") as file, progress.bar("KiB") as bar:
+        task = bar.add_task(escape(source.name), total=total_kib)
+        done = 0
+
+        def lines():
+            nonlocal done
+            for line in file:
+                yield line
+                done += len(line)
+
+        frames = convert_records(read_records(lines(), str(source)), writers,
+                                 defaults={"source": source.name, "width": width, "height": height},
+                                 on_frame=lambda: bar.update(task, completed=done // 1024))  # fmt: skip
+        bar.update(task, completed=total_kib)
+    if frames == 0:
+        progress.warn(f"{source} holds no frame records: nothing was written")
+        return
+    if not progress.quiet():
+        for name, path in targets.items():
+            stdout.print(f"{name}: {escape(str(path))} ({frames} frames)", highlight=False)
+
+
+def _targets(source: Path, out: Path | None, names: tuple[str, ...]) -> dict[str, Path]:
+    """Beside the input, in the folder ``out`` names, or (one format) at ``out`` itself."""
+    if out is None:
+        return format_targets(source.parent, source.stem, names)
+    if is_folder_target(out) and not (len(names) == 1 and out.suffix == FORMATS[names[0]].suffix):
+        return format_targets(check_output_dir(out), source.stem, names)
+    if len(names) > 1:
+        raise InputError(f"--out {out} names one file but {len(names)} formats were asked for; give a folder")
+    return {names[0]: out}

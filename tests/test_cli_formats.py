@@ -1,0 +1,110 @@
+"""``--format`` on ``hhrt video`` and ``hhrt convert``: a run with ``--format X --json`` writes the same bytes
+for X as ``convert`` of its JSON lines (one code path), the header record says what a reader needs, and bad
+input gets one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+from video_helpers import make_video
+
+from hhrnet_rt.cli import app
+from hhrnet_rt.video.formats import FORMATS
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _invoke(args, code=0):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output, result.output
+    assert result.exit_code == code, result.output
+    return result
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    """A file's bytes, or every file of a folder by relative name."""
+    if path.is_file():
+        return {"": path.read_bytes()}
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_weights):
+    """One tracked video run writing JSON lines and every format (64x64 frames, the tiny model)."""
+    folder = tmp_path_factory.mktemp("formats")
+    clip = make_video(folder / "walk.mp4", 3, width=64, height=64)
+    out = folder / "out"
+    _invoke(["video", clip, "--out", out, "--json", out, "--format", "csv,coco-dataset", "--format", "yolo",
+             "--format", "openpose,mot", "--track", "--track-min-hits", "1", "--weights", tiny_weights,
+             "--backend", "torch", "--input-size", "64"])  # fmt: skip
+    return out
+
+
+def test_video_run_and_convert_write_the_same_bytes(run, tmp_path):
+    _invoke(["convert", run / "walk.jsonl", "--format", ",".join(FORMATS), "--out", tmp_path / "again"])
+    for fmt in FORMATS:
+        name = FORMATS[fmt].target_name("walk")
+        live, converted = _tree(run / name), _tree(tmp_path / "again" / name)
+        assert live and live == converted, fmt
+    assert len(_tree(run / "walk.openpose")) == 3  # a file per frame
+    coco = json.loads((run / "walk.coco-dataset.json").read_text())
+    assert [image["file_name"] for image in coco["images"]] == [f"walk_{i:06d}.jpg" for i in range(3)]
+
+
+def test_the_header_names_what_a_reader_needs(run):
+    schema = json.loads((REPO / "schemas" / "keypoints.schema.json").read_text())
+    header = json.loads((run / "walk.jsonl").read_text().splitlines()[0])
+    jsonschema.Draft202012Validator(schema).validate(header)
+    assert header["type"] == "header" and header["tracked"] is True
+    assert (header["width"], header["height"], header["fps"]) == (64, 64, 25.0)
+    assert header["input_size"] == 64 and len(header["keypoint_names"]) == 17 and header["skeleton"]
+    assert header["model"]["weights"] == "tiny_model.npz"  # the file's name, not where it lies
+    assert header["model"]["backend"] == "torch"
+    assert "/" not in json.dumps(header["model"])
+
+
+def test_convert_beside_the_input_and_never_over_a_users_file(run, tmp_path):
+    source = tmp_path / "k.jsonl"
+    source.write_bytes((run / "walk.jsonl").read_bytes())
+    (tmp_path / "k.csv").write_text("mine")
+    result = _invoke(["convert", source, "--format", "csv"], code=2)
+    assert "--overwrite" in result.output and (tmp_path / "k.csv").read_text() == "mine"
+    _invoke(["convert", source, "--format", "csv", "--overwrite"])
+    assert (tmp_path / "k.csv").read_text().startswith("frame,time,id,score,nose_x")
+    _invoke(["convert", source, "--format", "mot", "--out", tmp_path / "tracks.txt"])
+    assert (tmp_path / "tracks.txt").read_text().startswith("1,")
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (b"not json\n", ["--format", "csv"], "line 1 is not JSON"),
+        (b'{"schema": "other"}\n', ["--format", "csv"], "not an hhrt keypoint record"),
+        (
+            b'{"schema": "hhrnet-rt/keypoints/2", "type": "frame", "frame": 0}\n',
+            ["--format", "csv"],
+            "damaged",
+        ),
+        (b"", ["--format", "json"], "unknown format; choose from coco-dataset"),
+        (b"", [], "say which format"),
+    ],
+)
+def test_convert_bad_input_is_one_line_and_exit_2(tmp_path, content, args, message):
+    source = tmp_path / "bad.jsonl"
+    source.write_bytes(content)
+    result = _invoke(["convert", source, *args], code=2)
+    assert message in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]  # nothing written, no temporary
+
+
+def test_mot_without_track_is_refused_before_the_model_loads(tmp_path):
+    result = _invoke(
+        ["video", tmp_path / "missing.mp4", "--format", "mot", "--weights", "no-such-weights"], code=2
+    )
+    assert "--format mot needs tracked people: add --track" in result.output
