@@ -60,7 +60,11 @@ def test_video_run_and_convert_write_the_same_bytes(run, tmp_path):
 def test_the_header_names_what_a_reader_needs(run):
     schema = json.loads((REPO / "schemas" / "keypoints.schema.json").read_text())
     header = json.loads((run / "walk.jsonl").read_text().splitlines()[0])
-    jsonschema.Draft202012Validator(schema).validate(header)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    validator.validate(header)
+    for field, wrong in (("input_size", "64"), ("model", "HigherHRNet"), ("tracked", "yes")):
+        assert not validator.is_valid({**header, field: wrong}), field  # the schema describes the new fields
     assert header["type"] == "header" and header["tracked"] is True
     assert (header["width"], header["height"], header["fps"]) == (64, 64, 25.0)
     assert header["input_size"] == 64 and len(header["keypoint_names"]) == 17 and header["skeleton"]

@@ -6,8 +6,9 @@ from the file, so a run with ``--format X --json`` and ``convert`` of its JSON l
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -85,27 +86,36 @@ def convert(
         for writer in writers:
             writer.discard()
         raise
-    total_kib = max(source.stat().st_size // 1024, 1)
-    with source.open("rb") as file, progress.bar("KiB") as bar:
-        task = bar.add_task(escape(source.name), total=total_kib)
-        done = 0
-
-        def lines():
-            nonlocal done
-            for line in file:
-                yield line
-                done += len(line)
-
-        frames = convert_records(read_records(lines(), str(source)), writers,
-                                 defaults={"source": source.name, "width": width, "height": height},
-                                 on_frame=lambda: bar.update(task, completed=done // 1024))  # fmt: skip
-        bar.update(task, completed=total_kib)
+    with progress.bar("KiB") as bar:
+        frames = _feed(
+            source, writers, bar, defaults={"source": source.name, "width": width, "height": height}
+        )
     if frames == 0:
         progress.warn(f"{source} holds no frame records: nothing was written")
         return
     if not progress.quiet():
         for name, path in targets.items():
             stdout.print(f"{name}: {escape(str(path))} ({frames} frames)", highlight=False)
+
+
+def _feed(source: Path, writers: list[Any], bar: Any, *, defaults: dict[str, Any]) -> int:
+    """The file's records through the writers, the bar following the bytes read (the frame count is
+    not known before the end)."""
+    total_kib = max(source.stat().st_size // 1024, 1)
+    task = bar.add_task(escape(source.name), total=total_kib)
+    done = 0
+    with source.open("rb") as file:
+
+        def lines() -> Iterator[bytes]:
+            nonlocal done
+            for line in file:
+                yield line
+                done += len(line)
+
+        frames = convert_records(read_records(lines(), str(source)), writers, defaults=defaults,
+                                 on_frame=lambda: bar.update(task, completed=done // 1024))  # fmt: skip
+    bar.update(task, completed=total_kib)
+    return frames
 
 
 def _targets(source: Path, out: Path | None, names: tuple[str, ...]) -> dict[str, Path]:
