@@ -4,10 +4,14 @@ input gets one line and exit code 2."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import json
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 from video_helpers import make_video
@@ -112,3 +116,33 @@ def test_mot_without_track_is_refused_before_the_model_loads(tmp_path):
         ["video", tmp_path / "missing.mp4", "--format", "mot", "--weights", "no-such-weights"], code=2
     )
     assert "--format mot needs tracked people: add --track" in result.output
+
+
+def test_image_batch_writes_one_dataset_per_format(tmp_path, tiny):
+    import cv2
+    from pycocotools.coco import COCO
+
+    for name in ("a", "b"):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), np.full((48, 64, 3), 90, np.uint8))
+    out = tmp_path / "out"
+    _invoke(
+        ["image", tmp_path / "a.png", tmp_path / "b.png", "--out", out, "--format", "coco-dataset,csv", *tiny]
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(out / "keypoints.coco-dataset.json"))
+    assert [(i["file_name"], i["width"], i["height"]) for i in coco.loadImgs(coco.getImgIds())] == [
+        ("a.png", 64, 48), ("b.png", 64, 48)]  # fmt: skip
+    rows = list(csv.DictReader((out / "keypoints.csv").open()))
+    assert {row["image"] for row in rows} <= {"a.png", "b.png"} and "time" not in rows[0]
+    assert len(rows) >= len(coco.getAnnIds())  # a person without a joint found has a row, not an annotation
+
+
+def test_webcam_writes_formats_beside_its_json(tmp_path, tiny):
+    clip = make_video(tmp_path / "cam.mp4", 2, width=64, height=64)
+    _invoke(["webcam", "--camera", clip, "--no-show", "--json", tmp_path / "live.jsonl", "--format", "csv",
+             "--max-frames", "2", *tiny])  # fmt: skip
+    frames = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()][1:]
+    rows = list(csv.DictReader((tmp_path / "live.csv").open()))
+    assert len(rows) == sum(len(f["people"]) for f in frames)
+    result = _invoke(["webcam", "--camera", clip, "--no-show", "--format", "csv", *tiny], code=2)
+    assert "--format needs a place for its files: give --json or --out" in result.output

@@ -106,7 +106,8 @@ Formats = Annotated[
     typer.Option(
         "--format",
         help="Also write the keypoints in these formats (repeat it, or NAME,NAME): "
-        f"{format_help()}. Written where --json goes (else beside the video), <name>.<format> per input; "
+        f"{format_help()}. Written where --json goes (else beside the video), <name>.<format> per input "
+        "(hhrt image: keypoints.<format> for the batch, in the output folder); "
         "docs/interop.md describes each. `hhrt convert` writes them from a JSON lines file later.",
         show_default=False,
     ),

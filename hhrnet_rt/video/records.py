@@ -54,12 +54,30 @@ def header_record(source: Any, first: Any = None, run: dict[str, Any] | None = N
     if first is not None:
         height, width = first.frame.image.shape[:2]
         record["width"], record["height"] = int(width), int(height)
-        names, skeleton = _LAYOUTS.get(first.poses.num_joints, (None, None))
-        if names is not None and skeleton is not None:
-            record["keypoint_names"] = list(names)
-            record["skeleton"] = [list(edge) for edge in skeleton]
+        record.update(_layout(first.poses.num_joints))
     record.update(run or {})
     return record
+
+
+def _layout(num_joints: int | None) -> dict[str, Any]:
+    """``keypoint_names`` and ``skeleton`` for a joint count (none for a layout hhrt does not know)."""
+    if num_joints not in _LAYOUTS:
+        return {}
+    names, skeleton = _LAYOUTS[num_joints]
+    return {"keypoint_names": list(names), "skeleton": [list(edge) for edge in skeleton]}
+
+
+def images_header(num_joints: int | None, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The header of a batch of images (``hhrt image --format``): no source, rate or common size (each
+    :func:`image_record` has its own)."""
+    return {"schema": STREAM_SCHEMA, "type": "header", "source": None, "live": False, "fps": None,
+            **_layout(num_joints), **(run or {})}  # fmt: skip
+
+
+def image_record(index: int, name: str, image_hw: tuple[int, int], poses: Any) -> dict[str, Any]:
+    """One image of a batch as the format writers take a frame: its index, file name and size."""
+    return {"schema": STREAM_SCHEMA, "type": "frame", "frame": index, "timestamp": 0.0, "image": name,
+            "width": int(image_hw[1]), "height": int(image_hw[0]), "people": poses.to_records()}  # fmt: skip
 
 
 def run_header(estimator: Any = None, *, tracked: bool = False) -> dict[str, Any]:
