@@ -21,7 +21,7 @@ from hhrnet_rt.runtime.config import EstimatorConfig
 from hhrnet_rt.runtime.estimator import PoseEstimator
 from hhrnet_rt.track.hook import TemporalHook, TemporalSettings
 from hhrnet_rt.video import CocoSink, JsonLinesSink, Mp4Sink
-from hhrnet_rt.video.formats import FORMATS, FormatSink
+from hhrnet_rt.video.formats import format_sink
 from hhrnet_rt.video.segments import segmented
 
 
@@ -123,7 +123,7 @@ def open_sinks(
         if coco is not None:
             sinks.append(CocoSink(coco, overwrite=overwrite))
         for name, path in (formats or {}).items():
-            sinks.append(FormatSink(FORMATS[name].open(path, overwrite=overwrite), source, run_header))
+            sinks.append(format_sink(name, path, source, overwrite=overwrite, run_header=run_header))
     except BaseException:
         for sink in sinks:  # nothing was written: remove what these sinks created, keep nothing half-made
             getattr(sink, "discard", sink.close)()

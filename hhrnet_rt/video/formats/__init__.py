@@ -100,6 +100,25 @@ def parse_formats(values: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(names)
 
 
+def format_sink(
+    name: str,
+    path: str | Path,
+    source: Any = None,
+    *,
+    overwrite: bool = False,
+    run_header: dict | None = None,
+) -> FormatSink:
+    """A pipeline sink writing format ``name`` to ``path`` (what ``--format`` opens for each input).
+
+    Example:
+        >>> sink = format_sink("csv", "walk.csv", FileSource("walk.mp4"))  # doctest: +SKIP
+        >>> run_pipeline(FileSource("walk.mp4"), estimator, [sink])          # doctest: +SKIP
+    """
+    if name not in FORMATS:
+        raise InputError(f"unknown format {name!r}; choose from {', '.join(FORMATS)}")
+    return FormatSink(FORMATS[name].open(Path(path), overwrite=overwrite), source, run_header)
+
+
 def check_formats(names: tuple[str, ...], *, tracked: bool) -> None:
     """Refuse, before any work, a format the run cannot feed (``mot`` without ``--track``)."""
     for name in names:
@@ -119,6 +138,7 @@ __all__ = [
     "check_formats",
     "convert",
     "format_help",
+    "format_sink",
     "parse_formats",
     "read_records",
 ]
