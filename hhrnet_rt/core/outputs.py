@@ -239,6 +239,25 @@ class RecordFile:
             fd, self._fd = self._fd, -1
             os.close(fd)
 
+    def discard(self) -> None:
+        """Close and remove the file, unless it was closed already (published, or kept): for a temporary,
+        or a file this run created that will not be whole."""
+        if not self.closed:
+            self.close()
+            self.path.unlink(missing_ok=True)
+
+    def publish_as(self, final: Path, tail: bytes = b"", *, overwrite: bool) -> None:
+        """Append ``tail``, close, and give this temporary its final name (:func:`publish`); if ``tail``
+        cannot be written the file is discarded (it would not be whole) and the error raised."""
+        try:
+            if tail:
+                self.append(tail)
+        except BaseException:
+            self.discard()
+            raise
+        self.close()
+        publish(self.path, final, overwrite=overwrite)
+
 
 def publish(temporary: Path, final: Path, *, overwrite: bool) -> None:
     """Give a finished temporary file its final name in one step; without ``overwrite`` never replace a

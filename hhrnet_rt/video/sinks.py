@@ -30,7 +30,6 @@ from hhrnet_rt.core.outputs import (
     create_exclusive,
     disk_full,
     is_disk_full,
-    publish,
 )
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.video.records import frame_record, header_record, outage_record
@@ -367,20 +366,10 @@ class CocoSink:
         if self._file.closed:
             return
         if self.written == 0 and _exists(self.path):  # an empty run does not replace a file (overwrite)
-            self._file.close()
-            self._file.path.unlink(missing_ok=True)
+            self._file.discard()
             return
-        try:
-            self._file.append(b"[]\n" if self._records == 0 else b"]\n")
-        except BaseException:
-            self._file.close()
-            self._file.path.unlink(missing_ok=True)  # ours, and not valid JSON: nothing to keep
-            raise
-        self._file.close()
-        publish(self._file.path, self.path, overwrite=self.overwrite)
+        self._file.publish_as(self.path, b"[]\n" if self._records == 0 else b"]\n", overwrite=self.overwrite)
 
     def discard(self) -> None:
         """Close without publishing: the temporary goes (the run ended before it began)."""
-        if not self._file.closed:
-            self._file.close()
-            self._file.path.unlink(missing_ok=True)
+        self._file.discard()

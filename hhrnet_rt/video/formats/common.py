@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hhrnet_rt.core.errors import InputError, option
-from hhrnet_rt.core.outputs import RecordFile, check_name_length, check_output_path, publish
+from hhrnet_rt.core.outputs import RecordFile, check_name_length, check_output_path
 from hhrnet_rt.core.skeleton import COCO_KEYPOINTS
 
 #: A joint whose score is above this is "labeled and visible" (v = 2); a found joint at or below it is
@@ -144,19 +144,11 @@ class FileWriter:
         if self.written == 0:
             self.discard()
             return
-        try:
-            self._file.append(self.tail())
-        except BaseException:
-            self.discard()  # ours, and not whole: nothing to keep
-            raise
-        self._file.close()
-        publish(self._file.path, self.path, overwrite=self.overwrite)
+        self._file.publish_as(self.path, self.tail(), overwrite=self.overwrite)
 
     def discard(self) -> None:
         """Close without publishing: the temporary goes."""
-        if not self._file.closed:
-            self._file.close()
-            self._file.path.unlink(missing_ok=True)
+        self._file.discard()
 
 
 class FolderWriter:
@@ -186,15 +178,7 @@ class FolderWriter:
         target = self.path / relative
         self._mkdir(target.parent)
         check_name_length(target, self.what)
-        file = RecordFile.temporary_beside(target)
-        try:
-            file.append(data)
-        except BaseException:
-            file.close()
-            file.path.unlink(missing_ok=True)
-            raise
-        file.close()
-        publish(file.path, target, overwrite=self.overwrite)
+        RecordFile.temporary_beside(target).publish_as(target, data, overwrite=self.overwrite)
 
     def _mkdir(self, folder: Path) -> None:
         missing = []
