@@ -146,3 +146,22 @@ def test_webcam_writes_formats_beside_its_json(tmp_path, tiny):
     assert len(rows) == sum(len(f["people"]) for f in frames)
     result = _invoke(["webcam", "--camera", clip, "--no-show", "--format", "csv", *tiny], code=2)
     assert "--format needs a place for its files: give --json or --out" in result.output
+
+
+def test_skip_existing_counts_the_formats(run, tiny):
+    """A finished input is skipped only when its format outputs are complete too (a folder: a file per frame)."""
+    args = ["video", run.parent / "walk.mp4", "--out", run, "--json", run, "--format", "csv,openpose", "--track",
+            "--skip-existing", *tiny]  # fmt: skip
+    assert "skipping 1 of 1 videos" in _invoke(args).output
+    label = run / "walk.openpose" / "walk_000000000002_keypoints.json"
+    kept = label.read_bytes()
+    label.unlink()  # as if the run had been cut short
+    try:
+        assert "exist but are not complete" in _invoke(args, code=2).output
+    finally:
+        label.write_bytes(kept)
+
+
+def test_format_with_ray_points_at_convert(tmp_path):
+    result = _invoke(["video", tmp_path / "a.mp4", "--ray", "--format", "csv"], code=2)
+    assert "hhrt convert" in result.output
