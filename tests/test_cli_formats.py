@@ -89,6 +89,13 @@ def test_convert_beside_the_input_and_never_over_a_users_file(run, tmp_path):
     assert (tmp_path / "tracks.txt").read_text().startswith("1,")
 
 
+_HEADER = (
+    b'{"schema": "hhrnet-rt/keypoints/2", "type": "header", "source": "a.mp4", "width": 64, "height": 48, '
+    + (b'"keypoint_names": ' + json.dumps([f"j{i}" for i in range(17)]).encode() + b"}\n")
+)
+_FRAME = b'{"schema": "hhrnet-rt/keypoints/2", "type": "frame", "frame": 0, "timestamp": 0.0, "people": [{"score": 0.9, "keypoints": [[1, 2, 0.5]]}]}\n'
+
+
 @pytest.mark.parametrize(
     ("content", "args", "message"),
     [
@@ -97,8 +104,13 @@ def test_convert_beside_the_input_and_never_over_a_users_file(run, tmp_path):
         (
             b'{"schema": "hhrnet-rt/keypoints/2", "type": "frame", "frame": 0}\n',
             ["--format", "csv"],
-            "damaged",
+            "timestamp",
         ),
+        (_FRAME.replace(b"0.5]", b'"0.5"]'), ["--format", "csv"], "of numbers (or null)"),
+        (_FRAME.replace(b"0.5]", b"NaN]"), ["--format", "csv"], "not JSON"),
+        (_FRAME.replace(b'"score": 0.9', b'"score": 0.9, "id": -2'), ["--format", "mot"], "non-negative"),
+        (_HEADER.replace(b"64", b'"64"') + _FRAME, ["--format", "yolo"], "width must be a positive integer"),
+        (_HEADER + _FRAME, ["--format", "yolo"], "a person has 1 joints where the file has 17"),
         (b"", ["--format", "json"], "unknown format; choose from coco-dataset"),
         (b"", [], "say which format"),
     ],

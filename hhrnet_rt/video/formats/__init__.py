@@ -26,7 +26,8 @@ from hhrnet_rt.video.formats.coco_dataset import CocoDatasetWriter
 from hhrnet_rt.video.formats.csv_rows import CsvWriter
 from hhrnet_rt.video.formats.mot import MotWriter
 from hhrnet_rt.video.formats.openpose import OpenPoseWriter
-from hhrnet_rt.video.formats.sink import FormatSink, convert, read_records
+from hhrnet_rt.video.formats.reading import read_records
+from hhrnet_rt.video.formats.sink import FormatSink, convert
 from hhrnet_rt.video.formats.yolo import YoloWriter
 
 

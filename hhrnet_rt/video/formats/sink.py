@@ -4,13 +4,10 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from hhrnet_rt.core.errors import InputError
-from hhrnet_rt.poses import KEYPOINTS_SCHEMA
 from hhrnet_rt.video.records import STREAM_SCHEMA, frame_record, header_record
 
 
@@ -41,45 +38,6 @@ class FormatSink:
 
     def discard(self) -> None:
         self.writer.discard()
-
-
-def read_records(lines: Iterable[bytes], name: str) -> Iterator[dict[str, Any]]:
-    """The records of a JSON lines file (version 1 or 2), each checked to be one; nothing read is trusted.
-
-    Raises:
-        InputError: a line that is not JSON or not a keypoint record (the message names the line).
-    """
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(
-                f"{name} line {number} is not JSON ({exc}); give a file hhrt video --json wrote"
-            ) from None
-        if not isinstance(record, dict) or record.get("schema") not in (KEYPOINTS_SCHEMA, STREAM_SCHEMA):
-            raise InputError(f"{name} line {number} is not an hhrt keypoint record (schema "
-                             f"{STREAM_SCHEMA} or {KEYPOINTS_SCHEMA}); give a file hhrt video --json wrote")  # fmt: skip
-        if record.get("type", "frame") == "frame" and not _is_frame(record):
-            raise InputError(f"{name} line {number}: a frame record needs frame, timestamp and people "
-                             "([{score, keypoints: [[x, y, score], ...]}]); the file is damaged")  # fmt: skip
-        yield record
-
-
-def _is_frame(record: dict[str, Any]) -> bool:
-    people = record.get("people")
-    return (
-        isinstance(record.get("frame"), int)
-        and isinstance(record.get("timestamp"), int | float)
-        and isinstance(people, list)
-        and all(
-            isinstance(p, dict)
-            and isinstance(p.get("keypoints"), list)
-            and all(isinstance(j, list) and len(j) == 3 for j in p["keypoints"])
-            for p in people
-        )
-    )
 
 
 def convert(
