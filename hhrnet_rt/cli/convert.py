@@ -15,20 +15,29 @@ from rich.markup import escape
 
 from hhrnet_rt.cli import progress
 from hhrnet_rt.cli.app import app, handle_errors
-from hhrnet_rt.cli.options_draw import Quiet, Verbose
-from hhrnet_rt.cli.run_options import Formats, Overwrite
+from hhrnet_rt.cli.options_draw import Quiet
+from hhrnet_rt.cli.run_options import Overwrite
 from hhrnet_rt.cli.stream_io import stdout
 from hhrnet_rt.cli.targets import check_format_targets, format_targets, is_folder_target
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.core.inputs import check_input_file
 from hhrnet_rt.core.outputs import InputFiles, check_output_dir
-from hhrnet_rt.video.formats import FORMATS, parse_formats, read_records
+from hhrnet_rt.video.formats import FORMATS, format_help, parse_formats, read_records
 from hhrnet_rt.video.formats import convert as convert_records
 
 JsonLinesInput = Annotated[
     Path,
     typer.Argument(
         help="A JSON lines file written by hhrt video|webcam --json (version 1 or 2).", show_default=False
+    ),
+]
+ConvertFormats = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--format",
+        metavar="NAME[,NAME]",
+        help=f"The formats to write (repeat it, or NAME,NAME): {format_help()}.",
+        show_default=False,
     ),
 ]
 ConvertOut = Annotated[
@@ -60,13 +69,12 @@ FrameHeight = Annotated[
 @progress.levelled
 def convert(
     source: JsonLinesInput,
-    formats: Formats = None,
+    formats: ConvertFormats = None,
     out: ConvertOut = None,
     width: FrameWidth = None,
     height: FrameHeight = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
-    verbose: Verbose = False,
 ) -> None:
     """Write the keypoints of a JSON lines file in other tools' formats (--format, one or more).
 

@@ -105,6 +105,7 @@ Formats = Annotated[
     list[str] | None,
     typer.Option(
         "--format",
+        metavar="NAME[,NAME]",
         help="Also write the keypoints in these formats (repeat it, or NAME,NAME): "
         f"{format_help()}. Written where --json goes (else beside the video), <name>.<format> per input "
         "(hhrt image: keypoints.<format> for the batch, in the output folder); "

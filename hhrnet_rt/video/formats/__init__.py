@@ -72,13 +72,13 @@ FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
         Format("coco-dataset", ".coco-dataset.json", CocoDatasetWriter,
-               feeds="CVAT, Label Studio, FiftyOne, pycocotools (COCO keypoints as ground truth)"),
-        Format("yolo", ".yolo", YoloWriter, folder=True, feeds="yolo pose train (Ultralytics YOLO-pose labels)",
+               feeds="a COCO keypoint dataset for CVAT, Label Studio, FiftyOne, pycocotools"),
+        Format("yolo", ".yolo", YoloWriter, folder=True, feeds="YOLO-pose labels for yolo pose train",
                frame_files="labels/*.txt"),
         Format("openpose", ".openpose", OpenPoseWriter, folder=True,
-               feeds="tools reading OpenPose JSON (3D lifters)", frame_files="*_keypoints.json"),
-        Format("csv", ".csv", CsvWriter, feeds="spreadsheets, pandas"),
-        Format("mot", ".mot.txt", MotWriter, needs_track=True, feeds="MOT tools (TrackEval); needs --track"),
+               feeds="OpenPose JSON (COCO-18) for 3D lifters", frame_files="*_keypoints.json"),
+        Format("csv", ".csv", CsvWriter, feeds="a row per person for spreadsheets"),
+        Format("mot", ".mot.txt", MotWriter, needs_track=True, feeds="MOT-challenge tracks, needs --track"),
     )
 }  # fmt: skip
 
@@ -129,7 +129,7 @@ def check_formats(names: tuple[str, ...], *, tracked: bool) -> None:
 
 def format_help() -> str:
     """The ``--format`` help text: every name and who reads it."""
-    return "; ".join(f"{f.name} ({f.feeds})" for f in FORMATS.values())
+    return "; ".join(f"{f.name}: {f.feeds}" for f in FORMATS.values())
 
 
 __all__ = [
