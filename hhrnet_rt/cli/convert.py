@@ -8,60 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from rich.markup import escape
 
 from hhrnet_rt.cli import progress
 from hhrnet_rt.cli.app import app, handle_errors
 from hhrnet_rt.cli.options_draw import Quiet
+from hhrnet_rt.cli.options_formats import ConvertFormats, ConvertOut, FrameHeight, FrameWidth, JsonLinesInput
 from hhrnet_rt.cli.run_options import Overwrite
 from hhrnet_rt.cli.stream_io import stdout
 from hhrnet_rt.cli.targets import check_format_targets, format_targets, is_folder_target
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.core.inputs import check_input_file
 from hhrnet_rt.core.outputs import InputFiles, check_output_dir
-from hhrnet_rt.video.formats import FORMATS, format_help, parse_formats, read_records
+from hhrnet_rt.video.formats import FORMATS, parse_formats, read_records
 from hhrnet_rt.video.formats import convert as convert_records
-
-JsonLinesInput = Annotated[
-    Path,
-    typer.Argument(
-        help="A JSON lines file written by hhrt video|webcam --json (version 1 or 2).", show_default=False
-    ),
-]
-ConvertFormats = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--format",
-        metavar="NAME[,NAME]",
-        help=f"The formats to write (repeat it, or NAME,NAME): {format_help()}.",
-        show_default=False,
-    ),
-]
-ConvertOut = Annotated[
-    Path | None,
-    typer.Option(
-        "--out",
-        "-o",
-        help="A folder (created; <input name>.<format> per format), or with one --format the file or folder "
-        "to write. Default: beside the input.",
-        show_default=False,
-    ),
-]
-FrameWidth = Annotated[
-    int | None,
-    typer.Option(
-        min=1, help="Frame width, for a file whose header does not say (version 1).", show_default=False
-    ),
-]
-FrameHeight = Annotated[
-    int | None,
-    typer.Option(
-        min=1, help="Frame height, for a file whose header does not say (version 1).", show_default=False
-    ),
-]
 
 
 @app.command()

@@ -31,9 +31,9 @@ from hhrnet_rt.cli.options import (
     Weights,
 )
 from hhrnet_rt.cli.options_draw import Boxes, Labels, LineWidth, Quiet, ShowBelow, Verbose, overlay_style
+from hhrnet_rt.cli.options_formats import Formats
 from hhrnet_rt.cli.run_options import (
     ExifOrientation,
-    Formats,
     ImageInputs,
     ImageJson,
     ImageOut,

@@ -37,6 +37,7 @@ from hhrnet_rt.cli.options import (
     Weights,
 )
 from hhrnet_rt.cli.options_draw import Boxes, Labels, LineWidth, Quiet, ShowBelow, Verbose, overlay_style
+from hhrnet_rt.cli.options_formats import Formats
 from hhrnet_rt.cli.options_streams import (
     STALL_TIMEOUT_S,
     FailFast,
@@ -55,7 +56,6 @@ from hhrnet_rt.cli.run_options import (
     Coco,
     CpusPerTask,
     DecodeThreads,
-    Formats,
     GpusPerTask,
     InFlight,
     MaxFrames,

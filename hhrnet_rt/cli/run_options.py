@@ -15,7 +15,6 @@ import typer
 from hhrnet_rt._version import __version__
 from hhrnet_rt.core.access import TOKEN_ENV
 from hhrnet_rt.track.hook import TemporalSettings
-from hhrnet_rt.video.formats import format_help
 
 
 def _print_version(value: bool) -> None:
@@ -98,18 +97,6 @@ Coco = Annotated[
     typer.Option(
         help="Keypoints in COCO results format: a .json file (one input) or a folder "
         "(<name>.coco.json per input).",
-        show_default=False,
-    ),
-]
-Formats = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--format",
-        metavar="NAME[,NAME]",
-        help="Also write the keypoints in these formats (repeat it, or NAME,NAME): "
-        f"{format_help()}. Written where --json goes (else beside the video), <name>.<format> per input "
-        "(hhrt image: keypoints.<format> for the batch, in the output folder); "
-        "docs/interop.md describes each. `hhrt convert` writes them from a JSON lines file later.",
         show_default=False,
     ),
 ]
