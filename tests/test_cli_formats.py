@@ -147,6 +147,8 @@ def test_image_batch_writes_one_dataset_per_format(tmp_path, tiny):
     rows = list(csv.DictReader((out / "keypoints.csv").open()))
     assert {row["image"] for row in rows} <= {"a.png", "b.png"} and "time" not in rows[0]
     assert len(rows) >= len(coco.getAnnIds())  # a person without a joint found has a row, not an annotation
+    _invoke(["image", tmp_path / "a.png", "--out", tmp_path / "single.png", "--format", "csv", *tiny])
+    assert {row["image"] for row in csv.DictReader((tmp_path / "single.csv").open())} <= {"a.png"}  # its own name
 
 
 def test_webcam_writes_formats_beside_its_json(tmp_path, tiny):

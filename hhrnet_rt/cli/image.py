@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 from rich.table import Table
@@ -168,6 +169,7 @@ def _annotate(plan, estimator, writers, header, *, exif_orientation: bool, min_s
     table = Table("image", "people", "ms", "written")
     failures = Failures(total=len(plan))
     done = 0
+    named = Counter(path.name for path, _, _ in plan)
     for path, target, keypoints_target in plan:
         try:  # an image that cannot be read fails alone: the others still run (exit 9 names it)
             picture = read_image(path, exif_orientation=exif_orientation)
@@ -190,7 +192,9 @@ def _annotate(plan, estimator, writers, header, *, exif_orientation: bool, min_s
             write_new_file(keypoints_target, (json.dumps(record) + "\n").encode(), overwrite=overwrite)
             if drawn != len(poses):
                 people = f"{drawn} ({len(poses)} in JSON)"
-        record = image_record(done, f"{target.stem}{path.suffix}", picture.shape[:2], poses)  # unique names
+        # The image's own name in the datasets; two inputs of one name take their outputs' unique stems.
+        name = path.name if named[path.name] == 1 else f"{target.stem}{path.suffix}"
+        record = image_record(done, name, picture.shape[:2], poses)
         for writer in writers:
             if done == 0:
                 writer.begin(header)
