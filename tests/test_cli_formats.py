@@ -145,10 +145,16 @@ def test_image_batch_writes_one_dataset_per_format(tmp_path, tiny):
     assert [(i["file_name"], i["width"], i["height"]) for i in coco.loadImgs(coco.getImgIds())] == [
         ("a.png", 64, 48), ("b.png", 64, 48)]  # fmt: skip
     rows = list(csv.DictReader((out / "keypoints.csv").open()))
-    assert {row["image"] for row in rows} <= {"a.png", "b.png"} and "time" not in rows[0]
-    assert len(rows) >= len(coco.getAnnIds())  # a person without a joint found has a row, not an annotation
+    assert {row["image"] for row in rows} == {"a.png", "b.png"} and "time" not in rows[
+        0
+    ]  # the tiny model finds people
+    assert (
+        len(rows) >= len(coco.getAnnIds()) > 0
+    )  # a person without a joint found has a row, not an annotation
     _invoke(["image", tmp_path / "a.png", "--out", tmp_path / "single.png", "--format", "csv", *tiny])
-    assert {row["image"] for row in csv.DictReader((tmp_path / "single.csv").open())} <= {"a.png"}  # its own name
+    assert {row["image"] for row in csv.DictReader((tmp_path / "single.csv").open())} == {
+        "a.png"
+    }  # its own name
 
 
 def test_webcam_writes_formats_beside_its_json(tmp_path, tiny):
