@@ -163,7 +163,7 @@ def test_webcam_writes_formats_beside_its_json(tmp_path, tiny):
              "--max-frames", "2", *tiny])  # fmt: skip
     frames = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()][1:]
     rows = list(csv.DictReader((tmp_path / "live.csv").open()))
-    assert len(rows) == sum(len(f["people"]) for f in frames)
+    assert len(rows) == sum(len(f["people"]) for f in frames) > 0
     result = _invoke(["webcam", "--camera", clip, "--no-show", "--format", "csv", *tiny], code=2)
     assert "--format needs a place for its files: give --json or --out" in result.output
 
