@@ -95,6 +95,9 @@ _HEADER = (
 )
 _FRAME = b'{"schema": "hhrnet-rt/keypoints/2", "type": "frame", "frame": 0, "timestamp": 0.0, "people": [{"score": 0.9, "keypoints": [[1, 2, 0.5]]}]}\n'
 
+_V1 = json.dumps({"schema": "hhrnet-rt/keypoints/1", "frame": 0, "timestamp": 0.0,
+                  "people": [{"score": 0.9, "keypoints": [[1, 2, 0.5]] * 17}]}).encode() + b"\n"  # fmt: skip
+
 
 @pytest.mark.parametrize(
     ("content", "args", "message"),
@@ -111,6 +114,7 @@ _FRAME = b'{"schema": "hhrnet-rt/keypoints/2", "type": "frame", "frame": 0, "tim
         (_FRAME.replace(b'"score": 0.9', b'"score": 0.9, "id": -2'), ["--format", "mot"], "non-negative"),
         (_HEADER.replace(b"64", b'"64"') + _FRAME, ["--format", "yolo"], "width must be a positive integer"),
         (_HEADER + _FRAME, ["--format", "yolo"], "a person has 1 joints where the file has 17"),
+        (_V1, ["--format", "yolo"], "version 1 has no header); give it with --width W and --height H"),
         (b"", ["--format", "json"], "unknown format; choose from coco-dataset"),
         (b"", [], "say which format"),
     ],

@@ -229,7 +229,7 @@ def test_mot_reads_back_as_the_devkit_loads_it(tmp_path):
 
 
 def test_mot_needs_tracked_people(tmp_path):
-    with pytest.raises(InputError, match="needs tracked people.*--track"):
+    with pytest.raises(InputError, match=r"needs tracked people.*track=True"):
         _write("mot", tmp_path, _records(tracked=False))
     header, *rest = _records(tracked=False)
     with pytest.raises(InputError, match="frame 0 has a person without an id"):
@@ -241,7 +241,7 @@ def test_version_1_records_need_the_size_from_the_caller(tmp_path):
     v1 = [{k: v for k, v in r.items() if k != "type"} for r in _frames(_records())]
     for r in v1:
         r["schema"] = "hhrnet-rt/keypoints/1"
-    with pytest.raises(InputError, match="give it with --width W --height H"):
+    with pytest.raises(InputError, match="give it with width='W' and height='H'"):
         _write("coco-dataset", tmp_path, v1)
     path = _write("coco-dataset", tmp_path, v1, defaults={"width": W, "height": H, "source": "walk.jsonl"})
     assert json.loads(path.read_text())["images"][0]["width"] == W

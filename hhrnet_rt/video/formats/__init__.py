@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.errors import InputError, option
 from hhrnet_rt.video.formats.coco_dataset import CocoDatasetWriter
 from hhrnet_rt.video.formats.csv_rows import CsvWriter
 from hhrnet_rt.video.formats.mot import MotWriter
@@ -78,7 +78,7 @@ FORMATS: dict[str, Format] = {
         Format("openpose", ".openpose", OpenPoseWriter, folder=True,
                feeds="OpenPose JSON (COCO-18) for 3D lifters", frame_files="*_keypoints.json"),
         Format("csv", ".csv", CsvWriter, feeds="a row per person for spreadsheets"),
-        Format("mot", ".mot.txt", MotWriter, needs_track=True, feeds="MOT-challenge tracks, needs --track"),
+        Format("mot", ".mot.txt", MotWriter, needs_track=True, feeds="MOT-challenge tracks of tracked people"),
     )
 }  # fmt: skip
 
@@ -95,7 +95,9 @@ def parse_formats(values: Iterable[str] | None) -> tuple[str, ...]:
             if not name:
                 continue
             if name not in FORMATS:
-                raise InputError(f"--format {name}: unknown format; choose from {', '.join(FORMATS)}")
+                raise InputError(
+                    f"{option('format', name)}: unknown format; choose from {', '.join(FORMATS)}"
+                )
             if name not in names:
                 names.append(name)
     return tuple(names)
@@ -124,7 +126,7 @@ def check_formats(names: tuple[str, ...], *, tracked: bool) -> None:
     """Refuse, before any work, a format the run cannot feed (``mot`` without ``--track``)."""
     for name in names:
         if FORMATS[name].needs_track and not tracked:
-            raise InputError(f"--format {name} needs tracked people: add --track")
+            raise InputError(f"{option('format', name)} needs tracked people: add {option('track', True)}")
 
 
 def format_help() -> str:

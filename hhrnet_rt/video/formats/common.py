@@ -67,7 +67,7 @@ def require_coco(header: dict[str, Any], record: dict[str, Any], fmt: str) -> No
     """Formats whose layout is COCO's 17 joints refuse other models (CrowdPose's 14) in one clear line."""
     if keypoint_names(header, record) != list(COCO_KEYPOINTS):
         raise InputError(f"the {fmt} format is written for COCO's 17 joints; this model has other joints "
-                         "(a CrowdPose model?): use --format csv or coco-dataset")  # fmt: skip
+                         "(a CrowdPose model?): write the csv or coco-dataset format instead")  # fmt: skip
 
 
 def frame_size(header: dict[str, Any], record: dict[str, Any], fmt: str) -> tuple[int, int]:
@@ -76,7 +76,7 @@ def frame_size(header: dict[str, Any], record: dict[str, Any], fmt: str) -> tupl
     if not width or not height:
         raise InputError(
             f"the {fmt} format needs the frame size, which this file does not record (JSON lines version 1 "
-            "has no header); give it with --width W --height H"
+            f"has no header); give it with {option('width', 'W')} and {option('height', 'H')}"
         )
     return int(width), int(height)
 

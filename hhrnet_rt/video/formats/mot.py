@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hhrnet_rt.core.errors import InputError
+from hhrnet_rt.core.errors import InputError, option
 from hhrnet_rt.video.formats.common import FileWriter, labeled_box, number
 
-NEEDS_TRACK = "the mot format needs tracked people (IDs): run with --track"
+
+def _needs_track() -> str:
+    # A function, not a constant: the option's spelling depends on who is asking (library or CLI).
+    return f"the mot format needs tracked people (IDs): run with {option('track', True)}"
 
 
 class MotWriter(FileWriter):
@@ -22,14 +25,14 @@ class MotWriter(FileWriter):
 
     def begin(self, header: dict[str, Any]) -> None:
         if header.get("tracked") is False:
-            raise InputError(f"{NEEDS_TRACK}; these keypoints were found without it")
+            raise InputError(f"{_needs_track()}; these keypoints were found without it")
         super().begin(header)
 
     def body(self, record: dict[str, Any]) -> bytes:
         lines = []
         for person in record["people"]:
             if "id" not in person:
-                raise InputError(f"{NEEDS_TRACK} (frame {record['frame']} has a person without an id)")
+                raise InputError(f"{_needs_track()} (frame {record['frame']} has a person without an id)")
             box = labeled_box(person["keypoints"])
             if person["id"] is None or box is None:
                 continue

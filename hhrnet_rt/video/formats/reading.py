@@ -17,7 +17,7 @@ from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.poses import KEYPOINTS_SCHEMA
 from hhrnet_rt.video.records import STREAM_SCHEMA
 
-_AGAIN = "give a file hhrt video --json wrote"
+_AGAIN = "give a file that `hhrt video --json` wrote"
 
 
 def _no_constant(name: str) -> float:
