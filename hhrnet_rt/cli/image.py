@@ -147,17 +147,15 @@ def _images(plan: list[tuple[Path, Path, Path | None]], estimator: PoseEstimator
             min_score: float | None, max_people: int | None, overwrite: bool, style: PoseStyle,
             formats: dict[str, Path]) -> None:  # fmt: skip
     """Each planned image annotated and written; the ``--format`` writers get every image's record and
-    are published at the end (discarded if the batch stops on an error)."""
+    are published at the end, also when the batch is interrupted or stops on an error (they then hold the
+    images done, as the annotated images on disk do)."""
     writers = [FORMATS[name].open(path, overwrite=overwrite) for name, path in formats.items()]
     header = images_header(estimator.num_joints, run_header(estimator))
     try:
         failures = _annotate(plan, estimator, writers, header, exif_orientation=exif_orientation,
                              min_score=min_score, max_people=max_people, overwrite=overwrite, style=style)  # fmt: skip
-    except BaseException:
-        for writer in writers:
-            writer.discard()
-        raise
-    close_all(writers)
+    finally:
+        close_all(writers)
     failures.raise_if_any("images")
 
 

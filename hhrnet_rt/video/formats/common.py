@@ -162,6 +162,7 @@ class FolderWriter:
         self.header: dict[str, Any] = {}
         self.written = 0
         self._made: list[Path] = []  # folders this writer created (removed again if left empty)
+        self._files: list[Path] = []  # files it wrote (removed again by discard)
 
     def begin(self, header: dict[str, Any]) -> None:
         self.header = header
@@ -179,6 +180,7 @@ class FolderWriter:
         self._mkdir(target.parent)
         check_name_length(target, self.what)
         RecordFile.temporary_beside(target).publish_as(target, data, overwrite=self.overwrite)
+        self._files.append(target)
 
     def _mkdir(self, folder: Path) -> None:
         missing = []
@@ -190,9 +192,16 @@ class FolderWriter:
             self._made.append(made)
 
     def close(self) -> None:
-        self.discard()  # removes only what this writer made and left empty
+        self._remove_empty_folders()  # a run that got no frame leaves no folder behind
 
     def discard(self) -> None:
+        """Remove what this writer wrote (the conversion failed: no half dataset is left)."""
+        for file in self._files:
+            file.unlink(missing_ok=True)
+        self._files = []
+        self._remove_empty_folders()
+
+    def _remove_empty_folders(self) -> None:
         for folder in reversed(self._made):
             try:
                 folder.rmdir()  # only when empty: a file in it is a result (or someone else's)

@@ -61,10 +61,10 @@ class YoloWriter(FolderWriter):
     what = "YOLO-pose dataset folder"
 
     def write_frame(self, record: dict[str, Any]) -> None:
+        width, height = frame_size(self.header, record, "yolo")
         if self.written == 0:
             require_coco(self.header, record, "yolo")
             self.put("data.yaml", dataset_yaml(self.header, len(COCO_FLIP_INDEX)).encode())
-        width, height = frame_size(self.header, record, "yolo")
         lines = [line for person in record["people"] if (line := label_line(person, width, height))]
         self.put(
             f"labels/{frame_stem(self.header, record)}.txt", "".join(f"{line}\n" for line in lines).encode()
