@@ -122,9 +122,9 @@ _V1 = json.dumps({"schema": "hhrnet-rt/keypoints/1", "frame": 0, "timestamp": 0.
 def test_convert_bad_input_is_one_line_and_exit_2(tmp_path, content, args, message):
     source = tmp_path / "bad.jsonl"
     source.write_bytes(content)
-    result = _invoke(["convert", source, *args], code=2)
+    result = _invoke(["convert", source, *args, "--out", tmp_path / "made"], code=2)
     assert message in result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]  # nothing written, no temporary
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]  # nothing written, no folder left
 
 
 def test_mot_without_track_is_refused_before_the_model_loads(tmp_path):

@@ -17,6 +17,7 @@ from hhrnet_rt.cli.app import app, handle_errors
 from hhrnet_rt.cli.options_draw import Quiet
 from hhrnet_rt.cli.options_formats import ConvertFormats, ConvertOut, FrameHeight, FrameWidth, JsonLinesInput
 from hhrnet_rt.cli.run_options import Overwrite
+from hhrnet_rt.cli.run_report import no_empty_folders
 from hhrnet_rt.cli.stream_io import stdout
 from hhrnet_rt.cli.targets import check_format_targets, format_targets, is_folder_target
 from hhrnet_rt.core.errors import InputError
@@ -46,7 +47,13 @@ def convert(
     if not names:
         raise InputError(f"say which format to write: --format NAME (one of {', '.join(FORMATS)})")
     source = check_input_file(source, "JSON lines file")
-    targets = _targets(source, out, names)
+    with no_empty_folders(out):  # a folder made for --out goes again if nothing is written into it
+        _convert(source, _targets(source, out, names), width=width, height=height, overwrite=overwrite)
+
+
+def _convert(source: Path, targets: dict[str, Path], *, width: int | None, height: int | None,
+             overwrite: bool) -> None:  # fmt: skip
+    """The writers opened (every target checked first), fed the file's records, and a line per file."""
     check_format_targets(targets, overwrite=overwrite, inputs=InputFiles([source]))
     writers = []
     try:
