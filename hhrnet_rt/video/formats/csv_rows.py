@@ -23,6 +23,7 @@ def _cell(value: Any) -> Any:
 class CsvWriter(FileWriter):
     suffixes = (".csv",)
     what = "CSV file"
+    _images = False  # an image batch: an image column in place of time (decided by the first record)
 
     def _rows(self, rows: list[list[Any]]) -> bytes:
         text = io.StringIO()
