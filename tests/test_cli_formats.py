@@ -168,6 +168,16 @@ def test_webcam_writes_formats_beside_its_json(tmp_path, tiny):
     frames = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()][1:]
     rows = list(csv.DictReader((tmp_path / "live.csv").open()))
     assert len(rows) == sum(len(f["people"]) for f in frames) > 0
+    # Several cameras, keypoints only (no --out): main raised a ValueError here before #23.
+    other = make_video(tmp_path / "cam2.mp4", 2, width=64, height=64)
+    _invoke(["webcam", "--camera", clip, "--camera", other, "--no-show", "--json", tmp_path / "rec",
+             "--format", "csv", "--max-frames", "1", *tiny])  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == [
+        "cam.csv",
+        "cam.jsonl",
+        "cam2.csv",
+        "cam2.jsonl",
+    ]
     result = _invoke(["webcam", "--camera", clip, "--no-show", "--format", "csv", *tiny], code=2)
     assert "--format needs a place for its files: give --json or --out" in result.output
 

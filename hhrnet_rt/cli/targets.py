@@ -36,7 +36,7 @@ class VideoTargets:
     """The outputs of one ``hhrt video`` input (``None``: not asked for)."""
 
     source: str | Path
-    video: Path
+    video: Path | None  # None only for hhrt webcam without --out (it records keypoints only)
     json: Path | None
     coco: Path | None
     formats: dict[str, Path] = field(default_factory=dict)  # --format name -> file or folder
@@ -63,10 +63,12 @@ def plan_video_outputs(
     skip_existing: bool = False,
     skipped: list[str | Path] | None = None,
     formats: tuple[str, ...] = (),
+    need_video: bool = True,
 ) -> list[VideoTargets]:
     """One :class:`VideoTargets` per source; ``run_dir`` stands in for a missing ``out``; ``formats``
     (``--format`` names) go where the JSON lines go, else where the video goes (module docstring).
 
+    ``need_video``: ``False`` for ``hhrt webcam``, whose recordings are optional (``--json`` alone).
     ``skip_existing``: a local input whose outputs all exist and are complete
     (:func:`video_outputs_complete`) is left out (and added to ``skipped``); one whose outputs exist but
     are not complete is redone with ``overwrite`` and refused without it.
@@ -123,7 +125,7 @@ def plan_video_outputs(
         if len(set(paths)) < len(paths):
             raise InputError(f"two outputs of {source} would be the same file; give them different names")
         video = chosen["video"]
-        if video is None:  # kinds["video"] has run_dir in place of a missing --out
+        if video is None and need_video:  # kinds["video"] has run_dir in place of a missing --out
             raise ValueError("plan_video_outputs needs an output video place: out or run_dir")
         plan.append(VideoTargets(source, video, chosen["json"], chosen["coco"], extra))
     return plan

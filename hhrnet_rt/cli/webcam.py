@@ -238,7 +238,9 @@ def _webcams(cameras: list[str], out: Path | None, json_out: Path | None, run: R
 
     # Named after the camera (camera0) or the stream's / file's name; a local file is an input to protect.
     names = [f"camera{c}" if c.isdigit() else (Path(c) if is_regular_file(c) else c) for c in cameras]
-    plan = plan_video_outputs(names, out, json_out, None, run_dir=None, overwrite=overwrite, formats=formats)
+    plan = plan_video_outputs(
+        names, out, json_out, None, run_dir=None, overwrite=overwrite, formats=formats, need_video=False
+    )
     run = replace(
         run, show=_window_or_recording(run.show, out is not None or json_out is not None, gui_problem())
     )
