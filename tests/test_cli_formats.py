@@ -194,8 +194,3 @@ def test_skip_existing_counts_the_formats(run, tiny):
         assert "exist but are not complete" in _invoke(args, code=2).output
     finally:
         label.write_bytes(kept)
-
-
-def test_format_with_ray_points_at_convert(tmp_path):
-    result = _invoke(["video", tmp_path / "a.mp4", "--ray", "--format", "csv"], code=2)
-    assert "hhrt convert" in result.output

@@ -280,3 +280,28 @@ def test_a_run_cut_short_leaves_whole_files(tmp_path, fmt):
         assert len(list(csv.DictReader(writer.path.open()))) == 3
     else:
         assert len(list((writer.path / "labels").iterdir())) == 2
+
+
+def test_publish_folder_renames_whole_or_merges_only_with_overwrite(tmp_path):
+    """How a --ray worker's format folder gets its name (hhrnet_rt.core.outputs.publish_folder)."""
+    from hhrnet_rt.core.outputs import publish_folder
+
+    def temporary(name):
+        folder = tmp_path / name
+        (folder / "labels").mkdir(parents=True)
+        (folder / "labels" / "a.txt").write_text("new")
+        return folder
+
+    final = tmp_path / "walk.yolo"
+    publish_folder(temporary(".t1"), final, overwrite=False)
+    assert (final / "labels" / "a.txt").read_text() == "new" and not (tmp_path / ".t1").exists()
+    (final / "mine.txt").write_text("user's")
+    (final / "labels" / "a.txt").write_text("old")
+    with pytest.raises(InputError, match="results are in"):
+        publish_folder(temporary(".t2"), final, overwrite=False)
+    assert (tmp_path / ".t2" / "labels" / "a.txt").exists() and (
+        final / "labels" / "a.txt"
+    ).read_text() == "old"
+    publish_folder(tmp_path / ".t2", final, overwrite=True)
+    assert (final / "labels" / "a.txt").read_text() == "new" and (final / "mine.txt").read_text() == "user's"
+    assert not (tmp_path / ".t2").exists()

@@ -96,7 +96,7 @@ from hhrnet_rt.cli.stream_io import (
 )
 from hhrnet_rt.cli.targets import VideoTargets, plan_video_outputs
 from hhrnet_rt.cluster.archive import MAX_RETRIES, TASK_CPUS, TASK_GPUS
-from hhrnet_rt.core.errors import HhrtError, InputError
+from hhrnet_rt.core.errors import HhrtError
 from hhrnet_rt.core.inputs import check_input_file
 from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
 from hhrnet_rt.track.hook import MAX_GAP_S
@@ -190,9 +190,6 @@ def video(
     remote = ServerOptions(server, token, send, in_flight) if server is not None else None
     names = parse_formats(formats)
     check_formats(names, tracked=run.over_time.enabled)
-    if names and ray:
-        raise InputError("--format is not written by --ray tasks yet; add --json and run `hhrt convert` on "
-                         "the JSON lines afterwards (it writes the same files)")  # fmt: skip
     sources = _checked_inputs(inputs, recursive=recursive, show=show)
     with run_folder(
         out, announce=not ray, outputs=(json_out, coco)

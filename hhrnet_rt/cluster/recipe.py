@@ -88,9 +88,11 @@ class VideoRecipe:
         return errors.option_style(self.option_style)
 
     def sinks(self, source: Any, video: Path | None, json: Path | None, coco: Path | None,
-              warn: Callable[[str], None]) -> list[Any]:  # fmt: skip
+              warn: Callable[[str], None], formats: dict[str, Path] | None = None,
+              run_header: dict[str, Any] | None = None) -> list[Any]:  # fmt: skip
         # The worker writes under temporary names no other file has: nothing to overwrite.
-        return open_sinks(video, json, coco, source, live=False, overwrite=False, warn=warn)
+        return open_sinks(video, json, coco, source, live=False, overwrite=False, warn=warn, formats=formats,
+                          run_header=run_header)  # fmt: skip
 
 
 def open_sinks(
