@@ -109,6 +109,11 @@ MALFORMED = [
     (GOOD_BINARY[0] + b"extra", GOOD_BINARY[1], 400, "binary_data_size"),
     (*_binary(FILE, struct.pack("<I", 99) + b"short"), 400, "shorter than"),
     (GOOD_JSON + b"tail", str(len(GOOD_JSON)), 400, "nothing else"),
+    (b"[" * 100_000 + b"]" * 100_000, None, 400, "nests too deeply"),
+    (_json([{**U8, "data": [0] * 12, "parameters": [1]}]), None, 400, "'parameters' must be a JSON object"),
+    (_json([{**U8, "data": [0] * 12}], parameters="binary"), None, 400, "'parameters' must be a JSON object"),
+    (_json([{**FILE, "data": ["a", "b"]}]), None, 400, "must hold one image"),
+    (*_binary(FILE, (struct.pack("<I", 0)) * 1_000_000), 400, "got 2 elements"),  # refused at the second
 ]
 
 

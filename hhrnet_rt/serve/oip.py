@@ -126,9 +126,20 @@ def _json_part(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
         request = json.loads(body[:split])
     except (ValueError, UnicodeDecodeError) as exc:
         raise _bad(f"the inference request is not JSON ({exc}); see /docs for its shape") from None
+    except RecursionError:  # "[[[[..." nested deeper than the parser goes
+        raise _bad("the inference request nests too deeply to be read") from None
     if not isinstance(request, dict):
         raise _bad("the inference request must be a JSON object with an 'inputs' list")
     return request, body[split:]
+
+
+def _parameters(holder: dict, what: str) -> dict:
+    parameters = holder.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise _bad(f"{what}: 'parameters' must be a JSON object, got {type(parameters).__name__}")
+    return parameters
 
 
 def _shape(tensor: dict) -> list[int]:
@@ -142,8 +153,9 @@ def _shape(tensor: dict) -> list[int]:
 
 def _bytes_elements(raw: bytes) -> list[bytes]:
     """The elements of a binary BYTES tensor: each a little-endian uint32 length, then that many bytes."""
-    elements, at = [], 0
-    while at < len(raw):
+    elements: list[bytes] = []
+    at = 0
+    while at < len(raw) and len(elements) < 2:  # one is wanted: a second is enough to refuse (not millions)
         if at + 4 > len(raw):
             raise _bad("the BYTES tensor ends inside an element's length")
         (size,) = struct.unpack_from("<I", raw, at)
@@ -160,11 +172,13 @@ def _image_file(tensor: dict, raw: bytes | None, max_pixels: int) -> np.ndarray:
     if raw is not None:
         elements = _bytes_elements(raw)
     else:
-        data = np.ravel(np.asarray(tensor.get("data"), dtype=object)).tolist()
-        if not all(isinstance(item, str) for item in data):
-            raise _bad(f"input {BYTES_INPUT!r}: JSON 'data' must hold the image as a base64 string")
+        data = tensor.get("data")
+        while isinstance(data, list) and len(data) == 1:  # ["..."], [["..."]]: one element, any nesting
+            data = data[0]
+        if not isinstance(data, str):
+            raise _bad(f"input {BYTES_INPUT!r}: JSON 'data' must hold one image, as a base64 string")
         try:
-            elements = [base64.b64decode(item, validate=True) for item in data]
+            elements = [base64.b64decode(data, validate=True)]
         except binascii.Error:
             raise _bad(
                 f"input {BYTES_INPUT!r}: the JSON string is not base64 (send the file's bytes in base64)"
@@ -203,14 +217,14 @@ def _pixels(tensor: dict, raw: bytes | None, max_pixels: int) -> np.ndarray:
 
 def _outputs(request: dict) -> tuple[tuple[str, bool], ...]:
     asked = request.get("outputs")
-    parameters = request.get("parameters") or {}
+    parameters = _parameters(request, "the request")
     if asked is None:
         return tuple((name, parameters.get("binary_data_output") is True) for name in OUTPUTS)
     if not isinstance(asked, list) or not all(isinstance(o, dict) for o in asked):
         raise _bad("'outputs' must be a list of {\"name\": ...} objects")
     chosen: list[tuple[str, bool]] = []
     for output in asked:
-        name, extra = output.get("name"), output.get("parameters") or {}
+        name, extra = output.get("name"), _parameters(output, f"output {output.get('name')!r}")
         if name not in OUTPUTS or name in dict(chosen):
             raise _bad(f"output {name!r} is unknown or asked twice; this model has {', '.join(OUTPUTS)}")
         if "classification" in extra or "shared_memory_region" in extra:
@@ -243,7 +257,7 @@ def parse_infer(
         raise _bad(f"unknown input {name!r}; this model takes {BYTES_INPUT!r} or {PIXELS_INPUT!r}")
     if datatype != want:
         raise _bad(f"input {name!r} is {want}, got {datatype!r}")
-    parameters = tensor.get("parameters") or {}
+    parameters = _parameters(tensor, f"input {name!r}")
     if "shared_memory_region" in parameters:
         raise _bad("shared memory is not supported; send the tensor in the request")
     raw = None
