@@ -198,15 +198,25 @@ def test_upload_page_draws_the_poses_and_shows_the_json(chromium, server, png, v
     import cv2
     from selenium.webdriver.support.ui import WebDriverWait
 
+    def upload_with(token_text: str) -> str:
+        token.clear()
+        token.send_keys(token_text)
+        chromium.execute_script("document.getElementById('file').value = ''")  # the same file again fires
+        chromium.execute_script("document.body.dataset.state = 'idle'")
+        chromium.find_element("id", "file").send_keys(str(png))
+        WebDriverWait(chromium, 15).until(
+            lambda d: d.find_element("tag name", "body").get_attribute("data-state") in ("done", "error")
+        )
+        return chromium.find_element("id", "status").text
+
     chromium.get(server + "/")
     token = chromium.find_element("id", "token")
     assert token.is_displayed()  # the server has a token: the page asks for it
-    token.send_keys(TOKEN)
-    chromium.find_element("id", "file").send_keys(str(png))
-    WebDriverWait(chromium, 15).until(
-        lambda d: d.find_element("tag name", "body").get_attribute("data-state") in ("done", "error")
-    )
-    status = chromium.find_element("id", "status").text
+    refused = upload_with("not-the-token")
+    assert "(401)" in refused and "wrong token" in refused, refused
+    assert chromium.find_element("tag name", "body").get_attribute("data-state") == "error"
+    console_errors(chromium)  # the browser logs the 401 itself; the check below is for the upload that works
+    status = upload_with(TOKEN)
     assert chromium.find_element("tag name", "body").get_attribute("data-state") == "done", status
     shown = json.loads(chromium.find_element("id", "json").get_attribute("textContent"))
     expected = json.loads(v1_body)

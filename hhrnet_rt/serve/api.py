@@ -159,6 +159,7 @@ def new_app() -> FastAPI:
     """An app with the docs pages and an OpenAPI document that also holds the request bodies' models and
     the bearer scheme (the ``Authorize`` button of ``/docs``)."""
     app = FastAPI(
+        redoc_url=None,  # one docs page (/docs) is enough surface
         title="hhrt serve",
         version=__version__,
         description="Multi-person 2D poses (HigherHRNet) of JPEG/PNG images: hhrt's /v1 API and the Open "
