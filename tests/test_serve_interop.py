@@ -244,4 +244,17 @@ def test_upload_page_draws_the_poses_and_shows_the_json(chromium, server, png, v
     shot = chromium.get_screenshot_as_png()
     if os.environ.get(UPDATE_SCREENSHOT_ENV) == "1":
         SCREENSHOT.write_bytes(shot)
+    # Dropped rather than chosen (a drop as the browser delivers it, outside the drop zone): the same answer.
+    chromium.execute_script(
+        "document.body.dataset.state = 'idle'; document.getElementById('json').textContent = '';"
+        "const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));"
+        "const files = new DataTransfer(); files.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));"
+        "document.querySelector('h1').dispatchEvent(new DragEvent('drop', {dataTransfer: files, bubbles: true}));",
+        base64.b64encode(png.read_bytes()).decode(),
+    )
+    WebDriverWait(chromium, 15).until(
+        lambda d: d.find_element("tag name", "body").get_attribute("data-state") == "done"
+    )
+    assert json.loads(chromium.find_element("id", "json").get_attribute("textContent")) == expected
+    assert "dropped.png" in chromium.find_element("id", "status").text
     assert console_errors(chromium) == []
