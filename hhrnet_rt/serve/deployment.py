@@ -113,11 +113,12 @@ class PoseDeployment:
 
 
 # Ray Serve's FastAPI ingress: the documented routes (OpenAPI at /openapi.json, Swagger UI at /docs) all go
-# to PoseDeployment.answer. Applied after the class body (not as a decorator) so the routes can be added
-# from api.ROUTES first.
+# to PoseDeployment.answer. A class of its own, not a decorator: the routes are added from api.ROUTES
+# first, and PoseDeployment stays a plain class a test (or another front end) can build in-process (the
+# ingress wrapper's __init__ is a coroutine that only Serve runs).
 APP = api.new_app()
 api.add_routes(APP, PoseDeployment.answer)
-PoseDeployment = serve.ingress(APP)(PoseDeployment)  # type: ignore[misc]
+PoseIngress = serve.ingress(APP)(PoseDeployment)
 
 
 class HealthDeployment:
@@ -165,6 +166,6 @@ def build_app(
         }
     else:
         options["num_replicas"] = replicas
-    deployment = serve.deployment(PoseDeployment, **options)
+    deployment = serve.deployment(PoseIngress, **options)
     # serve.deployment(cls, **options) returns a Deployment; Ray's overloads type it as a decorator.
     return deployment.bind(config, settings)  # type: ignore[attr-defined]
