@@ -114,8 +114,9 @@ def test_only_loopback_goes_without_a_token():
 
 @pytest.mark.parametrize(
     ("args", "expected"),
-    [(["--web", "80a"], "is not [HOST:]PORT"), (["--web", "0.0.0.0:0"], "refusing to listen on 0.0.0.0")],
-)
+    [(["--web", "80a"], "is not [HOST:]PORT"), (["--web", "0.0.0.0:0"], "refusing to listen on 0.0.0.0"),
+     (["--web", "0", "--ray"], "drop one")],
+)  # fmt: skip
 def test_bad_web_options_fail_before_any_work(tmp_path, tiny, args, expected, monkeypatch):
     monkeypatch.delenv("HHRT_TOKEN", raising=False)
     clip = make_video(tmp_path / "a.mp4", 2, width=64, height=64)
@@ -123,6 +124,15 @@ def test_bad_web_options_fail_before_any_work(tmp_path, tiny, args, expected, mo
     assert result.exit_code != 0 and expected in " ".join(result.output.split()), result.output
     assert "Traceback" not in result.output and "loading the model" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_webcams_with_only_the_web_view_need_no_recording(tmp_path, tiny):
+    clips = [make_video(tmp_path / f"{name}.mp4", 3, width=64, height=64) for name in "ab"]
+    args = ["webcam", "--camera", str(clips[0]), "--camera", str(clips[1]), "--no-show", "--web", "0", *tiny]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "live view at http://127.0.0.1:" in result.output and "2 cameras" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mp4"]  # nothing recorded
 
 
 # -- in a real browser -----------------------------------------------------------------------------------------

@@ -102,6 +102,7 @@ def run_and_report(
     failures = failures or Failures()
     failures.count(len(opened))
     names = [getattr(source, "name", None) or source.description for source, _ in opened]
+    annotator = annotator_for(run.min_score, run.style)
     with (
         progress.bar("frames", rate=True) as bar,
         metrics_endpoint(run.live.metrics_port) as monitor,
@@ -117,12 +118,12 @@ def run_and_report(
                 escape(name if several else title), total=total, fps=0.0
             )  # a name, not markup
             hook = run.over_time.hook()
-            on_frame = _ticker(bar, task, view.frame_hook(i) if view is not None else None)
+            on_frame = _ticker(bar, task, view.frame_hook(i, annotator.drawn) if view is not None else None)
             streams.append(Stream(source, sinks, name=name if several else None, on_frame=on_frame,
                                   post_decode=hook))  # fmt: skip
         common = {
             **run.batching.run_options(),
-            "annotator": annotator_for(run.min_score, run.style),
+            "annotator": annotator,
             "hud": hud,
             "max_frames": max_frames,
             "display": window,

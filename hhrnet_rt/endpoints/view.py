@@ -132,10 +132,20 @@ class LiveView:
         """Called by the runner as the run starts (``run_streams(..., monitor=...)``): its counters."""
         self._runner = runner
 
-    def frame_hook(self, i: int) -> Callable[[Any], None]:
-        """``on_frame`` for stream ``i``: hands its annotated frames (``FrameResult``) to the view."""
+    def frame_hook(self, i: int, drawn: Callable[[Any], Any] | None = None) -> Callable[[Any], None]:
+        """``on_frame`` for stream ``i``: hands its annotated frames (``FrameResult``) to the view.
+
+        Args:
+            drawn: ``poses -> (P,) bool``, the people on the picture (``PoseAnnotator.drawn``), so the page
+                counts what it shows, as the HUD does; ``None``: every person of the frame.
+        """
         latest = self.frames[i]
-        return lambda result: latest.publish(result.image, len(result.poses))
+
+        def hook(result: Any) -> None:
+            people = len(result.poses) if drawn is None else int(drawn(result.poses).sum())
+            latest.publish(result.image, people)
+
+        return hook
 
     def close(self) -> None:
         """End every stream being served (their viewers' requests finish)."""
