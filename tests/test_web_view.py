@@ -23,6 +23,7 @@ from hhrnet_rt.cli import app
 from hhrnet_rt.core.access import TOKEN_COOKIE
 from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.endpoints import EndpointServer, LiveView
+from hhrnet_rt.poses import Poses
 from hhrnet_rt.video import Stream, run_streams
 from hhrnet_rt.video.sources import FileSource
 
@@ -30,8 +31,8 @@ runner = CliRunner()
 
 
 class NoiseSource:
-    """A file-like source of ``n`` noise frames: each one a large JPEG, so a client that never reads fills
-    its socket buffers after a few frames."""
+    """A file-like source of ``n`` noise frames (each one a large JPEG, so a client that never reads fills
+    its socket buffers after a few frames), at 100 frames/s."""
 
     live, rate, decode_failures, description = False, None, 0, "noise"
 
@@ -45,6 +46,7 @@ class NoiseSource:
 
         if self._i >= self.n:
             return None
+        time.sleep(0.01)  # a camera's pace, slower than the view: it has every frame to offer
         i, self._i = self._i, self._i + 1
         return Frame(i, i / self.fps, self._images[i % 4].copy(), time.perf_counter())
 
@@ -52,7 +54,22 @@ class NoiseSource:
         pass
 
 
-def test_a_stalled_viewer_drops_frames_and_never_blocks_the_run(tiny_estimator):
+class NobodyEstimator:
+    """Finds nobody, at once: this test is about the view, not the model."""
+
+    num_joints = 17
+
+    def prepare(self, image):
+        return image.shape
+
+    def infer(self, prepared):
+        return None
+
+    def decode(self, maps, prepared) -> Poses:
+        return Poses.empty(17)
+
+
+def test_a_stalled_viewer_drops_frames_and_never_blocks_the_run():
     view = LiveView(["noise"], fps=1000.0)  # no pacing: every frame is offered to the viewer
     with EndpointServer(view.routes(), port=0) as server:
         stalled = socket.socket()
@@ -60,14 +77,20 @@ def test_a_stalled_viewer_drops_frames_and_never_blocks_the_run(tiny_estimator):
         stalled.connect(("127.0.0.1", server.port))
         stalled.sendall(b"GET /stream/0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # and never reads a byte
         try:
+            deadline = time.monotonic() + 10
+            while view.stats()["streams"][0]["viewers"] == 0:  # its request is being served
+                assert time.monotonic() < deadline, "the viewer's request was never served"
+                time.sleep(0.01)
             n = 40
-            estimator = tiny_estimator("torch", 64, flip=False)
+            estimator = NobodyEstimator()
             stream = Stream(NoiseSource(n), on_frame=view.frame_hook(0))
-            result = run_in_thread(lambda: run_streams([stream], estimator, monitor=view), timeout=60)
+            result = run_in_thread(lambda: run_streams([stream], estimator, monitor=view), timeout=30)
             stats = view.stats()["streams"][0]
             assert result.frames_written == n  # a file loses nothing, viewer or not
             assert stats["frames"] == n and stats["viewers"] == 1
-            assert stats["dropped"] > 0, stats  # what the stalled viewer could not take was dropped
+            # most frames came while the viewer was stuck in a send: the run went on without it, and what it
+            # could not take was dropped (counted), not queued
+            assert stats["dropped"] >= n // 2, stats
             assert stats["fps"] >= 0 and stats["state"] == "done"
             view.close()
         finally:
@@ -185,6 +208,7 @@ def test_video_web_view_in_a_browser(chromium, tmp_path, tiny, monkeypatch):
         return read(self)
 
     monkeypatch.setattr(FileSource, "read", paced)
+    monkeypatch.delenv("HHRT_TOKEN", raising=False)  # on loopback the page asks for none
     port = _free_port()
     args = ["video", *map(str, clips), "--out", str(tmp_path / "out"), "--web", str(port), *tiny]
     box: dict = {}

@@ -204,14 +204,16 @@ def _webcam(cameras: list[str], out: Path | None, json_out: Path | None, run: Ru
 
 
 def _window_or_recording(show: bool, recording: bool, problem: str | None) -> bool:
-    """Whether the window opens; without a display it records only, and with nothing to record fails."""
+    """Whether the window opens; without a display it records (or serves --web) only, and with nothing
+    else to do fails (``recording``: --out, --json or --web)."""
     if show and problem:
         if not recording:
             raise InputError(
-                f"cannot open a window: {problem}; record with --out OUT.mp4 (and/or --json) instead"
+                f"cannot open a window: {problem}; record with --out OUT.mp4 (and/or --json), or watch with "
+                "--web PORT, instead"
             )
         console.print(
-            f"[yellow]warning:[/] {problem}; recording without a window (Ctrl-C stops)", highlight=False
+            f"[yellow]warning:[/] {problem}; going on without a window (Ctrl-C stops)", highlight=False
         )
         show = False
     if not show and not recording:
