@@ -196,12 +196,12 @@ def test_video_web_view_in_a_browser(chromium, tmp_path, tiny, monkeypatch):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    clips = [make_video(tmp_path / "a.mp4", 300, width=64, height=64),
-             make_video(tmp_path / "b.mp4", 300, width=96, height=64)]  # fmt: skip
+    clips = [make_video(tmp_path / "a.mp4", 600, width=64, height=64),
+             make_video(tmp_path / "b.mp4", 600, width=96, height=64)]  # fmt: skip
     done = threading.Event()
     read = FileSource.read
 
-    def paced(self):  # played at ~25 frames/s, until the test has seen what it needs
+    def paced(self):  # ~25 frames/s (24 s of frames or more), until the test has seen what it needs
         if done.is_set():
             return None
         time.sleep(0.04)
