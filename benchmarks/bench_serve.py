@@ -70,7 +70,7 @@ def main() -> None:
     from hhrnet_rt.serve import PoseClient, ServeSettings, start_server, stop_server
     from hhrnet_rt.serve.server import require_ray
 
-    ray, _ = require_ray(loopback=True)  # the local cluster's nodes and ports stay on 127.0.0.1
+    ray, serve = require_ray(loopback=True)  # the local cluster's nodes and ports stay on 127.0.0.1
 
     torch.set_num_threads(args.torch_threads)
     with np.load(GOLDEN / "pipeline_case.npz") as z:
@@ -87,8 +87,11 @@ def main() -> None:
     rows = []
     try:
         settings = ServeSettings(max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
-        port = _free_port()
         for replicas in (1, 2):
+            if replicas > 1:  # Serve's proxy holds the first run's port: a fresh Serve on a fresh port
+                stop_server(shutdown_ray=False)
+                serve.shutdown()
+            port = _free_port()
             url = start_server(options, settings, port=port, replicas=replicas, cpus_per_replica=0.5,
                                torch_threads=args.torch_threads)  # fmt: skip
             client = PoseClient(url, image_format="jpeg")

@@ -30,6 +30,10 @@ _SHIFT = 4
 _ONE = 1 << _SHIFT
 # OpenCV's fixed point is int32: far-off (or non-finite, already hidden) coordinates are clipped first.
 _FAR = 1e6
+#: The default line width: this share of the frame's mean side, at least MIN_LINE_WIDTH pixels (the serve
+#: upload page draws with the same rule).
+LINE_WIDTH_SHARE = 0.003
+MIN_LINE_WIDTH = 2
 Color = tuple[int, int, int]
 
 
@@ -81,7 +85,7 @@ class PoseStyle:
         """The line width on a frame of this size (``line_width``, or about 0.3 % of the mean side)."""
         if self.line_width is not None:
             return int(self.line_width)
-        return max(2, round(sum(frame_hw) / 2 * 0.003))
+        return max(MIN_LINE_WIDTH, round(sum(frame_hw) / 2 * LINE_WIDTH_SHARE))
 
 
 def people_drawn(scores: np.ndarray, style: PoseStyle) -> np.ndarray:

@@ -155,7 +155,7 @@ def tiny_estimator(tiny_weights, onnx_cache):
 
 #: The modules whose tests use ``ray_cluster`` (collection refuses any other user): one worker runs them
 #: all under pytest-xdist (``pytest_xdist_make_scheduler``), so the run starts one cluster.
-RAY_MODULES = ("tests/test_ray_jobs.py", "tests/test_serve.py")
+RAY_MODULES = ("tests/test_ray_jobs.py", "tests/test_serve.py", "tests/test_serve_interop.py")
 
 
 @pytest.fixture(scope="session")
@@ -193,6 +193,17 @@ def ray_cluster(ray_faults_file):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def tiny_server(ray_cluster, golden_dir):
+    """``hhrt serve`` of the golden tiny model on the session's cluster (tests/serve_helpers.py): its URL.
+    Shared by the Ray Serve modules (in RAY_MODULES, so one worker runs them all): starting and stopping a
+    server costs ~20 s on 2 busy cores. Its settings and the token are serve_helpers' constants."""
+    from serve_helpers import tiny_server as serving
+
+    with serving(golden_dir) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
 """``hhrt serve`` on a real local Ray (127.0.0.1, a free port): the golden tiny model served and used
 through PoseClient, ``hhrt video --server``, a replica killed mid-run, and bad requests.
 
-The session's Ray cluster (``ray_cluster`` in conftest, shared with the Ray task tests) and one server
-for the whole module (starting them is most of this file's time).
+The session's Ray cluster (``ray_cluster`` in conftest, shared with the Ray task tests) and the session's
+server (``tiny_server``, shared with tests/test_serve_interop.py; starting them is most of this file's time).
 Exactness: the images travel as PNG (lossless), the replica and this process run the same code on one
 torch thread each (torch CPU kernels are deterministic for a fixed thread count and batch size), and the
 server's answer is the JSON records ``hhrt image --json`` writes; so a request that runs alone (a batch
@@ -25,50 +25,27 @@ import urllib.request
 
 import numpy as np
 import pytest
+import serve_helpers
+from serve_helpers import BODY_TIMEOUT_S, INPUT_SIZE, MAX_BYTES, TOKEN
 from video_helpers import decoded_frames, make_video
 
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
-from hhrnet_rt.serve import PoseClient, RemoteEstimator, ServeSettings, start_server, stop_server  # noqa: E402
+from hhrnet_rt.serve import PoseClient, RemoteEstimator  # noqa: E402
 from hhrnet_rt.video.records import frames_of  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
-INPUT_SIZE = 64  # the smallest valid size: fast, and the tiny model still finds people
-TOKEN = "test-token-123"
-MAX_BYTES = 2 * 2**20
-BODY_TIMEOUT_S = 2.0  # short: the slow-client test waits for it
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def estimator_options(golden_dir):
-    return {"weights": str(golden_dir / "tiny_model.npz"), "input_size": INPUT_SIZE, "backend": "torch",
-            "device": "cpu"}  # fmt: skip
+    return serve_helpers.estimator_options(golden_dir)
 
 
 @pytest.fixture(scope="module")
-def server(ray_cluster, estimator_options, one_torch_thread):
-    # Everything on loopback: the node's address too, not only the HTTP proxy (start_server's own local
-    # start does the same through require_ray(loopback=True); the session's cluster is started that way).
-    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
-    try:
-        settings = ServeSettings(token=TOKEN, max_bytes=MAX_BYTES, max_batch=8, batch_wait_ms=50,
-                                 body_timeout_s=BODY_TIMEOUT_S)  # fmt: skip
-        url = start_server(
-            estimator_options, settings, port=_free_port(), cpus_per_replica=0.5, torch_threads=1
-        )
-        yield url
-    finally:
-        # The application and Serve itself go (their CPUs back to the cluster); the cluster stays.
-        stop_server(shutdown_ray=False)
-        serve.shutdown()
+def server(tiny_server, one_torch_thread):
+    return tiny_server
 
 
 @pytest.fixture(scope="module")

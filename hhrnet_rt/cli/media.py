@@ -47,6 +47,7 @@ from hhrnet_rt.cli.options_streams import (
     SegmentTime,
     StallTimeout,
     TrackMaxGap,
+    WebAddress,
 )
 from hhrnet_rt.cli.remote import ServerOptions
 from hhrnet_rt.cli.run_options import (
@@ -95,6 +96,7 @@ from hhrnet_rt.cli.stream_io import (
     temporal_settings,
 )
 from hhrnet_rt.cli.targets import VideoTargets, plan_video_outputs
+from hhrnet_rt.cli.web import check_web
 from hhrnet_rt.cluster.archive import MAX_RETRIES, TASK_CPUS, TASK_GPUS
 from hhrnet_rt.core.errors import HhrtError
 from hhrnet_rt.core.inputs import check_input_file
@@ -152,6 +154,7 @@ def video(
     stall_timeout: StallTimeout = STALL_TIMEOUT_S,
     fail_fast: FailFast = False,
     metrics_port: MetricsPort = None,
+    web: WebAddress = None,
     segment_time: SegmentTime = None,
     server: ServerUrl = None,
     token: ClientToken = None,
@@ -177,6 +180,11 @@ def video(
     """
     cluster = ray_video.RayOptions(address, cpus_per_task, gpus_per_task, max_retries)
     ray_video.check_options(ray, show, server, cluster)
+    if ray and web is not None:
+        raise typer.BadParameter(
+            "--web shows a run on this machine; --ray runs each input elsewhere: drop one"
+        )
+    check_web(web, token)
     model = model_config(weights=weights, backend=backend, engine=engine, precision=precision, device=device,
                          input_size=input_size, flip=flip, fast=fast, refine=refine, decode_on=decode_on,
                          threads=threads, max_aspect=max_aspect)  # fmt: skip
@@ -185,7 +193,7 @@ def video(
                       over_time=temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
                                                   smooth_min_cutoff, smooth_beta, smooth_d_cutoff, track_max_gap),
                       live=LiveSettings(reconnect, no_reconnect, stall_timeout, fail_fast, metrics_port,
-                                        segment_time),
+                                        segment_time, web=web, web_token=token),
                       style=overlay_style(line_width, labels, boxes, show_below))  # fmt: skip
     remote = ServerOptions(server, token, send, in_flight) if server is not None else None
     names = parse_formats(formats)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from hhrnet_rt.core.access import listen_address
+from hhrnet_rt.core.errors import InputError
 from hhrnet_rt.video.reconnect import DEFAULT_STALL_TIMEOUT_S
 
 _LIVE = "Live inputs and failures"
@@ -63,6 +65,31 @@ MetricsPort = Annotated[
         metavar="PORT",
         help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics while the run lasts, with /healthz "
         "and /readyz (0: a free port, printed).",
+        show_default=False,
+        rich_help_panel=_LIVE,
+    ),
+]
+
+
+def _web_address(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            listen_address(value)
+        except InputError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+WebAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--web",
+        metavar="[HOST:]PORT",
+        callback=_web_address,
+        help="Show the run live in a browser at http://127.0.0.1:PORT/ (annotated frames of every stream, "
+        "their numbers, a snapshot button; 0: a free port, printed). HOST:PORT listens elsewhere "
+        "(0.0.0.0:PORT: every network) and then needs a token (HHRT_TOKEN or --token): open the page once "
+        "with ?token=... See docs/web.md.",
         show_default=False,
         rich_help_panel=_LIVE,
     ),

@@ -270,7 +270,12 @@ ServerUrl = Annotated[
 ]
 ClientToken = Annotated[
     str | None,
-    typer.Option("--token", envvar=TOKEN_ENV, help="Bearer token for --server.", show_default=False),
+    typer.Option(
+        "--token",
+        envvar=TOKEN_ENV,
+        help="Bearer token for --server, and the token --web asks for off loopback.",
+        show_default=False,
+    ),
 ]
 SendAs = Annotated[
     SendFormat,

@@ -17,6 +17,7 @@ from hhrnet_rt.cli import progress, signals
 from hhrnet_rt.cli.failures import Failures
 from hhrnet_rt.cli.metrics import metrics_endpoint
 from hhrnet_rt.cli.stream_io import RunSettings, print_summary
+from hhrnet_rt.cli.web import Attached, web_view
 from hhrnet_rt.core.errors import InputError, PipelineError, SomeInputsFailedError
 from hhrnet_rt.core.runs import DEFAULT_RUNS_ROOT, new_run_dir, remove_if_empty
 from hhrnet_rt.draw import annotator_for
@@ -100,29 +101,36 @@ def run_and_report(
     own = failures is None
     failures = failures or Failures()
     failures.count(len(opened))
-    with progress.bar("frames", rate=True) as bar, metrics_endpoint(run.live.metrics_port) as monitor:
+    names = [getattr(source, "name", None) or source.description for source, _ in opened]
+    annotator = annotator_for(run.min_score, run.style)
+    with (
+        progress.bar("frames", rate=True) as bar,
+        metrics_endpoint(run.live.metrics_port) as monitor,
+        web_view(run.live.web, run.live.web_token, names) as view,
+    ):
         streams = []
-        for source, sinks in opened:
+        for i, (source, sinks) in enumerate(opened):
             total = source.frame_count
             if total is not None and max_frames is not None:
                 total = min(total, max_frames)
-            name = getattr(source, "name", None) or source.description
+            name = names[i]
             task = bar.add_task(
                 escape(name if several else title), total=total, fps=0.0
             )  # a name, not markup
             hook = run.over_time.hook()
-            streams.append(Stream(source, sinks, name=name if several else None, on_frame=_ticker(bar, task),
+            on_frame = _ticker(bar, task, view.frame_hook(i, annotator.drawn) if view is not None else None)
+            streams.append(Stream(source, sinks, name=name if several else None, on_frame=on_frame,
                                   post_decode=hook))  # fmt: skip
         common = {
             **run.batching.run_options(),
-            "annotator": annotator_for(run.min_score, run.style),
+            "annotator": annotator,
             "hud": hud,
             "max_frames": max_frames,
             "display": window,
             "join_timeout_s": JOIN_TIMEOUT_S,
             "min_score": run.min_score,
             "max_people": run.max_people,
-            "monitor": monitor,
+            "monitor": Attached(monitor, view),
         }
         try:
             if several:
@@ -158,8 +166,9 @@ def files_written(opened) -> list[str]:
     return [str(path) for path in paths if isinstance(path, Path) and path.exists()]  # a --format folder too
 
 
-def _ticker(bar, task):
-    """The progress update for one stream; runs in the pipeline's output thread (Progress is thread-safe)."""
+def _ticker(bar, task, also=None):
+    """The progress update for one stream, then ``also`` (the live view's hand-over); runs in the
+    pipeline's output thread (Progress is thread-safe)."""
     t0 = time.perf_counter()
     done = 0
 
@@ -167,6 +176,8 @@ def _ticker(bar, task):
         nonlocal done
         done += 1
         bar.update(task, advance=1, fps=done / max(time.perf_counter() - t0, 1e-9))
+        if also is not None:
+            also(result)
 
     return on_frame
 

@@ -45,7 +45,7 @@ from hhrnet_rt.cli.options import (
 from hhrnet_rt.core.access import check_bind
 from hhrnet_rt.core.errors import BackendUnavailableError, InputError
 from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
-from hhrnet_rt.serve import ServeSettings
+from hhrnet_rt.serve import ServeSettings, oip
 from hhrnet_rt.serve.server import require_ray, start_server, stop_server
 
 
@@ -77,7 +77,8 @@ def serve(
     decode_on: DecodeOnOpt = DecodeOn.auto,
     threads: Threads = None,
 ) -> None:
-    """Serve poses over HTTP with Ray Serve: POST an image to /v1/poses, get JSON people back (Ctrl-C stops).
+    """Serve poses over HTTP with Ray Serve: POST an image to /v1/poses, get JSON people back; also the Open
+    Inference Protocol v2 (KServe/Triton clients), an upload page at / and the API at /docs (Ctrl-C stops).
 
     Needs Ray Serve: the ray extra of hhrnet-rt (see docs/serving.md).
     """
@@ -97,7 +98,10 @@ def serve(
             url = _start(start_server, config, settings, host=host, port=port, address=address, replicas=scale,
                          gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica)  # fmt: skip
         console.print(
-            f"serving on [bold]{escape(url)}[/]: POST an image to /v1/poses (Ctrl-C stops)", highlight=False
+            f"serving on [bold]{escape(url)}[/]: open it in a browser to try an image; POST images to /v1/poses "
+            f"or use the Open Inference Protocol v2 (model {oip.MODEL_NAME!r}); API at {escape(url)}/docs "
+            "(Ctrl-C stops)",
+            highlight=False,
         )
         while True:
             time.sleep(1.0)

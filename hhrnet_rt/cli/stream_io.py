@@ -39,7 +39,8 @@ class Batching:
 
 @dataclass(frozen=True)
 class LiveSettings:
-    """--reconnect, --no-reconnect, --stall-timeout, --fail-fast, --metrics-port and --segment-time."""
+    """--reconnect, --no-reconnect, --stall-timeout, --fail-fast, --metrics-port, --segment-time, and --web
+    with the token that guards it off loopback."""
 
     reconnect: int | None = None
     no_reconnect: bool = False
@@ -47,6 +48,8 @@ class LiveSettings:
     fail_fast: bool = False
     metrics_port: int | None = None
     segment_s: float | None = None
+    web: str | None = None
+    web_token: str | None = None
 
     def policy(self) -> ReconnectPolicy:
         return ReconnectPolicy(

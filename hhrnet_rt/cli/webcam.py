@@ -41,6 +41,7 @@ from hhrnet_rt.cli.options_streams import (
     SegmentTime,
     StallTimeout,
     TrackMaxGap,
+    WebAddress,
 )
 from hhrnet_rt.cli.remote import ServerOptions
 from hhrnet_rt.cli.run_options import (
@@ -84,6 +85,7 @@ from hhrnet_rt.cli.stream_io import (
     temporal_settings,
 )
 from hhrnet_rt.cli.targets import check_format_targets, format_targets, plan_video_outputs
+from hhrnet_rt.cli.web import check_web
 from hhrnet_rt.core.errors import HhrtError, InputError
 from hhrnet_rt.core.inputs import is_regular_file
 from hhrnet_rt.core.outputs import InputFiles
@@ -145,6 +147,7 @@ def webcam(
     stall_timeout: StallTimeout = STALL_TIMEOUT_S,
     fail_fast: FailFast = False,
     metrics_port: MetricsPort = None,
+    web: WebAddress = None,
     segment_time: SegmentTime = None,
     server: ServerUrl = None,
     token: ClientToken = None,
@@ -170,8 +173,9 @@ def webcam(
                       over_time=temporal_settings(track, track_min_hits, track_max_age, track_min_oks, smooth,
                                                   smooth_min_cutoff, smooth_beta, smooth_d_cutoff, track_max_gap),
                       live=LiveSettings(reconnect, no_reconnect, stall_timeout, fail_fast, metrics_port,
-                                        segment_time),
+                                        segment_time, web=web, web_token=token),
                       style=overlay_style(line_width, labels, boxes, show_below))  # fmt: skip
+    check_web(web, token)
     remote = ServerOptions(server, token, send, in_flight) if server is not None else None
     cameras = camera or ["0"]
     names = parse_formats(formats)
@@ -190,7 +194,10 @@ def _webcam(cameras: list[str], out: Path | None, json_out: Path | None, run: Ru
     extra = format_targets(json_out if json_out is not None else out, f"camera{spec}", formats)
     check_format_targets(extra, overwrite=overwrite, inputs=InputFiles([Path(spec)]))
     run = replace(
-        run, show=_window_or_recording(run.show, out is not None or json_out is not None, gui_problem())
+        run,
+        show=_window_or_recording(
+            run.show, out is not None or json_out is not None or run.live.web is not None, gui_problem()
+        ),
     )
     source = _open_camera(spec, request, run)
     try:
@@ -206,18 +213,20 @@ def _webcam(cameras: list[str], out: Path | None, json_out: Path | None, run: Ru
 
 
 def _window_or_recording(show: bool, recording: bool, problem: str | None) -> bool:
-    """Whether the window opens; without a display it records only, and with nothing to record fails."""
+    """Whether the window opens; without a display it records (or serves --web) only, and with nothing
+    else to do fails (``recording``: --out, --json or --web)."""
     if show and problem:
         if not recording:
             raise InputError(
-                f"cannot open a window: {problem}; record with --out OUT.mp4 (and/or --json) instead"
+                f"cannot open a window: {problem}; record with --out OUT.mp4 (and/or --json), or watch with "
+                "--web PORT, instead"
             )
         console.print(
-            f"[yellow]warning:[/] {problem}; recording without a window (Ctrl-C stops)", highlight=False
+            f"[yellow]warning:[/] {problem}; going on without a window (Ctrl-C stops)", highlight=False
         )
         show = False
     if not show and not recording:
-        raise InputError("nothing to do: --no-show needs --out OUT.mp4 and/or --json OUT.jsonl")
+        raise InputError("nothing to do: --no-show needs --out OUT.mp4, --json OUT.jsonl and/or --web PORT")
     return show
 
 
@@ -238,11 +247,18 @@ def _webcams(cameras: list[str], out: Path | None, json_out: Path | None, run: R
 
     # Named after the camera (camera0) or the stream's / file's name; a local file is an input to protect.
     names = [f"camera{c}" if c.isdigit() else (Path(c) if is_regular_file(c) else c) for c in cameras]
-    plan = plan_video_outputs(
-        names, out, json_out, None, run_dir=None, overwrite=overwrite, formats=formats, need_video=False
+    recording = out is not None or json_out is not None
+    # nothing recorded (a window or --web only): no outputs to plan; --format alone is refused by the plan
+    plan: list[Any] = (
+        plan_video_outputs(
+            names, out, json_out, None, run_dir=None, overwrite=overwrite, formats=formats, need_video=False
+        )  # fmt: skip
+        if recording or formats
+        else [None] * len(cameras)
     )
     run = replace(
-        run, show=_window_or_recording(run.show, out is not None or json_out is not None, gui_problem())
+        run,
+        show=_window_or_recording(run.show, recording or run.live.web is not None, gui_problem()),
     )
     opened: list[tuple[Any, list[Any]]] = []
     used = []
@@ -265,6 +281,8 @@ def _webcams(cameras: list[str], out: Path | None, json_out: Path | None, run: R
         estimator = load()
         warm_up(estimator, [source for source, _ in opened], run.batching.batch)
         for (source, sinks), targets in zip(opened, used, strict=True):
+            if targets is None:
+                continue
             sinks.extend(
                 open_sinks(
                     targets.video,

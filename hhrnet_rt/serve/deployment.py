@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from hhrnet_rt.runtime.config import EstimatorConfig
 from hhrnet_rt.runtime.estimator import PoseEstimator
+from hhrnet_rt.serve import api
 from hhrnet_rt.serve.handler import Answer, ClientGone, RequestHandler, ServeSettings, health_answer
 
 DEPLOYMENT_NAME = "hhrt-poses"
@@ -95,7 +96,9 @@ class PoseDeployment:
         self.batches["largest"] = max(self.batches["largest"], len(images))
         return await asyncio.to_thread(self.estimator.predict_batch, images)
 
-    async def __call__(self, request: Request) -> Response:
+    async def answer(self, request: Request) -> Response:
+        """Every route of :data:`APP`: the handler decides."""
+
         async def body() -> AsyncIterator[bytes]:
             try:
                 async for chunk in request.stream():
@@ -107,6 +110,15 @@ class PoseDeployment:
         return _response(
             await self.handler.answer(request.method, request.url.path, request.headers, body, client)
         )
+
+
+# Ray Serve's FastAPI ingress: the documented routes (OpenAPI at /openapi.json, Swagger UI at /docs) all go
+# to PoseDeployment.answer. A class of its own, not a decorator: the routes are added from api.ROUTES
+# first, and PoseDeployment stays a plain class a test (or another front end) can build in-process (the
+# ingress wrapper's __init__ is a coroutine that only Serve runs).
+APP = api.new_app()
+api.add_routes(APP, PoseDeployment.answer)
+PoseIngress = serve.ingress(APP)(PoseDeployment)
 
 
 class HealthDeployment:
@@ -154,6 +166,6 @@ def build_app(
         }
     else:
         options["num_replicas"] = replicas
-    deployment = serve.deployment(PoseDeployment, **options)
+    deployment = serve.deployment(PoseIngress, **options)
     # serve.deployment(cls, **options) returns a Deployment; Ray's overloads type it as a decorator.
     return deployment.bind(config, settings)  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""What the server answers, as plain async Python: routing, token, size limits, the poses record.
+"""What the server answers, as plain async Python: routing, token, size limits, the poses record, for
+``/v1``, the Open Inference Protocol v2 (``/v2``, :mod:`hhrnet_rt.serve.oip`) and the upload page (``/``).
 
 The Ray Serve deployment (:mod:`hhrnet_rt.serve.deployment`) wraps :class:`RequestHandler` and gives it a
 batched ``predict``; everything a client can get wrong is decided here, in one place, before any model
@@ -19,10 +20,15 @@ from dataclasses import asdict, dataclass
 from pathlib import PurePath
 from typing import Any
 
+import numpy as np
+
 from hhrnet_rt._version import __version__
 from hhrnet_rt.core.access import bearer_matches
 from hhrnet_rt.core.errors import ImageShapeError
-from hhrnet_rt.serve import protocol
+from hhrnet_rt.core.skeleton import COCO_KEYPOINTS
+from hhrnet_rt.poses import Poses
+from hhrnet_rt.serve import oip, protocol
+from hhrnet_rt.serve.page import PAGE_PATH, upload_page
 from hhrnet_rt.serve.protocol import RequestRejected
 
 log = logging.getLogger("hhrnet_rt.serve")
@@ -82,6 +88,10 @@ def _error(status: int, message: str, headers: Mapping[str, str] | None = None) 
     return Answer(status, protocol.error_body(message), headers)
 
 
+def _json(status: int, value: Any) -> Answer:
+    return Answer(status, json.dumps(value).encode())
+
+
 def health_answer(method: str, path: str) -> Answer:
     """``/v1/health``: open to load balancers' probes (it says nothing about the model). The server answers
     it from a deployment of its own, so stalled uploads that fill the model's replicas do not silence it."""
@@ -119,6 +129,10 @@ class RequestHandler:
             "serve": settings.public(),
             "api": sorted(protocol.METHODS),
         }
+        model = info.get("model", {})
+        joints = int(model.get("num_joints", len(COCO_KEYPOINTS)))  # a handler without a model: COCO's
+        self._v2_metadata = oip.model_metadata(joints, str(model.get("backend", "")))
+        self._page = upload_page(joints, token=settings.token is not None, max_bytes=settings.max_bytes)
 
     async def answer(
         self,
@@ -142,28 +156,62 @@ class RequestHandler:
             return _error(500, f"internal server error ({type(exc).__name__}); see the server's log")
 
     async def _answer(self, method, path, headers, body, client) -> Answer:
-        allowed = protocol.METHODS.get(path)
+        if path == "/v2" or path.startswith("/v2/"):
+            return await self._answer_v2(method, path, headers, body, client)
+        allowed = "GET" if path == PAGE_PATH else protocol.METHODS.get(path)
         if allowed is None:
             raise RequestRejected(
-                404, f"no such endpoint: {path}; the API is {', '.join(sorted(protocol.METHODS))}"
+                404, f"no such endpoint: {path}; the API is {', '.join(sorted(protocol.METHODS))} (see /docs)"
             )
         if method != allowed and not (method == "HEAD" and allowed == "GET"):
             return _error(405, f"{path} takes {allowed}, not {method}", {"Allow": allowed})
         if path == protocol.HEALTH_PATH:
             return health_answer(method, path)
+        if path == PAGE_PATH:  # no token: the page asks for it and sends it with each upload
+            return Answer(200, self._page, {"Content-Type": "text/html; charset=utf-8"})
         self._check_token(headers)
         if path == protocol.INFO_PATH:
             # Redacted per answer: the info holds live counts (a dict the deployment updates).
             return Answer(200, json.dumps(_without_paths(self._info), default=str).encode())
         data = await self._read_body(headers, body, client or "unknown")
         image = protocol.decode_image(data, max_pixels=self.settings.max_pixels)
+        poses = await self._poses_of(image)
+        return Answer(200, protocol.poses_body(poses, int(image.shape[1]), int(image.shape[0])))
+
+    async def _poses_of(self, image: np.ndarray) -> Poses:
         if self._check_shape is not None:
             try:
                 self._check_shape((int(image.shape[0]), int(image.shape[1])))
             except ImageShapeError as exc:
                 raise RequestRejected(413, str(exc)) from None
-        poses = await self._predict(image)
-        return Answer(200, protocol.poses_body(poses, int(image.shape[1]), int(image.shape[0])))
+        return await self._predict(image)
+
+    async def _answer_v2(self, method, path, headers, body, client) -> Answer:
+        """The Open Inference Protocol v2 routes (:mod:`hhrnet_rt.serve.oip`), under /v1's rules: health
+        open, everything else behind the token; an infer body under the same size, deadline and
+        per-client limits."""
+        route = oip.route(path)
+        if method != route.method and not (method == "HEAD" and route.method == "GET"):
+            return _error(405, f"{path} takes {route.method}, not {method}", {"Allow": route.method})
+        if route.kind in ("live", "ready"):  # a replica answers: its model is loaded
+            return _json(200, {route.kind: True})
+        self._check_token(headers)
+        if route.kind == "server":
+            return _json(200, oip.server_metadata())
+        if route.kind == "model":
+            return _json(200, self._v2_metadata)
+        if route.kind == "model_ready":
+            return _json(200, {"name": oip.MODEL_NAME, "ready": True})
+        if headers.get("content-encoding", "identity").lower() != "identity":
+            # A compressed body could unpack past every size limit: refused, not unpacked.
+            raise RequestRejected(415, "compressed requests are not accepted; send the body uncompressed")
+        data = await self._read_body(headers, body, client or "unknown")
+        request = oip.parse_infer(data, headers.get(oip.HEADER_LENGTH), max_pixels=self.settings.max_pixels)
+        image = request.image_bgr
+        poses = await self._poses_of(image)
+        record = protocol.poses_body(poses, int(image.shape[1]), int(image.shape[0]))
+        answer, extra = oip.infer_response(request, poses.keypoints, poses.scores, record)
+        return Answer(200, answer, extra)
 
     def _check_token(self, headers: Mapping[str, str]) -> None:
         if self.settings.token is None:
