@@ -74,6 +74,7 @@ def test_help_lists_the_commands_in_their_order():
         "video",
         "webcam",
         "image",
+        "convert",
         "serve",
         "cache",
         "weights",

@@ -39,6 +39,8 @@ def test_offline_demo_falls_back_to_random_weights_and_labels_the_output(tmp_pat
     run = tmp_path / "runs" / "pose" / "1"
     records = frames_of(json.loads(line) for line in (run / "walking.jsonl").read_text().splitlines())
     assert [r["frame"] for r in records] == [0, 1]
+    header = json.loads((run / "walking.jsonl").read_text().splitlines()[0])
+    assert header["model"]["weights"] == "random"  # a reader of the file learns the poses are meaningless
     with av.open(str(run / "walking.mp4")) as container:
         frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
     assert len(frames) == 2 and frames[0].shape == (576, 768, 3)

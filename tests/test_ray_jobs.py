@@ -83,7 +83,7 @@ def _assert_same_records(got: list[dict], expected: list[dict]) -> None:
 def test_three_videos_on_ray_equal_the_local_run(tmp_path, cluster, tiny):
     videos = [make_video(tmp_path / f"{name}.mp4", n) for name, n in (("a", 6), ("b", 8), ("c", 5))]
     local, remote = tmp_path / "local", tmp_path / "ray"
-    options = ["--json", str(local), "--track", *tiny]
+    options = ["--json", str(local), "--track", "--format", "csv,yolo", *tiny]
     done = _invoke(["video", *map(str, videos), "--out", str(local), *options])
     assert done.exit_code == 0, done.output
     options[1] = str(remote)
@@ -112,6 +112,25 @@ def test_three_videos_on_ray_equal_the_local_run(tmp_path, cluster, tiny):
         # the drawing threshold could differ (see above), so allow a little, far below another frame's.
         for f, r in zip(frames, reference, strict=True):
             assert float(np.mean(np.abs(f.astype(np.int16) - r))) < 0.5
+        # --format on the workers: the same bytes as hhrt convert of the JSON lines they wrote (a local
+        # run's records may differ a little, see above; the writers are the same code either way).
+        again = tmp_path / "again" / video.stem
+        assert (
+            _invoke(
+                ["convert", str(remote / f"{video.stem}.jsonl"), "--format", "csv,yolo", "--out", str(again)]
+            ).exit_code
+            == 0
+        )
+        for name in (
+            f"{video.stem}.csv",
+            f"{video.stem}.yolo/data.yaml",
+            *(
+                f"{video.stem}.yolo/labels/{p.name}"
+                for p in (again / f"{video.stem}.yolo" / "labels").iterdir()
+            ),
+        ):
+            assert (remote / name).read_bytes() == (again / name).read_bytes(), name
+        assert len(list((remote / f"{video.stem}.yolo" / "labels").iterdir())) == len(got)
     assert people > 0, "the tiny model finds someone: otherwise the comparison above compared nothing"
     assert ids > 0, "--track reached the workers"
     assert re.search(r"3 of 3 videos done, 19 frames written", done.output), done.output

@@ -28,6 +28,7 @@ from hhrnet_rt.data import sample_video
 from hhrnet_rt.draw import PoseStyle
 from hhrnet_rt.model.download import NAMED_WEIGHTS, fetch_named, needs_download
 from hhrnet_rt.video import FileSource
+from hhrnet_rt.video.records import run_header
 
 #: How long connecting to the weights' host (and each read) may take before the demo falls back.
 DOWNLOAD_TIMEOUT_S = 15.0
@@ -89,7 +90,7 @@ def demo(
             estimator = make_estimator(model)
             warm_up(estimator, [source])
             opened[0][1].extend(open_sinks(run_dir / "walking.mp4", run_dir / "walking.jsonl", None, source,
-                                           live=False, overwrite=False))  # fmt: skip
+                                           live=False, overwrite=False, run_header=run_header(estimator)))  # fmt: skip
         except BaseException:
             close_all(opened)
             raise

@@ -37,6 +37,7 @@ from hhrnet_rt.cli.options import (
     Weights,
 )
 from hhrnet_rt.cli.options_draw import Boxes, Labels, LineWidth, Quiet, ShowBelow, Verbose, overlay_style
+from hhrnet_rt.cli.options_formats import Formats
 from hhrnet_rt.cli.options_streams import (
     STALL_TIMEOUT_S,
     FailFast,
@@ -101,7 +102,9 @@ from hhrnet_rt.core.errors import HhrtError
 from hhrnet_rt.core.inputs import check_input_file
 from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
 from hhrnet_rt.track.hook import MAX_GAP_S
+from hhrnet_rt.video.formats import check_formats, parse_formats
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
+from hhrnet_rt.video.records import run_header
 
 
 @app.command()
@@ -113,6 +116,7 @@ def video(
     out: VideoOut = None,
     json_out: VideoJson = None,
     coco: Coco = None,
+    formats: Formats = None,
     recursive: Recursive = False,
     min_score: MinScore = None,
     max_people: MaxPeople = None,
@@ -192,13 +196,15 @@ def video(
                                         segment_time, web=web, web_token=token),
                       style=overlay_style(line_width, labels, boxes, show_below))  # fmt: skip
     remote = ServerOptions(server, token, send, in_flight) if server is not None else None
+    names = parse_formats(formats)
+    check_formats(names, tracked=run.over_time.enabled)
     sources = _checked_inputs(inputs, recursive=recursive, show=show)
     with run_folder(
         out, announce=not ray, outputs=(json_out, coco)
     ) as run_dir:  # --ray says where its workers wrote
         skipped: list[Any] = []
         plan = plan_video_outputs(sources, out, json_out, coco, run_dir=run_dir, overwrite=overwrite,
-                                  skip_existing=skip_existing, skipped=skipped)  # fmt: skip
+                                  skip_existing=skip_existing, skipped=skipped, formats=names)  # fmt: skip
         if skipped:
             console.print(f"skipping {len(skipped)} of {len(sources)} videos: their outputs are complete",
                           highlight=False)  # fmt: skip
@@ -269,7 +275,8 @@ def _video_group(group, ready, estimator, run: RunSettings, failures: Failures, 
         warm_up(estimator, [source for source, _ in opened], run.batching.batch)
         for (source, sinks), targets in zip(opened, used, strict=True):
             sinks.extend(open_sinks(targets.video, targets.json, targets.coco, source, live=False,
-                                    overwrite=overwrite, segment_s=run.live.segment_s))  # fmt: skip
+                                    overwrite=overwrite, segment_s=run.live.segment_s, formats=targets.formats,
+                                    run_header=run_header(estimator, tracked=run.over_time.enabled)))  # fmt: skip
     except BaseException:
         close_all(opened)
         raise

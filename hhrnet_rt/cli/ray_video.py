@@ -25,6 +25,7 @@ from hhrnet_rt.cli.failures import Failures
 from hhrnet_rt.cli.stream_io import RunSettings, stdout
 from hhrnet_rt.cluster import VideoJob, VideoRecipe, ray_session, run_archive
 from hhrnet_rt.cluster.archive import MAX_RETRIES, TASK_CPUS, TASK_GPUS
+from hhrnet_rt.cluster.video_task import FORMAT_KEY
 from hhrnet_rt.core import errors
 from hhrnet_rt.core.errors import InputError, PipelineError
 from hhrnet_rt.core.temporaries import remove_stale_temporaries
@@ -95,8 +96,9 @@ def run(plan, recipe: VideoRecipe, ray: RayOptions, *, overwrite: bool) -> None:
 def _job(index: int, targets, run_id: str, overwrite: bool):
 
     source = targets.source if isinstance(targets.source, str) else str(Path(targets.source).absolute())
-    outputs = {k: str(Path(p).absolute()) if p is not None else None
-               for k, p in (("video", targets.video), ("json", targets.json), ("coco", targets.coco))}  # fmt: skip
+    named = (("video", targets.video), ("json", targets.json), ("coco", targets.coco),
+             *((f"{FORMAT_KEY}{name}", path) for name, path in targets.formats.items()))  # fmt: skip
+    outputs = {k: str(Path(p).absolute()) if p is not None else None for k, p in named}
     return VideoJob(index, source, outputs, run_id, overwrite)
 
 

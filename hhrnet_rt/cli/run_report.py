@@ -163,7 +163,7 @@ def run_and_report(
 def files_written(opened) -> list[str]:
     """The paths of the files the streams' sinks left on disk (an mp4 that got no frame is removed)."""
     paths = [getattr(sink, "path", None) for _, sinks in opened for sink in sinks]
-    return [str(path) for path in paths if isinstance(path, Path) and path.is_file()]
+    return [str(path) for path in paths if isinstance(path, Path) and path.exists()]  # a --format folder too
 
 
 def _ticker(bar, task, also=None):

@@ -102,13 +102,13 @@ def open_input(spec: Any, live: LiveSettings, *, lossless: bool, request: tuple[
 
 def open_sinks(
     out: Path | None, json_out: Path | None, coco: Path | None, source: Any, *, live: bool, overwrite: bool,
-    segment_s: float | None = None,
+    segment_s: float | None = None, formats: dict[str, Path] | None = None, run_header: dict | None = None,
 ) -> list[Any]:  # fmt: skip
     """The sinks of one stream (:func:`hhrnet_rt.cluster.recipe.open_sinks`, which Ray workers open too),
     warnings on the console."""
 
     return recipe.open_sinks(out, json_out, coco, source, live=live, overwrite=overwrite, warn=progress.warn,
-                             segment_s=segment_s)  # fmt: skip
+                             segment_s=segment_s, formats=formats, run_header=run_header)  # fmt: skip
 
 
 def check_outputs(

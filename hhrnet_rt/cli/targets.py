@@ -4,13 +4,15 @@ An output option names a file (one input only) or a folder (``<name>.<ext>`` per
 needed); a path that is an existing folder or has no extension is a folder. Without ``--out`` the
 annotated outputs go to a new numbered run folder (:mod:`hhrnet_rt.core.runs`), never next to the input.
 Every target is checked with the rules of :mod:`hhrnet_rt.core.outputs`: never an input, never an
-existing file without ``--overwrite``.
+existing file without ``--overwrite``. ``--format`` outputs go where the JSON lines go (else where the
+video goes): ``<name><format suffix>`` in that folder, or beside a named file with its stem
+(``--json k.jsonl --format csv`` writes ``k.csv``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hhrnet_rt.core.errors import InputError, option
@@ -23,6 +25,8 @@ from hhrnet_rt.core.outputs import (
     refuse_input,
 )
 from hhrnet_rt.poses import KEYPOINTS_SCHEMA
+from hhrnet_rt.video.formats import FORMATS
+from hhrnet_rt.video.formats.common import check_folder_target
 from hhrnet_rt.video.records import STREAM_SCHEMA, frames_of
 from hhrnet_rt.video.sources import is_url, url_name
 
@@ -32,9 +36,10 @@ class VideoTargets:
     """The outputs of one ``hhrt video`` input (``None``: not asked for)."""
 
     source: str | Path
-    video: Path
+    video: Path | None  # None only for hhrt webcam without --out (it records keypoints only)
     json: Path | None
     coco: Path | None
+    formats: dict[str, Path] = field(default_factory=dict)  # --format name -> file or folder
 
 
 def is_folder_target(path: Path) -> bool:
@@ -57,9 +62,13 @@ def plan_video_outputs(
     overwrite: bool,
     skip_existing: bool = False,
     skipped: list[str | Path] | None = None,
+    formats: tuple[str, ...] = (),
+    need_video: bool = True,
 ) -> list[VideoTargets]:
-    """One :class:`VideoTargets` per source; ``run_dir`` stands in for a missing ``out``.
+    """One :class:`VideoTargets` per source; ``run_dir`` stands in for a missing ``out``; ``formats``
+    (``--format`` names) go where the JSON lines go, else where the video goes (module docstring).
 
+    ``need_video``: ``False`` for ``hhrt webcam``, whose recordings are optional (``--json`` alone).
     ``skip_existing``: a local input whose outputs all exist and are complete
     (:func:`video_outputs_complete`) is left out (and added to ``skipped``); one whose outputs exist but
     are not complete is redone with ``overwrite`` and refused without it.
@@ -86,12 +95,13 @@ def plan_video_outputs(
         stem = unique_stem(input_name(source), used)
         named = {key: None if place is None else place / f"{stem}{ext}" if is_folder_target(place) else place
                  for key, (place, ext, *_) in kinds.items()}  # fmt: skip
+        extra = format_targets(json_out if json_out is not None else kinds["video"][0], stem, formats)
         if (
             skip_existing
             and isinstance(source, Path)
-            and all(p is None or p.exists() for p in named.values())
+            and all(p is None or p.exists() for p in [*named.values(), *extra.values()])
         ):
-            targets = VideoTargets(source, named["video"] or Path(), named["json"], named["coco"])
+            targets = VideoTargets(source, named["video"] or Path(), named["json"], named["coco"], extra)
             if video_outputs_complete(targets):
                 if skipped is not None:
                     skipped.append(source)
@@ -110,19 +120,45 @@ def plan_video_outputs(
             chosen[key] = check_output_path(
                 target, suffixes, what, overwrite=overwrite, inputs=local, probe=not is_folder_target(place)
             )  # the folder was probed once above, not once per input
-        if len({p for p in chosen.values() if p is not None}) < sum(p is not None for p in chosen.values()):
+        check_format_targets(extra, overwrite=overwrite, inputs=local)
+        paths = [p for p in [*chosen.values(), *extra.values()] if p is not None]
+        if len(set(paths)) < len(paths):
             raise InputError(f"two outputs of {source} would be the same file; give them different names")
         video = chosen["video"]
-        if video is None:  # kinds["video"] has run_dir in place of a missing --out
+        if video is None and need_video:  # kinds["video"] has run_dir in place of a missing --out
             raise ValueError("plan_video_outputs needs an output video place: out or run_dir")
-        plan.append(VideoTargets(source, video, chosen["json"], chosen["coco"]))
+        plan.append(VideoTargets(source, video, chosen["json"], chosen["coco"], extra))
     return plan
+
+
+def format_targets(place: Path | None, stem: str, formats: tuple[str, ...]) -> dict[str, Path]:
+    """Where each ``--format`` output of one input goes: ``<place>/<stem><suffix>`` when ``place`` is a
+    folder, else beside the file ``place`` names, with that file's stem (``k.jsonl`` -> ``k.csv``)."""
+    if not formats:
+        return {}
+    if place is None:
+        raise InputError("--format needs a place for its files: give --json or --out")
+    folder, name = (place, stem) if is_folder_target(place) else (place.parent, place.stem)
+    return {fmt: folder / FORMATS[fmt].target_name(name) for fmt in formats}
+
+
+def check_format_targets(targets: dict[str, Path], *, overwrite: bool, inputs: InputFiles) -> None:
+    """The ``--format`` outputs, checked as every output is: never an input, never an existing file
+    (a folder holding files) without ``--overwrite``."""
+    for fmt, path in targets.items():
+        what = f"{fmt} output"
+        if FORMATS[fmt].folder:
+            refuse_input(path, what, inputs)
+            check_folder_target(path, what, overwrite=overwrite)
+        else:
+            suffix = FORMATS[fmt].suffix.rsplit(".", 1)[-1]
+            check_output_path(path, (f".{suffix}",), what, overwrite=overwrite, inputs=inputs)
 
 
 def video_outputs_complete(targets: VideoTargets) -> bool:
     """Verified, not only present: the mp4 holds a frame for every video packet of the input, the JSON
-    lines file a whole record for each, and the COCO file is a whole JSON list (read without decoding a
-    frame). An input with undecodable packets never counts as complete: it is redone."""
+    lines file a whole record for each, the COCO file is a whole JSON list, and each ``--format`` output is
+    there (a folder: with a file per frame) (read without decoding a frame). An input with undecodable packets never counts as complete: it is redone."""
     frames = _video_packets(targets.source)
     if not frames:
         return False
@@ -138,6 +174,8 @@ def video_outputs_complete(targets: VideoTargets) -> bool:
         if targets.coco is not None and not isinstance(
             json.loads(targets.coco.read_text(encoding="utf-8")), list
         ):
+            return False
+        if not all(FORMATS[fmt].complete(path, frames) for fmt, path in targets.formats.items()):
             return False
     except (OSError, ValueError, AttributeError):
         return False

@@ -31,6 +31,7 @@ from hhrnet_rt.cli.options import (
     Weights,
 )
 from hhrnet_rt.cli.options_draw import Boxes, Labels, LineWidth, Quiet, ShowBelow, Verbose, overlay_style
+from hhrnet_rt.cli.options_formats import Formats
 from hhrnet_rt.cli.options_streams import (
     STALL_TIMEOUT_S,
     FailFast,
@@ -83,15 +84,18 @@ from hhrnet_rt.cli.stream_io import (
     open_sinks,
     temporal_settings,
 )
-from hhrnet_rt.cli.targets import plan_video_outputs
+from hhrnet_rt.cli.targets import check_format_targets, format_targets, plan_video_outputs
 from hhrnet_rt.cli.web import check_web
 from hhrnet_rt.core.errors import HhrtError, InputError
 from hhrnet_rt.core.inputs import is_regular_file
+from hhrnet_rt.core.outputs import InputFiles
 from hhrnet_rt.runtime.preprocess import DEFAULT_MAX_ASPECT
 from hhrnet_rt.track.hook import MAX_GAP_S
 from hhrnet_rt.video import CameraSource
 from hhrnet_rt.video.display import gui_problem
+from hhrnet_rt.video.formats import check_formats, parse_formats
 from hhrnet_rt.video.pipeline import DEFAULT_MAX_WAIT_MS
+from hhrnet_rt.video.records import run_header
 from hhrnet_rt.video.sources import is_url
 
 Request = tuple[int | None, int | None, float | None]  # --width, --height, --fps
@@ -105,6 +109,7 @@ def webcam(
     camera: Camera = None,
     out: CameraOut = None,
     json_out: CameraJson = None,
+    formats: Formats = None,
     min_score: MinScore = None,
     max_people: MaxPeople = None,
     weights: Weights = None,
@@ -173,17 +178,21 @@ def webcam(
     check_web(web, token)
     remote = ServerOptions(server, token, send, in_flight) if server is not None else None
     cameras = camera or ["0"]
+    names = parse_formats(formats)
+    check_formats(names, tracked=run.over_time.enabled)
     runner = _webcam if len(cameras) == 1 else _webcams
     with no_empty_folders(out, json_out):  # a camera that fails to open leaves no empty folder
         runner(cameras, out, json_out, run, request=(width, height, fps), overwrite=overwrite,
-               load=lambda: load_model(ctx, model, remote))  # fmt: skip
+               load=lambda: load_model(ctx, model, remote), formats=names)  # fmt: skip
 
 
 def _webcam(cameras: list[str], out: Path | None, json_out: Path | None, run: RunSettings, *,
-            request: Request, overwrite: bool, load: Callable[[], Any]) -> None:  # fmt: skip
+            request: Request, overwrite: bool, load: Callable[[], Any], formats: tuple[str, ...]) -> None:  # fmt: skip
     """``hhrt webcam`` with one camera (or stream, or file played live)."""
     spec = cameras[0]
     check_outputs(out, json_out, None, overwrite=overwrite, inputs=[Path(spec)])  # a file played live
+    extra = format_targets(json_out if json_out is not None else out, f"camera{spec}", formats)
+    check_format_targets(extra, overwrite=overwrite, inputs=InputFiles([Path(spec)]))
     run = replace(
         run,
         show=_window_or_recording(
@@ -194,9 +203,9 @@ def _webcam(cameras: list[str], out: Path | None, json_out: Path | None, run: Ru
     try:
         estimator = load()
         warm_up(estimator, [source], run.batching.batch)
-        sinks = open_sinks(
-            out, json_out, None, source, live=True, overwrite=overwrite, segment_s=run.live.segment_s
-        )
+        sinks = open_sinks(out, json_out, None, source, live=True, overwrite=overwrite,
+                           segment_s=run.live.segment_s, formats=extra,
+                           run_header=run_header(estimator, tracked=run.over_time.enabled))  # fmt: skip
     except BaseException:
         source.close()
         raise
@@ -233,16 +242,18 @@ def _open_camera(spec: str, request: Request, run: RunSettings) -> Any:
 
 
 def _webcams(cameras: list[str], out: Path | None, json_out: Path | None, run: RunSettings, *,
-             request: Request, overwrite: bool, load: Callable[[], Any]) -> None:  # fmt: skip
+             request: Request, overwrite: bool, load: Callable[[], Any], formats: tuple[str, ...]) -> None:  # fmt: skip
     """``hhrt webcam`` with several --camera: one run, one model, per-camera outputs in folders."""
 
     # Named after the camera (camera0) or the stream's / file's name; a local file is an input to protect.
     names = [f"camera{c}" if c.isdigit() else (Path(c) if is_regular_file(c) else c) for c in cameras]
     recording = out is not None or json_out is not None
-    # nothing recorded (a window or --web only): no outputs to plan
+    # nothing recorded (a window or --web only): no outputs to plan; --format alone is refused by the plan
     plan: list[Any] = (
-        plan_video_outputs(names, out, json_out, None, run_dir=None, overwrite=overwrite)
-        if recording
+        plan_video_outputs(
+            names, out, json_out, None, run_dir=None, overwrite=overwrite, formats=formats, need_video=False
+        )  # fmt: skip
+        if recording or formats
         else [None] * len(cameras)
     )
     run = replace(
@@ -281,6 +292,8 @@ def _webcams(cameras: list[str], out: Path | None, json_out: Path | None, run: R
                     live=True,
                     overwrite=overwrite,
                     segment_s=run.live.segment_s,
+                    formats=targets.formats,
+                    run_header=run_header(estimator, tracked=run.over_time.enabled),
                 )
             )
     except BaseException:

@@ -21,6 +21,7 @@ from hhrnet_rt.runtime.config import EstimatorConfig
 from hhrnet_rt.runtime.estimator import PoseEstimator
 from hhrnet_rt.track.hook import TemporalHook, TemporalSettings
 from hhrnet_rt.video import CocoSink, JsonLinesSink, Mp4Sink
+from hhrnet_rt.video.formats import format_sink
 from hhrnet_rt.video.segments import segmented
 
 
@@ -87,18 +88,23 @@ class VideoRecipe:
         return errors.option_style(self.option_style)
 
     def sinks(self, source: Any, video: Path | None, json: Path | None, coco: Path | None,
-              warn: Callable[[str], None]) -> list[Any]:  # fmt: skip
+              warn: Callable[[str], None], formats: dict[str, Path] | None = None,
+              run_header: dict[str, Any] | None = None) -> list[Any]:  # fmt: skip
         # The worker writes under temporary names no other file has: nothing to overwrite.
-        return open_sinks(video, json, coco, source, live=False, overwrite=False, warn=warn)
+        return open_sinks(video, json, coco, source, live=False, overwrite=False, warn=warn, formats=formats,
+                          run_header=run_header)  # fmt: skip
 
 
 def open_sinks(
     out: Path | None, json_out: Path | None, coco: Path | None, source: Any, *, live: bool, overwrite: bool,
-    warn: Callable[[str], None], segment_s: float | None = None,
+    warn: Callable[[str], None], segment_s: float | None = None, formats: dict[str, Path] | None = None,
+    run_header: dict[str, Any] | None = None,
 ) -> list[Any]:  # fmt: skip
     """The sinks of one stream (none of them left open if one fails to open); ``warn`` gets what the
     user should know (an mp4 written without PyAV); ``segment_s``: the mp4 in files of that many seconds
-    (:mod:`hhrnet_rt.video.segments`)."""
+    (:mod:`hhrnet_rt.video.segments`); ``formats``: ``--format`` name -> its output, each a writer beside
+    the JSON lines fed the same records; ``run_header``: what the run adds to their header
+    (:func:`hhrnet_rt.video.records.run_header`)."""
 
     sinks: list[Any] = []
     try:
@@ -115,9 +121,11 @@ def open_sinks(
                 warn(mp4.warning)
             sinks.append(mp4)
         if json_out is not None:
-            sinks.append(JsonLinesSink(json_out, overwrite=overwrite, source=source))
+            sinks.append(JsonLinesSink(json_out, overwrite=overwrite, source=source, run_header=run_header))
         if coco is not None:
             sinks.append(CocoSink(coco, overwrite=overwrite))
+        for name, path in (formats or {}).items():
+            sinks.append(format_sink(name, path, source, overwrite=overwrite, run_header=run_header))
     except BaseException:
         for sink in sinks:  # nothing was written: remove what these sinks created, keep nothing half-made
             getattr(sink, "discard", sink.close)()

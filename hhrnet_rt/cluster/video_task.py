@@ -29,8 +29,9 @@ from typing import Any
 
 from hhrnet_rt.cluster.recipe import VideoRecipe
 from hhrnet_rt.core.errors import HhrtError, InputError
-from hhrnet_rt.core.outputs import publish
-from hhrnet_rt.core.temporaries import temporary_name
+from hhrnet_rt.core.outputs import publish, publish_folder
+from hhrnet_rt.core.temporaries import remove_temporary, temporary_name
+from hhrnet_rt.video.records import run_header
 
 #: Test-only fault injection: a JSON file {source: {"crash_attempts": N, "at_frame": K}}; the worker
 #: running that source dies (``os._exit``) at frame K of its first N attempts. Nothing reads it unless
@@ -47,7 +48,7 @@ class VideoJob:
 
     index: int
     source: str
-    outputs: dict[str, str | None]  # "video", "json", "coco" -> final path or None
+    outputs: dict[str, str | None]  # "video", "json", "coco", "format:<name>" -> final path or None
     run_id: str
     overwrite: bool
 
@@ -75,6 +76,10 @@ class FileReport:
         return self.frames_written / self.wall_s if self.wall_s > 0 else 0.0
 
 
+#: The prefix of a ``--format`` output's key in :attr:`VideoJob.outputs` (``"format:csv"``).
+FORMAT_KEY = "format:"
+
+
 def temporary_path(final: str | Path, run_id: str) -> Path:
     """Where an output is written until it is published: hidden, beside the final file, same suffix, and
     short enough for any final name the plan accepted (:func:`hhrnet_rt.core.temporaries.temporary_name`)."""
@@ -89,7 +94,7 @@ def remove_temporaries(job: VideoJob) -> list[str]:
         if final is not None:
             temp = temporary_path(final, job.run_id)
             try:
-                temp.unlink(missing_ok=True)
+                remove_temporary(temp)
             except OSError as exc:
                 problems.append(f"could not remove the temporary file {temp}: {exc.strerror or exc}")
     return problems
@@ -182,9 +187,9 @@ def _process(
         except Exception:  # noqa: BLE001 - as a local run: the first frame meets and reports it
             pass
         temps = {k: temporary_path(v, job.run_id) if v else None for k, v in job.outputs.items()}
-        sinks = recipe.sinks(
-            source, temps["video"], temps["json"], temps["coco"], warn=report.warnings.append
-        )
+        formats = {k.removeprefix(FORMAT_KEY): v for k, v in temps.items() if k.startswith(FORMAT_KEY) and v}
+        sinks = recipe.sinks(source, temps["video"], temps["json"], temps["coco"], warn=report.warnings.append,
+                             formats=formats, run_header=run_header(estimator, tracked=recipe.over_time.enabled))  # fmt: skip
     except BaseException:
         source.close()
         raise
@@ -225,7 +230,10 @@ def _publish(job: VideoJob, temps: dict[str, Path | None], report: FileReport) -
         if temp is None or final is None or not temp.exists():  # an mp4 that got no frame is gone
             continue
         try:
-            publish(temp, Path(final), overwrite=job.overwrite)
+            if temp.is_dir():  # a format that is a folder of files
+                publish_folder(temp, Path(final), overwrite=job.overwrite)
+            else:
+                publish(temp, Path(final), overwrite=job.overwrite)
         except InputError as exc:  # the final name appeared meanwhile: the temporary keeps the results
             problems.append(str(exc))
             continue

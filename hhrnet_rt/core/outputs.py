@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hhrnet_rt.core.errors import DiskFullError, InputError, option
 from hhrnet_rt.core.inputs import NAME_MAX, shown
-from hhrnet_rt.core.temporaries import process_tag, temporary_name
+from hhrnet_rt.core.temporaries import process_tag, remove_temporary, temporary_name
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 PATH_MAX = 4096  # bytes in a whole path on Linux
@@ -239,6 +239,25 @@ class RecordFile:
             fd, self._fd = self._fd, -1
             os.close(fd)
 
+    def discard(self) -> None:
+        """Close and remove the file, unless it was closed already (published, or kept): for a temporary,
+        or a file this run created that will not be whole."""
+        if not self.closed:
+            self.close()
+            self.path.unlink(missing_ok=True)
+
+    def publish_as(self, final: Path, tail: bytes = b"", *, overwrite: bool) -> None:
+        """Append ``tail``, close, and give this temporary its final name (:func:`publish`); if ``tail``
+        cannot be written the file is discarded (it would not be whole) and the error raised."""
+        try:
+            if tail:
+                self.append(tail)
+        except BaseException:
+            self.discard()
+            raise
+        self.close()
+        publish(self.path, final, overwrite=overwrite)
+
 
 def publish(temporary: Path, final: Path, *, overwrite: bool) -> None:
     """Give a finished temporary file its final name in one step; without ``overwrite`` never replace a
@@ -260,6 +279,31 @@ def publish(temporary: Path, final: Path, *, overwrite: bool) -> None:
         os.replace(temporary, final)
         return
     temporary.unlink()
+
+
+def publish_folder(temporary: Path, final: Path, *, overwrite: bool) -> None:
+    """Give a finished temporary folder its final name: renamed whole when the name is free; else, with
+    ``overwrite``, its files are published one by one into the existing folder (files there that this
+    run did not write are left alone) and the emptied temporary removed.
+
+    Raises:
+        InputError: the name is taken and ``overwrite`` is false (the results stay in ``temporary``).
+    """
+    if not final.exists() and not final.is_symlink():
+        try:
+            os.rename(temporary, final)  # atomic; on POSIX it may only replace an empty folder
+            return
+        except OSError:
+            pass  # the name was taken meanwhile: as below
+    if not overwrite or not final.is_dir():
+        raise InputError(
+            f"{final} was created by someone else during the run; the results are in {temporary}"
+        )
+    for file in sorted(p for p in temporary.rglob("*") if p.is_file()):
+        target = final / file.relative_to(temporary)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        publish(file, target, overwrite=True)
+    remove_temporary(temporary)
 
 
 def write_new_file(path: Path, data: bytes, *, overwrite: bool) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import time
 from pathlib import Path
 
@@ -99,6 +100,15 @@ def stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     return sorted(Path(p) for p in names if is_stale(p, now=now))
 
 
+def remove_temporary(path: Path) -> None:
+    """Remove a temporary (a name :func:`temporary_name` made, never a user's): a file, or a folder (a
+    format such as YOLO-pose is a folder of files) with what is in it."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def remove_stale_temporaries(folders: list[Path] | set[Path]) -> list[Path]:
     """Remove the stale temporaries in ``folders``; returns those removed (one that cannot be removed is
     left, quietly: it is a leftover, not the run's business)."""
@@ -106,7 +116,7 @@ def remove_stale_temporaries(folders: list[Path] | set[Path]) -> list[Path]:
     for folder in sorted(set(folders)):
         for path in stale_temporaries(folder):
             try:
-                path.unlink()
+                remove_temporary(path)
             except OSError:
                 continue
             removed.append(path)

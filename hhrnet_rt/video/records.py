@@ -3,7 +3,8 @@ them, so a writer in another format can sit beside :class:`~hhrnet_rt.video.sink
 the same things.
 
 A file holds, in order: one ``header`` record (what the stream is: schema, source name, frame size and
-rate, keypoint names, skeleton; more fields may be added, readers ignore the ones they do not know), then
+rate, keypoint names, skeleton, the model and its input size, whether people are tracked; more fields may
+be added, readers ignore the ones they do not know), then
 ``frame`` records and ``outage`` records (a live source was away: ``start`` = timestamp of the last frame
 before, ``end`` = of the first frame after, ``null`` if it never came back; no frame lies between them).
 ``schemas/keypoints.schema.json`` describes every record, and version 1 files (frame records without
@@ -17,7 +18,9 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hhrnet_rt.core.redact import redact
@@ -36,10 +39,10 @@ _LAYOUTS = {
 }
 
 
-def header_record(source: Any, first: Any = None) -> dict[str, Any]:
+def header_record(source: Any, first: Any = None, run: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the stream is: from the source (name, rate) and, once known, its first frame (a
     :class:`~hhrnet_rt.video.sinks.FrameResult`: size, keypoint names and skeleton); credentials in the name
-    redacted."""
+    redacted. ``run``: what the run adds (:func:`run_header`: the model, its input size, tracking)."""
     name = getattr(source, "name", None) or getattr(source, "description", None)
     record: dict[str, Any] = {
         "schema": STREAM_SCHEMA,
@@ -51,11 +54,63 @@ def header_record(source: Any, first: Any = None) -> dict[str, Any]:
     if first is not None:
         height, width = first.frame.image.shape[:2]
         record["width"], record["height"] = int(width), int(height)
-        names, skeleton = _LAYOUTS.get(first.poses.num_joints, (None, None))
-        if names is not None and skeleton is not None:
-            record["keypoint_names"] = list(names)
-            record["skeleton"] = [list(edge) for edge in skeleton]
+        record.update(_layout(first.poses.num_joints))
+    record.update(run or {})
     return record
+
+
+def _layout(num_joints: int | None) -> dict[str, Any]:
+    """``keypoint_names`` and ``skeleton`` for a joint count (none for a layout hhrt does not know)."""
+    if num_joints not in _LAYOUTS:
+        return {}
+    names, skeleton = _LAYOUTS[num_joints]
+    return {"keypoint_names": list(names), "skeleton": [list(edge) for edge in skeleton]}
+
+
+def images_header(num_joints: int | None, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The header of a batch of images (``hhrt image --format``): no source, rate or common size (each
+    :func:`image_record` has its own)."""
+    return {"schema": STREAM_SCHEMA, "type": "header", "source": None, "live": False, "fps": None,
+            **_layout(num_joints), **(run or {})}  # fmt: skip
+
+
+def image_record(index: int, name: str, image_hw: tuple[int, int], poses: Any) -> dict[str, Any]:
+    """One image of a batch as the format writers take a frame: its index, file name and size."""
+    return {"schema": STREAM_SCHEMA, "type": "frame", "frame": index, "timestamp": 0.0, "image": name,
+            "width": int(image_hw[1]), "height": int(image_hw[0]), "people": poses.to_records()}  # fmt: skip
+
+
+def run_header(estimator: Any = None, *, tracked: bool = False) -> dict[str, Any]:
+    """The header fields a run adds: ``model`` (architecture, weights and engine by file name only, backend,
+    precision, flip test), ``input_size`` and ``tracked`` (people carry IDs). Paths never leave the
+    machine: a weights or engine file is named by its base name (a home folder is nobody's business), a
+    URL redacted. An estimator that does not say (a remote ``--server``) gives what is known."""
+    record: dict[str, Any] = {"tracked": bool(tracked)}
+    if estimator is None:
+        return record
+    resolution = getattr(estimator, "resolution", None)
+    config = getattr(resolution, "config", None)
+    backend = getattr(estimator, "backend", None)
+    record["model"] = {
+        "name": "HigherHRNet",
+        "weights": _file_name(getattr(config, "weights", None)),
+        "engine": _file_name(getattr(resolution, "engine", None)),
+        "backend": getattr(backend, "name", None),
+        "precision": getattr(backend, "precision", None),
+        "flip": getattr(estimator, "flip", None),
+    }
+    size = getattr(estimator, "input_size", None)
+    record["input_size"] = int(size) if isinstance(size, int) else None
+    return record
+
+
+def _file_name(weights: Any) -> str | None:
+    """A weights source as the header names it: a preset name as it is, a file by its base name."""
+    if weights is None:
+        return None
+    if isinstance(weights, str | os.PathLike):
+        return redact(Path(os.fspath(weights)).name)
+    return type(weights).__name__  # a state dict or a module handed over in Python: no name to give
 
 
 def frame_record(result: Any) -> dict[str, Any]:

@@ -30,7 +30,6 @@ from hhrnet_rt.core.outputs import (
     create_exclusive,
     disk_full,
     is_disk_full,
-    publish,
 )
 from hhrnet_rt.poses import Poses
 from hhrnet_rt.video.records import frame_record, header_record, outage_record
@@ -274,12 +273,16 @@ class JsonLinesSink:
 
     Args:
         source: the stream's source, for the header (its name and rate); ``None``: a header without them.
+        run_header: what the run adds to the header (:func:`~hhrnet_rt.video.records.run_header`).
     """
 
-    def __init__(self, path: str | Path, *, overwrite: bool = False, source: Any = None) -> None:
+    def __init__(
+        self, path: str | Path, *, overwrite: bool = False, source: Any = None, run_header: dict | None = None
+    ) -> None:
         self.path = check_output_path(path, (".jsonl", ".ndjson"), "JSON lines file", overwrite=overwrite)
         self.overwrite = overwrite
         self.source = source
+        self.run_header = run_header
         self._file: RecordFile | None = None
         self._header_written = False
         self.written = 0
@@ -292,7 +295,7 @@ class JsonLinesSink:
             self._file = RecordFile.create(self.path, overwrite=self.overwrite)
         lines = [record]
         if not self._header_written:
-            lines.insert(0, header_record(self.source, first))
+            lines.insert(0, header_record(self.source, first, self.run_header))
         self._file.append("".join(json.dumps(line) + "\n" for line in lines).encode("utf-8"))
         self._header_written = True
 
@@ -363,20 +366,10 @@ class CocoSink:
         if self._file.closed:
             return
         if self.written == 0 and _exists(self.path):  # an empty run does not replace a file (overwrite)
-            self._file.close()
-            self._file.path.unlink(missing_ok=True)
+            self._file.discard()
             return
-        try:
-            self._file.append(b"[]\n" if self._records == 0 else b"]\n")
-        except BaseException:
-            self._file.close()
-            self._file.path.unlink(missing_ok=True)  # ours, and not valid JSON: nothing to keep
-            raise
-        self._file.close()
-        publish(self._file.path, self.path, overwrite=self.overwrite)
+        self._file.publish_as(self.path, b"[]\n" if self._records == 0 else b"]\n", overwrite=self.overwrite)
 
     def discard(self) -> None:
         """Close without publishing: the temporary goes (the run ended before it began)."""
-        if not self._file.closed:
-            self._file.close()
-            self._file.path.unlink(missing_ok=True)
+        self._file.discard()
