@@ -25,11 +25,13 @@ from typing import Any
 from hhrnet_rt.core.errors import InputError, option
 from hhrnet_rt.core.outputs import RecordFile, check_name_length, check_output_path
 from hhrnet_rt.core.skeleton import COCO_KEYPOINTS
+from hhrnet_rt.overlay import PoseStyle
 
 #: A joint whose score is above this is "labeled and visible" (v = 2); a found joint at or below it is
 #: "labeled, not visible" (v = 1); a joint not found (score 0 or no position) is "not labeled" (v = 0).
-#: The same threshold the picture uses to hide weak joints (:attr:`hhrnet_rt.overlay.PoseStyle.score_threshold`).
-VISIBLE_SCORE = 0.1
+#: The threshold the picture uses to hide weak joints, taken from its one home
+#: (:attr:`hhrnet_rt.overlay.PoseStyle.score_threshold`, 0.1), so a file and the picture never disagree.
+VISIBLE_SCORE: float = PoseStyle().score_threshold
 
 
 def visibility(joint: list[Any]) -> int:
