@@ -194,10 +194,7 @@ def _pixels(tensor: dict, raw: bytes | None, max_pixels: int) -> np.ndarray:
         shape = shape[1:]
     if len(shape) != 3 or shape[2] != 3 or 0 in shape:
         raise _bad(f"input {PIXELS_INPUT!r} is [H, W, 3] (RGB), got shape {tensor['shape']}")
-    if shape[0] * shape[1] > max_pixels:
-        raise RequestRejected(
-            413, f"the image is {shape[1]}x{shape[0]}; at most {max_pixels} pixels are accepted"
-        )
+    protocol.check_pixels(shape[1], shape[0], max_pixels)
     if raw is not None:
         values = np.frombuffer(raw, np.uint8)
     else:

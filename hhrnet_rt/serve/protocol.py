@@ -69,6 +69,17 @@ def image_size(data: bytes) -> tuple[str, int, int]:
     raise RequestRejected(415, "the request body is not a JPEG or PNG image")
 
 
+def check_pixels(width: int, height: int, max_pixels: int) -> None:
+    """The server's bound on an image's size, checked before any pixel is decoded or copied (an encoded
+    image's header, or a raw tensor's shape).
+
+    Raises:
+        RequestRejected: 413 when ``width * height`` is over ``max_pixels``.
+    """
+    if width * height > max_pixels:
+        raise RequestRejected(413, f"the image is {width}x{height}; at most {max_pixels} pixels are accepted")
+
+
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A request body as a BGR uint8 image (what ``cv2.imread`` gives), bounded before decoding.
 
@@ -80,8 +91,7 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     _, width, height = image_size(data)
     if width == 0 or height == 0:
         raise RequestRejected(400, f"the image is empty ({width}x{height})")
-    if width * height > max_pixels:
-        raise RequestRejected(413, f"the image is {width}x{height}; at most {max_pixels} pixels are accepted")
+    check_pixels(width, height, max_pixels)
     if jpeg_cut_short(data):
         raise RequestRejected(400, f"the JPEG image is {CUT_SHORT}")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
